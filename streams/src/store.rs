@@ -1,0 +1,322 @@
+//! The event store over JetStream. One message is one commit (a command's events), published
+//! on its aggregate's subject with `Nats-Expected-Last-Subject-Sequence` (optimistic
+//! concurrency; 0 means "the aggregate must not exist yet") and `Nats-Msg-Id` (idempotency).
+
+use crate::chain;
+use crate::error::{AppendError, StoreError};
+use crate::headers;
+use crate::provision::events_stream_name;
+use crate::subject::AggregateRef;
+use aegis_schemas::envelope::v1::{Actor, Commit, Envelope};
+use aegis_schemas::Message;
+use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream};
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+use uuid::Uuid;
+
+/// An event a decider produced, already encoded as its schema message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event_type: &'static str,
+    pub payload: Vec<u8>,
+}
+
+/// Who and what caused a commit; travels into every envelope and the message headers.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    pub actor_kind: String,
+    pub actor_subject: String,
+    pub correlation_id: String,
+    pub causation_id: String,
+    pub occurred_at: DateTime<Utc>,
+    /// W3C trace context (`traceparent`, `tracestate`) to carry in the message headers.
+    pub trace_headers: Vec<(&'static str, String)>,
+}
+
+/// Where the aggregate stood when the decision was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    /// Stream sequence of the aggregate's last commit; 0 when it has none.
+    pub last_seq: u64,
+    /// Aggregate version (count of its events).
+    pub version: u64,
+    /// Head of its hash chain.
+    pub head: [u8; 32],
+}
+
+impl Expected {
+    pub const NEW: Expected = Expected { last_seq: 0, version: 0, head: chain::GENESIS };
+}
+
+/// A commit as stored: its stream position and its events.
+#[derive(Debug, Clone)]
+pub struct StoredCommit {
+    pub position: u64,
+    pub subject: String,
+    pub events: Vec<Envelope>,
+    pub traceparent: Option<String>,
+}
+
+impl StoredCommit {
+    fn decode(position: u64, subject: &str, headers: Option<&HeaderMap>, payload: &[u8]) -> Result<Self, StoreError> {
+        let commit = Commit::decode(payload).map_err(|e| StoreError::Decode(format!("seq {position}: {e}")))?;
+        let traceparent = headers
+            .and_then(|h| h.get(headers::TRACEPARENT))
+            .map(|v| v.as_str().to_string());
+        Ok(Self { position, subject: subject.to_string(), events: commit.events, traceparent })
+    }
+
+    /// Where this aggregate stands after this commit.
+    pub fn expected_after(&self) -> Expected {
+        let last = self.events.last();
+        Expected {
+            last_seq: self.position,
+            version: last.map_or(0, |e| e.aggregate_version),
+            head: last.and_then(|e| e.hash.as_slice().try_into().ok()).unwrap_or(chain::GENESIS),
+        }
+    }
+}
+
+/// Commits of one aggregate newer than what the caller already had.
+#[derive(Debug, Clone)]
+pub struct History {
+    pub commits: Vec<StoredCommit>,
+    pub expected: Expected,
+}
+
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub position: u64,
+    /// The same `Nats-Msg-Id` was appended before: nothing new was written.
+    pub duplicate: bool,
+    pub commit: StoredCommit,
+}
+
+#[derive(Clone)]
+pub struct EventStore {
+    js: jetstream::Context,
+}
+
+impl EventStore {
+    pub fn new(js: jetstream::Context) -> Self {
+        Self { js }
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    async fn stream(&self) -> Result<stream::Stream<stream::Info>, StoreError> {
+        self.js.get_stream(events_stream_name()).await.map_err(StoreError::nats)
+    }
+
+    async fn stream_handle(&self) -> Result<stream::Stream<()>, StoreError> {
+        self.js.get_stream_no_info(events_stream_name()).await.map_err(StoreError::nats)
+    }
+
+    /// Builds sealed envelopes for `events` following `expected`.
+    pub fn envelopes(agg: &AggregateRef, expected: &Expected, events: Vec<NewEvent>, meta: &Metadata) -> Vec<Envelope> {
+        let mut head = expected.head;
+        let occurred_at = prost_types::Timestamp {
+            seconds: meta.occurred_at.timestamp(),
+            nanos: meta.occurred_at.timestamp_subsec_nanos() as i32,
+        };
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let mut env = Envelope {
+                    event_id: Uuid::now_v7().to_string(),
+                    event_type: e.event_type.to_string(),
+                    tenant_id: agg.tenant.to_string(),
+                    context: agg.context.to_string(),
+                    aggregate_type: agg.aggregate.to_string(),
+                    aggregate_id: agg.id.clone(),
+                    aggregate_version: expected.version + 1 + i as u64,
+                    occurred_at: Some(occurred_at),
+                    actor: Some(Actor { kind: meta.actor_kind.clone(), subject: meta.actor_subject.clone() }),
+                    causation_id: meta.causation_id.clone(),
+                    correlation_id: meta.correlation_id.clone(),
+                    payload: e.payload,
+                    ..Default::default()
+                };
+                head = chain::seal(&mut env, head);
+                env
+            })
+            .collect()
+    }
+
+    /// Appends one command's events as one message. All or none: JetStream stores a message
+    /// whole or not at all, and the expected sequence makes a stale decision fail as `Conflict`.
+    #[tracing::instrument(skip_all, fields(subject = %agg.subject(), expected = expected.last_seq), err)]
+    pub async fn append(
+        &self,
+        agg: &AggregateRef,
+        expected: &Expected,
+        events: Vec<NewEvent>,
+        meta: &Metadata,
+        msg_id: Option<&str>,
+    ) -> Result<Appended, AppendError> {
+        let subject = agg.subject();
+        let envelopes = Self::envelopes(agg, expected, events, meta);
+        let types: Vec<&str> = envelopes.iter().map(|e| e.event_type.as_str()).collect();
+        let mut hdrs = HeaderMap::new();
+        hdrs.insert(headers::EVENT_TYPE, types.join(",").as_str());
+        hdrs.insert(headers::TENANT, agg.tenant.to_string().as_str());
+        for (name, value) in &meta.trace_headers {
+            hdrs.insert(*name, value.as_str());
+        }
+        let commit = Commit { events: envelopes };
+        let mut publish = jetstream::message::PublishMessage::build()
+            .payload(Bytes::from(commit.encode_to_vec()))
+            .headers(hdrs)
+            .expected_last_subject_sequence(expected.last_seq);
+        if let Some(id) = msg_id {
+            publish = publish.message_id(id);
+        }
+        let ack = self
+            .js
+            .send_publish(subject.clone(), publish)
+            .await
+            .map_err(|e| AppendError::Store(StoreError::nats(e)))?
+            .await;
+        let ack = match ack {
+            Ok(ack) => ack,
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => return Err(AppendError::Conflict),
+            Err(e) => return Err(AppendError::Store(StoreError::nats(e))),
+        };
+        if ack.duplicate {
+            // The first append with this id won; answer with what it stored.
+            let stored = self.get(ack.sequence).await?;
+            return Ok(Appended { position: ack.sequence, duplicate: true, commit: stored });
+        }
+        let traceparent = meta
+            .trace_headers
+            .iter()
+            .find(|(n, _)| *n == headers::TRACEPARENT)
+            .map(|(_, v)| v.clone());
+        Ok(Appended {
+            position: ack.sequence,
+            duplicate: false,
+            commit: StoredCommit { position: ack.sequence, subject, events: commit.events, traceparent },
+        })
+    }
+
+    /// The commit at one stream position, read from the stream leader.
+    pub async fn get(&self, position: u64) -> Result<StoredCommit, StoreError> {
+        let msg = self.stream_handle().await?.get_raw_message(position).await.map_err(StoreError::nats)?;
+        StoredCommit::decode(msg.sequence, msg.subject.as_str(), Some(&msg.headers), &msg.payload)
+    }
+
+    /// Commits of `agg` after stream position `after` (0 for its whole history). The last
+    /// message of the subject is asked of the stream leader, so a lagging follower can never
+    /// hide a commit; a decision made on stale state still fails its expected-sequence check.
+    #[tracing::instrument(skip_all, fields(subject = %agg.subject(), after), err)]
+    pub async fn load(&self, agg: &AggregateRef, after: Expected) -> Result<History, StoreError> {
+        let subject = agg.subject();
+        let stream = self.stream_handle().await?;
+        let last = match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => m.sequence,
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => 0,
+            Err(e) => return Err(StoreError::nats(e)),
+        };
+        if last <= after.last_seq {
+            return Ok(History { commits: Vec::new(), expected: after });
+        }
+        let commits: Vec<StoredCommit> = self
+            .read_range(vec![subject], after.last_seq + 1, Some(last))
+            .await?
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let expected = commits.last().map_or(after, StoredCommit::expected_after);
+        Ok(History { commits, expected })
+    }
+
+    /// The stream position of the newest commit (0 for an empty log).
+    pub async fn head(&self) -> Result<u64, StoreError> {
+        let mut stream = self.stream().await?;
+        Ok(stream.info().await.map_err(StoreError::nats)?.state.last_sequence)
+    }
+
+    /// Commits on `filters` from position `from` through `to` (inclusive), or through the head
+    /// as it is when the read starts when `to` is `None`. Ends by itself.
+    pub async fn read_range(
+        &self,
+        filters: Vec<String>,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<impl Stream<Item = Result<StoredCommit, StoreError>> + Send + 'static, StoreError> {
+        let to = match to {
+            Some(to) => to,
+            None => self.head().await?,
+        };
+        let (messages, pending) = self.ordered(filters, from).await?;
+        let done = pending == 0 || from > to;
+        let items = messages
+            .take_while(move |m| {
+                let keep = match m {
+                    Ok((c, _)) => c.position <= to,
+                    Err(_) => true,
+                };
+                futures::future::ready(keep)
+            })
+            .scan(done, move |finished, item| {
+                if *finished {
+                    return futures::future::ready(None);
+                }
+                if let Ok((c, pending)) = &item {
+                    // Nothing matching is left, or we reached the end of the range.
+                    *finished = *pending == 0 || c.position >= to;
+                }
+                futures::future::ready(Some(item.map(|(c, _)| c)))
+            });
+        Ok(items)
+    }
+
+    /// Every commit on `filters` from position `from` on, waiting for new ones forever.
+    pub async fn subscribe(
+        &self,
+        filters: Vec<String>,
+        from: u64,
+    ) -> Result<impl Stream<Item = Result<StoredCommit, StoreError>> + Send + 'static, StoreError> {
+        let (messages, _) = self.ordered(filters, from).await?;
+        Ok(messages.map(|m| m.map(|(c, _)| c)))
+    }
+
+    /// An ordered consumer (ephemeral, flow-controlled, gap-free) yielding each commit with the
+    /// count of matching messages still pending after it.
+    async fn ordered(
+        &self,
+        filters: Vec<String>,
+        from: u64,
+    ) -> Result<(impl Stream<Item = Result<(StoredCommit, u64), StoreError>> + Send + 'static, u64), StoreError> {
+        let stream = self.stream_handle().await?;
+        let (filter_subject, filter_subjects) = match filters.len() {
+            1 => (filters.into_iter().next().unwrap_or_default(), Vec::new()),
+            _ => (String::new(), filters),
+        };
+        let mut consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject,
+                filter_subjects,
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from.max(1) },
+                ..Default::default()
+            })
+            .await
+            .map_err(StoreError::nats)?;
+        let pending = consumer.info().await.map_err(StoreError::nats)?.num_pending;
+        let messages = consumer.messages().await.map_err(StoreError::nats)?;
+        let commits = messages.map(|m| {
+            let m = m.map_err(StoreError::nats)?;
+            let info = m.info().map_err(StoreError::nats)?;
+            let (seq, pending) = (info.stream_sequence, info.pending);
+            let commit = StoredCommit::decode(seq, m.subject.as_str(), m.headers.as_ref(), &m.payload)?;
+            Ok((commit, pending))
+        });
+        Ok((commits, pending))
+    }
+}
