@@ -10,6 +10,7 @@ pub mod error;
 pub mod provision;
 pub mod store;
 pub mod subject;
+pub mod trace;
 
 pub use error::{AppendError, StoreError};
 pub use provision::{provision, StreamSettings, DLQ_STREAM, EVENTS_STREAM};

@@ -1,0 +1,144 @@
+//! `Application::build(config, roles)`: connects, provisions, migrates and starts the roles it
+//! is asked to run. Port 0 works; tests and `aegis serve` use the same entry point.
+
+use crate::command::Executor;
+use crate::config::Config;
+use crate::state::AppState;
+use aegis_projectors::{identity::TenantsProjection, incidents::IncidentsProjection};
+use aegis_streams::{provision, EventStore, StreamSettings};
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Roles {
+    pub command_api: bool,
+    pub projectors: bool,
+    pub reactors: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles { command_api: true, projectors: true, reactors: true };
+}
+
+pub struct Application {
+    pub state: AppState,
+    address: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+/// Connects to NATS and JetStream and provisions streams and buckets.
+pub async fn connect_store(config: &Config) -> anyhow::Result<(async_nats::Client, EventStore)> {
+    let client = async_nats::ConnectOptions::new()
+        .name("aegis")
+        .retry_on_initial_connect()
+        .connect(&config.nats_url)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", config.nats_url))?;
+    let js = async_nats::jetstream::new(client.clone());
+    provision(&js, &StreamSettings { replicas: config.stream_replicas }).await.context("provisioning JetStream")?;
+    Ok((client, EventStore::new(js)))
+}
+
+/// Connects to Postgres and applies migrations.
+pub async fn connect_db(config: &Config) -> anyhow::Result<sqlx::PgPool> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(32)
+        .connect(&config.database_url)
+        .await
+        .context("connecting to PostgreSQL (DATABASE_URL)")?;
+    aegis_projectors::migrate(&pool).await.context("applying migrations")?;
+    Ok(pool)
+}
+
+impl Application {
+    pub async fn build(config: Config, roles: Roles) -> anyhow::Result<Self> {
+        let (client, store) = connect_store(&config).await?;
+        let pool = connect_db(&config).await?;
+        let idempotency = store
+            .jetstream()
+            .get_key_value(aegis_streams::provision::IDEMPOTENCY_BUCKET)
+            .await
+            .context("opening the idempotency bucket")?;
+        let state = AppState {
+            config: Arc::new(config),
+            executor: Executor::new(store.clone()),
+            pool: pool.clone(),
+            nats: client.clone(),
+            idempotency,
+            known_tenants: Arc::default(),
+        };
+        let (shutdown, rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let mut address = None;
+
+        if roles.projectors {
+            tasks.spawn(aegis_projectors::runner::run(pool.clone(), store.clone(), Arc::new(TenantsProjection), rx.clone()));
+            tasks.spawn(aegis_projectors::runner::run(pool.clone(), store.clone(), Arc::new(IncidentsProjection), rx.clone()));
+        }
+        if roles.reactors {
+            // The runner is in aegis-reactors; the first reactors (auto-response, webhooks, SIEM)
+            // register here as their issues land.
+            tracing::info!("reactor role started (no reactors registered yet)");
+        }
+        if roles.command_api {
+            let router = crate::http::router(state.clone()).layer(
+                tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
+                    let span = tracing::info_span!("http", method = %req.method(), path = %req.uri().path());
+                    aegis_streams::trace::adopt_http_parent(&span, req.headers());
+                    span
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind(state.config.http_addr)
+                .await
+                .with_context(|| format!("binding {}", state.config.http_addr))?;
+            address = Some(listener.local_addr()?);
+            let mut stop = rx.clone();
+            let http_router = router.clone();
+            tasks.spawn(async move {
+                let served = axum::serve(listener, http_router)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "HTTP server stopped");
+                }
+            });
+            let stop = rx.clone();
+            tasks.spawn(async move {
+                if let Err(e) = crate::nats_bridge::serve(client, router, stop).await {
+                    tracing::error!(error = %e, "NATS command listener stopped");
+                }
+            });
+        }
+        Ok(Self { state, address, shutdown, tasks })
+    }
+
+    /// The bound HTTP address, when the command API role runs.
+    pub fn address(&self) -> Option<SocketAddr> {
+        self.address
+    }
+
+    /// Stops every role and waits for them.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Runs until SIGINT or SIGTERM.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let ctrl_c = tokio::signal::ctrl_c();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+        self.stop().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,75 @@
+//! The `aegis` command line.
+
+use crate::app::{connect_db, connect_store, Application, Roles};
+use crate::config::Config;
+use aegis_projectors::{identity::TenantsProjection, incidents::IncidentsProjection, rebuild::rebuild};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "aegis", version, about = "Aegis security control plane")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Every role in one process (the default).
+    Serve,
+    /// Only the HTTP and NATS command/query API.
+    CommandApi,
+    /// Only the projectors.
+    Projectors,
+    /// Only the reactors.
+    Reactors,
+    /// Apply database migrations and provision streams, then exit.
+    Migrate,
+    /// Rebuild a read model from position 0 into fresh tables and swap it in.
+    Rebuild {
+        /// tenants | incidents
+        projection: String,
+    },
+}
+
+pub async fn main() -> anyhow::Result<()> {
+    crate::telemetry::init();
+    let cli = Cli::parse();
+    let config = Config::load()?;
+    let roles = match cli.command.unwrap_or(Cmd::Serve) {
+        Cmd::Serve => Roles::ALL,
+        Cmd::CommandApi => Roles { command_api: true, projectors: false, reactors: false },
+        Cmd::Projectors => Roles { command_api: false, projectors: true, reactors: false },
+        Cmd::Reactors => Roles { command_api: false, projectors: false, reactors: true },
+        Cmd::Migrate => {
+            connect_store(&config).await?;
+            connect_db(&config).await?;
+            println!("migrated and provisioned");
+            return Ok(());
+        }
+        Cmd::Rebuild { projection } => {
+            let (_, store) = connect_store(&config).await?;
+            let pool = connect_db(&config).await?;
+            let started = std::time::Instant::now();
+            let report = match projection.as_str() {
+                "tenants" => rebuild(&pool, &store, &TenantsProjection).await?,
+                "incidents" => rebuild(&pool, &store, &IncidentsProjection).await?,
+                other => anyhow::bail!("unknown projection `{other}`; known: {}", aegis_projectors::PROJECTIONS.join(", ")),
+            };
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "rebuilt {projection}: {} commits, {} events up to position {} in {secs:.2}s ({:.0} events/s)",
+                report.commits,
+                report.events,
+                report.position,
+                report.events as f64 / secs.max(1e-9)
+            );
+            return Ok(());
+        }
+    };
+    let app = Application::build(config, roles).await?;
+    if let Some(addr) = app.address() {
+        tracing::info!(%addr, "aegis listening");
+        println!("aegis listening on http://{addr}");
+    }
+    app.run_until_stopped().await
+}

@@ -1,0 +1,176 @@
+//! Layered configuration: defaults, then a TOML file (`AEGIS_CONFIG`, else `aegis.toml` when
+//! present), then the environment. Secrets are typed so they never print.
+
+use base64::Engine;
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+/// A value that must never reach a log line.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub http_addr: SocketAddr,
+    pub nats_url: String,
+    pub database_url: String,
+    pub master_key: Option<Secret>,
+    pub bootstrap_token: Option<Secret>,
+    pub internal_secret: Option<Secret>,
+    pub egress_allow: Vec<String>,
+    pub otlp_endpoint: Option<String>,
+    pub stream_replicas: usize,
+    /// How long a query with `Aegis-Min-Position` waits for the read model.
+    pub min_position_wait_ms: u64,
+    /// Delivery attempts before a reactor's work goes to the dead-letter stream.
+    pub reactor_max_attempts: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8010)),
+            nats_url: "nats://127.0.0.1:4222".into(),
+            database_url: "postgres://postgres@127.0.0.1:5432/aegis".into(),
+            master_key: None,
+            bootstrap_token: None,
+            internal_secret: None,
+            egress_allow: Vec::new(),
+            otlp_endpoint: None,
+            stream_replicas: 1,
+            min_position_wait_ms: 5_000,
+            reactor_max_attempts: 5,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Parse { path: String, source: toml::de::Error },
+    #[error("{name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+fn invalid(name: &'static str, reason: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid { name, reason: reason.to_string() }
+}
+
+impl Config {
+    /// Defaults, then the file, then the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let path = std::env::var("AEGIS_CONFIG").ok().or_else(|| {
+            std::path::Path::new("aegis.toml").exists().then(|| "aegis.toml".to_string())
+        });
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse { path, source })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = get("AEGIS_HTTP_ADDR") {
+            self.http_addr = v.parse().map_err(|e| invalid("AEGIS_HTTP_ADDR", e))?;
+        }
+        if let Some(v) = get("NATS_URL") {
+            self.nats_url = v;
+        }
+        if let Some(v) = get("DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = get("AEGIS_MASTER_KEY") {
+            self.master_key = Some(Secret(v));
+        }
+        if let Some(v) = get("AEGIS_BOOTSTRAP_TOKEN") {
+            self.bootstrap_token = Some(Secret(v));
+        }
+        if let Some(v) = get("AEGIS_INTERNAL_SECRET") {
+            self.internal_secret = Some(Secret(v));
+        }
+        if let Some(v) = get("AEGIS_EGRESS_ALLOW") {
+            self.egress_allow = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        }
+        if let Some(v) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            self.otlp_endpoint = Some(v);
+        }
+        if let Some(v) = get("AEGIS_STREAM_REPLICAS") {
+            self.stream_replicas = v.parse().map_err(|e| invalid("AEGIS_STREAM_REPLICAS", e))?;
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(key) = &self.master_key {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(key.expose().trim())
+                .map_err(|e| invalid("AEGIS_MASTER_KEY", format!("not base64: {e}")))?;
+            if bytes.len() != 32 {
+                return Err(invalid("AEGIS_MASTER_KEY", format!("must decode to 32 bytes, got {}", bytes.len())));
+            }
+        }
+        for (name, secret) in [("AEGIS_BOOTSTRAP_TOKEN", &self.bootstrap_token), ("AEGIS_INTERNAL_SECRET", &self.internal_secret)] {
+            if secret.as_ref().is_some_and(|s| s.expose().len() < 16) {
+                return Err(invalid(name, "must be at least 16 characters"));
+            }
+        }
+        if !(1..=5).contains(&self.stream_replicas) {
+            return Err(invalid("AEGIS_STREAM_REPLICAS", "must be between 1 and 5"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let mut c = Config::default();
+        c.apply_env(|k| match k {
+            "AEGIS_HTTP_ADDR" => Some("127.0.0.1:0".into()),
+            "AEGIS_EGRESS_ALLOW" => Some("127.0.0.1, hooks.local".into()),
+            _ => None,
+        })
+        .expect("valid env");
+        assert_eq!(c.http_addr.port(), 0);
+        assert_eq!(c.egress_allow, vec!["127.0.0.1", "hooks.local"]);
+    }
+
+    #[test]
+    fn a_short_master_key_is_refused() {
+        let c = Config { master_key: Some(Secret::new("c2hvcnQ=")), ..Config::default() };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = Config { bootstrap_token: Some(Secret::new("super-secret-token-value")), ..Config::default() };
+        assert!(!format!("{c:?}").contains("super-secret"));
+    }
+}

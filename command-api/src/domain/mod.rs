@@ -1,0 +1,91 @@
+//! Deciders, one module per bounded context. Every function here is pure: no I/O, no clock
+//! (time arrives in the command or the envelope), no randomness (ids arrive in the command).
+//! What a decision needs from outside is looked up by the handler and put into the command.
+
+pub mod identity;
+pub mod incidents;
+
+use aegis_schemas::envelope::v1::Envelope;
+use aegis_streams::NewEvent;
+
+/// An event that does not decode is a defect in the log or the code, never user input.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot decode {event_type} at version {version}: {reason}")]
+pub struct DecodeError {
+    pub event_type: String,
+    pub version: u64,
+    pub reason: String,
+}
+
+impl DecodeError {
+    pub fn new(env: &Envelope, reason: impl std::fmt::Display) -> Self {
+        Self { event_type: env.event_type.clone(), version: env.aggregate_version, reason: reason.to_string() }
+    }
+}
+
+/// An aggregate: its state, the commands it decides and the events it evolves by.
+pub trait Aggregate: 'static {
+    const CONTEXT: &'static str;
+    const AGGREGATE: &'static str;
+    type State: Default + Clone + Send + Sync + 'static;
+    type Command: Send + Sync;
+    type Event: Send + Sync;
+    type Error: std::error::Error + Send + Sync;
+
+    fn decide(state: &Self::State, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
+    fn evolve(state: Self::State, event: &Self::Event, envelope: &Envelope) -> Self::State;
+    fn encode(event: &Self::Event) -> NewEvent;
+    fn decode(envelope: &Envelope) -> Result<Self::Event, DecodeError>;
+}
+
+/// The time an envelope records, as chrono.
+pub fn occurred_at(env: &Envelope) -> chrono::DateTime<chrono::Utc> {
+    env.occurred_at
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+pub mod spec {
+    //! given / when / then for deciders.
+    use super::Aggregate;
+    use aegis_schemas::envelope::v1::Envelope;
+
+    pub struct Given<A: Aggregate> {
+        state: A::State,
+    }
+
+    pub fn given<A: Aggregate>(events: Vec<A::Event>) -> Given<A> {
+        let state = events.iter().enumerate().fold(A::State::default(), |s, (i, e)| {
+            let env = Envelope { aggregate_version: i as u64 + 1, ..Default::default() };
+            A::evolve(s, e, &env)
+        });
+        Given { state }
+    }
+
+    pub struct When<A: Aggregate> {
+        result: Result<Vec<A::Event>, A::Error>,
+    }
+
+    impl<A: Aggregate> Given<A> {
+        pub fn when(self, command: A::Command) -> When<A> {
+            When { result: A::decide(&self.state, &command) }
+        }
+    }
+
+    impl<A: Aggregate> When<A>
+    where
+        A::Event: PartialEq + std::fmt::Debug,
+        A::Error: PartialEq + std::fmt::Debug,
+    {
+        #[track_caller]
+        pub fn then(self, expected: Vec<A::Event>) {
+            assert_eq!(self.result, Ok(expected));
+        }
+
+        #[track_caller]
+        pub fn then_err(self, expected: A::Error) {
+            assert_eq!(self.result, Err(expected));
+        }
+    }
+}

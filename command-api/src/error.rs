@@ -1,0 +1,124 @@
+//! The one place errors become HTTP: DESIGN.md's body `{"error": "<code>", "message": "...", ...}`.
+//! Infrastructure failures are logged once with their cause and answered opaquely.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Extra fields merged into the body (`required_permission`, `retry_after_ms`, ...).
+    pub extra: Map<String, Value>,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), extra: Map::new(), retry_after: None }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.insert(key.to_string(), value.into());
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// A well-formed request whose values are not acceptable; `field` names the culprit.
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message).with("field", field)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(required_permission: &str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", format!("this needs the `{required_permission}` permission"))
+            .with("required_permission", required_permission)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    pub fn unavailable(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
+        e.retry_after = Some(retry_after_secs);
+        e
+    }
+
+    /// Logs the cause chain once and answers 500 without details.
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = cause.to_string();
+        let mut source = cause.source();
+        while let Some(s) = source {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        tracing::error!(error = %chain, "request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the request could not be completed")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = Map::new();
+        body.insert("error".into(), json!(self.code));
+        body.insert("message".into(), json!(self.message));
+        body.extend(self.extra);
+        let mut response = (self.status, axum::Json(Value::Object(body))).into_response();
+        if let Some(secs) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}
+
+impl From<aegis_streams::StoreError> for ApiError {
+    fn from(e: aegis_streams::StoreError) -> Self {
+        Self::internal(&e)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::internal(&e)
+    }
+}
+
+impl From<crate::domain::DecodeError> for ApiError {
+    fn from(e: crate::domain::DecodeError) -> Self {
+        Self::internal(&e)
+    }
+}
+
+/// Maps what every command can fail with; the domain refusal is mapped by the caller's `F`.
+impl<E: std::error::Error + Send + Sync + 'static> crate::command::CommandError<E> {
+    pub fn into_api(self, domain: impl FnOnce(E) -> ApiError) -> ApiError {
+        use crate::command::CommandError::*;
+        match self {
+            Domain(e) => domain(e),
+            VersionMismatch { current } => {
+                ApiError::conflict(format!("the resource changed since you read it; it is now at version {current}"))
+                    .with("current_version", current)
+            }
+            Contended => ApiError::conflict("too many concurrent changes to this resource; retry").with("retry_after_ms", 100),
+            Store(e) => ApiError::internal(&e),
+            Decode(e) => ApiError::internal(&e),
+        }
+    }
+}

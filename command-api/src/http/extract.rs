@@ -1,0 +1,154 @@
+//! Extractors that turn every kind of bad input into DESIGN.md's error body.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+use std::time::{Duration, Instant};
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// JSON body: malformed → 400, wrong shape or unknown field → 422, too large → 413.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    let detail = r.body_text();
+    match r {
+        JsonRejection::JsonDataError(_) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail)
+        }
+        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request(format!("malformed JSON: {detail}")),
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send Content-Type: application/json")
+        }
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request bodies are limited to {BODY_LIMIT} bytes"),
+        ),
+        other => ApiError::bad_request(other.body_text()),
+    }
+}
+
+/// Query string: unknown parameters and unparsable values → 400.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|r: QueryRejection| ApiError::bad_request(r.body_text()))
+    }
+}
+
+/// Path parameter that must be a UUID: anything else is simply not found.
+pub struct UuidPath(pub uuid::Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for UuidPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|r| ApiError::bad_request(r.body_text()))?;
+        uuid::Uuid::parse_str(&raw).map(UuidPath).map_err(|_| ApiError::not_found(format!("no such resource: {raw}")))
+    }
+}
+
+/// Headers a command may carry.
+#[derive(Debug, Default, Clone)]
+pub struct CommandHeaders {
+    pub idempotency_key: Option<String>,
+    /// `If-Match`: the version (ETag) the client read.
+    pub if_match: Option<u64>,
+    pub request_id: Option<String>,
+}
+
+/// Parses an ETag as we send it (`"3"`), tolerating a weak prefix or missing quotes.
+pub fn parse_etag(raw: &str) -> Option<u64> {
+    raw.trim().trim_start_matches("W/").trim_matches('"').parse().ok()
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let text = |name: &str| -> Result<Option<String>, ApiError> {
+            parts
+                .headers
+                .get(name)
+                .map(|v| v.to_str().map(str::to_string).map_err(|_| ApiError::bad_request(format!("{name} is not valid text"))))
+                .transpose()
+        };
+        let if_match = text("if-match")?
+            .map(|v| parse_etag(&v).ok_or_else(|| ApiError::bad_request("If-Match must be an ETag this API sent, like \"3\"")))
+            .transpose()?;
+        Ok(Self { idempotency_key: text("idempotency-key")?, if_match, request_id: text("x-request-id")? })
+    }
+}
+
+/// `Aegis-Min-Position`: the query waits (bounded) until its read models reached it.
+pub struct MinPosition(pub Option<u64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MinPosition {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .headers
+            .get("aegis-min-position")
+            .map(|v| {
+                v.to_str()
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .ok_or_else(|| ApiError::bad_request("Aegis-Min-Position must be a stream position (an integer)"))
+            })
+            .transpose()
+            .map(MinPosition)
+    }
+}
+
+impl MinPosition {
+    /// Waits until every projection in `names` has applied position N, or answers 503.
+    pub async fn wait(&self, state: &AppState, names: &[&str]) -> Result<(), ApiError> {
+        let Some(min) = self.0 else { return Ok(()) };
+        let deadline = Instant::now() + Duration::from_millis(state.config.min_position_wait_ms);
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let (position, halted) = aegis_projectors::checkpoint::min_position(&state.pool, names).await?;
+            if position as u64 >= min {
+                return Ok(());
+            }
+            if halted {
+                return Err(ApiError::unavailable("a read model this query needs is halted; see /readyz", 30));
+            }
+            if Instant::now() >= deadline {
+                return Err(ApiError::unavailable(
+                    format!("the read model is at position {position}, not yet {min}; retry"),
+                    1,
+                )
+                .with("position", position));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Projector checkpoints: position and health of each projection.
+
+use sqlx::{PgExecutor, PgPool};
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Checkpoint {
+    pub name: String,
+    pub position: i64,
+    pub status: String,
+    pub error: Option<String>,
+    pub failed_position: Option<i64>,
+}
+
+impl Checkpoint {
+    pub fn halted(&self) -> bool {
+        self.status == "halted"
+    }
+}
+
+pub async fn ensure(pool: &PgPool, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO projector_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+        .bind(name)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn get(db: impl PgExecutor<'_>, name: &str) -> Result<Option<Checkpoint>, sqlx::Error> {
+    sqlx::query_as("SELECT name, position, status, error, failed_position FROM projector_checkpoints WHERE name = $1")
+        .bind(name)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn all(pool: &PgPool) -> Result<Vec<Checkpoint>, sqlx::Error> {
+    sqlx::query_as("SELECT name, position, status, error, failed_position FROM projector_checkpoints ORDER BY name")
+        .fetch_all(pool)
+        .await
+}
+
+/// The lowest position every named projection has reached.
+pub async fn min_position(pool: &PgPool, names: &[&str]) -> Result<(i64, bool), sqlx::Error> {
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let row: (Option<i64>, Option<bool>) = sqlx::query_as(
+        "SELECT min(position), bool_or(status = 'halted') FROM projector_checkpoints WHERE name = ANY($1)",
+    )
+    .bind(&names)
+    .fetch_one(pool)
+    .await?;
+    Ok((row.0.unwrap_or(0), row.1.unwrap_or(false)))
+}
+
+pub async fn halt(pool: &PgPool, name: &str, position: u64, error: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projector_checkpoints SET status = 'halted', error = $2, failed_position = $3, updated_at = now() WHERE name = $1",
+    )
+    .bind(name)
+    .bind(error)
+    .bind(position as i64)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! The projector runner: reads the whole log in order from the projection's checkpoint, applies
+//! each batch and the new checkpoint in one transaction, and halts on a commit it cannot apply.
+//!
+//! Every projection reads every commit (not only its own context) so its checkpoint reaches
+//! every position, which is what `Aegis-Min-Position` waits for.
+
+use crate::checkpoint;
+use aegis_streams::{EventStore, StoredCommit};
+use futures::StreamExt;
+use sqlx::{PgConnection, PgPool};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+/// Largest batch applied in one transaction.
+pub const BATCH: usize = 1_000;
+pub const ALL_EVENTS: &str = "aegis.evt.>";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("undecodable event: {0}")]
+    Decode(String),
+    /// The event does not fit the read model (e.g. a version gap): applying it would corrupt it.
+    #[error("{0}")]
+    Invariant(String),
+}
+
+impl ProjectionError {
+    /// Transient failures are retried; anything else halts the projection.
+    fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ProjectionError::Db(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_))
+        )
+    }
+}
+
+/// A read model folded from the log.
+pub trait Projection: Send + Sync + 'static {
+    const NAME: &'static str;
+    /// Tables this projection owns; a rebuild fills `<table>__rebuild` and swaps them in.
+    const TABLES: &'static [&'static str];
+
+    /// Applies one commit to the tables named with `suffix` ("" for the live ones).
+    fn apply(
+        &self,
+        tx: &mut PgConnection,
+        suffix: &str,
+        commit: &StoredCommit,
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
+}
+
+/// Applies `commits` (those after the stored checkpoint) and moves the checkpoint, in one
+/// transaction. Returns the new position, or the failing position and its error.
+pub async fn apply_batch<P: Projection>(
+    pool: &PgPool,
+    projection: &P,
+    commits: &[StoredCommit],
+) -> Result<u64, (u64, ProjectionError)> {
+    let first = commits.first().map_or(0, |c| c.position);
+    let mut tx = pool.begin().await.map_err(|e| (first, e.into()))?;
+    // The row lock serializes us with a rebuild's swap, which may move the checkpoint.
+    let (mut position,): (i64,) = sqlx::query_as("SELECT position FROM projector_checkpoints WHERE name = $1 FOR UPDATE")
+        .bind(P::NAME)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| (first, e.into()))?;
+    let start = position;
+    for commit in commits.iter().filter(|c| c.position as i64 > start) {
+        let span = tracing::info_span!("project", projection = P::NAME, position = commit.position);
+        aegis_streams::trace::adopt_parent(&span, commit.traceparent.as_deref());
+        projection.apply(&mut tx, "", commit).instrument(span).await.map_err(|e| (commit.position, e))?;
+        position = commit.position as i64;
+    }
+    if position != start {
+        sqlx::query("UPDATE projector_checkpoints SET position = $2, updated_at = now() WHERE name = $1")
+            .bind(P::NAME)
+            .bind(position)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| (first, e.into()))?;
+    }
+    tx.commit().await.map_err(|e| (first, e.into()))?;
+    Ok(position as u64)
+}
+
+/// Runs one projection until `shutdown` turns true.
+pub async fn run<P: Projection>(pool: PgPool, store: EventStore, projection: Arc<P>, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match run_once(&pool, &store, projection.as_ref(), &mut shutdown).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(projection = P::NAME, error = %e, "projector interrupted; resuming from its checkpoint");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn run_once<P: Projection>(
+    pool: &PgPool,
+    store: &EventStore,
+    projection: &P,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    checkpoint::ensure(pool, P::NAME).await?;
+    let cp = checkpoint::get(pool, P::NAME).await?.ok_or("checkpoint row vanished")?;
+    if cp.halted() {
+        // An operator has to look: wait until the halt is cleared (skip or rebuild).
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => return Err("projection is halted".into()),
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+    let commits = store.subscribe(vec![ALL_EVENTS.into()], cp.position as u64 + 1).await?;
+    let mut batches = Box::pin(commits.ready_chunks(BATCH));
+    loop {
+        let batch = tokio::select! {
+            b = batches.next() => b,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let Some(batch) = batch else { return Err("event subscription ended".into()) };
+        let commits: Vec<StoredCommit> = batch.into_iter().collect::<Result<_, _>>()?;
+        match apply_batch(pool, projection, &commits).await {
+            Ok(position) => tracing::debug!(projection = P::NAME, position, "applied"),
+            Err((_, e)) if e.is_transient() => return Err(e.into()),
+            Err((position, e)) => {
+                tracing::error!(projection = P::NAME, position, error = %e, "projection halted");
+                checkpoint::halt(pool, P::NAME, position, &e.to_string()).await?;
+                return Err(e.into());
+            }
+        }
+    }
+}

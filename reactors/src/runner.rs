@@ -1,0 +1,201 @@
+//! The reactor runner: one durable pull consumer per reactor, at-least-once delivery.
+
+use aegis_streams::{provision::events_stream_name, StoreError, StoredCommit};
+use async_nats::jetstream::{self, consumer, AckKind};
+use async_nats::HeaderMap;
+use futures::StreamExt;
+use rand::Rng;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ReactorError(pub String);
+
+/// Something that acts on events.
+pub trait Reactor: Send + Sync + 'static {
+    /// Durable consumer name; also names its dead letters (`aegis.dlq.<name>.<tenant>`).
+    fn name(&self) -> &'static str;
+    /// Subjects it reacts to.
+    fn filters(&self) -> Vec<String>;
+    fn handle(&self, commit: &StoredCommit) -> impl Future<Output = Result<(), ReactorError>> + Send;
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Deliveries before the work is dead-lettered.
+    pub max_attempts: i64,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_attempts: 5, base: Duration::from_millis(500), max: Duration::from_secs(60) }
+    }
+}
+
+impl RetryPolicy {
+    /// Full jitter: uniform in [0, min(max, base * 2^(attempt-1))], so retries of many failed
+    /// messages spread out instead of arriving together.
+    pub fn delay(&self, attempt: i64, rng: &mut impl Rng) -> Duration {
+        let exp = self.base.saturating_mul(1u32 << (attempt.clamp(1, 20) - 1) as u32);
+        let cap = exp.min(self.max);
+        Duration::from_millis(rng.gen_range(0..=cap.as_millis() as u64))
+    }
+}
+
+pub mod dlq_headers {
+    pub const REACTOR: &str = "Aegis-Reactor";
+    pub const ERROR: &str = "Aegis-Error";
+    pub const ATTEMPTS: &str = "Aegis-Attempts";
+    pub const POSITION: &str = "Aegis-Position";
+    pub const SUBJECT: &str = "Aegis-Subject";
+}
+
+async fn dead_letter(
+    js: &jetstream::Context,
+    reactor: &str,
+    msg: &jetstream::Message,
+    position: u64,
+    attempts: i64,
+    error: &str,
+) -> Result<(), StoreError> {
+    let tenant = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(aegis_streams::headers::TENANT))
+        .map(|v| v.as_str().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let mut headers = HeaderMap::new();
+    headers.insert(dlq_headers::REACTOR, reactor);
+    headers.insert(dlq_headers::ERROR, error.replace(['\r', '\n'], " ").as_str());
+    headers.insert(dlq_headers::ATTEMPTS, attempts.to_string().as_str());
+    headers.insert(dlq_headers::POSITION, position.to_string().as_str());
+    headers.insert(dlq_headers::SUBJECT, msg.subject.as_str());
+    // One dead letter per (reactor, position), however often this runs.
+    headers.insert("Nats-Msg-Id", format!("{reactor}:{position}").as_str());
+    js.publish_with_headers(format!("aegis.dlq.{reactor}.{tenant}"), headers, msg.payload.clone())
+        .await
+        .map_err(StoreError::nats)?
+        .await
+        .map_err(StoreError::nats)?;
+    Ok(())
+}
+
+/// Runs `reactor` until `shutdown` turns true.
+pub async fn run<R: Reactor>(js: jetstream::Context, reactor: Arc<R>, policy: RetryPolicy, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match run_once(&js, reactor.as_ref(), policy, &mut shutdown).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(reactor = reactor.name(), error = %e, "reactor consumer interrupted; reconnecting");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+async fn run_once<R: Reactor>(
+    js: &jetstream::Context,
+    reactor: &R,
+    policy: RetryPolicy,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let stream = js.get_stream(events_stream_name()).await?;
+    let consumer: consumer::PullConsumer = stream
+        .get_or_create_consumer(
+            reactor.name(),
+            consumer::pull::Config {
+                durable_name: Some(reactor.name().to_string()),
+                filter_subjects: reactor.filters(),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                // A new reactor reacts to what happens from now on, never to old history.
+                deliver_policy: consumer::DeliverPolicy::New,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let mut messages = consumer.messages().await?;
+    loop {
+        let next = tokio::select! {
+            m = messages.next() => m,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let Some(msg) = next else { return Err("consumer ended".into()) };
+        let msg = msg?;
+        let (position, attempts) = {
+            let info = msg.info()?;
+            (info.stream_sequence, info.delivered)
+        };
+        let commit = {
+            use aegis_schemas::Message;
+            aegis_schemas::envelope::v1::Commit::decode(msg.payload.as_ref())
+                .map(|c| StoredCommit {
+                    position,
+                    subject: msg.subject.to_string(),
+                    events: c.events,
+                    traceparent: msg
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get(aegis_streams::headers::TRACEPARENT))
+                        .map(|v| v.as_str().to_string()),
+                })
+                .map_err(|e| ReactorError(format!("undecodable commit: {e}")))
+        };
+        let span = tracing::info_span!("react", reactor = reactor.name(), position, attempts);
+        aegis_streams::trace::adopt_parent(&span, commit.as_ref().ok().and_then(|c| c.traceparent.as_deref()));
+        let outcome = match &commit {
+            Ok(c) => reactor.handle(c).instrument(span.clone()).await,
+            Err(e) => Err(ReactorError(e.0.clone())),
+        };
+        match outcome {
+            Ok(()) => msg.ack().await?,
+            Err(e) if attempts >= policy.max_attempts => {
+                tracing::error!(parent: &span, error = %e, "attempts exhausted; dead-lettered");
+                dead_letter(js, reactor.name(), &msg, position, attempts, &e.0).await?;
+                msg.ack_with(AckKind::Term).await?;
+            }
+            Err(e) => {
+                let delay = policy.delay(attempts, &mut rand::thread_rng());
+                tracing::warn!(parent: &span, error = %e, retry_in_ms = delay.as_millis() as u64, "reaction failed; will retry");
+                msg.ack_with(AckKind::Nak(Some(delay))).await?;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn backoff_grows_exponentially_and_is_capped() {
+        let p = RetryPolicy { max_attempts: 10, base: Duration::from_millis(100), max: Duration::from_secs(1) };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for attempt in 1..=10 {
+            let cap = (100u64 << (attempt - 1)).min(1000);
+            for _ in 0..100 {
+                assert!(p.delay(attempt, &mut rng).as_millis() as u64 <= cap);
+            }
+        }
+    }
+
+    #[test]
+    fn jitter_spreads_retries() {
+        let p = RetryPolicy { max_attempts: 10, base: Duration::from_millis(1000), max: Duration::from_secs(10) };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let delays: std::collections::HashSet<_> = (0..50).map(|_| p.delay(3, &mut rng)).collect();
+        assert!(delays.len() > 25, "jittered delays should differ, got {}", delays.len());
+    }
+}
