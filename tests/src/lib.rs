@@ -1,1 +1,7 @@
-//! placeholder
+//! aegis-tests: end-to-end test support. Every test owns its world: its own nats-server
+//! (from the project's nats.conf, on a free port, in a temporary store directory) and its own
+//! PostgreSQL database, both removed when the test ends.
+
+pub mod world;
+
+pub use world::{NatsServer, TestApp, TestDb};

@@ -1,0 +1,232 @@
+//! A private NATS server, a private database, and Aegis booted on them.
+
+use aegis_command_api::app::{Application, Roles};
+use aegis_command_api::config::{Config, Secret};
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+pub const BOOTSTRAP: &str = "test-bootstrap-token-0123456789";
+pub const INTERNAL: &str = "test-internal-secret-0123456789";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A nats-server of our own, killed and wiped on drop.
+pub struct NatsServer {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    conf: PathBuf,
+}
+
+impl NatsServer {
+    pub fn start() -> Self {
+        Self::start_with_conf(std::env::var("AEGIS_NATS_CONF").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("nats.conf")))
+    }
+
+    /// Starts a server from `conf` (the benchmark uses a variant with default sync).
+    pub fn start_with_conf(conf: PathBuf) -> Self {
+        let dir = std::env::temp_dir().join(format!("aegis-nats-{}", Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let port = free_port();
+        let child = Self::spawn(&conf, port, &dir);
+        let server = Self { child, port, dir, conf };
+        server.wait_ready();
+        server
+    }
+
+    fn spawn(conf: &PathBuf, port: u16, dir: &PathBuf) -> Child {
+        let bin = std::env::var("AEGIS_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+        Command::new(&bin)
+            .arg("-c")
+            .arg(conf)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin} (scripts/test sets AEGIS_NATS_SERVER): {e}"))
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start on {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server hard and starts it again on the same port and store.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(&self.conf, self.port, &self.dir);
+        self.wait_ready();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A database of our own, dropped at the end.
+pub struct TestDb {
+    pub name: String,
+    admin_url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        let admin_url =
+            std::env::var("AEGIS_TEST_PG_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("aegis_test_{}", Uuid::now_v7().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await.expect("Postgres admin connection");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+        Self { name, admin_url }
+    }
+
+    pub fn url(&self) -> String {
+        let base = self.admin_url.rsplit_once('/').map_or(self.admin_url.as_str(), |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs outside any runtime we may use; a small one of its own does the work.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            if let Ok(rt) = rt {
+                rt.block_on(async {
+                    if let Ok(mut c) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// Aegis running in-process on its own NATS and database.
+pub struct TestApp {
+    pub app: Option<Application>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub config: Config,
+    pub db: TestDb,
+    pub nats: NatsServer,
+}
+
+pub fn test_config(nats: &NatsServer, db: &TestDb) -> Config {
+    Config {
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        nats_url: nats.url(),
+        database_url: db.url(),
+        bootstrap_token: Some(Secret::new(BOOTSTRAP)),
+        internal_secret: Some(Secret::new(INTERNAL)),
+        master_key: Some(Secret::new("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")),
+        ..Config::default()
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Roles::ALL).await
+    }
+
+    pub async fn spawn_with(roles: Roles) -> Self {
+        aegis_command_api::telemetry::init();
+        let nats = NatsServer::start();
+        let db = TestDb::create().await;
+        let config = test_config(&nats, &db);
+        let app = Application::build(config.clone(), roles).await.expect("Aegis starts");
+        let base = app.address().map(|a| format!("http://{a}")).unwrap_or_default();
+        Self { app: Some(app), base, http: reqwest::Client::new(), config, db, nats }
+    }
+
+    pub fn state(&self) -> &aegis_command_api::state::AppState {
+        &self.app.as_ref().expect("running").state
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Request as the platform admin, acting in `tenant` when given.
+    pub fn admin(&self, method: reqwest::Method, path: &str, tenant: Option<Uuid>) -> reqwest::RequestBuilder {
+        let mut r = self.http.request(method, self.url(path)).bearer_auth(BOOTSTRAP);
+        if let Some(t) = tenant {
+            r = r.header("X-Tenant-ID", t.to_string());
+        }
+        r
+    }
+
+    /// Request as an internal service acting in `tenant`.
+    pub fn internal(&self, method: reqwest::Method, path: &str, tenant: Uuid) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .header("X-Internal-Secret", INTERNAL)
+            .header("X-Tenant-ID", tenant.to_string())
+    }
+
+    pub async fn create_tenant(&self, name: &str) -> Uuid {
+        let r = self.admin(reqwest::Method::POST, "/admin/tenants", None).json(&json!({ "name": name })).send().await.expect("send");
+        assert_eq!(r.status(), 201, "create tenant: {}", r.text().await.unwrap_or_default());
+        let body: Value = r.json().await.expect("json");
+        Uuid::parse_str(body["data"]["id"].as_str().expect("id")).expect("uuid")
+    }
+
+    /// Opens an incident and returns (id, position, body).
+    pub async fn open_incident(&self, tenant: Uuid, body: Value) -> (Uuid, u64, Value) {
+        let r = self.internal(reqwest::Method::POST, "/incidents", tenant).json(&body).send().await.expect("send");
+        let status = r.status();
+        let position = position(&r);
+        let body: Value = r.json().await.expect("json");
+        assert!(status == 201 || status == 200, "open incident: {status} {body}");
+        let id = Uuid::parse_str(body["data"]["id"].as_str().expect("id")).expect("uuid");
+        (id, position.unwrap_or(0), body)
+    }
+
+    /// The stream head: how many commits the log holds.
+    pub async fn head(&self) -> u64 {
+        self.state().executor.store().head().await.expect("head")
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+    }
+}
+
+pub fn position(r: &reqwest::Response) -> Option<u64> {
+    r.headers().get("aegis-position").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+}
+
+pub fn etag(r: &reqwest::Response) -> Option<String> {
+    r.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// A typical incident body.
+pub fn incident(title: &str, severity: &str) -> Value {
+    json!({ "title": title, "severity": severity, "source": "audit", "description": "chain violation", "agent_id": "agent-7" })
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: real nats-server, real PostgreSQL, real HTTP. One binary, one module per
+//! area; every test boots its own world (see `aegis_tests::world`).
+
+mod commands;
+mod incidents;
+mod probes;
+mod projectors;
+mod reactors;
+mod streams;
+mod tenants;

@@ -1,0 +1,66 @@
+use aegis_tests::{world::incident, TestApp};
+use serde_json::Value;
+
+#[tokio::test]
+async fn health_and_readiness_report_each_check() {
+    let app = TestApp::spawn().await;
+    for path in ["/health", "/healthz"] {
+        let r = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<Value>().await.unwrap()["status"], "ok");
+    }
+    // The projectors register their checkpoints as they start.
+    let mut body = Value::Null;
+    for _ in 0..100 {
+        let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        body = r.json().await.unwrap();
+        if body["checks"]["projector:incidents"]["status"] == "ok" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["nats"]["status"], "ok");
+    assert_eq!(body["checks"]["postgres"]["status"], "ok");
+    assert_eq!(body["checks"]["projector:incidents"]["status"], "ok");
+}
+
+#[tokio::test]
+async fn readiness_turns_red_when_nats_is_gone() {
+    let mut app = TestApp::spawn().await;
+    // Swap in an unrelated server and drop ours: Aegis has lost its NATS for good.
+    drop(std::mem::replace(&mut app.nats, aegis_tests::NatsServer::start()));
+    let mut body = Value::Null;
+    for _ in 0..50 {
+        let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+        let status = r.status();
+        body = r.json().await.unwrap();
+        if status == 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["checks"]["nats"]["status"], "fail");
+    assert_eq!(body["checks"]["postgres"]["status"], "ok");
+}
+
+#[tokio::test]
+async fn metrics_expose_open_incidents_lag_and_dead_letters() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme").await;
+    let (_, pos, _) = app.open_incident(tenant, incident("a", "critical")).await;
+    app.admin(reqwest::Method::GET, "/incidents", Some(tenant))
+        .header("Aegis-Min-Position", pos.to_string())
+        .send()
+        .await
+        .unwrap();
+    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        text.contains(&format!("acp_incidents_open_total{{tenant_id=\"{tenant}\",severity=\"critical\"}} 1")),
+        "{text}"
+    );
+    assert!(text.contains("aegis_projector_lag_events{projection=\"incidents\"}"), "{text}");
+    assert!(text.contains("aegis_dlq_messages 0"), "{text}");
+}
