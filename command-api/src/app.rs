@@ -20,7 +20,11 @@ pub struct Roles {
 }
 
 impl Roles {
-    pub const ALL: Roles = Roles { command_api: true, projectors: true, reactors: true };
+    pub const ALL: Roles = Roles {
+        command_api: true,
+        projectors: true,
+        reactors: true,
+    };
 }
 
 pub struct Application {
@@ -39,7 +43,14 @@ pub async fn connect_store(config: &Config) -> anyhow::Result<(async_nats::Clien
         .await
         .with_context(|| format!("connecting to NATS at {}", config.nats_url))?;
     let js = async_nats::jetstream::new(client.clone());
-    provision(&js, &StreamSettings { replicas: config.stream_replicas }).await.context("provisioning JetStream")?;
+    provision(
+        &js,
+        &StreamSettings {
+            replicas: config.stream_replicas,
+        },
+    )
+    .await
+    .context("provisioning JetStream")?;
     Ok((client, EventStore::new(js)))
 }
 
@@ -50,7 +61,9 @@ pub async fn connect_db(config: &Config) -> anyhow::Result<sqlx::PgPool> {
         .connect(&config.database_url)
         .await
         .context("connecting to PostgreSQL (DATABASE_URL)")?;
-    aegis_projectors::migrate(&pool).await.context("applying migrations")?;
+    aegis_projectors::migrate(&pool)
+        .await
+        .context("applying migrations")?;
     Ok(pool)
 }
 
@@ -76,8 +89,18 @@ impl Application {
         let mut address = None;
 
         if roles.projectors {
-            tasks.spawn(aegis_projectors::runner::run(pool.clone(), store.clone(), Arc::new(TenantsProjection), rx.clone()));
-            tasks.spawn(aegis_projectors::runner::run(pool.clone(), store.clone(), Arc::new(IncidentsProjection), rx.clone()));
+            tasks.spawn(aegis_projectors::runner::run(
+                pool.clone(),
+                store.clone(),
+                Arc::new(TenantsProjection),
+                rx.clone(),
+            ));
+            tasks.spawn(aegis_projectors::runner::run(
+                pool.clone(),
+                store.clone(),
+                Arc::new(IncidentsProjection),
+                rx.clone(),
+            ));
         }
         if roles.reactors {
             // The runner is in aegis-reactors; the first reactors (auto-response, webhooks, SIEM)
@@ -115,7 +138,12 @@ impl Application {
                 }
             });
         }
-        Ok(Self { state, address, shutdown, tasks })
+        Ok(Self {
+            state,
+            address,
+            shutdown,
+            tasks,
+        })
     }
 
     /// The bound HTTP address, when the command API role runs.

@@ -65,7 +65,9 @@ impl PrincipalKind {
     fn permissions(self) -> &'static [Permission] {
         use Permission::*;
         match self {
-            PrincipalKind::PlatformAdmin => &[TenantsCreate, TenantsRead, IncidentsRead, IncidentsUpdate],
+            PrincipalKind::PlatformAdmin => {
+                &[TenantsCreate, TenantsRead, IncidentsRead, IncidentsUpdate]
+            }
             PrincipalKind::Internal => &[IncidentsOpen, IncidentsRead, IncidentsUpdate],
         }
     }
@@ -90,7 +92,8 @@ impl Principal {
 
     /// The tenant this request acts in; tenant-scoped routes require it.
     pub fn tenant(&self) -> Result<TenantId, ApiError> {
-        self.tenant.ok_or_else(|| ApiError::bad_request("the X-Tenant-ID header is required"))
+        self.tenant
+            .ok_or_else(|| ApiError::bad_request("the X-Tenant-ID header is required"))
     }
 }
 
@@ -102,7 +105,10 @@ fn header<'a>(parts: &'a Parts, name: &str) -> Result<Option<&'a str>, ApiError>
     parts
         .headers
         .get(name)
-        .map(|v| v.to_str().map_err(|_| ApiError::bad_request(format!("the {name} header is not valid text"))))
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::bad_request(format!("the {name} header is not valid text")))
+        })
         .transpose()
 }
 
@@ -119,21 +125,41 @@ impl FromRequestParts<AppState> for Principal {
             .transpose()?;
         let config = &state.config;
         if let Some(secret) = header(parts, "x-internal-secret")? {
-            let expected = config.internal_secret.as_ref().map(|s| s.expose()).unwrap_or_default();
+            let expected = config
+                .internal_secret
+                .as_ref()
+                .map(|s| s.expose())
+                .unwrap_or_default();
             if expected.is_empty() || !eq(secret, expected) {
                 return Err(ApiError::unauthorized("invalid internal secret"));
             }
-            return Ok(Principal { kind: PrincipalKind::Internal, subject: "internal".into(), tenant });
+            return Ok(Principal {
+                kind: PrincipalKind::Internal,
+                subject: "internal".into(),
+                tenant,
+            });
         }
         let Some(auth) = header(parts, "authorization")? else {
-            return Err(ApiError::unauthorized("missing credentials: send Authorization: Bearer <token>"));
+            return Err(ApiError::unauthorized(
+                "missing credentials: send Authorization: Bearer <token>",
+            ));
         };
         let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) else {
-            return Err(ApiError::unauthorized("the Authorization header must be `Bearer <token>`"));
+            return Err(ApiError::unauthorized(
+                "the Authorization header must be `Bearer <token>`",
+            ));
         };
-        let bootstrap = config.bootstrap_token.as_ref().map(|s| s.expose()).unwrap_or_default();
+        let bootstrap = config
+            .bootstrap_token
+            .as_ref()
+            .map(|s| s.expose())
+            .unwrap_or_default();
         if !bootstrap.is_empty() && eq(token, bootstrap) {
-            return Ok(Principal { kind: PrincipalKind::PlatformAdmin, subject: "bootstrap".into(), tenant });
+            return Ok(Principal {
+                kind: PrincipalKind::PlatformAdmin,
+                subject: "bootstrap".into(),
+                tenant,
+            });
         }
         Err(ApiError::unauthorized("invalid or expired token"))
     }

@@ -2,7 +2,9 @@
 
 use crate::app::{connect_db, connect_store, Application, Roles};
 use crate::config::Config;
-use aegis_projectors::{identity::TenantsProjection, incidents::IncidentsProjection, rebuild::rebuild};
+use aegis_projectors::{
+    identity::TenantsProjection, incidents::IncidentsProjection, rebuild::rebuild,
+};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -37,9 +39,21 @@ pub async fn main() -> anyhow::Result<()> {
     let config = Config::load()?;
     let roles = match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::Serve => Roles::ALL,
-        Cmd::CommandApi => Roles { command_api: true, projectors: false, reactors: false },
-        Cmd::Projectors => Roles { command_api: false, projectors: true, reactors: false },
-        Cmd::Reactors => Roles { command_api: false, projectors: false, reactors: true },
+        Cmd::CommandApi => Roles {
+            command_api: true,
+            projectors: false,
+            reactors: false,
+        },
+        Cmd::Projectors => Roles {
+            command_api: false,
+            projectors: true,
+            reactors: false,
+        },
+        Cmd::Reactors => Roles {
+            command_api: false,
+            projectors: false,
+            reactors: true,
+        },
         Cmd::Migrate => {
             connect_store(&config).await?;
             connect_db(&config).await?;
@@ -53,7 +67,10 @@ pub async fn main() -> anyhow::Result<()> {
             let report = match projection.as_str() {
                 "tenants" => rebuild(&pool, &store, &TenantsProjection).await?,
                 "incidents" => rebuild(&pool, &store, &IncidentsProjection).await?,
-                other => anyhow::bail!("unknown projection `{other}`; known: {}", aegis_projectors::PROJECTIONS.join(", ")),
+                other => anyhow::bail!(
+                    "unknown projection `{other}`; known: {}",
+                    aegis_projectors::PROJECTIONS.join(", ")
+                ),
             };
             let secs = started.elapsed().as_secs_f64();
             println!(

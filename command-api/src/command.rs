@@ -6,14 +6,16 @@
 //! proves the cache fresh, and a conflict reloads only the commits after the cached one.
 
 use crate::domain::{Aggregate, DecodeError};
-use aegis_streams::{AggregateRef, AppendError, EventStore, Expected, Metadata, StoreError, StoredCommit};
+use aegis_streams::{
+    AggregateRef, AppendError, EventStore, Expected, Metadata, StoreError, StoredCommit,
+};
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// A refused decision may become acceptable after a reload; past this many conflicts in a row
 /// the caller is told to retry later rather than spin.
-const MAX_ATTEMPTS: usize = 8;
+const MAX_ATTEMPTS: u32 = 24;
 const CACHE_LIMIT: usize = 100_000;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +67,10 @@ pub struct Executor {
     cache: Arc<Mutex<HashMap<String, Cached>>>,
 }
 
-fn fold<A: Aggregate>(mut state: A::State, commits: &[StoredCommit]) -> Result<A::State, DecodeError> {
+fn fold<A: Aggregate>(
+    mut state: A::State,
+    commits: &[StoredCommit],
+) -> Result<A::State, DecodeError> {
     for commit in commits {
         for env in &commit.events {
             let event = A::decode(env)?;
@@ -77,7 +82,10 @@ fn fold<A: Aggregate>(mut state: A::State, commits: &[StoredCommit]) -> Result<A
 
 impl Executor {
     pub fn new(store: EventStore) -> Self {
-        Self { store, cache: Arc::default() }
+        Self {
+            store,
+            cache: Arc::default(),
+        }
     }
 
     pub fn store(&self) -> &EventStore {
@@ -96,17 +104,30 @@ impl Executor {
             if cache.len() >= CACHE_LIMIT {
                 cache.clear();
             }
-            let newer = cache.get(&subject).is_none_or(|c| c.expected.last_seq <= expected.last_seq);
+            let newer = cache
+                .get(&subject)
+                .is_none_or(|c| c.expected.last_seq <= expected.last_seq);
             if newer {
-                cache.insert(subject, Cached { state: Arc::new(state.clone()), expected });
+                cache.insert(
+                    subject,
+                    Cached {
+                        state: Arc::new(state.clone()),
+                        expected,
+                    },
+                );
             }
         }
     }
 
     /// The aggregate's current state, read through the cache and caught up from the log.
-    pub async fn load<A: Aggregate>(&self, agg: &AggregateRef) -> Result<(A::State, Expected), CommandError<A::Error>> {
+    pub async fn load<A: Aggregate>(
+        &self,
+        agg: &AggregateRef,
+    ) -> Result<(A::State, Expected), CommandError<A::Error>> {
         let subject = agg.subject();
-        let (state, expected) = self.cached::<A>(&subject).unwrap_or((A::State::default(), Expected::NEW));
+        let (state, expected) = self
+            .cached::<A>(&subject)
+            .unwrap_or((A::State::default(), Expected::NEW));
         let history = self.store.load(agg, expected).await?;
         if history.commits.is_empty() {
             return Ok((state, expected));
@@ -131,7 +152,7 @@ impl Executor {
         } else {
             self.cached::<A>(&subject)
         };
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
             // With If-Match the client's version is compared with a fresh read, never the cache.
             let (state, expected) = match warm.take() {
                 Some(hit) if ctx.if_match.is_none() => hit,
@@ -139,28 +160,55 @@ impl Executor {
             };
             if let Some(v) = ctx.if_match {
                 if v != expected.version {
-                    return Err(CommandError::VersionMismatch { current: expected.version });
+                    return Err(CommandError::VersionMismatch {
+                        current: expected.version,
+                    });
                 }
             }
             let events = A::decide(&state, command).map_err(CommandError::Domain)?;
             if events.is_empty() {
-                return Ok(Outcome { state, position: expected.last_seq, version: expected.version, appended: false });
+                return Ok(Outcome {
+                    state,
+                    position: expected.last_seq,
+                    version: expected.version,
+                    appended: false,
+                });
             }
             let encoded = events.iter().map(A::encode).collect();
-            match self.store.append(agg, &expected, encoded, &ctx.meta, ctx.msg_id.as_deref()).await {
+            match self
+                .store
+                .append(agg, &expected, encoded, &ctx.meta, ctx.msg_id.as_deref())
+                .await
+            {
                 Ok(appended) if appended.duplicate => {
                     let (state, now) = self.load::<A>(agg).await?;
-                    return Ok(Outcome { state, position: appended.position, version: now.version, appended: false });
+                    return Ok(Outcome {
+                        state,
+                        position: appended.position,
+                        version: now.version,
+                        appended: false,
+                    });
                 }
                 Ok(appended) => {
                     let state = fold::<A>(state, std::slice::from_ref(&appended.commit))?;
                     let now = appended.commit.expected_after();
                     self.remember::<A>(subject, &state, now);
-                    return Ok(Outcome { state, position: appended.position, version: now.version, appended: true });
+                    return Ok(Outcome {
+                        state,
+                        position: appended.position,
+                        version: now.version,
+                        appended: true,
+                    });
                 }
                 Err(AppendError::Conflict) => {
                     // Decide again on fresh state; with If-Match the next round answers 409.
-                    tracing::debug!(%subject, "sequence conflict, deciding again on fresh state");
+                    tracing::debug!(%subject, attempt, "sequence conflict, deciding again on fresh state");
+                    // Jittered pause so a crowd of writers on one aggregate spreads out.
+                    let cap = 1u64 << attempt.min(5);
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        rand::random::<u64>() % (cap + 1),
+                    ))
+                    .await;
                 }
                 Err(AppendError::Store(e)) => return Err(e.into()),
             }

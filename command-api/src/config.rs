@@ -64,26 +64,40 @@ impl Default for Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {source}")]
-    Parse { path: String, source: toml::de::Error },
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
     #[error("{name}: {reason}")]
     Invalid { name: &'static str, reason: String },
 }
 
 fn invalid(name: &'static str, reason: impl std::fmt::Display) -> ConfigError {
-    ConfigError::Invalid { name, reason: reason.to_string() }
+    ConfigError::Invalid {
+        name,
+        reason: reason.to_string(),
+    }
 }
 
 impl Config {
     /// Defaults, then the file, then the process environment.
     pub fn load() -> Result<Self, ConfigError> {
         let path = std::env::var("AEGIS_CONFIG").ok().or_else(|| {
-            std::path::Path::new("aegis.toml").exists().then(|| "aegis.toml".to_string())
+            std::path::Path::new("aegis.toml")
+                .exists()
+                .then(|| "aegis.toml".to_string())
         });
         let mut config = match path {
             Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 toml::from_str(&text).map_err(|source| ConfigError::Parse { path, source })?
             }
             None => Config::default(),
@@ -113,7 +127,12 @@ impl Config {
             self.internal_secret = Some(Secret(v));
         }
         if let Some(v) = get("AEGIS_EGRESS_ALLOW") {
-            self.egress_allow = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+            self.egress_allow = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
         }
         if let Some(v) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
             self.otlp_endpoint = Some(v);
@@ -130,10 +149,16 @@ impl Config {
                 .decode(key.expose().trim())
                 .map_err(|e| invalid("AEGIS_MASTER_KEY", format!("not base64: {e}")))?;
             if bytes.len() != 32 {
-                return Err(invalid("AEGIS_MASTER_KEY", format!("must decode to 32 bytes, got {}", bytes.len())));
+                return Err(invalid(
+                    "AEGIS_MASTER_KEY",
+                    format!("must decode to 32 bytes, got {}", bytes.len()),
+                ));
             }
         }
-        for (name, secret) in [("AEGIS_BOOTSTRAP_TOKEN", &self.bootstrap_token), ("AEGIS_INTERNAL_SECRET", &self.internal_secret)] {
+        for (name, secret) in [
+            ("AEGIS_BOOTSTRAP_TOKEN", &self.bootstrap_token),
+            ("AEGIS_INTERNAL_SECRET", &self.internal_secret),
+        ] {
             if secret.as_ref().is_some_and(|s| s.expose().len() < 16) {
                 return Err(invalid(name, "must be at least 16 characters"));
             }
@@ -164,13 +189,19 @@ mod tests {
 
     #[test]
     fn a_short_master_key_is_refused() {
-        let c = Config { master_key: Some(Secret::new("c2hvcnQ=")), ..Config::default() };
+        let c = Config {
+            master_key: Some(Secret::new("c2hvcnQ=")),
+            ..Config::default()
+        };
         assert!(c.validate().is_err());
     }
 
     #[test]
     fn secrets_do_not_print() {
-        let c = Config { bootstrap_token: Some(Secret::new("super-secret-token-value")), ..Config::default() };
+        let c = Config {
+            bootstrap_token: Some(Secret::new("super-secret-token-value")),
+            ..Config::default()
+        };
         assert!(!format!("{c:?}").contains("super-secret"));
     }
 }

@@ -18,7 +18,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), extra: Map::new(), retry_after: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            extra: Map::new(),
+            retry_after: None,
+        }
     }
 
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -32,7 +38,12 @@ impl ApiError {
 
     /// A well-formed request whose values are not acceptable; `field` names the culprit.
     pub fn validation(field: &str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message).with("field", field)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            message,
+        )
+        .with("field", field)
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -40,8 +51,12 @@ impl ApiError {
     }
 
     pub fn forbidden(required_permission: &str) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", format!("this needs the `{required_permission}` permission"))
-            .with("required_permission", required_permission)
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this needs the `{required_permission}` permission"),
+        )
+        .with("required_permission", required_permission)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -68,7 +83,11 @@ impl ApiError {
             source = s.source();
         }
         tracing::error!(error = %chain, "request failed");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the request could not be completed")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the request could not be completed",
+        )
     }
 }
 
@@ -112,11 +131,12 @@ impl<E: std::error::Error + Send + Sync + 'static> crate::command::CommandError<
         use crate::command::CommandError::*;
         match self {
             Domain(e) => domain(e),
-            VersionMismatch { current } => {
-                ApiError::conflict(format!("the resource changed since you read it; it is now at version {current}"))
-                    .with("current_version", current)
-            }
-            Contended => ApiError::conflict("too many concurrent changes to this resource; retry").with("retry_after_ms", 100),
+            VersionMismatch { current } => ApiError::conflict(format!(
+                "the resource changed since you read it; it is now at version {current}"
+            ))
+            .with("current_version", current),
+            Contended => ApiError::conflict("too many concurrent changes to this resource; retry")
+                .with("retry_after_ms", 100),
             Store(e) => ApiError::internal(&e),
             Decode(e) => ApiError::internal(&e),
         }

@@ -21,7 +21,9 @@ pub struct IdempotencyKey {
 impl IdempotencyKey {
     pub fn new(raw: &str, scope: &[&str], request: &[u8]) -> Result<Self, ApiError> {
         if raw.is_empty() || raw.len() > 255 || raw.chars().any(char::is_control) {
-            return Err(ApiError::bad_request("Idempotency-Key must be 1 to 255 printable characters"));
+            return Err(ApiError::bad_request(
+                "Idempotency-Key must be 1 to 255 printable characters",
+            ));
         }
         let mut h = Sha256::new();
         for part in scope.iter().chain([&raw]) {
@@ -47,10 +49,17 @@ pub struct StoredAnswer {
     pub fingerprint: String,
 }
 
-pub async fn lookup(store: &kv::Store, key: &IdempotencyKey) -> Result<Option<StoredAnswer>, ApiError> {
-    let entry = store.get(&key.id).await.map_err(|e| ApiError::internal(&e))?;
+pub async fn lookup(
+    store: &kv::Store,
+    key: &IdempotencyKey,
+) -> Result<Option<StoredAnswer>, ApiError> {
+    let entry = store
+        .get(&key.id)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     let Some(bytes) = entry else { return Ok(None) };
-    let answer: StoredAnswer = serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(&e))?;
+    let answer: StoredAnswer =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(&e))?;
     if answer.fingerprint != key.fingerprint {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -63,7 +72,11 @@ pub async fn lookup(store: &kv::Store, key: &IdempotencyKey) -> Result<Option<St
 
 pub async fn remember(store: &kv::Store, key: &IdempotencyKey, answer: &StoredAnswer) {
     let result = match serde_json::to_vec(answer) {
-        Ok(bytes) => store.put(&key.id, bytes.into()).await.map(|_| ()).map_err(|e| e.to_string()),
+        Ok(bytes) => store
+            .put(&key.id, bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     if let Err(e) = result {

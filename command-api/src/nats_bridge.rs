@@ -37,7 +37,10 @@ pub fn route(subject: &str) -> Option<(http::Method, String)> {
     match tokens.as_slice() {
         ["admin", "tenants", "create"] => Some((http::Method::POST, "/admin/tenants".into())),
         ["incidents", "open"] => Some((http::Method::POST, "/incidents".into())),
-        ["incidents", "update", id] => Some((http::Method::PATCH, format!("/incidents/{}", decode_token(id).ok()?))),
+        ["incidents", "update", id] => Some((
+            http::Method::PATCH,
+            format!("/incidents/{}", decode_token(id).ok()?),
+        )),
         _ => None,
     }
 }
@@ -60,11 +63,18 @@ async fn handle(router: Router, msg: &async_nats::Message) -> (HeaderMap, bytes:
         let body = serde_json::json!({ "error": "not_found", "message": format!("no command at {}", msg.subject) });
         return (reply_headers(404, None), body.to_string().into());
     };
-    let mut builder = http::Request::builder().method(method).uri(path).header("content-type", "application/json");
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json");
     if let Some(headers) = &msg.headers {
-        for name in FORWARDED {
-            if let Some(v) = headers.get(*name).or_else(|| headers.get(name.to_ascii_uppercase().as_str())) {
-                builder = builder.header(*name, v.as_str());
+        // NATS header names are case-sensitive; HTTP's are not. Match them as HTTP would.
+        for (name, values) in headers.iter() {
+            let lower = name.to_string().to_ascii_lowercase();
+            if let (Some(known), Some(v)) =
+                (FORWARDED.iter().find(|f| **f == lower), values.first())
+            {
+                builder = builder.header(*known, v.as_str());
             }
         }
     }
@@ -80,13 +90,26 @@ async fn handle(router: Router, msg: &async_nats::Message) -> (HeaderMap, bytes:
         Err(never) => match never {},
     };
     let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    (reply_headers(parts.status.as_u16(), Some(&parts.headers)), bytes)
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    (
+        reply_headers(parts.status.as_u16(), Some(&parts.headers)),
+        bytes,
+    )
 }
 
 /// Serves command requests until `shutdown` turns true.
-pub async fn serve(client: async_nats::Client, router: Router, mut shutdown: watch::Receiver<bool>) -> Result<(), async_nats::Error> {
-    let mut requests = client.queue_subscribe(COMMAND_SUBJECTS, QUEUE_GROUP.into()).await?;
+pub async fn serve(
+    client: async_nats::Client,
+    router: Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), async_nats::Error> {
+    let mut requests = client
+        .queue_subscribe(COMMAND_SUBJECTS, QUEUE_GROUP.into())
+        .await?;
     loop {
         let msg = tokio::select! {
             m = requests.next() => m,
@@ -95,7 +118,9 @@ pub async fn serve(client: async_nats::Client, router: Router, mut shutdown: wat
         let Some(msg) = msg else { return Ok(()) };
         let (client, router) = (client.clone(), router.clone());
         tokio::spawn(async move {
-            let Some(reply) = msg.reply.clone() else { return };
+            let Some(reply) = msg.reply.clone() else {
+                return;
+            };
             let (headers, body) = handle(router, &msg).await;
             if let Err(e) = client.publish_with_headers(reply, headers, body).await {
                 tracing::warn!(error = %e, "could not answer a command request");
@@ -110,12 +135,18 @@ mod tests {
 
     #[test]
     fn subjects_map_to_their_http_routes() {
-        assert_eq!(route("aegis.cmd.incidents.open"), Some((http::Method::POST, "/incidents".into())));
+        assert_eq!(
+            route("aegis.cmd.incidents.open"),
+            Some((http::Method::POST, "/incidents".into()))
+        );
         assert_eq!(
             route("aegis.cmd.incidents.update.0190-ab"),
             Some((http::Method::PATCH, "/incidents/0190-ab".into()))
         );
-        assert_eq!(route("aegis.cmd.admin.tenants.create"), Some((http::Method::POST, "/admin/tenants".into())));
+        assert_eq!(
+            route("aegis.cmd.admin.tenants.create"),
+            Some((http::Method::POST, "/admin/tenants".into()))
+        );
         assert_eq!(route("aegis.cmd.incidents.delete.x"), None);
         assert_eq!(route("aegis.evt.incidents.open"), None);
     }

@@ -13,7 +13,8 @@ pub fn init() {
     let provider = SdkTracerProvider::builder().build();
     let tracer = provider.tracer("aegis");
     opentelemetry::global::set_tracer_provider(provider);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn,sqlx=warn"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn,sqlx=warn"));
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(tracing_subscriber::fmt::layer().with_target(false))

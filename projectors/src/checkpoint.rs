@@ -18,10 +18,12 @@ impl Checkpoint {
 }
 
 pub async fn ensure(pool: &PgPool, name: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO projector_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
-        .bind(name)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO projector_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -50,7 +52,12 @@ pub async fn min_position(pool: &PgPool, names: &[&str]) -> Result<(i64, bool), 
     Ok((row.0.unwrap_or(0), row.1.unwrap_or(false)))
 }
 
-pub async fn halt(pool: &PgPool, name: &str, position: u64, error: &str) -> Result<(), sqlx::Error> {
+pub async fn halt(
+    pool: &PgPool,
+    name: &str,
+    position: u64,
+    error: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE projector_checkpoints SET status = 'halted', error = $2, failed_position = $3, updated_at = now() WHERE name = $1",
     )

@@ -12,13 +12,20 @@ impl Projection for TenantsProjection {
     const NAME: &'static str = "tenants";
     const TABLES: &'static [&'static str] = &["tenants"];
 
-    async fn apply(&self, tx: &mut PgConnection, suffix: &str, commit: &StoredCommit) -> Result<(), ProjectionError> {
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        suffix: &str,
+        commit: &StoredCommit,
+    ) -> Result<(), ProjectionError> {
         for env in &commit.events {
             if env.event_type != "tenant.created.v1" {
                 continue;
             }
-            let m = pb::TenantCreated::decode(env.payload.as_slice()).map_err(|e| ProjectionError::Decode(e.to_string()))?;
-            let id = uuid::Uuid::parse_str(&env.aggregate_id).map_err(|e| ProjectionError::Decode(e.to_string()))?;
+            let m = pb::TenantCreated::decode(env.payload.as_slice())
+                .map_err(|e| ProjectionError::Decode(e.to_string()))?;
+            let id = uuid::Uuid::parse_str(&env.aggregate_id)
+                .map_err(|e| ProjectionError::Decode(e.to_string()))?;
             sqlx::query(&format!("INSERT INTO tenants{suffix} (id, name, created_at, position) VALUES ($1, $2, $3, $4)"))
                 .bind(id)
                 .bind(&m.name)

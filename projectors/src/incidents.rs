@@ -21,7 +21,8 @@ pub(crate) fn occurred_at(env: &Envelope) -> DateTime<Utc> {
 }
 
 fn decode<M: Message + Default>(env: &Envelope) -> Result<M, ProjectionError> {
-    M::decode(env.payload.as_slice()).map_err(|e| ProjectionError::Decode(format!("{}: {e}", env.event_type)))
+    M::decode(env.payload.as_slice())
+        .map_err(|e| ProjectionError::Decode(format!("{}: {e}", env.event_type)))
 }
 
 fn uuid(s: &str) -> Result<Uuid, ProjectionError> {
@@ -36,8 +37,17 @@ impl Projection for IncidentsProjection {
     const NAME: &'static str = "incidents";
     const TABLES: &'static [&'static str] = &["incidents"];
 
-    async fn apply(&self, tx: &mut PgConnection, suffix: &str, commit: &StoredCommit) -> Result<(), ProjectionError> {
-        for env in commit.events.iter().filter(|e| e.context == "incidents" && e.aggregate_type == "incident") {
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        suffix: &str,
+        commit: &StoredCommit,
+    ) -> Result<(), ProjectionError> {
+        for env in commit
+            .events
+            .iter()
+            .filter(|e| e.context == "incidents" && e.aggregate_type == "incident")
+        {
             let tenant = uuid(&env.tenant_id)?;
             let id = uuid(&env.aggregate_id)?;
             let at = occurred_at(env);
@@ -101,18 +111,22 @@ impl Projection for IncidentsProjection {
                 }
                 "incident.action_recorded.v1" => {
                     let m: pb::IncidentActionRecorded = decode(env)?;
-                    sqlx::query(&update("actions_taken = actions_taken || jsonb_build_array($6::text)"))
-                        .bind(tenant)
-                        .bind(id)
-                        .bind(version)
-                        .bind(at)
-                        .bind(position)
-                        .bind(&m.action)
-                        .execute(&mut *tx)
-                        .await?
+                    sqlx::query(&update(
+                        "actions_taken = actions_taken || jsonb_build_array($6::text)",
+                    ))
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(version)
+                    .bind(at)
+                    .bind(position)
+                    .bind(&m.action)
+                    .execute(&mut *tx)
+                    .await?
                 }
                 other => {
-                    return Err(ProjectionError::Decode(format!("unknown incident event type {other}")));
+                    return Err(ProjectionError::Decode(format!(
+                        "unknown incident event type {other}"
+                    )));
                 }
             };
             if result.rows_affected() != 1 {

@@ -22,4 +22,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
 }
 
 /// Names of every projection, for `rebuild` and the probes.
-pub const PROJECTIONS: &[&str] = &[identity::TenantsProjection::NAME, incidents::IncidentsProjection::NAME];
+pub const PROJECTIONS: &[&str] = &[
+    identity::TenantsProjection::NAME,
+    incidents::IncidentsProjection::NAME,
+];

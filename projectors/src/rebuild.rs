@@ -20,7 +20,10 @@ pub enum RebuildError {
     #[error(transparent)]
     Db(#[from] sqlx::Error),
     #[error("event at position {position} cannot be applied: {source}")]
-    Apply { position: u64, source: ProjectionError },
+    Apply {
+        position: u64,
+        source: ProjectionError,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,21 +45,40 @@ async fn apply_all<P: Projection>(
         projection
             .apply(tx, SUFFIX, c)
             .await
-            .map_err(|source| RebuildError::Apply { position: c.position, source })?;
+            .map_err(|source| RebuildError::Apply {
+                position: c.position,
+                source,
+            })?;
     }
     Ok(())
 }
 
 /// Rebuilds projection `P` from the whole log, serving the old tables until the swap.
-pub async fn rebuild<P: Projection>(pool: &PgPool, store: &EventStore, projection: &P) -> Result<RebuildReport, RebuildError> {
+pub async fn rebuild<P: Projection>(
+    pool: &PgPool,
+    store: &EventStore,
+    projection: &P,
+) -> Result<RebuildReport, RebuildError> {
     crate::checkpoint::ensure(pool, P::NAME).await?;
     for table in P::TABLES {
-        sqlx::query(&format!("DROP TABLE IF EXISTS {table}{SUFFIX}")).execute(pool).await?;
-        sqlx::query(&format!("CREATE TABLE {table}{SUFFIX} (LIKE {table} INCLUDING ALL)")).execute(pool).await?;
+        sqlx::query(&format!("DROP TABLE IF EXISTS {table}{SUFFIX}"))
+            .execute(pool)
+            .await?;
+        sqlx::query(&format!(
+            "CREATE TABLE {table}{SUFFIX} (LIKE {table} INCLUDING ALL)"
+        ))
+        .execute(pool)
+        .await?;
     }
-    let mut report = RebuildReport { commits: 0, events: 0, position: 0 };
+    let mut report = RebuildReport {
+        commits: 0,
+        events: 0,
+        position: 0,
+    };
     let head = store.head().await?;
-    let commits = store.read_range(vec![ALL_EVENTS.into()], 1, Some(head)).await?;
+    let commits = store
+        .read_range(vec![ALL_EVENTS.into()], 1, Some(head))
+        .await?;
     let mut batches = Box::pin(commits.chunks(BATCH));
     while let Some(batch) = batches.next().await {
         let batch: Vec<StoredCommit> = batch.into_iter().collect::<Result<_, _>>()?;
@@ -69,10 +91,11 @@ pub async fn rebuild<P: Projection>(pool: &PgPool, store: &EventStore, projectio
     }
 
     let mut tx = pool.begin().await?;
-    let (live,): (i64,) = sqlx::query_as("SELECT position FROM projector_checkpoints WHERE name = $1 FOR UPDATE")
-        .bind(P::NAME)
-        .fetch_one(&mut *tx)
-        .await?;
+    let (live,): (i64,) =
+        sqlx::query_as("SELECT position FROM projector_checkpoints WHERE name = $1 FOR UPDATE")
+            .bind(P::NAME)
+            .fetch_one(&mut *tx)
+            .await?;
     let live = live as u64;
     if live > report.position {
         // The live runner moved on while we replayed; take those commits too, under the lock.
@@ -89,8 +112,12 @@ pub async fn rebuild<P: Projection>(pool: &PgPool, store: &EventStore, projectio
         report.position = live;
     }
     for table in P::TABLES {
-        sqlx::query(&format!("DROP TABLE {table}")).execute(&mut *tx).await?;
-        sqlx::query(&format!("ALTER TABLE {table}{SUFFIX} RENAME TO {table}")).execute(&mut *tx).await?;
+        sqlx::query(&format!("DROP TABLE {table}"))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!("ALTER TABLE {table}{SUFFIX} RENAME TO {table}"))
+            .execute(&mut *tx)
+            .await?;
     }
     sqlx::query(
         "UPDATE projector_checkpoints SET position = $2, status = 'running', error = NULL, failed_position = NULL, \
@@ -101,6 +128,11 @@ pub async fn rebuild<P: Projection>(pool: &PgPool, store: &EventStore, projectio
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    tracing::info!(projection = P::NAME, commits = report.commits, position = report.position, "rebuilt and swapped in");
+    tracing::info!(
+        projection = P::NAME,
+        commits = report.commits,
+        position = report.position,
+        "rebuilt and swapped in"
+    );
     Ok(report)
 }

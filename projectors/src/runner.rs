@@ -34,7 +34,12 @@ impl ProjectionError {
     fn is_transient(&self) -> bool {
         matches!(
             self,
-            ProjectionError::Db(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_))
+            ProjectionError::Db(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+            )
         )
     }
 }
@@ -64,32 +69,44 @@ pub async fn apply_batch<P: Projection>(
     let first = commits.first().map_or(0, |c| c.position);
     let mut tx = pool.begin().await.map_err(|e| (first, e.into()))?;
     // The row lock serializes us with a rebuild's swap, which may move the checkpoint.
-    let (mut position,): (i64,) = sqlx::query_as("SELECT position FROM projector_checkpoints WHERE name = $1 FOR UPDATE")
-        .bind(P::NAME)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| (first, e.into()))?;
+    let (mut position,): (i64,) =
+        sqlx::query_as("SELECT position FROM projector_checkpoints WHERE name = $1 FOR UPDATE")
+            .bind(P::NAME)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| (first, e.into()))?;
     let start = position;
     for commit in commits.iter().filter(|c| c.position as i64 > start) {
         let span = tracing::info_span!("project", projection = P::NAME, position = commit.position);
         aegis_streams::trace::adopt_parent(&span, commit.traceparent.as_deref());
-        projection.apply(&mut tx, "", commit).instrument(span).await.map_err(|e| (commit.position, e))?;
+        projection
+            .apply(&mut tx, "", commit)
+            .instrument(span)
+            .await
+            .map_err(|e| (commit.position, e))?;
         position = commit.position as i64;
     }
     if position != start {
-        sqlx::query("UPDATE projector_checkpoints SET position = $2, updated_at = now() WHERE name = $1")
-            .bind(P::NAME)
-            .bind(position)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| (first, e.into()))?;
+        sqlx::query(
+            "UPDATE projector_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
+        )
+        .bind(P::NAME)
+        .bind(position)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| (first, e.into()))?;
     }
     tx.commit().await.map_err(|e| (first, e.into()))?;
     Ok(position as u64)
 }
 
 /// Runs one projection until `shutdown` turns true.
-pub async fn run<P: Projection>(pool: PgPool, store: EventStore, projection: Arc<P>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run<P: Projection>(
+    pool: PgPool,
+    store: EventStore,
+    projection: Arc<P>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
         if *shutdown.borrow() {
@@ -116,7 +133,9 @@ async fn run_once<P: Projection>(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     checkpoint::ensure(pool, P::NAME).await?;
-    let cp = checkpoint::get(pool, P::NAME).await?.ok_or("checkpoint row vanished")?;
+    let cp = checkpoint::get(pool, P::NAME)
+        .await?
+        .ok_or("checkpoint row vanished")?;
     if cp.halted() {
         // An operator has to look: wait until the halt is cleared (skip or rebuild).
         tokio::select! {
@@ -124,14 +143,18 @@ async fn run_once<P: Projection>(
             _ = shutdown.changed() => return Ok(()),
         }
     }
-    let commits = store.subscribe(vec![ALL_EVENTS.into()], cp.position as u64 + 1).await?;
+    let commits = store
+        .subscribe(vec![ALL_EVENTS.into()], cp.position as u64 + 1)
+        .await?;
     let mut batches = Box::pin(commits.ready_chunks(BATCH));
     loop {
         let batch = tokio::select! {
             b = batches.next() => b,
             _ = shutdown.changed() => return Ok(()),
         };
-        let Some(batch) = batch else { return Err("event subscription ended".into()) };
+        let Some(batch) = batch else {
+            return Err("event subscription ended".into());
+        };
         let commits: Vec<StoredCommit> = batch.into_iter().collect::<Result<_, _>>()?;
         match apply_batch(pool, projection, &commits).await {
             Ok(position) => tracing::debug!(projection = P::NAME, position, "applied"),

@@ -21,7 +21,10 @@ pub trait Reactor: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Subjects it reacts to.
     fn filters(&self) -> Vec<String>;
-    fn handle(&self, commit: &StoredCommit) -> impl Future<Output = Result<(), ReactorError>> + Send;
+    fn handle(
+        &self,
+        commit: &StoredCommit,
+    ) -> impl Future<Output = Result<(), ReactorError>> + Send;
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +37,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_attempts: 5, base: Duration::from_millis(500), max: Duration::from_secs(60) }
+        Self {
+            max_attempts: 5,
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(60),
+        }
     }
 }
 
@@ -42,7 +49,9 @@ impl RetryPolicy {
     /// Full jitter: uniform in [0, min(max, base * 2^(attempt-1))], so retries of many failed
     /// messages spread out instead of arriving together.
     pub fn delay(&self, attempt: i64, rng: &mut impl Rng) -> Duration {
-        let exp = self.base.saturating_mul(1u32 << (attempt.clamp(1, 20) - 1) as u32);
+        let exp = self
+            .base
+            .saturating_mul(1u32 << (attempt.clamp(1, 20) - 1) as u32);
         let cap = exp.min(self.max);
         Duration::from_millis(rng.gen_range(0..=cap.as_millis() as u64))
     }
@@ -72,22 +81,34 @@ async fn dead_letter(
         .unwrap_or_else(|| "unknown".into());
     let mut headers = HeaderMap::new();
     headers.insert(dlq_headers::REACTOR, reactor);
-    headers.insert(dlq_headers::ERROR, error.replace(['\r', '\n'], " ").as_str());
+    headers.insert(
+        dlq_headers::ERROR,
+        error.replace(['\r', '\n'], " ").as_str(),
+    );
     headers.insert(dlq_headers::ATTEMPTS, attempts.to_string().as_str());
     headers.insert(dlq_headers::POSITION, position.to_string().as_str());
     headers.insert(dlq_headers::SUBJECT, msg.subject.as_str());
     // One dead letter per (reactor, position), however often this runs.
     headers.insert("Nats-Msg-Id", format!("{reactor}:{position}").as_str());
-    js.publish_with_headers(format!("aegis.dlq.{reactor}.{tenant}"), headers, msg.payload.clone())
-        .await
-        .map_err(StoreError::nats)?
-        .await
-        .map_err(StoreError::nats)?;
+    js.publish_with_headers(
+        format!("aegis.dlq.{reactor}.{tenant}"),
+        headers,
+        msg.payload.clone(),
+    )
+    .await
+    .map_err(StoreError::nats)?
+    .await
+    .map_err(StoreError::nats)?;
     Ok(())
 }
 
 /// Runs `reactor` until `shutdown` turns true.
-pub async fn run<R: Reactor>(js: jetstream::Context, reactor: Arc<R>, policy: RetryPolicy, mut shutdown: watch::Receiver<bool>) {
+pub async fn run<R: Reactor>(
+    js: jetstream::Context,
+    reactor: Arc<R>,
+    policy: RetryPolicy,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut backoff = Duration::from_millis(200);
     loop {
         match run_once(&js, reactor.as_ref(), policy, &mut shutdown).await {
@@ -131,7 +152,9 @@ async fn run_once<R: Reactor>(
             m = messages.next() => m,
             _ = shutdown.changed() => return Ok(()),
         };
-        let Some(msg) = next else { return Err("consumer ended".into()) };
+        let Some(msg) = next else {
+            return Err("consumer ended".into());
+        };
         let msg = msg?;
         let (position, attempts) = {
             let info = msg.info()?;
@@ -153,7 +176,10 @@ async fn run_once<R: Reactor>(
                 .map_err(|e| ReactorError(format!("undecodable commit: {e}")))
         };
         let span = tracing::info_span!("react", reactor = reactor.name(), position, attempts);
-        aegis_streams::trace::adopt_parent(&span, commit.as_ref().ok().and_then(|c| c.traceparent.as_deref()));
+        aegis_streams::trace::adopt_parent(
+            &span,
+            commit.as_ref().ok().and_then(|c| c.traceparent.as_deref()),
+        );
         let outcome = match &commit {
             Ok(c) => reactor.handle(c).instrument(span.clone()).await,
             Err(e) => Err(ReactorError(e.0.clone())),
@@ -181,7 +207,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_exponentially_and_is_capped() {
-        let p = RetryPolicy { max_attempts: 10, base: Duration::from_millis(100), max: Duration::from_secs(1) };
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         for attempt in 1..=10 {
             let cap = (100u64 << (attempt - 1)).min(1000);
@@ -193,9 +223,17 @@ mod tests {
 
     #[test]
     fn jitter_spreads_retries() {
-        let p = RetryPolicy { max_attempts: 10, base: Duration::from_millis(1000), max: Duration::from_secs(10) };
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base: Duration::from_millis(1000),
+            max: Duration::from_secs(10),
+        };
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let delays: std::collections::HashSet<_> = (0..50).map(|_| p.delay(3, &mut rng)).collect();
-        assert!(delays.len() > 25, "jittered delays should differ, got {}", delays.len());
+        assert!(
+            delays.len() > 25,
+            "jittered delays should differ, got {}",
+            delays.len()
+        );
     }
 }

@@ -73,7 +73,11 @@ pub fn parse(text: &str) -> Result<Shapes, String> {
             .map_err(|_| format!("snapshot line {}: bad field number {n}", i + 1))?;
         out.insert(
             (m.to_string(), f.to_string()),
-            FieldShape { number, kind: k.to_string(), label: l.to_string() },
+            FieldShape {
+                number,
+                kind: k.to_string(),
+                label: l.to_string(),
+            },
         );
     }
     Ok(out)
@@ -98,11 +102,14 @@ pub fn violations(snapshot: &Shapes, current: &Shapes) -> Vec<String> {
     }
     // A new field must not take a number an old field of the same message held.
     for ((message, field), new) in current {
-        let reused = snapshot.iter().any(|((m, f), old)| {
-            m == message && f != field && old.number == new.number
-        });
+        let reused = snapshot
+            .iter()
+            .any(|((m, f), old)| m == message && f != field && old.number == new.number);
         if reused {
-            out.push(format!("{message}.{field} reuses field number {}", new.number));
+            out.push(format!(
+                "{message}.{field} reuses field number {}",
+                new.number
+            ));
         }
     }
     out

@@ -40,11 +40,17 @@ pub fn verify<'a>(events: impl IntoIterator<Item = &'a Envelope>) -> Result<[u8;
     let mut prev = GENESIS;
     for e in events {
         if e.prev_hash != prev {
-            return Err(ChainError::BrokenLink { event_id: e.event_id.clone(), version: e.aggregate_version });
+            return Err(ChainError::BrokenLink {
+                event_id: e.event_id.clone(),
+                version: e.aggregate_version,
+            });
         }
         let hash = hash_of(e);
         if e.hash != hash {
-            return Err(ChainError::Tampered { event_id: e.event_id.clone(), version: e.aggregate_version });
+            return Err(ChainError::Tampered {
+                event_id: e.event_id.clone(),
+                version: e.aggregate_version,
+            });
         }
         prev = hash;
     }
@@ -80,13 +86,25 @@ mod tests {
     fn an_altered_payload_is_detected() {
         let mut events = chain(3);
         events[1].payload = vec![42];
-        assert_eq!(verify(&events), Err(ChainError::Tampered { event_id: "e2".into(), version: 2 }));
+        assert_eq!(
+            verify(&events),
+            Err(ChainError::Tampered {
+                event_id: "e2".into(),
+                version: 2
+            })
+        );
     }
 
     #[test]
     fn a_removed_event_is_detected() {
         let mut events = chain(3);
         events.remove(1);
-        assert_eq!(verify(&events), Err(ChainError::BrokenLink { event_id: "e3".into(), version: 3 }));
+        assert_eq!(
+            verify(&events),
+            Err(ChainError::BrokenLink {
+                event_id: "e3".into(),
+                version: 3
+            })
+        );
     }
 }

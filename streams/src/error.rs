@@ -7,7 +7,9 @@ pub enum StoreError {
     Nats(String),
     #[error("a stored commit does not decode: {0}")]
     Decode(String),
-    #[error("stream `{stream}` exists with a configuration that cannot be changed in place: {detail}")]
+    #[error(
+        "stream `{stream}` exists with a configuration that cannot be changed in place: {detail}"
+    )]
     Drift { stream: String, detail: String },
 }
 

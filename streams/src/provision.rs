@@ -89,7 +89,12 @@ fn drift(want: &stream::Config, have: &stream::Config) -> Vec<String> {
 async fn ensure_stream(js: &jetstream::Context, want: stream::Config) -> Result<(), StoreError> {
     match js.get_stream(&want.name).await {
         Ok(mut existing) => {
-            let have = existing.info().await.map_err(StoreError::nats)?.config.clone();
+            let have = existing
+                .info()
+                .await
+                .map_err(StoreError::nats)?
+                .config
+                .clone();
             let drifted = drift(&want, &have);
             if drifted.is_empty() {
                 return Ok(());
@@ -102,10 +107,12 @@ async fn ensure_stream(js: &jetstream::Context, want: stream::Config) -> Result<
             }
             tracing::warn!(stream = %want.name, drift = %drifted.join(", "), "updating drifted stream");
             let name = want.name.clone();
-            js.update_stream(want).await.map_err(|e| StoreError::Drift {
-                stream: name,
-                detail: format!("{}; update refused: {e}", drifted.join(", ")),
-            })?;
+            js.update_stream(want)
+                .await
+                .map_err(|e| StoreError::Drift {
+                    stream: name,
+                    detail: format!("{}; update refused: {e}", drifted.join(", ")),
+                })?;
             Ok(())
         }
         Err(e) => match e.kind() {
@@ -121,7 +128,10 @@ async fn ensure_stream(js: &jetstream::Context, want: stream::Config) -> Result<
 }
 
 /// Creates or reconciles every stream and bucket Aegis needs.
-pub async fn provision(js: &jetstream::Context, settings: &StreamSettings) -> Result<(), StoreError> {
+pub async fn provision(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+) -> Result<(), StoreError> {
     ensure_stream(js, events_config(settings)).await?;
     ensure_stream(js, dlq_config(settings)).await?;
     js.create_or_update_key_value(kv::Config {

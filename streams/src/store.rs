@@ -47,7 +47,11 @@ pub struct Expected {
 }
 
 impl Expected {
-    pub const NEW: Expected = Expected { last_seq: 0, version: 0, head: chain::GENESIS };
+    pub const NEW: Expected = Expected {
+        last_seq: 0,
+        version: 0,
+        head: chain::GENESIS,
+    };
 }
 
 /// A commit as stored: its stream position and its events.
@@ -60,12 +64,23 @@ pub struct StoredCommit {
 }
 
 impl StoredCommit {
-    fn decode(position: u64, subject: &str, headers: Option<&HeaderMap>, payload: &[u8]) -> Result<Self, StoreError> {
-        let commit = Commit::decode(payload).map_err(|e| StoreError::Decode(format!("seq {position}: {e}")))?;
+    fn decode(
+        position: u64,
+        subject: &str,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+    ) -> Result<Self, StoreError> {
+        let commit = Commit::decode(payload)
+            .map_err(|e| StoreError::Decode(format!("seq {position}: {e}")))?;
         let traceparent = headers
             .and_then(|h| h.get(headers::TRACEPARENT))
             .map(|v| v.as_str().to_string());
-        Ok(Self { position, subject: subject.to_string(), events: commit.events, traceparent })
+        Ok(Self {
+            position,
+            subject: subject.to_string(),
+            events: commit.events,
+            traceparent,
+        })
     }
 
     /// Where this aggregate stands after this commit.
@@ -74,7 +89,9 @@ impl StoredCommit {
         Expected {
             last_seq: self.position,
             version: last.map_or(0, |e| e.aggregate_version),
-            head: last.and_then(|e| e.hash.as_slice().try_into().ok()).unwrap_or(chain::GENESIS),
+            head: last
+                .and_then(|e| e.hash.as_slice().try_into().ok())
+                .unwrap_or(chain::GENESIS),
         }
     }
 }
@@ -109,15 +126,26 @@ impl EventStore {
     }
 
     async fn stream(&self) -> Result<stream::Stream<stream::Info>, StoreError> {
-        self.js.get_stream(events_stream_name()).await.map_err(StoreError::nats)
+        self.js
+            .get_stream(events_stream_name())
+            .await
+            .map_err(StoreError::nats)
     }
 
     async fn stream_handle(&self) -> Result<stream::Stream<()>, StoreError> {
-        self.js.get_stream_no_info(events_stream_name()).await.map_err(StoreError::nats)
+        self.js
+            .get_stream_no_info(events_stream_name())
+            .await
+            .map_err(StoreError::nats)
     }
 
     /// Builds sealed envelopes for `events` following `expected`.
-    pub fn envelopes(agg: &AggregateRef, expected: &Expected, events: Vec<NewEvent>, meta: &Metadata) -> Vec<Envelope> {
+    pub fn envelopes(
+        agg: &AggregateRef,
+        expected: &Expected,
+        events: Vec<NewEvent>,
+        meta: &Metadata,
+    ) -> Vec<Envelope> {
         let mut head = expected.head;
         let occurred_at = prost_types::Timestamp {
             seconds: meta.occurred_at.timestamp(),
@@ -136,7 +164,10 @@ impl EventStore {
                     aggregate_id: agg.id.clone(),
                     aggregate_version: expected.version + 1 + i as u64,
                     occurred_at: Some(occurred_at),
-                    actor: Some(Actor { kind: meta.actor_kind.clone(), subject: meta.actor_subject.clone() }),
+                    actor: Some(Actor {
+                        kind: meta.actor_kind.clone(),
+                        subject: meta.actor_subject.clone(),
+                    }),
                     causation_id: meta.causation_id.clone(),
                     correlation_id: meta.correlation_id.clone(),
                     payload: e.payload,
@@ -184,13 +215,19 @@ impl EventStore {
             .await;
         let ack = match ack {
             Ok(ack) => ack,
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => return Err(AppendError::Conflict),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                return Err(AppendError::Conflict)
+            }
             Err(e) => return Err(AppendError::Store(StoreError::nats(e))),
         };
         if ack.duplicate {
             // The first append with this id won; answer with what it stored.
             let stored = self.get(ack.sequence).await?;
-            return Ok(Appended { position: ack.sequence, duplicate: true, commit: stored });
+            return Ok(Appended {
+                position: ack.sequence,
+                duplicate: true,
+                commit: stored,
+            });
         }
         let traceparent = meta
             .trace_headers
@@ -200,14 +237,29 @@ impl EventStore {
         Ok(Appended {
             position: ack.sequence,
             duplicate: false,
-            commit: StoredCommit { position: ack.sequence, subject, events: commit.events, traceparent },
+            commit: StoredCommit {
+                position: ack.sequence,
+                subject,
+                events: commit.events,
+                traceparent,
+            },
         })
     }
 
     /// The commit at one stream position, read from the stream leader.
     pub async fn get(&self, position: u64) -> Result<StoredCommit, StoreError> {
-        let msg = self.stream_handle().await?.get_raw_message(position).await.map_err(StoreError::nats)?;
-        StoredCommit::decode(msg.sequence, msg.subject.as_str(), Some(&msg.headers), &msg.payload)
+        let msg = self
+            .stream_handle()
+            .await?
+            .get_raw_message(position)
+            .await
+            .map_err(StoreError::nats)?;
+        StoredCommit::decode(
+            msg.sequence,
+            msg.subject.as_str(),
+            Some(&msg.headers),
+            &msg.payload,
+        )
     }
 
     /// Commits of `agg` after stream position `after` (0 for its whole history). The last
@@ -223,7 +275,10 @@ impl EventStore {
             Err(e) => return Err(StoreError::nats(e)),
         };
         if last <= after.last_seq {
-            return Ok(History { commits: Vec::new(), expected: after });
+            return Ok(History {
+                commits: Vec::new(),
+                expected: after,
+            });
         }
         let commits: Vec<StoredCommit> = self
             .read_range(vec![subject], after.last_seq + 1, Some(last))
@@ -239,7 +294,12 @@ impl EventStore {
     /// The stream position of the newest commit (0 for an empty log).
     pub async fn head(&self) -> Result<u64, StoreError> {
         let mut stream = self.stream().await?;
-        Ok(stream.info().await.map_err(StoreError::nats)?.state.last_sequence)
+        Ok(stream
+            .info()
+            .await
+            .map_err(StoreError::nats)?
+            .state
+            .last_sequence)
     }
 
     /// Commits on `filters` from position `from` through `to` (inclusive), or through the head
@@ -249,31 +309,32 @@ impl EventStore {
         filters: Vec<String>,
         from: u64,
         to: Option<u64>,
-    ) -> Result<impl Stream<Item = Result<StoredCommit, StoreError>> + Send + 'static, StoreError> {
+    ) -> Result<impl Stream<Item = Result<StoredCommit, StoreError>> + Send + 'static, StoreError>
+    {
         let to = match to {
             Some(to) => to,
             None => self.head().await?,
         };
         let (messages, pending) = self.ordered(filters, from).await?;
-        let done = pending == 0 || from > to;
-        let items = messages
-            .take_while(move |m| {
-                let keep = match m {
-                    Ok((c, _)) => c.position <= to,
-                    Err(_) => true,
-                };
-                futures::future::ready(keep)
-            })
-            .scan(done, move |finished, item| {
-                if *finished {
-                    return futures::future::ready(None);
+        let finished = pending == 0 || from > to;
+        // Stop right after the last wanted commit: the consumer itself never ends, so waiting
+        // for one more message past the end would wait forever.
+        let items = futures::stream::unfold(
+            (Box::pin(messages), finished),
+            move |(mut messages, finished)| async move {
+                if finished {
+                    return None;
                 }
-                if let Ok((c, pending)) = &item {
-                    // Nothing matching is left, or we reached the end of the range.
-                    *finished = *pending == 0 || c.position >= to;
+                match messages.next().await? {
+                    Ok((c, _)) if c.position > to => None,
+                    Ok((c, pending)) => {
+                        let finished = pending == 0 || c.position >= to;
+                        Some((Ok(c), (messages, finished)))
+                    }
+                    Err(e) => Some((Err(e), (messages, true))),
                 }
-                futures::future::ready(Some(item.map(|(c, _)| c)))
-            });
+            },
+        );
         Ok(items)
     }
 
@@ -282,7 +343,8 @@ impl EventStore {
         &self,
         filters: Vec<String>,
         from: u64,
-    ) -> Result<impl Stream<Item = Result<StoredCommit, StoreError>> + Send + 'static, StoreError> {
+    ) -> Result<impl Stream<Item = Result<StoredCommit, StoreError>> + Send + 'static, StoreError>
+    {
         let (messages, _) = self.ordered(filters, from).await?;
         Ok(messages.map(|m| m.map(|(c, _)| c)))
     }
@@ -293,7 +355,13 @@ impl EventStore {
         &self,
         filters: Vec<String>,
         from: u64,
-    ) -> Result<(impl Stream<Item = Result<(StoredCommit, u64), StoreError>> + Send + 'static, u64), StoreError> {
+    ) -> Result<
+        (
+            impl Stream<Item = Result<(StoredCommit, u64), StoreError>> + Send + 'static,
+            u64,
+        ),
+        StoreError,
+    > {
         let stream = self.stream_handle().await?;
         let (filter_subject, filter_subjects) = match filters.len() {
             1 => (filters.into_iter().next().unwrap_or_default(), Vec::new()),
@@ -303,7 +371,9 @@ impl EventStore {
             .create_consumer(consumer::pull::OrderedConfig {
                 filter_subject,
                 filter_subjects,
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from.max(1) },
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: from.max(1),
+                },
                 ..Default::default()
             })
             .await
@@ -314,7 +384,8 @@ impl EventStore {
             let m = m.map_err(StoreError::nats)?;
             let info = m.info().map_err(StoreError::nats)?;
             let (seq, pending) = (info.stream_sequence, info.pending);
-            let commit = StoredCommit::decode(seq, m.subject.as_str(), m.headers.as_ref(), &m.payload)?;
+            let commit =
+                StoredCommit::decode(seq, m.subject.as_str(), m.headers.as_ref(), &m.payload)?;
             Ok((commit, pending))
         });
         Ok((commits, pending))

@@ -84,7 +84,12 @@ impl AggregateRef {
         if id.is_empty() {
             return Err(SubjectError::EmptyId);
         }
-        Ok(Self { tenant, context, aggregate, id })
+        Ok(Self {
+            tenant,
+            context,
+            aggregate,
+            id,
+        })
     }
 
     pub fn subject(&self) -> String {
@@ -117,10 +122,21 @@ mod tests {
 
     #[test]
     fn ids_with_subject_syntax_never_reach_the_subject_raw() {
-        for raw in ["a.b", "*", ">", "with space", "tab\there", "ünïcode", "a_b", "_2E"] {
+        for raw in [
+            "a.b",
+            "*",
+            ">",
+            "with space",
+            "tab\there",
+            "ünïcode",
+            "a_b",
+            "_2E",
+        ] {
             let token = encode_token(raw);
             assert!(
-                token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
                 "{raw:?} -> {token:?}"
             );
             assert_eq!(decode_token(&token).as_deref(), Ok(raw));
@@ -137,7 +153,10 @@ mod tests {
     fn subject_has_the_documented_shape() {
         let tenant = Uuid::now_v7();
         let agg = AggregateRef::new(tenant, "incidents", "incident", "x.y").expect("valid");
-        assert_eq!(agg.subject(), format!("aegis.evt.{tenant}.incidents.incident.x_2Ey"));
+        assert_eq!(
+            agg.subject(),
+            format!("aegis.evt.{tenant}.incidents.incident.x_2Ey")
+        );
     }
 
     #[test]
@@ -145,7 +164,10 @@ mod tests {
         let t = Uuid::nil();
         assert!(AggregateRef::new(t, "Incidents", "incident", "1").is_err());
         assert!(AggregateRef::new(t, "inc.dents", "incident", "1").is_err());
-        assert_eq!(AggregateRef::new(t, "incidents", "incident", ""), Err(SubjectError::EmptyId));
+        assert_eq!(
+            AggregateRef::new(t, "incidents", "incident", ""),
+            Err(SubjectError::EmptyId)
+        );
     }
 
     #[test]

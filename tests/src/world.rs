@@ -13,7 +13,10 @@ pub const BOOTSTRAP: &str = "test-bootstrap-token-0123456789";
 pub const INTERNAL: &str = "test-internal-secret-0123456789";
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 fn repo_root() -> PathBuf {
@@ -30,7 +33,11 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub fn start() -> Self {
-        Self::start_with_conf(std::env::var("AEGIS_NATS_CONF").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("nats.conf")))
+        Self::start_with_conf(
+            std::env::var("AEGIS_NATS_CONF")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| repo_root().join("nats.conf")),
+        )
     }
 
     /// Starts a server from `conf` (the benchmark uses a variant with default sync).
@@ -39,7 +46,12 @@ impl NatsServer {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let port = free_port();
         let child = Self::spawn(&conf, port, &dir);
-        let server = Self { child, port, dir, conf };
+        let server = Self {
+            child,
+            port,
+            dir,
+            conf,
+        };
         server.wait_ready();
         server
     }
@@ -54,13 +66,19 @@ impl NatsServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin} (scripts/test sets AEGIS_NATS_SERVER): {e}"))
+            .unwrap_or_else(|e| {
+                panic!("cannot start {bin} (scripts/test sets AEGIS_NATS_SERVER): {e}")
+            })
     }
 
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start on {}", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not start on {}",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -94,16 +112,24 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn create() -> Self {
-        let admin_url =
-            std::env::var("AEGIS_TEST_PG_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let admin_url = std::env::var("AEGIS_TEST_PG_ADMIN_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let name = format!("aegis_test_{}", Uuid::now_v7().simple());
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await.expect("Postgres admin connection");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+            .await
+            .expect("Postgres admin connection");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
         Self { name, admin_url }
     }
 
     pub fn url(&self) -> String {
-        let base = self.admin_url.rsplit_once('/').map_or(self.admin_url.as_str(), |(b, _)| b);
+        let base = self
+            .admin_url
+            .rsplit_once('/')
+            .map_or(self.admin_url.as_str(), |(b, _)| b);
         format!("{base}/{}", self.name)
     }
 }
@@ -113,11 +139,18 @@ impl Drop for TestDb {
         let (admin, name) = (self.admin_url.clone(), self.name.clone());
         // Drop runs outside any runtime we may use; a small one of its own does the work.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(rt) = rt {
                 rt.block_on(async {
-                    if let Ok(mut c) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
+                    if let Ok(mut c) =
+                        <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await
+                    {
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut c)
+                                .await;
                     }
                 });
             }
@@ -158,9 +191,21 @@ impl TestApp {
         let nats = NatsServer::start();
         let db = TestDb::create().await;
         let config = test_config(&nats, &db);
-        let app = Application::build(config.clone(), roles).await.expect("Aegis starts");
-        let base = app.address().map(|a| format!("http://{a}")).unwrap_or_default();
-        Self { app: Some(app), base, http: reqwest::Client::new(), config, db, nats }
+        let app = Application::build(config.clone(), roles)
+            .await
+            .expect("Aegis starts");
+        let base = app
+            .address()
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default();
+        Self {
+            app: Some(app),
+            base,
+            http: reqwest::Client::new(),
+            config,
+            db,
+            nats,
+        }
     }
 
     pub fn state(&self) -> &aegis_command_api::state::AppState {
@@ -172,8 +217,16 @@ impl TestApp {
     }
 
     /// Request as the platform admin, acting in `tenant` when given.
-    pub fn admin(&self, method: reqwest::Method, path: &str, tenant: Option<Uuid>) -> reqwest::RequestBuilder {
-        let mut r = self.http.request(method, self.url(path)).bearer_auth(BOOTSTRAP);
+    pub fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        tenant: Option<Uuid>,
+    ) -> reqwest::RequestBuilder {
+        let mut r = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(BOOTSTRAP);
         if let Some(t) = tenant {
             r = r.header("X-Tenant-ID", t.to_string());
         }
@@ -181,7 +234,12 @@ impl TestApp {
     }
 
     /// Request as an internal service acting in `tenant`.
-    pub fn internal(&self, method: reqwest::Method, path: &str, tenant: Uuid) -> reqwest::RequestBuilder {
+    pub fn internal(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        tenant: Uuid,
+    ) -> reqwest::RequestBuilder {
         self.http
             .request(method, self.url(path))
             .header("X-Internal-Secret", INTERNAL)
@@ -189,19 +247,37 @@ impl TestApp {
     }
 
     pub async fn create_tenant(&self, name: &str) -> Uuid {
-        let r = self.admin(reqwest::Method::POST, "/admin/tenants", None).json(&json!({ "name": name })).send().await.expect("send");
-        assert_eq!(r.status(), 201, "create tenant: {}", r.text().await.unwrap_or_default());
+        let r = self
+            .admin(reqwest::Method::POST, "/admin/tenants", None)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(
+            r.status(),
+            201,
+            "create tenant: {}",
+            r.text().await.unwrap_or_default()
+        );
         let body: Value = r.json().await.expect("json");
         Uuid::parse_str(body["data"]["id"].as_str().expect("id")).expect("uuid")
     }
 
     /// Opens an incident and returns (id, position, body).
     pub async fn open_incident(&self, tenant: Uuid, body: Value) -> (Uuid, u64, Value) {
-        let r = self.internal(reqwest::Method::POST, "/incidents", tenant).json(&body).send().await.expect("send");
+        let r = self
+            .internal(reqwest::Method::POST, "/incidents", tenant)
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
         let status = r.status();
         let position = position(&r);
         let body: Value = r.json().await.expect("json");
-        assert!(status == 201 || status == 200, "open incident: {status} {body}");
+        assert!(
+            status == 201 || status == 200,
+            "open incident: {status} {body}"
+        );
         let id = Uuid::parse_str(body["data"]["id"].as_str().expect("id")).expect("uuid");
         (id, position.unwrap_or(0), body)
     }
@@ -219,11 +295,17 @@ impl TestApp {
 }
 
 pub fn position(r: &reqwest::Response) -> Option<u64> {
-    r.headers().get("aegis-position").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+    r.headers()
+        .get("aegis-position")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 pub fn etag(r: &reqwest::Response) -> Option<String> {
-    r.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_string)
+    r.headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// A typical incident body.

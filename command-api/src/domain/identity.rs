@@ -86,24 +86,34 @@ impl Aggregate for TenantAggregate {
     fn decide(state: &Self::State, cmd: &CreateTenant) -> Result<Vec<TenantCreated>, TenantError> {
         match state {
             Some(_) => Err(TenantError::AlreadyExists),
-            None => Ok(vec![TenantCreated { name: cmd.name.as_str().to_string() }]),
+            None => Ok(vec![TenantCreated {
+                name: cmd.name.as_str().to_string(),
+            }]),
         }
     }
 
     fn evolve(_state: Self::State, event: &TenantCreated, env: &Envelope) -> Self::State {
         let id = Uuid::parse_str(&env.aggregate_id).unwrap_or_default();
-        Some(Tenant { id: TenantId(id), name: event.name.clone(), created_at: occurred_at(env) })
+        Some(Tenant {
+            id: TenantId(id),
+            name: event.name.clone(),
+            created_at: occurred_at(env),
+        })
     }
 
     fn encode(event: &TenantCreated) -> NewEvent {
         NewEvent {
             event_type: "tenant.created.v1",
-            payload: pb::TenantCreated { name: event.name.clone() }.encode_to_vec(),
+            payload: pb::TenantCreated {
+                name: event.name.clone(),
+            }
+            .encode_to_vec(),
         }
     }
 
     fn decode(env: &Envelope) -> Result<TenantCreated, DecodeError> {
-        let m = pb::TenantCreated::decode(env.payload.as_slice()).map_err(|e| DecodeError::new(env, e))?;
+        let m = pb::TenantCreated::decode(env.payload.as_slice())
+            .map_err(|e| DecodeError::new(env, e))?;
         Ok(TenantCreated { name: m.name })
     }
 }
@@ -140,13 +150,19 @@ impl Aggregate for TenantNameAggregate {
     fn encode(event: &TenantId) -> NewEvent {
         NewEvent {
             event_type: "tenant.name_claimed.v1",
-            payload: pb::TenantNameClaimed { tenant_id: event.to_string() }.encode_to_vec(),
+            payload: pb::TenantNameClaimed {
+                tenant_id: event.to_string(),
+            }
+            .encode_to_vec(),
         }
     }
 
     fn decode(env: &Envelope) -> Result<TenantId, DecodeError> {
-        let m = pb::TenantNameClaimed::decode(env.payload.as_slice()).map_err(|e| DecodeError::new(env, e))?;
-        Uuid::parse_str(&m.tenant_id).map(TenantId).map_err(|e| DecodeError::new(env, e))
+        let m = pb::TenantNameClaimed::decode(env.payload.as_slice())
+            .map_err(|e| DecodeError::new(env, e))?;
+        Uuid::parse_str(&m.tenant_id)
+            .map(TenantId)
+            .map_err(|e| DecodeError::new(env, e))
     }
 }
 
@@ -162,22 +178,31 @@ mod tests {
     #[test]
     fn a_new_tenant_is_created() {
         given::<TenantAggregate>(vec![])
-            .when(CreateTenant { name: name(" Acme ") })
-            .then(vec![TenantCreated { name: "Acme".into() }]);
+            .when(CreateTenant {
+                name: name(" Acme "),
+            })
+            .then(vec![TenantCreated {
+                name: "Acme".into(),
+            }]);
     }
 
     #[test]
     fn a_tenant_is_created_once() {
-        given::<TenantAggregate>(vec![TenantCreated { name: "Acme".into() }])
-            .when(CreateTenant { name: name("Acme") })
-            .then_err(TenantError::AlreadyExists);
+        given::<TenantAggregate>(vec![TenantCreated {
+            name: "Acme".into(),
+        }])
+        .when(CreateTenant { name: name("Acme") })
+        .then_err(TenantError::AlreadyExists);
     }
 
     #[test]
     fn a_claimed_name_cannot_be_claimed_again() {
         let first = TenantId(Uuid::now_v7());
         given::<TenantNameAggregate>(vec![first])
-            .when(ClaimName { name: name("Acme"), tenant: TenantId(Uuid::now_v7()) })
+            .when(ClaimName {
+                name: name("Acme"),
+                tenant: TenantId(Uuid::now_v7()),
+            })
             .then_err(TenantError::NameTaken("Acme".into()));
     }
 

@@ -129,7 +129,11 @@ pub enum IncidentError {
     #[error("incident not found")]
     NotFound,
     #[error("cannot move an incident from {from} to {to}")]
-    IllegalTransition { from: Status, to: Status, allowed: &'static [Status] },
+    IllegalTransition {
+        from: Status,
+        to: Status,
+        allowed: &'static [Status],
+    },
 }
 
 pub struct IncidentAggregate;
@@ -147,23 +151,43 @@ impl Aggregate for IncidentAggregate {
             (Some(_), Command::Open(_)) => Err(IncidentError::AlreadyExists),
             (None, Command::Open(new)) => Ok(vec![Event::Opened(new.clone())]),
             (None, Command::Update { .. }) => Err(IncidentError::NotFound),
-            (Some(incident), Command::Update { status, assigned_to, actions_taken }) => {
+            (
+                Some(incident),
+                Command::Update {
+                    status,
+                    assigned_to,
+                    actions_taken,
+                },
+            ) => {
                 let mut events = Vec::new();
                 if let Some(to) = *status {
                     if to != incident.status {
                         let allowed = incident.status.allowed_next();
                         if !allowed.contains(&to) {
-                            return Err(IncidentError::IllegalTransition { from: incident.status, to, allowed });
+                            return Err(IncidentError::IllegalTransition {
+                                from: incident.status,
+                                to,
+                                allowed,
+                            });
                         }
-                        events.push(Event::StatusChanged { from: incident.status, to });
+                        events.push(Event::StatusChanged {
+                            from: incident.status,
+                            to,
+                        });
                     }
                 }
                 if let Some(assignee) = assigned_to {
                     if *assignee != incident.assigned_to {
-                        events.push(Event::Assigned { assigned_to: assignee.clone() });
+                        events.push(Event::Assigned {
+                            assigned_to: assignee.clone(),
+                        });
                     }
                 }
-                events.extend(actions_taken.iter().map(|a| Event::ActionRecorded { action: a.clone() }));
+                events.extend(
+                    actions_taken
+                        .iter()
+                        .map(|a| Event::ActionRecorded { action: a.clone() }),
+                );
                 Ok(events)
             }
         }
@@ -228,17 +252,25 @@ impl Aggregate for IncidentAggregate {
             },
             Event::StatusChanged { from, to } => NewEvent {
                 event_type: "incident.status_changed.v1",
-                payload: pb::IncidentStatusChanged { from: from.as_str().into(), to: to.as_str().into() }
-                    .encode_to_vec(),
+                payload: pb::IncidentStatusChanged {
+                    from: from.as_str().into(),
+                    to: to.as_str().into(),
+                }
+                .encode_to_vec(),
             },
             Event::Assigned { assigned_to } => NewEvent {
                 event_type: "incident.assigned.v1",
-                payload: pb::IncidentAssigned { assigned_to: assigned_to.clone().unwrap_or_default() }
-                    .encode_to_vec(),
+                payload: pb::IncidentAssigned {
+                    assigned_to: assigned_to.clone().unwrap_or_default(),
+                }
+                .encode_to_vec(),
             },
             Event::ActionRecorded { action } => NewEvent {
                 event_type: "incident.action_recorded.v1",
-                payload: pb::IncidentActionRecorded { action: action.clone() }.encode_to_vec(),
+                payload: pb::IncidentActionRecorded {
+                    action: action.clone(),
+                }
+                .encode_to_vec(),
             },
         }
     }
@@ -255,7 +287,9 @@ fn non_empty(s: String) -> Option<String> {
 /// Decodes an incident event; shared with the projector so the two never disagree.
 pub fn decode_event(env: &Envelope) -> Result<Event, DecodeError> {
     let err = |e: &dyn std::fmt::Display| DecodeError::new(env, e);
-    let word = |s: &str| Status::parse(s).ok_or_else(|| DecodeError::new(env, format!("unknown status {s}")));
+    let word = |s: &str| {
+        Status::parse(s).ok_or_else(|| DecodeError::new(env, format!("unknown status {s}")))
+    };
     let p = env.payload.as_slice();
     Ok(match env.event_type.as_str() {
         "incident.opened.v1" => {
@@ -263,8 +297,9 @@ pub fn decode_event(env: &Envelope) -> Result<Event, DecodeError> {
             let id = Uuid::parse_str(&env.aggregate_id).map_err(|e| err(&e))?;
             Event::Opened(NewIncident {
                 id: IncidentId(id),
-                severity: Severity::parse(&m.severity)
-                    .ok_or_else(|| DecodeError::new(env, format!("unknown severity {}", m.severity)))?,
+                severity: Severity::parse(&m.severity).ok_or_else(|| {
+                    DecodeError::new(env, format!("unknown severity {}", m.severity))
+                })?,
                 title: m.title,
                 source: m.source,
                 description: m.description,
@@ -274,17 +309,27 @@ pub fn decode_event(env: &Envelope) -> Result<Event, DecodeError> {
         }
         "incident.status_changed.v1" => {
             let m = pb::IncidentStatusChanged::decode(p).map_err(|e| err(&e))?;
-            Event::StatusChanged { from: word(&m.from)?, to: word(&m.to)? }
+            Event::StatusChanged {
+                from: word(&m.from)?,
+                to: word(&m.to)?,
+            }
         }
         "incident.assigned.v1" => {
             let m = pb::IncidentAssigned::decode(p).map_err(|e| err(&e))?;
-            Event::Assigned { assigned_to: non_empty(m.assigned_to) }
+            Event::Assigned {
+                assigned_to: non_empty(m.assigned_to),
+            }
         }
         "incident.action_recorded.v1" => {
             let m = pb::IncidentActionRecorded::decode(p).map_err(|e| err(&e))?;
             Event::ActionRecorded { action: m.action }
         }
-        other => return Err(DecodeError::new(env, format!("not an incident event: {other}"))),
+        other => {
+            return Err(DecodeError::new(
+                env,
+                format!("not an incident event: {other}"),
+            ))
+        }
     })
 }
 
@@ -335,13 +380,19 @@ impl Aggregate for DedupAggregate {
     fn encode(event: &IncidentId) -> NewEvent {
         NewEvent {
             event_type: "incident.dedup_claimed.v1",
-            payload: pb::IncidentDedupClaimed { incident_id: event.to_string() }.encode_to_vec(),
+            payload: pb::IncidentDedupClaimed {
+                incident_id: event.to_string(),
+            }
+            .encode_to_vec(),
         }
     }
 
     fn decode(env: &Envelope) -> Result<IncidentId, DecodeError> {
-        let m = pb::IncidentDedupClaimed::decode(env.payload.as_slice()).map_err(|e| DecodeError::new(env, e))?;
-        Uuid::parse_str(&m.incident_id).map(IncidentId).map_err(|e| DecodeError::new(env, e))
+        let m = pb::IncidentDedupClaimed::decode(env.payload.as_slice())
+            .map_err(|e| DecodeError::new(env, e))?;
+        Uuid::parse_str(&m.incident_id)
+            .map(IncidentId)
+            .map_err(|e| DecodeError::new(env, e))
     }
 }
 
@@ -363,7 +414,11 @@ mod tests {
     }
 
     fn update(status: Option<Status>) -> Command {
-        Command::Update { status, assigned_to: None, actions_taken: vec![] }
+        Command::Update {
+            status,
+            assigned_to: None,
+            actions_taken: vec![],
+        }
     }
 
     #[test]
@@ -382,14 +437,19 @@ mod tests {
 
     #[test]
     fn updating_a_missing_incident_is_not_found() {
-        given::<IncidentAggregate>(vec![]).when(update(Some(Status::Resolved))).then_err(IncidentError::NotFound);
+        given::<IncidentAggregate>(vec![])
+            .when(update(Some(Status::Resolved)))
+            .then_err(IncidentError::NotFound);
     }
 
     #[test]
     fn the_lifecycle_moves_forward() {
         given::<IncidentAggregate>(vec![Event::Opened(new_incident())])
             .when(update(Some(Status::Acknowledged)))
-            .then(vec![Event::StatusChanged { from: Status::Open, to: Status::Acknowledged }]);
+            .then(vec![Event::StatusChanged {
+                from: Status::Open,
+                to: Status::Acknowledged,
+            }]);
     }
 
     #[test]
@@ -399,7 +459,11 @@ mod tests {
             .then_err(IncidentError::IllegalTransition {
                 from: Status::Open,
                 to: Status::Closed,
-                allowed: &[Status::Acknowledged, Status::Investigating, Status::Resolved],
+                allowed: &[
+                    Status::Acknowledged,
+                    Status::Investigating,
+                    Status::Resolved,
+                ],
             });
     }
 
@@ -407,18 +471,30 @@ mod tests {
     fn a_closed_incident_can_be_reopened() {
         given::<IncidentAggregate>(vec![
             Event::Opened(new_incident()),
-            Event::StatusChanged { from: Status::Open, to: Status::Resolved },
-            Event::StatusChanged { from: Status::Resolved, to: Status::Closed },
+            Event::StatusChanged {
+                from: Status::Open,
+                to: Status::Resolved,
+            },
+            Event::StatusChanged {
+                from: Status::Resolved,
+                to: Status::Closed,
+            },
         ])
         .when(update(Some(Status::Open)))
-        .then(vec![Event::StatusChanged { from: Status::Closed, to: Status::Open }]);
+        .then(vec![Event::StatusChanged {
+            from: Status::Closed,
+            to: Status::Open,
+        }]);
     }
 
     #[test]
     fn moving_back_is_refused() {
         given::<IncidentAggregate>(vec![
             Event::Opened(new_incident()),
-            Event::StatusChanged { from: Status::Open, to: Status::Investigating },
+            Event::StatusChanged {
+                from: Status::Open,
+                to: Status::Investigating,
+            },
         ])
         .when(update(Some(Status::Acknowledged)))
         .then_err(IncidentError::IllegalTransition {
@@ -430,7 +506,9 @@ mod tests {
 
     #[test]
     fn the_same_status_changes_nothing() {
-        given::<IncidentAggregate>(vec![Event::Opened(new_incident())]).when(update(Some(Status::Open))).then(vec![]);
+        given::<IncidentAggregate>(vec![Event::Opened(new_incident())])
+            .when(update(Some(Status::Open)))
+            .then(vec![]);
     }
 
     #[test]
@@ -442,25 +520,47 @@ mod tests {
                 actions_taken: vec!["isolated host".into(), "rotated key".into()],
             })
             .then(vec![
-                Event::StatusChanged { from: Status::Open, to: Status::Investigating },
-                Event::Assigned { assigned_to: Some("ana".into()) },
-                Event::ActionRecorded { action: "isolated host".into() },
-                Event::ActionRecorded { action: "rotated key".into() },
+                Event::StatusChanged {
+                    from: Status::Open,
+                    to: Status::Investigating,
+                },
+                Event::Assigned {
+                    assigned_to: Some("ana".into()),
+                },
+                Event::ActionRecorded {
+                    action: "isolated host".into(),
+                },
+                Event::ActionRecorded {
+                    action: "rotated key".into(),
+                },
             ]);
     }
 
     #[test]
     fn assigning_the_same_person_again_changes_nothing() {
-        given::<IncidentAggregate>(vec![Event::Opened(new_incident()), Event::Assigned { assigned_to: Some("ana".into()) }])
-            .when(Command::Update { status: None, assigned_to: Some(Some("ana".into())), actions_taken: vec![] })
-            .then(vec![]);
+        given::<IncidentAggregate>(vec![
+            Event::Opened(new_incident()),
+            Event::Assigned {
+                assigned_to: Some("ana".into()),
+            },
+        ])
+        .when(Command::Update {
+            status: None,
+            assigned_to: Some(Some("ana".into())),
+            actions_taken: vec![],
+        })
+        .then(vec![]);
     }
 
     #[test]
     fn a_held_dedup_key_is_refused_with_its_holder() {
         let holder = IncidentId(Uuid::now_v7());
         given::<DedupAggregate>(vec![holder])
-            .when(ClaimDedup { incident: IncidentId(Uuid::now_v7()), seen_holder: Some(holder), active_holder: Some(holder) })
+            .when(ClaimDedup {
+                incident: IncidentId(Uuid::now_v7()),
+                seen_holder: Some(holder),
+                active_holder: Some(holder),
+            })
             .then_err(DedupError::Held(holder));
     }
 
@@ -469,7 +569,11 @@ mod tests {
         let old = IncidentId(Uuid::now_v7());
         let new = IncidentId(Uuid::now_v7());
         given::<DedupAggregate>(vec![old])
-            .when(ClaimDedup { incident: new, seen_holder: Some(old), active_holder: None })
+            .when(ClaimDedup {
+                incident: new,
+                seen_holder: Some(old),
+                active_holder: None,
+            })
             .then(vec![new]);
     }
 
@@ -477,7 +581,11 @@ mod tests {
     fn a_claim_made_on_a_stale_read_is_refused() {
         let winner = IncidentId(Uuid::now_v7());
         given::<DedupAggregate>(vec![winner])
-            .when(ClaimDedup { incident: IncidentId(Uuid::now_v7()), seen_holder: None, active_holder: None })
+            .when(ClaimDedup {
+                incident: IncidentId(Uuid::now_v7()),
+                seen_holder: None,
+                active_holder: None,
+            })
             .then_err(DedupError::Changed);
     }
 
@@ -485,7 +593,10 @@ mod tests {
     fn events_round_trip_through_the_schema() {
         let events = vec![
             Event::Opened(new_incident()),
-            Event::StatusChanged { from: Status::Open, to: Status::Resolved },
+            Event::StatusChanged {
+                from: Status::Open,
+                to: Status::Resolved,
+            },
             Event::Assigned { assigned_to: None },
             Event::ActionRecorded { action: "x".into() },
         ];

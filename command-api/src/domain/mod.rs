@@ -19,7 +19,11 @@ pub struct DecodeError {
 
 impl DecodeError {
     pub fn new(env: &Envelope, reason: impl std::fmt::Display) -> Self {
-        Self { event_type: env.event_type.clone(), version: env.aggregate_version, reason: reason.to_string() }
+        Self {
+            event_type: env.event_type.clone(),
+            version: env.aggregate_version,
+            reason: reason.to_string(),
+        }
     }
 }
 
@@ -32,7 +36,10 @@ pub trait Aggregate: 'static {
     type Event: Send + Sync;
     type Error: std::error::Error + Send + Sync;
 
-    fn decide(state: &Self::State, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
+    fn decide(
+        state: &Self::State,
+        command: &Self::Command,
+    ) -> Result<Vec<Self::Event>, Self::Error>;
     fn evolve(state: Self::State, event: &Self::Event, envelope: &Envelope) -> Self::State;
     fn encode(event: &Self::Event) -> NewEvent;
     fn decode(envelope: &Envelope) -> Result<Self::Event, DecodeError>;
@@ -56,10 +63,16 @@ pub mod spec {
     }
 
     pub fn given<A: Aggregate>(events: Vec<A::Event>) -> Given<A> {
-        let state = events.iter().enumerate().fold(A::State::default(), |s, (i, e)| {
-            let env = Envelope { aggregate_version: i as u64 + 1, ..Default::default() };
-            A::evolve(s, e, &env)
-        });
+        let state = events
+            .iter()
+            .enumerate()
+            .fold(A::State::default(), |s, (i, e)| {
+                let env = Envelope {
+                    aggregate_version: i as u64 + 1,
+                    ..Default::default()
+                };
+                A::evolve(s, e, &env)
+            });
         Given { state }
     }
 
@@ -69,7 +82,9 @@ pub mod spec {
 
     impl<A: Aggregate> Given<A> {
         pub fn when(self, command: A::Command) -> When<A> {
-            When { result: A::decide(&self.state, &command) }
+            When {
+                result: A::decide(&self.state, &command),
+            }
         }
     }
 

@@ -29,13 +29,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 fn json_rejection(r: JsonRejection) -> ApiError {
     let detail = r.body_text();
     match r {
-        JsonRejection::JsonDataError(_) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail)
+        JsonRejection::JsonDataError(_) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            detail,
+        ),
+        JsonRejection::JsonSyntaxError(_) => {
+            ApiError::bad_request(format!("malformed JSON: {detail}"))
         }
-        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request(format!("malformed JSON: {detail}")),
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send Content-Type: application/json")
-        }
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send Content-Type: application/json",
+        ),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
@@ -66,10 +72,13 @@ impl<S: Send + Sync> FromRequestParts<S> for UuidPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|r| ApiError::bad_request(r.body_text()))?;
-        uuid::Uuid::parse_str(&raw).map(UuidPath).map_err(|_| ApiError::not_found(format!("no such resource: {raw}")))
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|r| ApiError::bad_request(r.body_text()))?;
+        uuid::Uuid::parse_str(&raw)
+            .map(UuidPath)
+            .map_err(|_| ApiError::not_found(format!("no such resource: {raw}")))
     }
 }
 
@@ -84,7 +93,11 @@ pub struct CommandHeaders {
 
 /// Parses an ETag as we send it (`"3"`), tolerating a weak prefix or missing quotes.
 pub fn parse_etag(raw: &str) -> Option<u64> {
-    raw.trim().trim_start_matches("W/").trim_matches('"').parse().ok()
+    raw.trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .ok()
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
@@ -95,13 +108,25 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
             parts
                 .headers
                 .get(name)
-                .map(|v| v.to_str().map(str::to_string).map_err(|_| ApiError::bad_request(format!("{name} is not valid text"))))
+                .map(|v| {
+                    v.to_str()
+                        .map(str::to_string)
+                        .map_err(|_| ApiError::bad_request(format!("{name} is not valid text")))
+                })
                 .transpose()
         };
         let if_match = text("if-match")?
-            .map(|v| parse_etag(&v).ok_or_else(|| ApiError::bad_request("If-Match must be an ETag this API sent, like \"3\"")))
+            .map(|v| {
+                parse_etag(&v).ok_or_else(|| {
+                    ApiError::bad_request("If-Match must be an ETag this API sent, like \"3\"")
+                })
+            })
             .transpose()?;
-        Ok(Self { idempotency_key: text("idempotency-key")?, if_match, request_id: text("x-request-id")? })
+        Ok(Self {
+            idempotency_key: text("idempotency-key")?,
+            if_match,
+            request_id: text("x-request-id")?,
+        })
     }
 }
 
@@ -119,7 +144,11 @@ impl<S: Send + Sync> FromRequestParts<S> for MinPosition {
                 v.to_str()
                     .ok()
                     .and_then(|s| s.trim().parse().ok())
-                    .ok_or_else(|| ApiError::bad_request("Aegis-Min-Position must be a stream position (an integer)"))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "Aegis-Min-Position must be a stream position (an integer)",
+                        )
+                    })
             })
             .transpose()
             .map(MinPosition)
@@ -133,12 +162,16 @@ impl MinPosition {
         let deadline = Instant::now() + Duration::from_millis(state.config.min_position_wait_ms);
         let mut pause = Duration::from_millis(2);
         loop {
-            let (position, halted) = aegis_projectors::checkpoint::min_position(&state.pool, names).await?;
+            let (position, halted) =
+                aegis_projectors::checkpoint::min_position(&state.pool, names).await?;
             if position as u64 >= min {
                 return Ok(());
             }
             if halted {
-                return Err(ApiError::unavailable("a read model this query needs is halted; see /readyz", 30));
+                return Err(ApiError::unavailable(
+                    "a read model this query needs is halted; see /readyz",
+                    30,
+                ));
             }
             if Instant::now() >= deadline {
                 return Err(ApiError::unavailable(

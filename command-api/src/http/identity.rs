@@ -4,10 +4,14 @@ use super::extract::{CommandHeaders, Json, MinPosition, Query};
 use super::reply::{idempotent, Reply};
 use super::{aggregate, command_context, platform_tenant};
 use crate::auth::{Permission, Principal};
-use crate::domain::identity::{ClaimName, CreateTenant, TenantAggregate, TenantError, TenantId, TenantName, TenantNameAggregate};
+use crate::domain::identity::{
+    ClaimName, CreateTenant, TenantAggregate, TenantError, TenantId, TenantName,
+    TenantNameAggregate,
+};
 use crate::error::ApiError;
 use crate::idempotency::IdempotencyKey;
 use crate::state::AppState;
+use aegis_projectors::Projection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -15,7 +19,6 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use aegis_projectors::Projection;
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
@@ -30,7 +33,9 @@ pub struct CreateTenantBody {
 
 fn tenant_error(e: TenantError) -> ApiError {
     match e {
-        TenantError::NameTaken(name) => ApiError::conflict(format!("a tenant named `{name}` already exists")).with("name", name),
+        TenantError::NameTaken(name) => {
+            ApiError::conflict(format!("a tenant named `{name}` already exists")).with("name", name)
+        }
         TenantError::AlreadyExists => ApiError::conflict("the tenant already exists"),
     }
 }
@@ -42,7 +47,8 @@ async fn create_tenant(
     Json(body): Json<CreateTenantBody>,
 ) -> Result<Response, ApiError> {
     principal.require(Permission::TenantsCreate)?;
-    let name = TenantName::parse(&body.name).map_err(|m| ApiError::validation("name", format!("name {m}")))?;
+    let name = TenantName::parse(&body.name)
+        .map_err(|m| ApiError::validation("name", format!("name {m}")))?;
     let key = headers
         .idempotency_key
         .as_deref()
@@ -51,21 +57,36 @@ async fn create_tenant(
     let shared = state.clone();
     idempotent(&shared, key, |key| async move {
         let tenant = TenantId(Uuid::now_v7());
-        let claim_ctx = command_context(&principal, &headers, key.as_ref().map(|k| k.msg_id("name")));
+        let claim_ctx =
+            command_context(&principal, &headers, key.as_ref().map(|k| k.msg_id("name")));
         let claim = aggregate::<TenantNameAggregate>(platform_tenant(), name.uniqueness_key())?;
         state
             .executor
-            .execute::<TenantNameAggregate>(&claim, &ClaimName { name: name.clone(), tenant }, &claim_ctx, false)
+            .execute::<TenantNameAggregate>(
+                &claim,
+                &ClaimName {
+                    name: name.clone(),
+                    tenant,
+                },
+                &claim_ctx,
+                false,
+            )
             .await
             .map_err(|e| e.into_api(tenant_error))?;
-        let ctx = command_context(&principal, &headers, key.as_ref().map(|k| k.msg_id("tenant")));
+        let ctx = command_context(
+            &principal,
+            &headers,
+            key.as_ref().map(|k| k.msg_id("tenant")),
+        );
         let agg = aggregate::<TenantAggregate>(tenant.0, tenant.0.to_string())?;
         let outcome = state
             .executor
             .execute::<TenantAggregate>(&agg, &CreateTenant { name }, &ctx, true)
             .await
             .map_err(|e| e.into_api(tenant_error))?;
-        let created = outcome.state.ok_or_else(|| ApiError::internal(&TenantError::AlreadyExists))?;
+        let created = outcome
+            .state
+            .ok_or_else(|| ApiError::internal(&TenantError::AlreadyExists))?;
         tracing::info!(tenant = %created.id, "tenant created");
         Ok(Reply::data(StatusCode::CREATED, created).at(outcome.position, outcome.version))
     })
@@ -84,10 +105,16 @@ impl Page {
         let limit = self.limit.unwrap_or(50);
         let offset = self.offset.unwrap_or(0);
         if !(1..=500).contains(&limit) {
-            return Err(ApiError::validation("limit", "limit must be between 1 and 500"));
+            return Err(ApiError::validation(
+                "limit",
+                "limit must be between 1 and 500",
+            ));
         }
         if offset < 0 {
-            return Err(ApiError::validation("offset", "offset must not be negative"));
+            return Err(ApiError::validation(
+                "offset",
+                "offset must not be negative",
+            ));
         }
         Ok((limit, offset))
     }
@@ -108,14 +135,20 @@ async fn list_tenants(
 ) -> Result<Reply, ApiError> {
     principal.require(Permission::TenantsRead)?;
     let (limit, offset) = page.resolve()?;
-    min.wait(&state, &[aegis_projectors::identity::TenantsProjection::NAME]).await?;
+    min.wait(
+        &state,
+        &[aegis_projectors::identity::TenantsProjection::NAME],
+    )
+    .await?;
     let rows: Vec<TenantRow> =
         sqlx::query_as("SELECT id, name, created_at FROM tenants ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2")
             .bind(limit)
             .bind(offset)
             .fetch_all(&state.pool)
             .await?;
-    let (total,): (i64,) = sqlx::query_as("SELECT count(*) FROM tenants").fetch_one(&state.pool).await?;
+    let (total,): (i64,) = sqlx::query_as("SELECT count(*) FROM tenants")
+        .fetch_one(&state.pool)
+        .await?;
     let mut reply = Reply::data(StatusCode::OK, rows);
     reply.body["total"] = total.into();
     reply.body["limit"] = limit.into();

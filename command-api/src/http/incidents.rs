@@ -6,8 +6,8 @@ use super::{aggregate, command_context, ensure_tenant};
 use crate::auth::{Permission, Principal};
 use crate::command::CommandError;
 use crate::domain::incidents::{
-    ClaimDedup, Command, DedupAggregate, DedupError, Incident, IncidentAggregate, IncidentError, IncidentId, NewIncident,
-    Severity, Status,
+    ClaimDedup, Command, DedupAggregate, DedupError, Incident, IncidentAggregate, IncidentError,
+    IncidentId, NewIncident, Severity, Status,
 };
 use crate::error::ApiError;
 use crate::idempotency::IdempotencyKey;
@@ -48,13 +48,26 @@ pub struct OpenBody {
     pub dedup_key: Option<String>,
 }
 
-fn text(field: &str, value: Option<String>, max: usize, required: bool) -> Result<Option<String>, ApiError> {
-    let value = value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+fn text(
+    field: &str,
+    value: Option<String>,
+    max: usize,
+    required: bool,
+) -> Result<Option<String>, ApiError> {
+    let value = value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty());
     match value {
         None if required => Err(ApiError::validation(field, format!("{field} is required"))),
-        Some(v) if v.chars().count() > max => Err(ApiError::validation(field, format!("{field} must be at most {max} characters"))),
+        Some(v) if v.chars().count() > max => Err(ApiError::validation(
+            field,
+            format!("{field} must be at most {max} characters"),
+        )),
         Some(v) if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
-            Err(ApiError::validation(field, format!("{field} must not contain control characters")))
+            Err(ApiError::validation(
+                field,
+                format!("{field} must not contain control characters"),
+            ))
         }
         v => Ok(v),
     }
@@ -62,18 +75,29 @@ fn text(field: &str, value: Option<String>, max: usize, required: bool) -> Resul
 
 fn severity(raw: &str) -> Result<Severity, ApiError> {
     Severity::parse(raw).ok_or_else(|| {
-        ApiError::validation("severity", format!("severity must be one of {}", names(Severity::ALL))).with("allowed", names_json(Severity::ALL))
+        ApiError::validation(
+            "severity",
+            format!("severity must be one of {}", names(Severity::ALL)),
+        )
+        .with("allowed", names_json(Severity::ALL))
     })
 }
 
 fn status(raw: &str) -> Result<Status, ApiError> {
     Status::parse(raw).ok_or_else(|| {
-        ApiError::validation("status", format!("status must be one of {}", names(Status::ALL))).with("allowed", names_json(Status::ALL))
+        ApiError::validation(
+            "status",
+            format!("status must be one of {}", names(Status::ALL)),
+        )
+        .with("allowed", names_json(Status::ALL))
     })
 }
 
 fn names<T: std::fmt::Display>(all: &[T]) -> String {
-    all.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    all.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn names_json<T: std::fmt::Display>(all: &[T]) -> serde_json::Value {
@@ -121,12 +145,28 @@ async fn open(
     let key = headers
         .idempotency_key
         .as_deref()
-        .map(|k| IdempotencyKey::new(k, &["incidents.open", &tenant.to_string(), &principal.subject], &fingerprint))
+        .map(|k| {
+            IdempotencyKey::new(
+                k,
+                &["incidents.open", &tenant.to_string(), &principal.subject],
+                &fingerprint,
+            )
+        })
         .transpose()?;
     let shared = state.clone();
     idempotent(&shared, key, |key| async move {
         if let Some(dedup_key) = &new.dedup_key {
-            if let Some(existing) = claim_dedup(&state, &principal, &headers, tenant.0, dedup_key, new.id, key.as_ref()).await? {
+            if let Some(existing) = claim_dedup(
+                &state,
+                &principal,
+                &headers,
+                tenant.0,
+                dedup_key,
+                new.id,
+                key.as_ref(),
+            )
+            .await?
+            {
                 let mut reply = Reply::data(StatusCode::OK, &existing).at(0, existing.version);
                 reply.body["deduplicated"] = true.into();
                 reply.position = None;
@@ -134,13 +174,19 @@ async fn open(
             }
         }
         let agg = aggregate::<IncidentAggregate>(tenant.0, new.id.to_string())?;
-        let ctx = command_context(&principal, &headers, key.as_ref().map(|k| k.msg_id("incident")));
+        let ctx = command_context(
+            &principal,
+            &headers,
+            key.as_ref().map(|k| k.msg_id("incident")),
+        );
         let outcome = state
             .executor
             .execute::<IncidentAggregate>(&agg, &Command::Open(new), &ctx, true)
             .await
             .map_err(|e| e.into_api(incident_error))?;
-        let incident = outcome.state.ok_or_else(|| ApiError::internal(&IncidentError::NotFound))?;
+        let incident = outcome
+            .state
+            .ok_or_else(|| ApiError::internal(&IncidentError::NotFound))?;
         Ok(Reply::data(StatusCode::CREATED, incident).at(outcome.position, outcome.version))
     })
     .await
@@ -158,16 +204,32 @@ async fn claim_dedup(
 ) -> Result<Option<Incident>, ApiError> {
     let dedup = aggregate::<DedupAggregate>(tenant, dedup_key)?;
     for _ in 0..8 {
-        let (holder, _) = state.executor.load::<DedupAggregate>(&dedup).await.map_err(|e| e.into_api(|_| unreachable_dedup()))?;
+        let (holder, _) = state
+            .executor
+            .load::<DedupAggregate>(&dedup)
+            .await
+            .map_err(|e| e.into_api(|_| unreachable_dedup()))?;
         let mut active = None;
         if let Some(h) = holder {
             let agg = aggregate::<IncidentAggregate>(tenant, h.to_string())?;
-            let (current, _) = state.executor.load::<IncidentAggregate>(&agg).await.map_err(|e| e.into_api(incident_error))?;
+            let (current, _) = state
+                .executor
+                .load::<IncidentAggregate>(&agg)
+                .await
+                .map_err(|e| e.into_api(incident_error))?;
             active = current.filter(|i| i.status.is_active());
         }
-        let claim = ClaimDedup { incident, seen_holder: holder, active_holder: active.as_ref().map(|i| i.id) };
+        let claim = ClaimDedup {
+            incident,
+            seen_holder: holder,
+            active_holder: active.as_ref().map(|i| i.id),
+        };
         let ctx = command_context(principal, headers, key.map(|k| k.msg_id("dedup")));
-        match state.executor.execute::<DedupAggregate>(&dedup, &claim, &ctx, false).await {
+        match state
+            .executor
+            .execute::<DedupAggregate>(&dedup, &claim, &ctx, false)
+            .await
+        {
             Ok(_) => return Ok(None),
             Err(CommandError::Domain(DedupError::Held(_))) => return Ok(active),
             // Someone claimed or released it since we looked: look again.
@@ -175,11 +237,15 @@ async fn claim_dedup(
             Err(e) => return Err(e.into_api(|_| unreachable_dedup())),
         }
     }
-    Err(ApiError::conflict("too many concurrent opens with this dedup_key; retry").with("retry_after_ms", 100))
+    Err(
+        ApiError::conflict("too many concurrent opens with this dedup_key; retry")
+            .with("retry_after_ms", 100),
+    )
 }
 
 fn unreachable_dedup() -> ApiError {
-    ApiError::conflict("the dedup key changed while it was being claimed; retry").with("retry_after_ms", 50)
+    ApiError::conflict("the dedup key changed while it was being claimed; retry")
+        .with("retry_after_ms", 50)
 }
 
 /// Deserializes a present-but-null field as `Some(None)`, so `"assigned_to": null` unassigns.
@@ -201,7 +267,10 @@ pub struct UpdateBody {
 impl UpdateBody {
     fn validate(self) -> Result<Command, ApiError> {
         if self.status.is_none() && self.assigned_to.is_none() && self.actions_taken.is_none() {
-            return Err(ApiError::validation("body", "send at least one of status, assigned_to, actions_taken"));
+            return Err(ApiError::validation(
+                "body",
+                "send at least one of status, assigned_to, actions_taken",
+            ));
         }
         let status = self.status.as_deref().map(status).transpose()?;
         let assigned_to = match self.assigned_to {
@@ -210,13 +279,20 @@ impl UpdateBody {
         };
         let actions = self.actions_taken.unwrap_or_default();
         if actions.len() > 50 {
-            return Err(ApiError::validation("actions_taken", "at most 50 actions per update"));
+            return Err(ApiError::validation(
+                "actions_taken",
+                "at most 50 actions per update",
+            ));
         }
         let actions_taken = actions
             .into_iter()
             .map(|a| text("actions_taken", Some(a), 1_000, true).map(Option::unwrap_or_default))
             .collect::<Result<_, _>>()?;
-        Ok(Command::Update { status, assigned_to, actions_taken })
+        Ok(Command::Update {
+            status,
+            assigned_to,
+            actions_taken,
+        })
     }
 }
 
@@ -234,22 +310,41 @@ async fn update(
     let key = headers
         .idempotency_key
         .as_deref()
-        .map(|k| IdempotencyKey::new(k, &["incidents.update", &tenant.to_string(), &id.to_string(), &principal.subject], &fingerprint))
+        .map(|k| {
+            IdempotencyKey::new(
+                k,
+                &[
+                    "incidents.update",
+                    &tenant.to_string(),
+                    &id.to_string(),
+                    &principal.subject,
+                ],
+                &fingerprint,
+            )
+        })
         .transpose()?;
     let shared = state.clone();
     idempotent(&shared, key, |key| async move {
         let agg = aggregate::<IncidentAggregate>(tenant.0, id.to_string())?;
-        let ctx = command_context(&principal, &headers, key.as_ref().map(|k| k.msg_id("incident")));
+        let ctx = command_context(
+            &principal,
+            &headers,
+            key.as_ref().map(|k| k.msg_id("incident")),
+        );
         let outcome = state
             .executor
             .execute::<IncidentAggregate>(&agg, &command, &ctx, false)
             .await
             .map_err(|e| match e {
                 // An incident the tenant cannot see does not exist for it.
-                CommandError::VersionMismatch { current: 0 } => ApiError::not_found("incident not found"),
+                CommandError::VersionMismatch { current: 0 } => {
+                    ApiError::not_found("incident not found")
+                }
                 e => e.into_api(incident_error),
             })?;
-        let incident = outcome.state.ok_or_else(|| ApiError::not_found("incident not found"))?;
+        let incident = outcome
+            .state
+            .ok_or_else(|| ApiError::not_found("incident not found"))?;
         Ok(Reply::data(StatusCode::OK, incident).at(outcome.position, outcome.version))
     })
     .await
@@ -273,7 +368,8 @@ pub struct IncidentRow {
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "id, title, severity, status, source, description, agent_id, dedup_key, assigned_to, \
+const COLUMNS: &str =
+    "id, title, severity, status, source, description, agent_id, dedup_key, assigned_to, \
                        actions_taken, version, created_at, updated_at, resolved_at";
 
 async fn detail(
@@ -285,11 +381,13 @@ async fn detail(
     principal.require(Permission::IncidentsRead)?;
     let tenant = principal.tenant()?;
     min.wait(&state, READ_MODELS).await?;
-    let row: Option<IncidentRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM incidents WHERE tenant_id = $1 AND id = $2"))
-        .bind(tenant.0)
-        .bind(id)
-        .fetch_optional(&state.pool)
-        .await?;
+    let row: Option<IncidentRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM incidents WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant.0)
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await?;
     let row = row.ok_or_else(|| ApiError::not_found(format!("incident not found: {id}")))?;
     let version = row.version as u64;
     let mut reply = Reply::data(StatusCode::OK, row);
@@ -315,9 +413,23 @@ async fn list(
 ) -> Result<Reply, ApiError> {
     principal.require(Permission::IncidentsRead)?;
     let tenant = principal.tenant()?;
-    let (limit, offset) = super::identity::Page { limit: q.limit, offset: q.offset }.resolve()?;
-    let status = q.status.as_deref().map(status).transpose()?.map(Status::as_str);
-    let severity = q.severity.as_deref().map(severity).transpose()?.map(Severity::as_str);
+    let (limit, offset) = super::identity::Page {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .resolve()?;
+    let status = q
+        .status
+        .as_deref()
+        .map(status)
+        .transpose()?
+        .map(Status::as_str);
+    let severity = q
+        .severity
+        .as_deref()
+        .map(severity)
+        .transpose()?
+        .map(Severity::as_str);
     min.wait(&state, READ_MODELS).await?;
     let filter = "tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR severity = $3) \
                   AND ($4::text IS NULL OR assigned_to = $4)";
@@ -332,13 +444,14 @@ async fn list(
     .bind(offset)
     .fetch_all(&state.pool)
     .await?;
-    let (total,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM incidents WHERE {filter}"))
-        .bind(tenant.0)
-        .bind(status)
-        .bind(severity)
-        .bind(q.assigned_to.as_deref())
-        .fetch_one(&state.pool)
-        .await?;
+    let (total,): (i64,) =
+        sqlx::query_as(&format!("SELECT count(*) FROM incidents WHERE {filter}"))
+            .bind(tenant.0)
+            .bind(status)
+            .bind(severity)
+            .bind(q.assigned_to.as_deref())
+            .fetch_one(&state.pool)
+            .await?;
     let mut reply = Reply::data(StatusCode::OK, rows);
     reply.body["total"] = total.into();
     reply.body["limit"] = limit.into();
@@ -346,7 +459,11 @@ async fn list(
     Ok(reply)
 }
 
-async fn summary(State(state): State<AppState>, principal: Principal, min: MinPosition) -> Result<Reply, ApiError> {
+async fn summary(
+    State(state): State<AppState>,
+    principal: Principal,
+    min: MinPosition,
+) -> Result<Reply, ApiError> {
     principal.require(Permission::IncidentsRead)?;
     let tenant = principal.tenant()?;
     min.wait(&state, READ_MODELS).await?;
@@ -355,9 +472,14 @@ async fn summary(State(state): State<AppState>, principal: Principal, min: MinPo
             .bind(tenant.0)
             .fetch_all(&state.pool)
             .await?;
-    let mut by_status: serde_json::Map<String, serde_json::Value> = Status::ALL.iter().map(|s| (s.to_string(), json!(0))).collect();
-    let mut by_severity: serde_json::Map<String, serde_json::Value> =
-        Severity::ALL.iter().map(|s| (s.to_string(), json!(0))).collect();
+    let mut by_status: serde_json::Map<String, serde_json::Value> = Status::ALL
+        .iter()
+        .map(|s| (s.to_string(), json!(0)))
+        .collect();
+    let mut by_severity: serde_json::Map<String, serde_json::Value> = Severity::ALL
+        .iter()
+        .map(|s| (s.to_string(), json!(0)))
+        .collect();
     let (mut total, mut active) = (0i64, 0i64);
     for (st, sev, n) in rows {
         total += n;
@@ -369,5 +491,8 @@ async fn summary(State(state): State<AppState>, principal: Principal, min: MinPo
             *slot = json!(slot.as_i64().unwrap_or(0) + n);
         }
     }
-    Ok(Reply::data(StatusCode::OK, json!({ "total": total, "open": active, "by_status": by_status, "by_severity": by_severity })))
+    Ok(Reply::data(
+        StatusCode::OK,
+        json!({ "total": total, "open": active, "by_status": by_status, "by_severity": by_severity }),
+    ))
 }

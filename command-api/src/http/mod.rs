@@ -27,12 +27,19 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Builds what a command carries besides itself.
-pub fn command_context(principal: &Principal, headers: &CommandHeaders, msg_id: Option<String>) -> CommandContext {
+pub fn command_context(
+    principal: &Principal,
+    headers: &CommandHeaders,
+    msg_id: Option<String>,
+) -> CommandContext {
     CommandContext {
         meta: Metadata {
             actor_kind: principal.kind.as_str().to_string(),
             actor_subject: principal.subject.clone(),
-            correlation_id: headers.request_id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            correlation_id: headers
+                .request_id
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
             causation_id: String::new(),
             occurred_at: chrono::Utc::now(),
             trace_headers: aegis_streams::trace::current_trace_headers(),
@@ -44,18 +51,31 @@ pub fn command_context(principal: &Principal, headers: &CommandHeaders, msg_id: 
 
 /// The address of an aggregate; contexts and types are constants, so this cannot fail for
 /// a non-empty id.
-pub fn aggregate<A: crate::domain::Aggregate>(tenant: uuid::Uuid, id: impl Into<String>) -> Result<AggregateRef, ApiError> {
-    AggregateRef::new(tenant, A::CONTEXT, A::AGGREGATE, id).map_err(|e| ApiError::bad_request(e.to_string()))
+pub fn aggregate<A: crate::domain::Aggregate>(
+    tenant: uuid::Uuid,
+    id: impl Into<String>,
+) -> Result<AggregateRef, ApiError> {
+    AggregateRef::new(tenant, A::CONTEXT, A::AGGREGATE, id)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// Refuses a tenant-scoped request for a tenant that does not exist (404, as for any
 /// resource the caller cannot see).
 pub async fn ensure_tenant(state: &AppState, tenant: TenantId) -> Result<(), ApiError> {
-    if state.known_tenants.lock().map(|k| k.contains(&tenant.0)).unwrap_or(false) {
+    if state
+        .known_tenants
+        .lock()
+        .map(|k| k.contains(&tenant.0))
+        .unwrap_or(false)
+    {
         return Ok(());
     }
     let agg = aggregate::<TenantAggregate>(tenant.0, tenant.0.to_string())?;
-    let (found, _) = state.executor.load::<TenantAggregate>(&agg).await.map_err(|e| e.into_api(|e| ApiError::internal(&e)))?;
+    let (found, _) = state
+        .executor
+        .load::<TenantAggregate>(&agg)
+        .await
+        .map_err(|e| e.into_api(|e| ApiError::internal(&e)))?;
     if found.is_none() {
         return Err(ApiError::not_found(format!("tenant not found: {tenant}")));
     }

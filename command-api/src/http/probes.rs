@@ -29,7 +29,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let mut ready = true;
     let mut record = |name: String, result: Result<(), String>| {
         ready &= result.is_ok();
-        checks.insert(name, result.map_or_else(|e| json!({ "status": "fail", "error": e }), |()| json!({ "status": "ok" })));
+        checks.insert(
+            name,
+            result.map_or_else(
+                |e| json!({ "status": "fail", "error": e }),
+                |()| json!({ "status": "ok" }),
+            ),
+        );
     };
     let nats = match state.nats.connection_state() {
         async_nats::connection::State::Connected => state
@@ -42,7 +48,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
         other => Err(format!("connection {other:?}")),
     };
     record("nats".into(), nats);
-    let pg = sqlx::query("SELECT 1").execute(&state.pool).await.map(|_| ()).map_err(|e| e.to_string());
+    let pg = sqlx::query("SELECT 1")
+        .execute(&state.pool)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string());
     let pg_ok = pg.is_ok();
     record("postgres".into(), pg);
     if pg_ok {
@@ -64,8 +74,16 @@ async fn readyz(State(state): State<AppState>) -> Response {
             Err(e) => record("projectors".into(), Err(e.to_string())),
         }
     }
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": checks }))).into_response()
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": checks })),
+    )
+        .into_response()
 }
 
 /// Prometheus text exposition, written by hand: these are gauges read at scrape time.
@@ -78,7 +96,14 @@ impl Exposition {
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         let labels: Vec<String> = labels
             .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
+            .map(|(k, v)| {
+                format!(
+                    "{k}=\"{}\"",
+                    v.replace('\\', "\\\\")
+                        .replace('"', "\\\"")
+                        .replace('\n', "\\n")
+                )
+            })
             .collect();
         let _ = if labels.is_empty() {
             writeln!(self.0, "{name} {value}")
@@ -92,10 +117,18 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let mut out = Exposition(String::new());
     let store = state.executor.store();
     let head = store.head().await.unwrap_or(0);
-    out.family("aegis_stream_head_position", "gauge", "Stream sequence of the newest commit in AEGIS_EVENTS.");
+    out.family(
+        "aegis_stream_head_position",
+        "gauge",
+        "Stream sequence of the newest commit in AEGIS_EVENTS.",
+    );
     out.sample("aegis_stream_head_position", &[], head as f64);
 
-    out.family("acp_incidents_open_total", "gauge", "Incidents not yet resolved or closed.");
+    out.family(
+        "acp_incidents_open_total",
+        "gauge",
+        "Incidents not yet resolved or closed.",
+    );
     let open: Vec<(uuid::Uuid, String, i64)> = sqlx::query_as(
         "SELECT tenant_id, severity, count(*) FROM incidents WHERE status NOT IN ('resolved', 'closed') GROUP BY 1, 2",
     )
@@ -103,39 +136,96 @@ async fn metrics(State(state): State<AppState>) -> Response {
     .await
     .unwrap_or_default();
     for (tenant, severity, n) in open {
-        out.sample("acp_incidents_open_total", &[("tenant_id", &tenant.to_string()), ("severity", &severity)], n as f64);
+        out.sample(
+            "acp_incidents_open_total",
+            &[("tenant_id", &tenant.to_string()), ("severity", &severity)],
+            n as f64,
+        );
     }
 
-    let cps = aegis_projectors::checkpoint::all(&state.pool).await.unwrap_or_default();
-    out.family("aegis_projector_position", "gauge", "Last stream position a projection applied.");
+    let cps = aegis_projectors::checkpoint::all(&state.pool)
+        .await
+        .unwrap_or_default();
+    out.family(
+        "aegis_projector_position",
+        "gauge",
+        "Last stream position a projection applied.",
+    );
     for cp in &cps {
-        out.sample("aegis_projector_position", &[("projection", &cp.name)], cp.position as f64);
+        out.sample(
+            "aegis_projector_position",
+            &[("projection", &cp.name)],
+            cp.position as f64,
+        );
     }
-    out.family("aegis_projector_lag_events", "gauge", "Commits in the log a projection has not applied yet.");
+    out.family(
+        "aegis_projector_lag_events",
+        "gauge",
+        "Commits in the log a projection has not applied yet.",
+    );
     for cp in &cps {
-        out.sample("aegis_projector_lag_events", &[("projection", &cp.name)], head.saturating_sub(cp.position as u64) as f64);
+        out.sample(
+            "aegis_projector_lag_events",
+            &[("projection", &cp.name)],
+            head.saturating_sub(cp.position as u64) as f64,
+        );
     }
-    out.family("aegis_projector_halted", "gauge", "1 when a projection stopped on an event it cannot apply.");
+    out.family(
+        "aegis_projector_halted",
+        "gauge",
+        "1 when a projection stopped on an event it cannot apply.",
+    );
     for cp in &cps {
-        out.sample("aegis_projector_halted", &[("projection", &cp.name)], if cp.halted() { 1.0 } else { 0.0 });
+        out.sample(
+            "aegis_projector_halted",
+            &[("projection", &cp.name)],
+            if cp.halted() { 1.0 } else { 0.0 },
+        );
     }
 
     let js = store.jetstream();
-    out.family("aegis_reactor_pending_events", "gauge", "Events a reactor's durable consumer has not yet received.");
-    out.family("aegis_reactor_unacked_events", "gauge", "Events delivered to a reactor and not yet acknowledged.");
+    out.family(
+        "aegis_reactor_pending_events",
+        "gauge",
+        "Events a reactor's durable consumer has not yet received.",
+    );
+    out.family(
+        "aegis_reactor_unacked_events",
+        "gauge",
+        "Events delivered to a reactor and not yet acknowledged.",
+    );
     if let Ok(stream) = js.get_stream(events_stream_name()).await {
         if let Ok(consumers) = stream.consumers().try_collect::<Vec<_>>().await {
             for c in consumers.iter().filter(|c| c.config.durable_name.is_some()) {
-                out.sample("aegis_reactor_pending_events", &[("reactor", &c.name)], c.num_pending as f64);
-                out.sample("aegis_reactor_unacked_events", &[("reactor", &c.name)], c.num_ack_pending as f64);
+                out.sample(
+                    "aegis_reactor_pending_events",
+                    &[("reactor", &c.name)],
+                    c.num_pending as f64,
+                );
+                out.sample(
+                    "aegis_reactor_unacked_events",
+                    &[("reactor", &c.name)],
+                    c.num_ack_pending as f64,
+                );
             }
         }
     }
-    out.family("aegis_dlq_messages", "gauge", "Dead-lettered reactor work waiting in AEGIS_DLQ.");
+    out.family(
+        "aegis_dlq_messages",
+        "gauge",
+        "Dead-lettered reactor work waiting in AEGIS_DLQ.",
+    );
     if let Ok(mut dlq) = js.get_stream(DLQ_STREAM).await {
         if let Ok(info) = dlq.info().await {
             out.sample("aegis_dlq_messages", &[], info.state.messages as f64);
         }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out.0).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out.0,
+    )
+        .into_response()
 }

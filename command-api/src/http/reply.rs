@@ -22,7 +22,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn data(status: StatusCode, data: impl serde::Serialize) -> Self {
-        Self { status, body: json!({ "data": data }), position: None, version: None }
+        Self {
+            status,
+            body: json!({ "data": data }),
+            position: None,
+            version: None,
+        }
     }
 
     pub fn at(mut self, position: u64, version: u64) -> Self {
@@ -34,7 +39,9 @@ impl Reply {
 
 fn set(response: &mut Response, name: &'static str, value: String) {
     if let Ok(v) = HeaderValue::from_str(&value) {
-        response.headers_mut().insert(HeaderName::from_static(name), v);
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(name), v);
     }
 }
 
@@ -53,7 +60,11 @@ impl IntoResponse for Reply {
 
 /// Runs a command once per `Idempotency-Key`: a retry gets the first answer, with
 /// `Idempotent-Replayed: true`. `run` receives the key to use as `Nats-Msg-Id` stem.
-pub async fn idempotent<F, Fut>(state: &AppState, key: Option<IdempotencyKey>, run: F) -> Result<Response, ApiError>
+pub async fn idempotent<F, Fut>(
+    state: &AppState,
+    key: Option<IdempotencyKey>,
+    run: F,
+) -> Result<Response, ApiError>
 where
     F: FnOnce(Option<IdempotencyKey>) -> Fut,
     Fut: Future<Output = Result<Reply, ApiError>>,
@@ -64,7 +75,10 @@ where
                 status: StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK),
                 body: answer.body,
                 position: answer.position,
-                version: answer.etag.as_deref().and_then(crate::http::extract::parse_etag),
+                version: answer
+                    .etag
+                    .as_deref()
+                    .and_then(crate::http::extract::parse_etag),
             };
             let mut response = reply.into_response();
             set(&mut response, "idempotent-replayed", "true".into());

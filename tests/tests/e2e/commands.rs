@@ -12,7 +12,11 @@ async fn a_nats_request_runs_the_same_command_path_as_http() {
     headers.insert("X-Internal-Secret", INTERNAL);
     headers.insert("X-Tenant-ID", tenant.to_string().as_str());
     let reply = client
-        .request_with_headers("aegis.cmd.incidents.open", headers.clone(), incident("via nats", "high").to_string().into())
+        .request_with_headers(
+            "aegis.cmd.incidents.open",
+            headers.clone(),
+            incident("via nats", "high").to_string().into(),
+        )
         .await
         .unwrap();
     let h = reply.headers.clone().unwrap();
@@ -22,30 +26,68 @@ async fn a_nats_request_runs_the_same_command_path_as_http() {
     let id = body["data"]["id"].as_str().unwrap().to_string();
 
     let r = app
-        .admin(reqwest::Method::GET, &format!("/incidents/{id}"), Some(tenant))
+        .admin(
+            reqwest::Method::GET,
+            &format!("/incidents/{id}"),
+            Some(tenant),
+        )
         .header("Aegis-Min-Position", pos.to_string())
         .send()
         .await
         .unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap()["data"]["title"], "via nats");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["data"]["title"],
+        "via nats"
+    );
 
     // Same validation as HTTP: bad input is refused with the same body.
     let bad = client
-        .request_with_headers("aegis.cmd.incidents.open", headers.clone(), json!({"title": "x", "severity": "nope"}).to_string().into())
+        .request_with_headers(
+            "aegis.cmd.incidents.open",
+            headers.clone(),
+            json!({"title": "x", "severity": "nope"}).to_string().into(),
+        )
         .await
         .unwrap();
-    assert_eq!(bad.headers.unwrap().get("Aegis-Status").unwrap().as_str(), "422");
+    assert_eq!(
+        bad.headers.unwrap().get("Aegis-Status").unwrap().as_str(),
+        "422"
+    );
     // Same authentication: no secret, no command.
     let mut anonymous = HeaderMap::new();
     anonymous.insert("X-Tenant-ID", tenant.to_string().as_str());
     let denied = client
-        .request_with_headers("aegis.cmd.incidents.update.".to_string() + &id, anonymous, json!({"status": "resolved"}).to_string().into())
+        .request_with_headers(
+            "aegis.cmd.incidents.update.".to_string() + &id,
+            anonymous,
+            json!({"status": "resolved"}).to_string().into(),
+        )
         .await
         .unwrap();
-    assert_eq!(denied.headers.unwrap().get("Aegis-Status").unwrap().as_str(), "401");
+    assert_eq!(
+        denied
+            .headers
+            .unwrap()
+            .get("Aegis-Status")
+            .unwrap()
+            .as_str(),
+        "401"
+    );
     let updated = client
-        .request_with_headers(format!("aegis.cmd.incidents.update.{id}"), headers, json!({"status": "resolved"}).to_string().into())
+        .request_with_headers(
+            format!("aegis.cmd.incidents.update.{id}"),
+            headers,
+            json!({"status": "resolved"}).to_string().into(),
+        )
         .await
         .unwrap();
-    assert_eq!(updated.headers.unwrap().get("Aegis-Status").unwrap().as_str(), "200");
+    assert_eq!(
+        updated
+            .headers
+            .unwrap()
+            .get("Aegis-Status")
+            .unwrap()
+            .as_str(),
+        "200"
+    );
 }

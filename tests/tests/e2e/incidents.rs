@@ -5,18 +5,28 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 async fn get(app: &TestApp, tenant: Uuid, path: &str, min: u64) -> reqwest::Response {
-    app.admin(Method::GET, path, Some(tenant)).header("Aegis-Min-Position", min.to_string()).send().await.unwrap()
+    app.admin(Method::GET, path, Some(tenant))
+        .header("Aegis-Min-Position", min.to_string())
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn patch(app: &TestApp, tenant: Uuid, id: Uuid, body: Value) -> reqwest::Response {
-    app.admin(Method::PATCH, &format!("/incidents/{id}"), Some(tenant)).json(&body).send().await.unwrap()
+    app.admin(Method::PATCH, &format!("/incidents/{id}"), Some(tenant))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn an_opened_incident_is_readable_at_its_position() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme").await;
-    let (id, pos, body) = app.open_incident(tenant, incident("Chain violation", "high")).await;
+    let (id, pos, body) = app
+        .open_incident(tenant, incident("Chain violation", "high"))
+        .await;
     assert!(pos > 0);
     assert_eq!(body["data"]["status"], "open");
     assert_eq!(body["data"]["severity"], "high");
@@ -34,9 +44,17 @@ async fn an_opened_incident_is_readable_at_its_position() {
 async fn opening_is_internal_only() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme").await;
-    let r = app.admin(Method::POST, "/incidents", Some(tenant)).json(&incident("x", "low")).send().await.unwrap();
+    let r = app
+        .admin(Method::POST, "/incidents", Some(tenant))
+        .json(&incident("x", "low"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(r.json::<Value>().await.unwrap()["required_permission"], "incidents:open");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["required_permission"],
+        "incidents:open"
+    );
     let r = app
         .http
         .post(app.url("/incidents"))
@@ -52,7 +70,12 @@ async fn opening_is_internal_only() {
 #[tokio::test]
 async fn an_unknown_tenant_or_missing_tenant_header_is_refused() {
     let app = TestApp::spawn().await;
-    let r = app.internal(Method::POST, "/incidents", Uuid::now_v7()).json(&incident("x", "low")).send().await.unwrap();
+    let r = app
+        .internal(Method::POST, "/incidents", Uuid::now_v7())
+        .json(&incident("x", "low"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     let r = app
         .http
@@ -72,25 +95,60 @@ async fn bad_input_gets_a_clear_error_and_appends_nothing() {
     let tenant = app.create_tenant("Acme").await;
     let head = app.head().await;
     let send = |body: String| {
-        app.internal(Method::POST, "/incidents", tenant).header("content-type", "application/json").body(body).send()
+        app.internal(Method::POST, "/incidents", tenant)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
     };
     let cases: Vec<(String, u16, &str)> = vec![
         ("{\"title\": ".into(), 400, "bad_request"),
-        (json!({"title": "x", "severity": "high", "colour": "red"}).to_string(), 422, "validation_failed"),
-        (json!({"title": "x", "severity": "apocalyptic"}).to_string(), 422, "validation_failed"),
-        (json!({"title": "   ", "severity": "low"}).to_string(), 422, "validation_failed"),
-        (json!({"title": "x".repeat(201), "severity": "low"}).to_string(), 422, "validation_failed"),
-        (json!({"severity": "low"}).to_string(), 422, "validation_failed"),
-        (json!({"title": "x", "severity": "low", "description": "y".repeat(2 * 1024 * 1024)}).to_string(), 413, "payload_too_large"),
+        (
+            json!({"title": "x", "severity": "high", "colour": "red"}).to_string(),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"title": "x", "severity": "apocalyptic"}).to_string(),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"title": "   ", "severity": "low"}).to_string(),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"title": "x".repeat(201), "severity": "low"}).to_string(),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"severity": "low"}).to_string(),
+            422,
+            "validation_failed",
+        ),
+        (
+            json!({"title": "x", "severity": "low", "description": "y".repeat(2 * 1024 * 1024)})
+                .to_string(),
+            413,
+            "payload_too_large",
+        ),
     ];
     for (body, status, code) in cases {
         let r = send(body.clone()).await.unwrap();
-        assert_eq!(r.status().as_u16(), status, "body {}", &body[..body.len().min(80)]);
+        assert_eq!(
+            r.status().as_u16(),
+            status,
+            "body {}",
+            &body[..body.len().min(80)]
+        );
         let b: Value = r.json().await.unwrap();
         assert_eq!(b["error"], code, "{b}");
         assert!(b["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
-    let r = send(json!({"title": "x", "severity": "apocalyptic"}).to_string()).await.unwrap();
+    let r = send(json!({"title": "x", "severity": "apocalyptic"}).to_string())
+        .await
+        .unwrap();
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["field"], "severity");
     assert_eq!(b["allowed"], json!(["low", "medium", "high", "critical"]));
@@ -108,9 +166,18 @@ async fn the_lifecycle_is_enforced_and_illegal_moves_name_the_allowed_ones() {
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["error"], "conflict");
     assert_eq!(b["current_status"], "open");
-    assert_eq!(b["allowed"], json!(["acknowledged", "investigating", "resolved"]));
+    assert_eq!(
+        b["allowed"],
+        json!(["acknowledged", "investigating", "resolved"])
+    );
 
-    for status in ["acknowledged", "investigating", "resolved", "closed", "open"] {
+    for status in [
+        "acknowledged",
+        "investigating",
+        "resolved",
+        "closed",
+        "open",
+    ] {
         let r = patch(&app, tenant, id, json!({ "status": status })).await;
         assert_eq!(r.status(), 200, "to {status}");
         let b: Value = r.json().await.unwrap();
@@ -118,11 +185,19 @@ async fn the_lifecycle_is_enforced_and_illegal_moves_name_the_allowed_ones() {
     }
     let r = patch(&app, tenant, id, json!({ "status": "acknowledged", "assigned_to": "ana", "actions_taken": ["isolated host"] })).await;
     let pos = position(&r).unwrap();
-    let detail: Value = get(&app, tenant, &format!("/incidents/{id}"), pos).await.json().await.unwrap();
+    let detail: Value = get(&app, tenant, &format!("/incidents/{id}"), pos)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(detail["data"]["status"], "acknowledged");
     assert_eq!(detail["data"]["assigned_to"], "ana");
     assert_eq!(detail["data"]["actions_taken"], json!(["isolated host"]));
-    assert_eq!(detail["data"]["resolved_at"], Value::Null, "reopening clears resolved_at");
+    assert_eq!(
+        detail["data"]["resolved_at"],
+        Value::Null,
+        "reopening clears resolved_at"
+    );
 }
 
 #[tokio::test]
@@ -175,7 +250,11 @@ async fn racing_writers_never_lose_an_update() {
         assert_eq!(r.status(), 200);
         max_pos = max_pos.max(position(r).unwrap());
     }
-    let detail: Value = get(&app, tenant, &format!("/incidents/{id}"), max_pos).await.json().await.unwrap();
+    let detail: Value = get(&app, tenant, &format!("/incidents/{id}"), max_pos)
+        .await
+        .json()
+        .await
+        .unwrap();
     let actions = detail["data"]["actions_taken"].as_array().unwrap();
     assert_eq!(actions.len(), 24, "every compatible update landed");
     assert_eq!(detail["data"]["version"], 25);
@@ -203,7 +282,10 @@ async fn a_retried_command_returns_the_first_answer_and_appends_nothing() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme").await;
     let send = || {
-        app.internal(Method::POST, "/incidents", tenant).header("Idempotency-Key", "retry-1").json(&incident("x", "low")).send()
+        app.internal(Method::POST, "/incidents", tenant)
+            .header("Idempotency-Key", "retry-1")
+            .json(&incident("x", "low"))
+            .send()
     };
     let first = send().await.unwrap();
     assert_eq!(first.status(), 201);
@@ -225,7 +307,10 @@ async fn a_retried_command_returns_the_first_answer_and_appends_nothing() {
         .await
         .unwrap();
     assert_eq!(other.status(), 422);
-    assert_eq!(other.json::<Value>().await.unwrap()["error"], "idempotency_key_reused");
+    assert_eq!(
+        other.json::<Value>().await.unwrap()["error"],
+        "idempotency_key_reused"
+    );
 }
 
 #[tokio::test]
@@ -234,11 +319,17 @@ async fn concurrent_retries_of_one_command_append_once() {
     let tenant = app.create_tenant("Acme").await;
     let head = app.head().await;
     let tries = (0..6).map(|_| {
-        let req = app.internal(Method::POST, "/incidents", tenant).header("Idempotency-Key", "burst").json(&incident("x", "low"));
+        let req = app
+            .internal(Method::POST, "/incidents", tenant)
+            .header("Idempotency-Key", "burst")
+            .json(&incident("x", "low"));
         async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
     });
     let answers = futures::future::join_all(tries).await;
-    let ids: std::collections::HashSet<_> = answers.iter().map(|a| a["data"]["id"].to_string()).collect();
+    let ids: std::collections::HashSet<_> = answers
+        .iter()
+        .map(|a| a["data"]["id"].to_string())
+        .collect();
     assert_eq!(app.head().await, head + 1, "one append for six tries");
     assert!(ids.len() <= 6);
 }
@@ -250,13 +341,23 @@ async fn a_dedup_key_returns_the_open_incident_until_it_is_resolved() {
     let mut body = incident("Brute force", "high");
     body["dedup_key"] = json!("bf:10.0.0.1");
     let (first, _, _) = app.open_incident(tenant, body.clone()).await;
-    let r = app.internal(Method::POST, "/incidents", tenant).json(&body).send().await.unwrap();
+    let r = app
+        .internal(Method::POST, "/incidents", tenant)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["data"]["id"], first.to_string());
     assert_eq!(b["deduplicated"], true);
 
-    assert_eq!(patch(&app, tenant, first, json!({ "status": "resolved" })).await.status(), 200);
+    assert_eq!(
+        patch(&app, tenant, first, json!({ "status": "resolved" }))
+            .await
+            .status(),
+        200
+    );
     let (second, _, _) = app.open_incident(tenant, body.clone()).await;
     assert_ne!(second, first, "a resolved incident releases its dedup key");
 }
@@ -266,16 +367,35 @@ async fn tenants_never_see_each_others_incidents() {
     let app = TestApp::spawn().await;
     let acme = app.create_tenant("Acme").await;
     let globex = app.create_tenant("Globex").await;
-    let (id, pos, _) = app.open_incident(acme, incident("acme only", "critical")).await;
+    let (id, pos, _) = app
+        .open_incident(acme, incident("acme only", "critical"))
+        .await;
 
-    assert_eq!(get(&app, globex, &format!("/incidents/{id}"), pos).await.status(), 404);
-    let list: Value = get(&app, globex, "/incidents", pos).await.json().await.unwrap();
+    assert_eq!(
+        get(&app, globex, &format!("/incidents/{id}"), pos)
+            .await
+            .status(),
+        404
+    );
+    let list: Value = get(&app, globex, "/incidents", pos)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["total"], 0);
-    let summary: Value = get(&app, globex, "/incidents/summary", pos).await.json().await.unwrap();
+    let summary: Value = get(&app, globex, "/incidents/summary", pos)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(summary["data"]["total"], 0);
     let r = patch(&app, globex, id, json!({ "status": "resolved" })).await;
     assert_eq!(r.status(), 404);
-    let acme_view: Value = get(&app, acme, &format!("/incidents/{id}"), pos).await.json().await.unwrap();
+    let acme_view: Value = get(&app, acme, &format!("/incidents/{id}"), pos)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(acme_view["data"]["status"], "open");
 }
 
@@ -285,32 +405,81 @@ async fn list_filters_paginates_newest_first_and_summarises() {
     let tenant = app.create_tenant("Acme").await;
     let mut last = 0;
     let mut ids = Vec::new();
-    for (i, sev) in ["low", "high", "high", "critical", "medium"].iter().enumerate() {
-        let (id, pos, _) = app.open_incident(tenant, incident(&format!("n{i}"), sev)).await;
+    for (i, sev) in ["low", "high", "high", "critical", "medium"]
+        .iter()
+        .enumerate()
+    {
+        let (id, pos, _) = app
+            .open_incident(tenant, incident(&format!("n{i}"), sev))
+            .await;
         ids.push(id);
         last = pos;
     }
-    let r = patch(&app, tenant, ids[1], json!({ "status": "acknowledged", "assigned_to": "ana" })).await;
+    let r = patch(
+        &app,
+        tenant,
+        ids[1],
+        json!({ "status": "acknowledged", "assigned_to": "ana" }),
+    )
+    .await;
     last = last.max(position(&r).unwrap());
 
-    let page: Value = get(&app, tenant, "/incidents?limit=2&offset=0", last).await.json().await.unwrap();
+    let page: Value = get(&app, tenant, "/incidents?limit=2&offset=0", last)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page["total"], 5);
     assert_eq!(page["data"].as_array().unwrap().len(), 2);
     assert_eq!(page["data"][0]["title"], "n4", "newest first");
-    let page2: Value = get(&app, tenant, "/incidents?limit=2&offset=4", last).await.json().await.unwrap();
+    let page2: Value = get(&app, tenant, "/incidents?limit=2&offset=4", last)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page2["data"][0]["title"], "n0");
 
-    let high: Value = get(&app, tenant, "/incidents?severity=high", last).await.json().await.unwrap();
+    let high: Value = get(&app, tenant, "/incidents?severity=high", last)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(high["total"], 2);
-    let acked: Value = get(&app, tenant, "/incidents?status=acknowledged&assigned_to=ana", last).await.json().await.unwrap();
+    let acked: Value = get(
+        &app,
+        tenant,
+        "/incidents?status=acknowledged&assigned_to=ana",
+        last,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(acked["total"], 1);
     assert_eq!(acked["data"][0]["id"], ids[1].to_string());
 
-    assert_eq!(get(&app, tenant, "/incidents?status=bogus", last).await.status(), 422);
-    assert_eq!(get(&app, tenant, "/incidents?limit=0", last).await.status(), 422);
-    assert_eq!(get(&app, tenant, "/incidents?colour=red", last).await.status(), 400);
+    assert_eq!(
+        get(&app, tenant, "/incidents?status=bogus", last)
+            .await
+            .status(),
+        422
+    );
+    assert_eq!(
+        get(&app, tenant, "/incidents?limit=0", last).await.status(),
+        422
+    );
+    assert_eq!(
+        get(&app, tenant, "/incidents?colour=red", last)
+            .await
+            .status(),
+        400
+    );
 
-    let summary: Value = get(&app, tenant, "/incidents/summary", last).await.json().await.unwrap();
+    let summary: Value = get(&app, tenant, "/incidents/summary", last)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(summary["data"]["total"], 5);
     assert_eq!(summary["data"]["open"], 5);
     assert_eq!(summary["data"]["by_status"]["open"], 4);

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 //! End-to-end tests: real nats-server, real PostgreSQL, real HTTP. One binary, one module per
 //! area; every test boots its own world (see `aegis_tests::world`).
 

@@ -30,7 +30,10 @@ async fn health_and_readiness_report_each_check() {
 async fn readiness_turns_red_when_nats_is_gone() {
     let mut app = TestApp::spawn().await;
     // Swap in an unrelated server and drop ours: Aegis has lost its NATS for good.
-    drop(std::mem::replace(&mut app.nats, aegis_tests::NatsServer::start()));
+    drop(std::mem::replace(
+        &mut app.nats,
+        aegis_tests::NatsServer::start(),
+    ));
     let mut body = Value::Null;
     for _ in 0..50 {
         let r = app.http.get(app.url("/readyz")).send().await.unwrap();
@@ -56,11 +59,24 @@ async fn metrics_expose_open_incidents_lag_and_dead_letters() {
         .send()
         .await
         .unwrap();
-    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
-        text.contains(&format!("acp_incidents_open_total{{tenant_id=\"{tenant}\",severity=\"critical\"}} 1")),
+        text.contains(&format!(
+            "acp_incidents_open_total{{tenant_id=\"{tenant}\",severity=\"critical\"}} 1"
+        )),
         "{text}"
     );
-    assert!(text.contains("aegis_projector_lag_events{projection=\"incidents\"}"), "{text}");
+    assert!(
+        text.contains("aegis_projector_lag_events{projection=\"incidents\"}"),
+        "{text}"
+    );
     assert!(text.contains("aegis_dlq_messages 0"), "{text}");
 }

@@ -29,15 +29,30 @@ fn ctx() -> CommandContext {
 }
 
 /// Appends `commits` updates of `per_commit` actions to each incident, writers in parallel.
-async fn load_actions(app: &TestApp, tenant: Uuid, incidents: &[Uuid], commits: usize, per_commit: usize) {
+async fn load_actions(
+    app: &TestApp,
+    tenant: Uuid,
+    incidents: &[Uuid],
+    commits: usize,
+    per_commit: usize,
+) {
     let writers = incidents.iter().map(|id| {
         let executor = app.state().executor.clone();
         let agg = AggregateRef::new(tenant, "incidents", "incident", id.to_string()).unwrap();
         async move {
             for c in 0..commits {
-                let actions = (0..per_commit).map(|a| format!("a{}", c * per_commit + a)).collect();
-                let cmd = Command::Update { status: None, assigned_to: None, actions_taken: actions };
-                executor.execute::<IncidentAggregate>(&agg, &cmd, &ctx(), false).await.unwrap();
+                let actions = (0..per_commit)
+                    .map(|a| format!("a{}", c * per_commit + a))
+                    .collect();
+                let cmd = Command::Update {
+                    status: None,
+                    assigned_to: None,
+                    actions_taken: actions,
+                };
+                executor
+                    .execute::<IncidentAggregate>(&agg, &cmd, &ctx(), false)
+                    .await
+                    .unwrap();
             }
         }
     });
@@ -51,30 +66,60 @@ async fn wait_for_position(app: &TestApp, name: &str, position: u64, within: Dur
         if cp.as_ref().is_some_and(|c| c.position as u64 >= position) {
             return;
         }
-        assert!(Instant::now() < deadline, "{name} stuck at {cp:?}, want {position}");
+        assert!(
+            Instant::now() < deadline,
+            "{name} stuck at {cp:?}, want {position}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-fn spawn_projectors(app: &TestApp) -> std::process::Child {
-    Process::new(env!("CARGO_BIN_EXE_aegis-under-test"))
-        .arg("projectors")
-        .env("NATS_URL", &app.config.nats_url)
-        .env("DATABASE_URL", &app.config.database_url)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("aegis projectors starts")
+/// A child process killed (SIGKILL) and reaped when dropped.
+struct Killed(std::process::Child);
+
+impl Killed {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn_projectors(app: &TestApp) -> Killed {
+    Killed(
+        Process::new(env!("CARGO_BIN_EXE_aegis-under-test"))
+            .arg("projectors")
+            .env("NATS_URL", &app.config.nats_url)
+            .env("DATABASE_URL", &app.config.database_url)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aegis projectors starts"),
+    )
 }
 
 #[tokio::test]
 async fn a_projector_killed_mid_stream_resumes_with_every_event_applied_once() {
-    let app = TestApp::spawn_with(Roles { command_api: true, projectors: false, reactors: false }).await;
+    let app = TestApp::spawn_with(Roles {
+        command_api: true,
+        projectors: false,
+        reactors: false,
+    })
+    .await;
     let tenant = app.create_tenant("Acme").await;
     let mut ids = Vec::new();
     for i in 0..16 {
-        ids.push(app.open_incident(tenant, incident(&format!("i{i}"), "low")).await.0);
+        ids.push(
+            app.open_incident(tenant, incident(&format!("i{i}"), "low"))
+                .await
+                .0,
+        );
     }
     let (commits, per_commit) = (120, 4);
     load_actions(&app, tenant, &ids, commits, per_commit).await;
@@ -84,33 +129,50 @@ async fn a_projector_killed_mid_stream_resumes_with_every_event_applied_once() {
     let pool = &app.state().pool;
     let deadline = Instant::now() + Duration::from_secs(60);
     let killed_at = loop {
-        let cp = checkpoint::get(pool, IncidentsProjection::NAME).await.unwrap();
+        let cp = checkpoint::get(pool, IncidentsProjection::NAME)
+            .await
+            .unwrap();
         if let Some(cp) = cp.filter(|c| c.position > 0) {
-            child.kill().expect("SIGKILL");
-            let _ = child.wait();
+            child.kill();
             break cp.position as u64;
         }
         assert!(Instant::now() < deadline, "projector never started");
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    let after_kill = checkpoint::get(pool, IncidentsProjection::NAME).await.unwrap().unwrap().position as u64;
-    assert!(after_kill < head, "killed mid-stream: at {killed_at}/{after_kill} of {head}");
+    let after_kill = checkpoint::get(pool, IncidentsProjection::NAME)
+        .await
+        .unwrap()
+        .unwrap()
+        .position as u64;
+    assert!(
+        after_kill < head,
+        "killed mid-stream: at {killed_at}/{after_kill} of {head}"
+    );
 
     let mut child = spawn_projectors(&app);
-    wait_for_position(&app, IncidentsProjection::NAME, head, Duration::from_secs(120)).await;
-    child.kill().ok();
-    let _ = child.wait();
+    wait_for_position(
+        &app,
+        IncidentsProjection::NAME,
+        head,
+        Duration::from_secs(120),
+    )
+    .await;
+    child.kill();
 
     let expected: Vec<String> = (0..commits * per_commit).map(|a| format!("a{a}")).collect();
     for id in ids {
-        let (actions, version): (sqlx::types::Json<Vec<String>>, i64) =
-            sqlx::query_as("SELECT actions_taken, version FROM incidents WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant)
-                .bind(id)
-                .fetch_one(pool)
-                .await
-                .unwrap();
-        assert_eq!(actions.0, expected, "incident {id}: every action exactly once, in order");
+        let (actions, version): (sqlx::types::Json<Vec<String>>, i64) = sqlx::query_as(
+            "SELECT actions_taken, version FROM incidents WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            actions.0, expected,
+            "incident {id}: every action exactly once, in order"
+        );
         assert_eq!(version as usize, 1 + commits * per_commit);
     }
 }
@@ -123,11 +185,24 @@ async fn a_rebuild_swaps_in_fresh_tables_while_queries_keep_being_served() {
     let tenant = app.create_tenant("Acme").await;
     let mut ids = Vec::new();
     for i in 0..30 {
-        ids.push(app.open_incident(tenant, incident(&format!("i{i}"), if i % 3 == 0 { "high" } else { "low" })).await.0);
+        ids.push(
+            app.open_incident(
+                tenant,
+                incident(&format!("i{i}"), if i % 3 == 0 { "high" } else { "low" }),
+            )
+            .await
+            .0,
+        );
     }
     load_actions(&app, tenant, &ids[..10], 20, 3).await;
     let head = app.head().await;
-    wait_for_position(&app, IncidentsProjection::NAME, head, Duration::from_secs(30)).await;
+    wait_for_position(
+        &app,
+        IncidentsProjection::NAME,
+        head,
+        Duration::from_secs(30),
+    )
+    .await;
     let before: Value = app
         .admin(Method::GET, "/incidents?limit=500", Some(tenant))
         .send()
@@ -140,7 +215,11 @@ async fn a_rebuild_swaps_in_fresh_tables_while_queries_keep_being_served() {
     // Readers hammer the read model during the rebuild; every answer must be complete.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
-        let (http, url, stop) = (app.http.clone(), app.url("/incidents/summary"), stop.clone());
+        let (http, url, stop) = (
+            app.http.clone(),
+            app.url("/incidents/summary"),
+            stop.clone(),
+        );
         tokio::spawn(async move {
             let mut served = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -161,7 +240,11 @@ async fn a_rebuild_swaps_in_fresh_tables_while_queries_keep_being_served() {
     };
     // Writers keep going too: the swap must not lose what the live projector applied meanwhile.
     let writer = load_actions(&app, tenant, &ids[10..12], 30, 1);
-    let rebuild = aegis_projectors::rebuild::rebuild(&app.state().pool, app.state().executor.store(), &IncidentsProjection);
+    let rebuild = aegis_projectors::rebuild::rebuild(
+        &app.state().pool,
+        app.state().executor.store(),
+        &IncidentsProjection,
+    );
     let (report, ()) = tokio::join!(rebuild, writer);
     let report = report.unwrap();
     assert!(report.position >= head);
@@ -170,7 +253,13 @@ async fn a_rebuild_swaps_in_fresh_tables_while_queries_keep_being_served() {
     assert!(served > 0);
 
     let head = app.head().await;
-    wait_for_position(&app, IncidentsProjection::NAME, head, Duration::from_secs(30)).await;
+    wait_for_position(
+        &app,
+        IncidentsProjection::NAME,
+        head,
+        Duration::from_secs(30),
+    )
+    .await;
     let after: Value = app
         .admin(Method::GET, "/incidents?limit=500", Some(tenant))
         .send()
@@ -180,12 +269,28 @@ async fn a_rebuild_swaps_in_fresh_tables_while_queries_keep_being_served() {
         .await
         .unwrap();
     assert_eq!(after["total"], 30);
-    let find = |v: &Value, id: &Uuid| v["data"].as_array().unwrap().iter().find(|i| i["id"] == id.to_string()).cloned().unwrap();
+    let find = |v: &Value, id: &Uuid| {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id.to_string())
+            .cloned()
+            .unwrap()
+    };
     for id in &ids[..10] {
-        assert_eq!(find(&after, id), find(&before, id), "rebuilt row equals the live one");
+        assert_eq!(
+            find(&after, id),
+            find(&before, id),
+            "rebuilt row equals the live one"
+        );
     }
     for id in &ids[10..12] {
-        assert_eq!(find(&after, id)["actions_taken"].as_array().unwrap().len(), 30, "no write lost across the swap");
+        assert_eq!(
+            find(&after, id)["actions_taken"].as_array().unwrap().len(),
+            30,
+            "no write lost across the swap"
+        );
     }
 }
 
@@ -194,7 +299,8 @@ async fn the_rebuild_command_line_reports_what_it_replayed() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme").await;
     for i in 0..5 {
-        app.open_incident(tenant, incident(&format!("i{i}"), "low")).await;
+        app.open_incident(tenant, incident(&format!("i{i}"), "low"))
+            .await;
     }
     let out = Process::new(env!("CARGO_BIN_EXE_aegis-under-test"))
         .args(["rebuild", "incidents"])
@@ -204,9 +310,20 @@ async fn the_rebuild_command_line_reports_what_it_replayed() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("rebuilt incidents: 6 commits, 5 events"), "{stdout}");
-    let r = app.admin(Method::GET, "/incidents", Some(tenant)).send().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("rebuilt incidents: 7 commits, 7 events"),
+        "{stdout}"
+    );
+    let r = app
+        .admin(Method::GET, "/incidents", Some(tenant))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["total"], 5);
 }
 
@@ -215,8 +332,11 @@ async fn an_event_that_cannot_be_applied_halts_the_projection_visibly() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme").await;
     // An update to an incident the read model has never seen: a gap it must not paper over.
-    let ghost = AggregateRef::new(tenant, "incidents", "incident", Uuid::now_v7().to_string()).unwrap();
-    let stray: NewEvent = IncidentAggregate::encode(&aegis_command_api::domain::incidents::Event::ActionRecorded { action: "x".into() });
+    let ghost =
+        AggregateRef::new(tenant, "incidents", "incident", Uuid::now_v7().to_string()).unwrap();
+    let stray: NewEvent = IncidentAggregate::encode(
+        &aegis_command_api::domain::incidents::Event::ActionRecorded { action: "x".into() },
+    );
     let bad = app
         .state()
         .executor
@@ -231,14 +351,28 @@ async fn an_event_that_cannot_be_applied_halts_the_projection_visibly() {
         if r.status() == 503 {
             let b: Value = r.json().await.unwrap();
             assert_eq!(b["checks"]["projector:incidents"]["status"], "fail");
-            assert!(b["checks"]["projector:incidents"]["error"].as_str().unwrap().contains(&format!("position {}", bad.position)));
+            assert!(b["checks"]["projector:incidents"]["error"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("position {}", bad.position)));
             break;
         }
         assert!(Instant::now() < deadline, "projection never halted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("aegis_projector_halted{projection=\"incidents\"} 1"), "{metrics}");
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("aegis_projector_halted{projection=\"incidents\"} 1"),
+        "{metrics}"
+    );
     // Other projections go on; queries that need the halted one say so instead of lying.
     let r = app
         .admin(Method::GET, "/incidents", Some(tenant))

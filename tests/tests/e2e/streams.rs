@@ -26,7 +26,10 @@ fn meta() -> Metadata {
 }
 
 fn event(n: u8) -> NewEvent {
-    NewEvent { event_type: "test.happened.v1", payload: vec![n] }
+    NewEvent {
+        event_type: "test.happened.v1",
+        payload: vec![n],
+    }
 }
 
 #[tokio::test]
@@ -53,7 +56,15 @@ async fn a_drifted_stream_is_updated_and_an_unfixable_one_refused() {
     drifted.duplicate_window = Duration::from_secs(10);
     js.create_stream(drifted).await.unwrap();
     provision(&js, &StreamSettings::default()).await.unwrap();
-    let info = js.get_stream(EVENTS_STREAM).await.unwrap().info().await.unwrap().config.clone();
+    let info = js
+        .get_stream(EVENTS_STREAM)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .config
+        .clone();
     assert_eq!(info.duplicate_window, Duration::from_secs(120));
 
     let other = NatsServer::start();
@@ -61,7 +72,10 @@ async fn a_drifted_stream_is_updated_and_an_unfixable_one_refused() {
     let mut memory = events_config(&StreamSettings::default());
     memory.storage = jetstream::stream::StorageType::Memory;
     js.create_stream(memory).await.unwrap();
-    let err = provision(&js, &StreamSettings::default()).await.unwrap_err().to_string();
+    let err = provision(&js, &StreamSettings::default())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("storage"), "{err}");
 }
 
@@ -70,21 +84,55 @@ async fn appends_are_ordered_per_aggregate_and_chained() {
     let nats = NatsServer::start();
     let store = store(&nats).await;
     let agg = AggregateRef::new(Uuid::now_v7(), "test", "thing", "a.b c").unwrap();
-    let first = store.append(&agg, &Expected::NEW, vec![event(1), event(2)], &meta(), None).await.unwrap();
-    assert_eq!(first.commit.events.len(), 2, "one commit holds the command's events");
+    let first = store
+        .append(
+            &agg,
+            &Expected::NEW,
+            vec![event(1), event(2)],
+            &meta(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        first.commit.events.len(),
+        2,
+        "one commit holds the command's events"
+    );
     let after = first.commit.expected_after();
     assert_eq!(after.version, 2);
     // A writer that still believes the aggregate is new loses.
-    let stale = store.append(&agg, &Expected::NEW, vec![event(3)], &meta(), None).await;
+    let stale = store
+        .append(&agg, &Expected::NEW, vec![event(3)], &meta(), None)
+        .await;
     assert!(matches!(stale, Err(AppendError::Conflict)));
-    store.append(&agg, &after, vec![event(3)], &meta(), None).await.unwrap();
+    store
+        .append(&agg, &after, vec![event(3)], &meta(), None)
+        .await
+        .unwrap();
 
     let history = store.load(&agg, Expected::NEW).await.unwrap();
-    let envelopes: Vec<_> = history.commits.iter().flat_map(|c| c.events.clone()).collect();
-    assert_eq!(envelopes.iter().map(|e| e.aggregate_version).collect::<Vec<_>>(), vec![1, 2, 3]);
+    let envelopes: Vec<_> = history
+        .commits
+        .iter()
+        .flat_map(|c| c.events.clone())
+        .collect();
+    assert_eq!(
+        envelopes
+            .iter()
+            .map(|e| e.aggregate_version)
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     chain::verify(&envelopes).expect("chain intact from the first event");
     assert_eq!(history.expected.version, 3);
-    assert!(history.commits[0].subject.ends_with(".test.thing.a_2Eb_20c"), "{}", history.commits[0].subject);
+    assert!(
+        history.commits[0]
+            .subject
+            .ends_with(".test.thing.a_2Eb_20c"),
+        "{}",
+        history.commits[0].subject
+    );
 
     // Loading from a cached point reads only what is newer.
     let newer = store.load(&agg, after).await.unwrap();
@@ -96,8 +144,26 @@ async fn a_repeated_message_id_appends_once() {
     let nats = NatsServer::start();
     let store = store(&nats).await;
     let agg = AggregateRef::new(Uuid::now_v7(), "test", "thing", "1").unwrap();
-    let a = store.append(&agg, &Expected::NEW, vec![event(1)], &meta(), Some("cmd-1")).await.unwrap();
-    let b = store.append(&agg, &Expected::NEW, vec![event(1)], &meta(), Some("cmd-1")).await.unwrap();
+    let a = store
+        .append(&agg, &Expected::NEW, vec![event(1)], &meta(), Some("cmd-1"))
+        .await
+        .unwrap();
+    // JetStream checks the expected sequence before the duplicate window: a blind retry sees a
+    // conflict, and the retry made on reloaded state (what the executor does) is the duplicate.
+    let blind = store
+        .append(&agg, &Expected::NEW, vec![event(1)], &meta(), Some("cmd-1"))
+        .await;
+    assert!(matches!(blind, Err(AppendError::Conflict)));
+    let b = store
+        .append(
+            &agg,
+            &a.commit.expected_after(),
+            vec![event(1)],
+            &meta(),
+            Some("cmd-1"),
+        )
+        .await
+        .unwrap();
     assert!(!a.duplicate);
     assert!(b.duplicate);
     assert_eq!(a.position, b.position);
@@ -112,21 +178,37 @@ async fn a_range_read_honours_filters_and_bounds_and_ends_by_itself() {
     for i in 0..10u8 {
         let tenant = if i % 2 == 0 { t1 } else { t2 };
         let agg = AggregateRef::new(tenant, "test", "thing", i.to_string()).unwrap();
-        store.append(&agg, &Expected::NEW, vec![event(i)], &meta(), None).await.unwrap();
+        store
+            .append(&agg, &Expected::NEW, vec![event(i)], &meta(), None)
+            .await
+            .unwrap();
     }
     let only_t1: Vec<_> = store
-        .read_range(vec![aegis_streams::subject::tenant_filter(t1, None)], 1, None)
+        .read_range(
+            vec![aegis_streams::subject::tenant_filter(t1, None)],
+            1,
+            None,
+        )
         .await
         .unwrap()
         .map(|c| c.unwrap().position)
         .collect()
         .await;
     assert_eq!(only_t1, vec![1, 3, 5, 7, 9]);
-    let window: Vec<_> =
-        store.read_range(vec!["aegis.evt.>".into()], 4, Some(6)).await.unwrap().map(|c| c.unwrap().position).collect().await;
+    let window: Vec<_> = store
+        .read_range(vec!["aegis.evt.>".into()], 4, Some(6))
+        .await
+        .unwrap()
+        .map(|c| c.unwrap().position)
+        .collect()
+        .await;
     assert_eq!(window, vec![4, 5, 6]);
     let none: Vec<_> = store
-        .read_range(vec![aegis_streams::subject::tenant_filter(Uuid::now_v7(), None)], 1, None)
+        .read_range(
+            vec![aegis_streams::subject::tenant_filter(Uuid::now_v7(), None)],
+            1,
+            None,
+        )
         .await
         .unwrap()
         .collect()
@@ -138,10 +220,22 @@ async fn a_range_read_honours_filters_and_bounds_and_ends_by_itself() {
 async fn a_subscription_sees_new_commits_as_they_land() {
     let nats = NatsServer::start();
     let store = store(&nats).await;
-    let mut sub = Box::pin(store.subscribe(vec!["aegis.evt.>".into()], 1).await.unwrap());
+    let mut sub = Box::pin(
+        store
+            .subscribe(vec!["aegis.evt.>".into()], 1)
+            .await
+            .unwrap(),
+    );
     let agg = AggregateRef::new(Uuid::now_v7(), "test", "thing", "x").unwrap();
-    store.append(&agg, &Expected::NEW, vec![event(9)], &meta(), None).await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(5), sub.next()).await.unwrap().unwrap().unwrap();
+    store
+        .append(&agg, &Expected::NEW, vec![event(9)], &meta(), None)
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(got.position, 1);
     assert_eq!(got.events[0].payload, vec![9]);
 }
@@ -151,7 +245,10 @@ async fn an_acknowledged_commit_survives_a_server_kill() {
     let mut nats = NatsServer::start();
     let store = store(&nats).await;
     let agg = AggregateRef::new(Uuid::now_v7(), "test", "thing", "durable").unwrap();
-    store.append(&agg, &Expected::NEW, vec![event(1)], &meta(), None).await.unwrap();
+    store
+        .append(&agg, &Expected::NEW, vec![event(1)], &meta(), None)
+        .await
+        .unwrap();
     nats.restart();
     let store = self::store(&nats).await;
     let history = store.load(&agg, Expected::NEW).await.unwrap();

@@ -5,7 +5,12 @@ use serde_json::{json, Value};
 #[tokio::test]
 async fn the_platform_admin_creates_and_lists_tenants() {
     let app = TestApp::spawn().await;
-    let r = app.admin(Method::POST, "/admin/tenants", None).json(&json!({ "name": "Acme" })).send().await.unwrap();
+    let r = app
+        .admin(Method::POST, "/admin/tenants", None)
+        .json(&json!({ "name": "Acme" }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     let pos = aegis_tests::world::position(&r).expect("Aegis-Position");
     let created: Value = r.json().await.unwrap();
@@ -28,7 +33,12 @@ async fn tenant_names_are_unique_regardless_of_case() {
     let app = TestApp::spawn().await;
     app.create_tenant("Acme").await;
     let head = app.head().await;
-    let r = app.admin(Method::POST, "/admin/tenants", None).json(&json!({ "name": "ACME" })).send().await.unwrap();
+    let r = app
+        .admin(Method::POST, "/admin/tenants", None)
+        .json(&json!({ "name": "ACME" }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 409);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "conflict");
@@ -50,10 +60,21 @@ async fn only_the_platform_admin_manages_tenants() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["required_permission"], "tenants:create");
 
-    let r = app.http.get(app.url("/admin/tenants")).bearer_auth("not-the-token").send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url("/admin/tenants"))
+        .bearer_auth("not-the-token")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "unauthorized");
-    let r = app.http.get(app.url("/admin/tenants")).send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url("/admin/tenants"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 }
 
@@ -61,7 +82,12 @@ async fn only_the_platform_admin_manages_tenants() {
 async fn an_invalid_tenant_name_is_refused() {
     let app = TestApp::spawn().await;
     for body in [json!({ "name": "  " }), json!({ "name": "x".repeat(101) })] {
-        let r = app.admin(Method::POST, "/admin/tenants", None).json(&body).send().await.unwrap();
+        let r = app
+            .admin(Method::POST, "/admin/tenants", None)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 422);
         let b: Value = r.json().await.unwrap();
         assert_eq!(b["error"], "validation_failed");
