@@ -6,7 +6,7 @@
 //! live runner applied meanwhile, renames the tables and moves the checkpoint to where the
 //! rebuild stands. The live runner then skips commits at or below that checkpoint.
 
-use crate::runner::{Projection, ProjectionError, ALL_EVENTS, BATCH};
+use crate::runner::{Projection, ProjectionError, ALL_EVENTS};
 use aegis_streams::{EventStore, StoreError, StoredCommit};
 use futures::StreamExt;
 use sqlx::PgPool;
@@ -19,7 +19,7 @@ pub enum RebuildError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
-    #[error("event at position {position} cannot be applied: {source}")]
+    #[error("the batch from position {position} cannot be applied: {source}")]
     Apply {
         position: u64,
         source: ProjectionError,
@@ -36,21 +36,19 @@ pub struct RebuildReport {
     pub position: u64,
 }
 
+/// Commits replayed per transaction during a rebuild.
+const REBUILD_BATCH: usize = 5_000;
+
 async fn apply_all<P: Projection>(
     tx: &mut sqlx::PgConnection,
     projection: &P,
     commits: &[StoredCommit],
 ) -> Result<(), RebuildError> {
-    for c in commits {
-        projection
-            .apply(tx, SUFFIX, c)
-            .await
-            .map_err(|source| RebuildError::Apply {
-                position: c.position,
-                source,
-            })?;
-    }
-    Ok(())
+    let position = commits.first().map_or(0, |c| c.position);
+    projection
+        .apply_many(tx, SUFFIX, commits)
+        .await
+        .map_err(|source| RebuildError::Apply { position, source })
 }
 
 /// Rebuilds projection `P` from the whole log, serving the old tables until the swap.
@@ -79,7 +77,7 @@ pub async fn rebuild<P: Projection>(
     let commits = store
         .read_range(vec![ALL_EVENTS.into()], 1, Some(head))
         .await?;
-    let mut batches = Box::pin(commits.chunks(BATCH));
+    let mut batches = Box::pin(commits.chunks(REBUILD_BATCH));
     while let Some(batch) = batches.next().await {
         let batch: Vec<StoredCommit> = batch.into_iter().collect::<Result<_, _>>()?;
         let mut tx = pool.begin().await?;

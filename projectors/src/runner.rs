@@ -57,10 +57,54 @@ pub trait Projection: Send + Sync + 'static {
         suffix: &str,
         commit: &StoredCommit,
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
+
+    /// Applies commits in order. A projection overrides this to write a batch in fewer
+    /// statements; the result must equal applying each commit with [`Projection::apply`].
+    fn apply_many(
+        &self,
+        tx: &mut PgConnection,
+        suffix: &str,
+        commits: &[StoredCommit],
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send {
+        async move {
+            for commit in commits {
+                self.apply(tx, suffix, commit).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Locks the checkpoint row and returns the position it holds. The row lock serializes the
+/// live runner with a rebuild's swap, which may move the checkpoint.
+async fn lock_checkpoint(tx: &mut PgConnection, name: &str) -> Result<i64, sqlx::Error> {
+    let (position,): (i64,) =
+        sqlx::query_as("SELECT position FROM projector_checkpoints WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+    Ok(position)
+}
+
+async fn store_checkpoint(
+    tx: &mut PgConnection,
+    name: &str,
+    position: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projector_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
+    )
+    .bind(name)
+    .bind(position)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// Applies `commits` (those after the stored checkpoint) and moves the checkpoint, in one
-/// transaction. Returns the new position, or the failing position and its error.
+/// transaction. Returns the new position, or the failing position and its error. When the
+/// batch fails for good, the commits before the failing one are applied and checkpointed
+/// one by one, so the halt names exactly the commit that cannot be applied.
 pub async fn apply_batch<P: Projection>(
     pool: &PgPool,
     projection: &P,
@@ -68,36 +112,78 @@ pub async fn apply_batch<P: Projection>(
 ) -> Result<u64, (u64, ProjectionError)> {
     let first = commits.first().map_or(0, |c| c.position);
     let mut tx = pool.begin().await.map_err(|e| (first, e.into()))?;
-    // The row lock serializes us with a rebuild's swap, which may move the checkpoint.
-    let (mut position,): (i64,) =
-        sqlx::query_as("SELECT position FROM projector_checkpoints WHERE name = $1 FOR UPDATE")
-            .bind(P::NAME)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| (first, e.into()))?;
-    let start = position;
-    for commit in commits.iter().filter(|c| c.position as i64 > start) {
-        let span = tracing::info_span!("project", projection = P::NAME, position = commit.position);
-        aegis_streams::trace::adopt_parent(&span, commit.traceparent.as_deref());
-        projection
-            .apply(&mut tx, "", commit)
-            .instrument(span)
-            .await
-            .map_err(|e| (commit.position, e))?;
-        position = commit.position as i64;
-    }
-    if position != start {
-        sqlx::query(
-            "UPDATE projector_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
-        )
-        .bind(P::NAME)
-        .bind(position)
-        .execute(&mut *tx)
+    let start = lock_checkpoint(&mut tx, P::NAME)
         .await
         .map_err(|e| (first, e.into()))?;
+    let todo: Vec<StoredCommit> = commits
+        .iter()
+        .filter(|c| c.position as i64 > start)
+        .cloned()
+        .collect();
+    let Some(last) = todo.last().map(|c| c.position) else {
+        return Ok(start as u64);
+    };
+    let span = tracing::info_span!(
+        "project",
+        projection = P::NAME,
+        from = todo[0].position,
+        to = last
+    );
+    aegis_streams::trace::adopt_parent(&span, todo.last().and_then(|c| c.traceparent.as_deref()));
+    match projection
+        .apply_many(&mut tx, "", &todo)
+        .instrument(span)
+        .await
+    {
+        Ok(()) => {
+            store_checkpoint(&mut tx, P::NAME, last as i64)
+                .await
+                .map_err(|e| (first, e.into()))?;
+            tx.commit().await.map_err(|e| (first, e.into()))?;
+            Ok(last)
+        }
+        Err(e) if e.is_transient() => Err((first, e)),
+        Err(_) => {
+            drop(tx);
+            apply_one_by_one(pool, projection, &todo).await
+        }
     }
+}
+
+async fn apply_one_by_one<P: Projection>(
+    pool: &PgPool,
+    projection: &P,
+    commits: &[StoredCommit],
+) -> Result<u64, (u64, ProjectionError)> {
+    let first = commits.first().map_or(0, |c| c.position);
+    let mut tx = pool.begin().await.map_err(|e| (first, e.into()))?;
+    let start = lock_checkpoint(&mut tx, P::NAME)
+        .await
+        .map_err(|e| (first, e.into()))?;
+    let mut position = start;
+    let mut failure = None;
+    for commit in commits.iter().filter(|c| c.position as i64 > start) {
+        let savepoint = sqlx::query("SAVEPOINT one").execute(&mut *tx).await;
+        if let Err(e) = savepoint {
+            return Err((commit.position, e.into()));
+        }
+        if let Err(e) = projection.apply(&mut tx, "", commit).await {
+            let _ = sqlx::query("ROLLBACK TO SAVEPOINT one")
+                .execute(&mut *tx)
+                .await;
+            failure = Some((commit.position, e));
+            break;
+        }
+        position = commit.position as i64;
+    }
+    store_checkpoint(&mut tx, P::NAME, position)
+        .await
+        .map_err(|e| (first, e.into()))?;
     tx.commit().await.map_err(|e| (first, e.into()))?;
-    Ok(position as u64)
+    match failure {
+        Some(f) => Err(f),
+        None => Ok(position as u64),
+    }
 }
 
 /// Runs one projection until `shutdown` turns true.

@@ -4,7 +4,9 @@
 //!
 //! Bounded: every phase has a fixed count, and every wait has a deadline.
 
-use aegis_command_api::domain::incidents::{Event, IncidentAggregate, IncidentId, NewIncident, Severity};
+use aegis_command_api::domain::incidents::{
+    Event, IncidentAggregate, IncidentId, NewIncident, Severity,
+};
 use aegis_command_api::domain::Aggregate;
 use aegis_schemas::envelope::v1::Commit;
 use aegis_schemas::Message;
@@ -25,7 +27,10 @@ use uuid::Uuid;
 const CONCURRENCY: usize = 32;
 
 fn env_count(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn conf(durable: bool) -> anyhow::Result<PathBuf> {
@@ -35,8 +40,15 @@ fn conf(durable: bool) -> anyhow::Result<PathBuf> {
         return Ok(original);
     }
     let text = std::fs::read_to_string(&original)?;
-    let relaxed: String = text.lines().filter(|l| !l.trim_start().starts_with("sync_interval")).map(|l| format!("{l}\n")).collect();
-    let path = std::env::temp_dir().join(format!("aegis-bench-default-sync-{}.conf", std::process::id()));
+    let relaxed: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("sync_interval"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = std::env::temp_dir().join(format!(
+        "aegis-bench-default-sync-{}.conf",
+        std::process::id()
+    ));
     std::fs::write(&path, relaxed)?;
     Ok(path)
 }
@@ -50,7 +62,9 @@ struct Aegis {
 impl Aegis {
     async fn start(nats: &NatsServer, db: &TestDb) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?.with_file_name("aegis-under-test");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let child = Command::new(&exe)
             .arg("serve")
             .env("NATS_URL", nats.url())
@@ -77,8 +91,16 @@ impl Aegis {
     fn usage(&self) -> (f64, f64) {
         let pid = self.child.id();
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit_once(") ").map(|(_, r)| r.split(' ').collect()).unwrap_or_default();
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .map(|(_, r)| r.split(' ').collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
         // utime and stime are fields 14 and 15 of stat, 11 and 12 after the command name.
         let cpu = (ticks(11) + ticks(12)) / 100.0;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -118,7 +140,10 @@ async fn raw_publish(nats: &NatsServer, count: usize) -> anyhow::Result<f64> {
                 let publish = jetstream::message::PublishMessage::build()
                     .payload(payload.clone())
                     .expected_last_subject_sequence(last[k]);
-                let ack = js.send_publish(format!("bench.raw.{}", subjects[k]), publish).await?.await?;
+                let ack = js
+                    .send_publish(format!("bench.raw.{}", subjects[k]), publish)
+                    .await?
+                    .await?;
                 last[k] = ack.sequence;
             }
             anyhow::Ok(())
@@ -137,10 +162,17 @@ async fn create_tenant(http: &reqwest::Client, base: &str) -> anyhow::Result<Uui
         .await?
         .json()
         .await?;
-    Ok(Uuid::parse_str(r["data"]["id"].as_str().context("tenant id")?)?)
+    Ok(Uuid::parse_str(
+        r["data"]["id"].as_str().context("tenant id")?,
+    )?)
 }
 
-async fn open(http: &reqwest::Client, base: &str, tenant: Uuid, i: usize) -> anyhow::Result<(u64, Instant)> {
+async fn open(
+    http: &reqwest::Client,
+    base: &str,
+    tenant: Uuid,
+    i: usize,
+) -> anyhow::Result<(u64, Instant)> {
     let r = http
         .post(format!("{base}/incidents"))
         .header("X-Internal-Secret", INTERNAL)
@@ -183,10 +215,15 @@ async fn lag(aegis: &Aegis, db: &TestDb, count: usize) -> anyhow::Result<(u64, u
         let (seen, stop, pool) = (seen.clone(), stop.clone(), pool.clone());
         tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let row: Result<(i64,), _> =
-                    sqlx::query_as("SELECT position FROM projector_checkpoints WHERE name = 'incidents'").fetch_one(&pool).await;
+                let row: Result<(i64,), _> = sqlx::query_as(
+                    "SELECT position FROM projector_checkpoints WHERE name = 'incidents'",
+                )
+                .fetch_one(&pool)
+                .await;
                 if let Ok((p,)) = row {
-                    seen.lock().map(|mut s| s.push((p as u64, Instant::now()))).ok();
+                    seen.lock()
+                        .map(|mut s| s.push((p as u64, Instant::now())))
+                        .ok();
                 }
                 tokio::time::sleep(Duration::from_micros(500)).await;
             }
@@ -248,8 +285,12 @@ async fn fill(nats: &NatsServer, count: usize) -> anyhow::Result<()> {
                     agent_id: None,
                     dedup_key: None,
                 }));
-                let commit = Commit { events: EventStore::envelopes(&agg, &Expected::NEW, vec![event], &meta) };
-                js.publish(agg.subject(), commit.encode_to_vec().into()).await?.await?;
+                let commit = Commit {
+                    events: EventStore::envelopes(&agg, &Expected::NEW, vec![event], &meta),
+                };
+                js.publish(agg.subject(), commit.encode_to_vec().into())
+                    .await?
+                    .await?;
                 anyhow::Ok(())
             }
         })
@@ -265,7 +306,9 @@ async fn raw_read(nats: &NatsServer) -> anyhow::Result<(f64, u64)> {
     let stream = js.get_stream("AEGIS_EVENTS").await?;
     let total = stream.get_info().await?.state.messages;
     let started = Instant::now();
-    let consumer = stream.create_consumer(jetstream::consumer::pull::OrderedConfig::default()).await?;
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+        .await?;
     let mut messages = consumer.messages().await?.take(total as usize);
     let mut n = 0u64;
     while let Some(m) = messages.next().await {
@@ -289,7 +332,12 @@ fn rebuild(nats: &NatsServer, db: &TestDb) -> anyhow::Result<(f64, String)> {
         bail!("rebuild failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let events: f64 = line.split(" commits, ").nth(1).and_then(|r| r.split(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let events: f64 = line
+        .split(" commits, ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
     Ok((events / started.elapsed().as_secs_f64(), line))
 }
 
@@ -298,10 +346,17 @@ async fn main() -> anyhow::Result<()> {
     let commands = env_count("BENCH_COMMANDS", 10_000);
     let log_events = env_count("BENCH_LOG_EVENTS", 100_000);
     let lag_commands = env_count("BENCH_LAG_COMMANDS", 5_000);
-    println!("Aegis spine benchmark: {} cores, concurrency {CONCURRENCY}", std::thread::available_parallelism()?.get());
+    println!(
+        "Aegis spine benchmark: {} cores, concurrency {CONCURRENCY}",
+        std::thread::available_parallelism()?.get()
+    );
 
     for durable in [true, false] {
-        let label = if durable { "sync_interval: always" } else { "JetStream default sync" };
+        let label = if durable {
+            "sync_interval: always"
+        } else {
+            "JetStream default sync"
+        };
         let nats = NatsServer::start_with_conf(conf(durable)?);
         let db = TestDb::create().await;
         let aegis = Aegis::start(&nats, &db).await?;
@@ -309,7 +364,10 @@ async fn main() -> anyhow::Result<()> {
         let (b, cpu_us) = http_commands(&aegis, commands).await?;
         println!("\n== {label} ==");
         println!("(a) raw JetStream publish, expected seq, 1,000 subjects: {a:>9.0} msg/s");
-        println!("(b) POST /incidents over HTTP:                          {b:>9.0} cmd/s   b/a = {:.2}", b / a);
+        println!(
+            "(b) POST /incidents over HTTP:                          {b:>9.0} cmd/s   b/a = {:.2}",
+            b / a
+        );
         println!("    CPU time of the aegis process per command:          {cpu_us:>9.0} µs");
         if !durable {
             continue;
