@@ -35,6 +35,21 @@ pub struct Metadata {
     pub trace_headers: Vec<(&'static str, String)>,
 }
 
+impl Metadata {
+    /// Metadata for work the system does on its own (tools, tests, benchmarks): a fresh
+    /// correlation id, no cause, no trace, now.
+    pub fn system(actor: &str) -> Self {
+        Self {
+            actor_kind: "system".into(),
+            actor_subject: actor.into(),
+            correlation_id: Uuid::now_v7().to_string(),
+            causation_id: String::new(),
+            occurred_at: Utc::now(),
+            trace_headers: Vec::new(),
+        }
+    }
+}
+
 /// Where the aggregate stood when the decision was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expected {

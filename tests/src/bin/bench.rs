@@ -262,14 +262,7 @@ async fn lag(aegis: &Aegis, db: &TestDb, count: usize) -> anyhow::Result<(u64, u
 async fn fill(nats: &NatsServer, count: usize) -> anyhow::Result<()> {
     let js = jetstream::new(async_nats::connect(nats.url()).await?);
     let tenant = Uuid::now_v7();
-    let meta = Metadata {
-        actor_kind: "bench".into(),
-        actor_subject: "bench".into(),
-        correlation_id: "bench".into(),
-        causation_id: String::new(),
-        occurred_at: chrono::Utc::now(),
-        trace_headers: vec![],
-    };
+    let meta = Metadata::system("bench");
     futures::stream::iter(0..count)
         .map(|i| {
             let (js, meta) = (js.clone(), meta.clone());

@@ -15,14 +15,7 @@ use uuid::Uuid;
 
 fn ctx() -> CommandContext {
     CommandContext {
-        meta: Metadata {
-            actor_kind: "test".into(),
-            actor_subject: "t".into(),
-            correlation_id: "c".into(),
-            causation_id: String::new(),
-            occurred_at: chrono::Utc::now(),
-            trace_headers: vec![],
-        },
+        meta: Metadata::system("test"),
         msg_id: None,
         if_match: None,
     }

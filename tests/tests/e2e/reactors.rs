@@ -50,14 +50,7 @@ async fn world() -> (NatsServer, jetstream::Context, EventStore) {
 
 async fn append(store: &EventStore, tenant: Uuid, n: u8) {
     let agg = AggregateRef::new(tenant, "test", "thing", n.to_string()).unwrap();
-    let meta = Metadata {
-        actor_kind: "test".into(),
-        actor_subject: "t".into(),
-        correlation_id: "c".into(),
-        causation_id: String::new(),
-        occurred_at: chrono::Utc::now(),
-        trace_headers: vec![],
-    };
+    let meta = Metadata::system("test");
     store
         .append(
             &agg,

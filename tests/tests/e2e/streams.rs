@@ -15,14 +15,7 @@ async fn store(nats: &NatsServer) -> EventStore {
 }
 
 fn meta() -> Metadata {
-    Metadata {
-        actor_kind: "test".into(),
-        actor_subject: "t".into(),
-        correlation_id: "c".into(),
-        causation_id: String::new(),
-        occurred_at: chrono::Utc::now(),
-        trace_headers: vec![],
-    }
+    Metadata::system("test")
 }
 
 fn event(n: u8) -> NewEvent {
