@@ -34,9 +34,9 @@ enum Cmd {
 }
 
 pub async fn main() -> anyhow::Result<()> {
-    crate::telemetry::init();
     let cli = Cli::parse();
     let config = Config::load()?;
+    crate::telemetry::init(config.otlp_endpoint.as_deref());
     let roles = match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::Serve => Roles::ALL,
         Cmd::CommandApi => Roles {
@@ -88,5 +88,7 @@ pub async fn main() -> anyhow::Result<()> {
         tracing::info!(%addr, "aegis listening");
         println!("aegis listening on http://{addr}");
     }
-    app.run_until_stopped().await
+    let result = app.run_until_stopped().await;
+    crate::telemetry::flush();
+    result
 }

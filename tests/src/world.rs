@@ -187,7 +187,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(roles: Roles) -> Self {
-        aegis_command_api::telemetry::init();
+        aegis_command_api::telemetry::init(None);
         let nats = NatsServer::start();
         let db = TestDb::create().await;
         let config = test_config(&nats, &db);

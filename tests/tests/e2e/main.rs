@@ -9,3 +9,4 @@ mod projectors;
 mod reactors;
 mod streams;
 mod tenants;
+mod tracing;
