@@ -1,6 +1,7 @@
 //! Identity routes: the platform admin's tenant directory (seed 000's admin tag).
 
 use super::extract::{CommandHeaders, Json, MinPosition, Query};
+use super::openapi::{params, ErrorBody};
 use super::reply::{idempotent, Reply};
 use super::{aggregate, command_context, platform_tenant};
 use crate::auth::{Permission, Principal};
@@ -15,19 +16,34 @@ use aegis_projectors::Projection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/admin/tenants", get(list_tenants).post(create_tenant))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_tenants, create_tenant))
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantReply {
+    pub data: TenantRow,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantPage {
+    pub data: Vec<TenantRow>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantBody {
+    /// 1 to 100 characters, unique regardless of case.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
 }
 
@@ -40,6 +56,18 @@ fn tenant_error(e: TenantError) -> ApiError {
     }
 }
 
+/// Create a tenant (platform admin).
+#[utoipa::path(post, path = "/admin/tenants", tag = "admin", security(("bearer" = [])),
+    params(params::Idempotency), request_body = CreateTenantBody,
+    responses(
+        (status = 201, description = "Created", body = TenantReply,
+            headers(("Aegis-Position" = u64, description = "Log position of the commit"), ("ETag" = String))),
+        (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "No or bad credentials", body = ErrorBody), (status = 403, description = "Not a platform admin", body = ErrorBody),
+        (status = 409, description = "A tenant with this name exists", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid values or unknown fields", body = ErrorBody),
+    ))]
 async fn create_tenant(
     State(state): State<AppState>,
     principal: Principal,
@@ -93,10 +121,14 @@ async fn create_tenant(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
@@ -120,13 +152,22 @@ impl Page {
     }
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
-struct TenantRow {
-    id: Uuid,
-    name: String,
-    created_at: DateTime<Utc>,
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct TenantRow {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
 }
 
+/// Tenants, newest first (platform admin).
+#[utoipa::path(get, path = "/admin/tenants", tag = "admin", security(("bearer" = [])),
+    params(Page, params::MinPosition),
+    responses(
+        (status = 200, description = "A page of tenants", body = TenantPage),
+        (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "No or bad credentials", body = ErrorBody), (status = 403, description = "Not a platform admin", body = ErrorBody),
+        (status = 422, description = "Invalid limit or offset", body = ErrorBody),
+        (status = 503, description = "Read model behind Aegis-Min-Position or halted", body = ErrorBody),
+    ))]
 async fn list_tenants(
     State(state): State<AppState>,
     principal: Principal,
@@ -149,9 +190,13 @@ async fn list_tenants(
     let (total,): (i64,) = sqlx::query_as("SELECT count(*) FROM tenants")
         .fetch_one(&state.pool)
         .await?;
-    let mut reply = Reply::data(StatusCode::OK, rows);
-    reply.body["total"] = total.into();
-    reply.body["limit"] = limit.into();
-    reply.body["offset"] = offset.into();
-    Ok(reply)
+    Ok(Reply::body(
+        StatusCode::OK,
+        TenantPage {
+            data: rows,
+            total,
+            limit,
+            offset,
+        },
+    ))
 }

@@ -1,6 +1,7 @@
 //! Incident routes (seed 000): open (internal only), list, detail, update, summary.
 
 use super::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
+use super::openapi::{params, ErrorBody};
 use super::reply::{idempotent, Reply};
 use super::{aggregate, command_context, ensure_tenant};
 use crate::auth::{Permission, Principal};
@@ -17,26 +18,64 @@ use aegis_projectors::Projection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/incidents", get(list).post(open))
-        .route("/incidents/summary", get(summary))
-        .route("/incidents/{id}", get(detail).patch(update))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, open))
+        .routes(routes!(summary))
+        .routes(routes!(detail, update))
+}
+
+/// One incident.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentReply<T> {
+    pub data: T,
+}
+
+/// The open incident that already holds the dedup key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeduplicatedReply {
+    pub data: IncidentRow,
+    pub deduplicated: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentPage {
+    pub data: Vec<IncidentRow>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Summary {
+    pub total: i64,
+    /// Not yet resolved or closed.
+    pub open: i64,
+    pub by_status: std::collections::BTreeMap<String, i64>,
+    pub by_severity: std::collections::BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SummaryReply {
+    pub data: Summary,
 }
 
 const READ_MODELS: &[&str] = &[IncidentsProjection::NAME];
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenBody {
+    /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub title: String,
+    #[schema(value_type = Severity)]
     pub severity: String,
     #[serde(default)]
     pub source: Option<String>,
@@ -131,6 +170,19 @@ fn incident_error(e: IncidentError) -> ApiError {
     }
 }
 
+/// Open an incident (internal only). A `dedup_key` held by an active incident returns that one.
+#[utoipa::path(post, path = "/incidents", tag = "incidents", security(("internal_secret" = [])),
+    params(params::Tenant, params::Idempotency), request_body = OpenBody,
+    responses(
+        (status = 201, description = "Opened", body = IncidentReply<IncidentRow>,
+            headers(("Aegis-Position" = u64, description = "Log position of the commit"), ("ETag" = String))),
+        (status = 200, description = "An active incident already holds the dedup key", body = DeduplicatedReply),
+        (status = 400, description = "Bad input or missing X-Tenant-ID", body = ErrorBody), (status = 401, description = "No or bad credentials", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody),
+        (status = 404, description = "Unknown tenant", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid values or unknown fields", body = ErrorBody),
+    ))]
 async fn open(
     State(state): State<AppState>,
     principal: Principal,
@@ -253,12 +305,15 @@ fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String
     Option::<String>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBody {
     #[serde(default)]
+    #[schema(value_type = Option<Status>)]
     pub status: Option<String>,
+    /// A name to assign, or null to unassign.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
     pub assigned_to: Option<Option<String>>,
     #[serde(default)]
     pub actions_taken: Option<Vec<String>>,
@@ -296,6 +351,19 @@ impl UpdateBody {
     }
 }
 
+/// Change status (lifecycle), assignee, or append actions taken.
+#[utoipa::path(patch, path = "/incidents/{id}", tag = "incidents", security(("bearer" = []), ("internal_secret" = [])),
+    params(("id" = Uuid, Path), params::Tenant, params::Idempotency, params::IfMatch), request_body = UpdateBody,
+    responses(
+        (status = 200, description = "Updated", body = IncidentReply<IncidentRow>,
+            headers(("Aegis-Position" = u64), ("ETag" = String))),
+        (status = 400, description = "Bad input or missing X-Tenant-ID", body = ErrorBody), (status = 401, description = "No or bad credentials", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody),
+        (status = 404, description = "No such incident in this tenant", body = ErrorBody),
+        (status = 409, description = "Illegal transition (names the allowed ones) or stale If-Match", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid values or unknown fields", body = ErrorBody),
+    ))]
 async fn update(
     State(state): State<AppState>,
     principal: Principal,
@@ -350,17 +418,20 @@ async fn update(
     .await
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct IncidentRow {
     pub id: Uuid,
     pub title: String,
+    #[schema(value_type = Severity)]
     pub severity: String,
+    #[schema(value_type = Status)]
     pub status: String,
     pub source: String,
     pub description: String,
     pub agent_id: Option<String>,
     pub dedup_key: Option<String>,
     pub assigned_to: Option<String>,
+    #[schema(value_type = Vec<String>)]
     pub actions_taken: sqlx::types::Json<Vec<String>>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -372,6 +443,15 @@ const COLUMNS: &str =
     "id, title, severity, status, source, description, agent_id, dedup_key, assigned_to, \
                        actions_taken, version, created_at, updated_at, resolved_at";
 
+/// One incident.
+#[utoipa::path(get, path = "/incidents/{id}", tag = "incidents", security(("bearer" = []), ("internal_secret" = [])),
+    params(("id" = Uuid, Path), params::Tenant, params::MinPosition),
+    responses(
+        (status = 200, description = "The incident", body = IncidentReply<IncidentRow>, headers(("ETag" = String))),
+        (status = 400, description = "Bad input or missing X-Tenant-ID", body = ErrorBody), (status = 401, description = "No or bad credentials", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody),
+        (status = 404, description = "No such incident in this tenant", body = ErrorBody),
+        (status = 503, description = "Read model behind Aegis-Min-Position or halted", body = ErrorBody),
+    ))]
 async fn detail(
     State(state): State<AppState>,
     principal: Principal,
@@ -395,16 +475,31 @@ async fn detail(
     Ok(reply)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(value_type = Option<Status>)]
     pub status: Option<String>,
+    #[param(value_type = Option<Severity>)]
     pub severity: Option<String>,
     pub assigned_to: Option<String>,
+    /// 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
+/// Incidents, newest first.
+#[utoipa::path(get, path = "/incidents", tag = "incidents", security(("bearer" = []), ("internal_secret" = [])),
+    params(ListQuery, params::Tenant, params::MinPosition),
+    responses(
+        (status = 200, description = "A page of incidents", body = IncidentPage),
+        (status = 400, description = "Bad input or missing X-Tenant-ID", body = ErrorBody), (status = 401, description = "No or bad credentials", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody),
+        (status = 422, description = "Invalid filter value", body = ErrorBody),
+        (status = 503, description = "Read model behind Aegis-Min-Position or halted", body = ErrorBody),
+    ))]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -452,13 +547,25 @@ async fn list(
             .bind(q.assigned_to.as_deref())
             .fetch_one(&state.pool)
             .await?;
-    let mut reply = Reply::data(StatusCode::OK, rows);
-    reply.body["total"] = total.into();
-    reply.body["limit"] = limit.into();
-    reply.body["offset"] = offset.into();
-    Ok(reply)
+    Ok(Reply::body(
+        StatusCode::OK,
+        IncidentPage {
+            data: rows,
+            total,
+            limit,
+            offset,
+        },
+    ))
 }
 
+/// Counts by status and severity.
+#[utoipa::path(get, path = "/incidents/summary", tag = "incidents", security(("bearer" = []), ("internal_secret" = [])),
+    params(params::Tenant, params::MinPosition),
+    responses(
+        (status = 200, description = "Counts", body = SummaryReply),
+        (status = 400, description = "Bad input or missing X-Tenant-ID", body = ErrorBody), (status = 401, description = "No or bad credentials", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody),
+        (status = 503, description = "Read model behind Aegis-Min-Position or halted", body = ErrorBody),
+    ))]
 async fn summary(
     State(state): State<AppState>,
     principal: Principal,
@@ -472,27 +579,19 @@ async fn summary(
             .bind(tenant.0)
             .fetch_all(&state.pool)
             .await?;
-    let mut by_status: serde_json::Map<String, serde_json::Value> = Status::ALL
-        .iter()
-        .map(|s| (s.to_string(), json!(0)))
-        .collect();
-    let mut by_severity: serde_json::Map<String, serde_json::Value> = Severity::ALL
-        .iter()
-        .map(|s| (s.to_string(), json!(0)))
-        .collect();
-    let (mut total, mut active) = (0i64, 0i64);
+    let mut summary = Summary {
+        total: 0,
+        open: 0,
+        by_status: Status::ALL.iter().map(|s| (s.to_string(), 0)).collect(),
+        by_severity: Severity::ALL.iter().map(|s| (s.to_string(), 0)).collect(),
+    };
     for (st, sev, n) in rows {
-        total += n;
+        summary.total += n;
         if Status::parse(&st).is_some_and(Status::is_active) {
-            active += n;
+            summary.open += n;
         }
-        for (map, key) in [(&mut by_status, st), (&mut by_severity, sev)] {
-            let slot = map.entry(key).or_insert(json!(0));
-            *slot = json!(slot.as_i64().unwrap_or(0) + n);
-        }
+        *summary.by_status.entry(st).or_default() += n;
+        *summary.by_severity.entry(sev).or_default() += n;
     }
-    Ok(Reply::data(
-        StatusCode::OK,
-        json!({ "total": total, "open": active, "by_status": by_status, "by_severity": by_severity }),
-    ))
+    Ok(Reply::body(StatusCode::OK, SummaryReply { data: summary }))
 }

@@ -3,6 +3,7 @@
 pub mod extract;
 pub mod identity;
 pub mod incidents;
+pub mod openapi;
 pub mod probes;
 pub mod reply;
 
@@ -15,12 +16,28 @@ use aegis_streams::subject::PLATFORM_TENANT;
 use aegis_streams::{AggregateRef, Metadata};
 use axum::Router;
 use extract::CommandHeaders;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Every route with its OpenAPI operation: the two cannot drift apart because they are
+/// registered together.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(identity::router())
         .merge(incidents::router())
         .merge(probes::router())
+        .merge(openapi::router())
+}
+
+/// The OpenAPI document of every route.
+pub fn api_spec() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+pub fn router(state: AppState) -> Router {
+    let (router, api) = routes().split_for_parts();
+    openapi::publish(api);
+    router
         .layer(axum::extract::DefaultBodyLimit::max(extract::BODY_LIMIT))
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)

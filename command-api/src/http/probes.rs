@@ -6,24 +6,68 @@ use aegis_streams::{provision::events_stream_name, DLQ_STREAM};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use futures::TryStreamExt;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{json, Map};
 use std::fmt::Write;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/healthz", get(health))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok", "service": "aegis", "version": env!("CARGO_PKG_VERSION") }))
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub service: String,
+    pub version: String,
 }
 
+fn alive() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        service: "aegis".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+/// The process is up (seed 000's health check).
+#[utoipa::path(get, path = "/health", tag = "probes", responses((status = 200, description = "Alive", body = Health)))]
+async fn health() -> Json<Health> {
+    alive()
+}
+
+/// Liveness probe.
+#[utoipa::path(get, path = "/healthz", tag = "probes", responses((status = 200, description = "Alive", body = Health)))]
+async fn healthz() -> Json<Health> {
+    alive()
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckResult {
+    /// ok | fail
+    pub status: String,
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// ready | not_ready
+    pub status: String,
+    pub checks: std::collections::BTreeMap<String, CheckResult>,
+}
+
+/// Readiness: NATS, Postgres and every projection, each with its own result.
+#[utoipa::path(get, path = "/readyz", tag = "probes", responses(
+    (status = 200, description = "Ready", body = Readiness),
+    (status = 503, description = "A check failed", body = Readiness),
+))]
 async fn readyz(State(state): State<AppState>) -> Response {
     let mut checks = Map::new();
     let mut ready = true;
@@ -113,6 +157,8 @@ impl Exposition {
     }
 }
 
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "probes", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> Response {
     let mut out = Exposition(String::new());
     let store = state.executor.store();

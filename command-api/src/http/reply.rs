@@ -30,6 +30,18 @@ impl Reply {
         }
     }
 
+    /// A typed body, serialized as it stands.
+    pub fn body(status: StatusCode, body: impl serde::Serialize) -> Self {
+        let body = serde_json::to_value(body)
+            .unwrap_or_else(|e| json!({ "error": "internal_error", "message": e.to_string() }));
+        Self {
+            status,
+            body,
+            position: None,
+            version: None,
+        }
+    }
+
     pub fn at(mut self, position: u64, version: u64) -> Self {
         self.position = Some(position);
         self.version = Some(version);

@@ -4,6 +4,7 @@
 
 mod commands;
 mod incidents;
+mod openapi;
 mod probes;
 mod projectors;
 mod reactors;

@@ -1,0 +1,127 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations as
+//! the router is built (utoipa-axum), so a route cannot exist without its spec. Served at
+//! `/openapi.json`, rendered at `/docs` by a self-contained page (no CDN).
+
+use crate::state::AppState;
+use axum::response::Html;
+use axum::Json;
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi;
+use utoipa::{Modify, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+/// DESIGN.md's error body. Some errors add fields (`field`, `allowed`, `required_permission`,
+/// `retry_after_ms`, `current_version`, ...), so other properties are allowed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// snake_case code, e.g. `validation_failed`.
+    pub error: String,
+    pub message: String,
+}
+
+pub struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, api: &mut OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        let header = |name: &str, what: &str| {
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(name, what)))
+        };
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A JWT, an `acp_` API key, or the bootstrap token (platform admin)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "internal_secret",
+            header("X-Internal-Secret", "Internal-only routes (seed 000)"),
+        );
+        components.add_security_scheme(
+            "secbeat_api_key",
+            header("X-SecBeat-API-Key", "Edge manager (seed 002)"),
+        );
+        components.add_security_scheme(
+            "agent_secret",
+            header("X-Agent-Secret", "Agents (seed 004)"),
+        );
+    }
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Aegis", description = "Security control plane: every change an immutable event."),
+    modifiers(&SecuritySchemes),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "admin", description = "Platform administration (seed 000)"),
+        (name = "incidents", description = "SOC incidents (seed 000)"),
+        (name = "probes", description = "Health, readiness and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The finished document, published once the router has been assembled.
+static SPEC: OnceLock<Arc<OpenApi>> = OnceLock::new();
+
+pub fn publish(api: OpenApi) {
+    let _ = SPEC.set(Arc::new(api));
+}
+
+/// Serves the document and the reference page.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(openapi_json))
+        .routes(routes!(docs))
+}
+
+/// This document (OpenAPI 3.1).
+#[utoipa::path(get, path = "/openapi.json", tag = "probes", responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
+async fn openapi_json() -> Json<serde_json::Value> {
+    Json(
+        SPEC.get()
+            .and_then(|s| serde_json::to_value(s.as_ref()).ok())
+            .unwrap_or_default(),
+    )
+}
+
+/// The rendered reference, self-contained (works offline).
+#[utoipa::path(get, path = "/docs", tag = "probes", responses((status = 200, description = "HTML reference page", content_type = "text/html")))]
+async fn docs() -> Html<&'static str> {
+    Html(include_str!("docs.html"))
+}
+
+/// Header parameters shared by many operations. Documentation only: the extractors in
+/// `extract` read these headers.
+pub mod params {
+    #![allow(dead_code)]
+    use utoipa::IntoParams;
+
+    /// The tenant the request acts in.
+    #[derive(IntoParams)]
+    #[into_params(names("X-Tenant-ID"), parameter_in = Header)]
+    pub struct Tenant(pub uuid::Uuid);
+
+    /// Read your own writes: wait (bounded) until the read model reached this log position.
+    #[derive(IntoParams)]
+    #[into_params(names("Aegis-Min-Position"), parameter_in = Header)]
+    pub struct MinPosition(pub Option<u64>);
+
+    /// `Idempotency-Key`: a retry returns the first answer and appends nothing.
+    #[derive(IntoParams)]
+    #[into_params(names("Idempotency-Key"), parameter_in = Header)]
+    pub struct Idempotency(pub Option<String>);
+
+    /// `If-Match`: the ETag (version) the client read; a stale one gets 409.
+    #[derive(IntoParams)]
+    #[into_params(names("If-Match"), parameter_in = Header)]
+    pub struct IfMatch(pub Option<String>);
+}

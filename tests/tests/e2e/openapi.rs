@@ -1,0 +1,144 @@
+use aegis_command_api::auth::ROUTES;
+use aegis_tests::TestApp;
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+/// Routes outside the permission table: probes and the documentation itself.
+const PUBLIC: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+];
+
+fn documented(spec: &Value) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            out.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_spec_and_the_route_table_agree_both_ways() {
+    let app = TestApp::spawn().await;
+    let spec: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        spec["openapi"].as_str().unwrap().starts_with("3.1"),
+        "OpenAPI 3.1"
+    );
+    let documented = documented(&spec);
+    let declared: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .chain(PUBLIC.iter().map(|(m, p)| (m.to_string(), p.to_string())))
+        .collect();
+    let undocumented: Vec<_> = declared.difference(&documented).collect();
+    let undeclared: Vec<_> = documented.difference(&declared).collect();
+    assert!(
+        undocumented.is_empty(),
+        "routes missing from the spec: {undocumented:?}"
+    );
+    assert!(
+        undeclared.is_empty(),
+        "documented but not in the route table: {undeclared:?}"
+    );
+
+    // Every documented operation is served: the router answers it with something other than
+    // its fallback (404 "no such route") or 405.
+    for (method, path) in &documented {
+        let concrete = path.replace("{id}", &uuid::Uuid::now_v7().to_string());
+        let r = app
+            .http
+            .request(method.parse().unwrap(), app.url(&concrete))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap_or_default();
+        assert_ne!(status, 405, "{method} {path} not served");
+        assert!(
+            !(status == 404 && body.contains("no such route")),
+            "{method} {path} not served"
+        );
+    }
+    // And the converse for an undocumented path: the fallback answers.
+    let r = app.http.get(app.url("/not-a-route")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "not_found");
+}
+
+#[tokio::test]
+async fn the_spec_describes_auth_headers_and_strict_bodies() {
+    let spec = serde_json::to_value(aegis_command_api::http::api_spec()).unwrap();
+    let schemes = spec["components"]["securitySchemes"].as_object().unwrap();
+    for name in [
+        "bearer",
+        "internal_secret",
+        "secbeat_api_key",
+        "agent_secret",
+    ] {
+        assert!(schemes.contains_key(name), "security scheme {name}");
+    }
+    assert_eq!(schemes["internal_secret"]["name"], "X-Internal-Secret");
+    let schemas = &spec["components"]["schemas"];
+    for body in ["OpenBody", "UpdateBody", "CreateTenantBody"] {
+        assert_eq!(
+            schemas[body]["additionalProperties"], false,
+            "{body} refuses unknown fields"
+        );
+    }
+    let open = &spec["paths"]["/incidents"]["post"];
+    let params: Vec<&str> = open["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        params.contains(&"X-Tenant-ID") && params.contains(&"Idempotency-Key"),
+        "{params:?}"
+    );
+    assert!(open["responses"]["201"]["headers"]["Aegis-Position"].is_object());
+    let patch = &spec["paths"]["/incidents/{id}"]["patch"];
+    assert!(patch["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "If-Match"));
+    let list = &spec["paths"]["/incidents"]["get"];
+    assert!(list["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "Aegis-Min-Position"));
+    assert_eq!(
+        list["responses"]["401"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ErrorBody"
+    );
+}
+
+#[tokio::test]
+async fn the_reference_page_needs_no_network() {
+    let app = TestApp::spawn().await;
+    let r = app.http.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("/openapi.json"));
+    assert!(!html.contains("<script src="), "no external scripts");
+    assert!(!html.contains("https://"), "no CDN");
+}
