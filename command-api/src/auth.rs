@@ -124,43 +124,53 @@ impl FromRequestParts<AppState> for Principal {
             })
             .transpose()?;
         let config = &state.config;
-        if let Some(secret) = header(parts, "x-internal-secret")? {
-            let expected = config
-                .internal_secret
-                .as_ref()
-                .map(|s| s.expose())
-                .unwrap_or_default();
-            if expected.is_empty() || !eq(secret, expected) {
-                return Err(ApiError::unauthorized("invalid internal secret"));
+        // Every credential presented must be valid: a bad one next to a good one is refused,
+        // so a stray or forged header can never ride along on another's authority.
+        let internal = match header(parts, "x-internal-secret")? {
+            Some(secret) => {
+                let expected = config
+                    .internal_secret
+                    .as_ref()
+                    .map(|s| s.expose())
+                    .unwrap_or_default();
+                if expected.is_empty() || !eq(secret, expected) {
+                    return Err(ApiError::unauthorized("invalid internal secret"));
+                }
+                Some(Principal {
+                    kind: PrincipalKind::Internal,
+                    subject: "internal".into(),
+                    tenant,
+                })
             }
-            return Ok(Principal {
-                kind: PrincipalKind::Internal,
-                subject: "internal".into(),
-                tenant,
-            });
-        }
-        let Some(auth) = header(parts, "authorization")? else {
-            return Err(ApiError::unauthorized(
-                "missing credentials: send Authorization: Bearer <token>",
-            ));
+            None => None,
         };
-        let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) else {
-            return Err(ApiError::unauthorized(
-                "the Authorization header must be `Bearer <token>`",
-            ));
+        let bearer = match header(parts, "authorization")? {
+            Some(auth) => {
+                let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) else {
+                    return Err(ApiError::unauthorized(
+                        "the Authorization header must be `Bearer <token>`",
+                    ));
+                };
+                let bootstrap = config
+                    .bootstrap_token
+                    .as_ref()
+                    .map(|s| s.expose())
+                    .unwrap_or_default();
+                if bootstrap.is_empty() || !eq(token, bootstrap) {
+                    return Err(ApiError::unauthorized("invalid or expired token"));
+                }
+                Some(Principal {
+                    kind: PrincipalKind::PlatformAdmin,
+                    subject: "bootstrap".into(),
+                    tenant,
+                })
+            }
+            None => None,
         };
-        let bootstrap = config
-            .bootstrap_token
-            .as_ref()
-            .map(|s| s.expose())
-            .unwrap_or_default();
-        if !bootstrap.is_empty() && eq(token, bootstrap) {
-            return Ok(Principal {
-                kind: PrincipalKind::PlatformAdmin,
-                subject: "bootstrap".into(),
-                tenant,
-            });
-        }
-        Err(ApiError::unauthorized("invalid or expired token"))
+        // With both valid, the internal secret decides: internal callers may forward a user's
+        // bearer for context, never the other way round.
+        internal.or(bearer).ok_or_else(|| {
+            ApiError::unauthorized("missing credentials: send Authorization: Bearer <token>")
+        })
     }
 }

@@ -161,6 +161,7 @@ impl MinPosition {
         let Some(min) = self.0 else { return Ok(()) };
         let deadline = Instant::now() + Duration::from_millis(state.config.min_position_wait_ms);
         let mut pause = Duration::from_millis(2);
+        let mut first = true;
         loop {
             let (position, halted) =
                 aegis_projectors::checkpoint::min_position(&state.pool, names).await?;
@@ -172,6 +173,17 @@ impl MinPosition {
                     "a read model this query needs is halted; see /readyz",
                     30,
                 ));
+            }
+            if first {
+                // A position the log has not reached was never handed out: refuse, don't wait.
+                let head = state.executor.store().head().await?;
+                if min > head {
+                    return Err(ApiError::bad_request(format!(
+                        "Aegis-Min-Position {min} is beyond the log head {head}; send a position Aegis returned"
+                    ))
+                    .with("head", head));
+                }
+                first = false;
             }
             if Instant::now() >= deadline {
                 return Err(ApiError::unavailable(

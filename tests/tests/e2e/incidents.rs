@@ -505,3 +505,38 @@ async fn a_traceparent_travels_from_http_into_the_commit_headers() {
     let tp = stored.traceparent.expect("commit carries traceparent");
     assert!(tp.contains(trace_id), "{tp}");
 }
+
+#[tokio::test]
+async fn a_min_position_beyond_the_log_is_refused_at_once() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme").await;
+    let head = app.head().await;
+    let started = std::time::Instant::now();
+    let r = get(&app, tenant, "/incidents", head + 1000).await;
+    assert_eq!(r.status(), 400);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "no waiting for a position that does not exist"
+    );
+    assert_eq!(r.json::<Value>().await.unwrap()["head"], head);
+}
+
+#[tokio::test]
+async fn a_bad_credential_beside_a_good_one_is_refused() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme").await;
+    let r = app
+        .internal(Method::GET, "/incidents", tenant)
+        .bearer_auth("forged-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = app
+        .admin(Method::GET, "/incidents", Some(tenant))
+        .header("X-Internal-Secret", "forged-secret-forged-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
