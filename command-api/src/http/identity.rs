@@ -1,7 +1,7 @@
 //! Identity routes: the platform admin's tenant directory (seed 000's admin tag).
 
 use super::extract::{CommandHeaders, Json, MinPosition, Query};
-use super::openapi::{params, ErrorBody};
+use super::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use super::reply::{idempotent, Reply};
 use super::{aggregate, command_context, platform_tenant};
 use crate::auth::{Permission, Principal};
@@ -62,11 +62,9 @@ fn tenant_error(e: TenantError) -> ApiError {
     responses(
         (status = 201, description = "Created", body = TenantReply,
             headers(("Aegis-Position" = u64, description = "Log position of the commit"), ("ETag" = String))),
-        (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "No or bad credentials", body = ErrorBody), (status = 403, description = "Not a platform admin", body = ErrorBody),
+        AuthErrors,
         (status = 409, description = "A tenant with this name exists", body = ErrorBody),
-        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid values or unknown fields", body = ErrorBody),
+        BodyErrors,
     ))]
 async fn create_tenant(
     State(state): State<AppState>,
@@ -164,7 +162,7 @@ pub struct TenantRow {
     params(Page, params::MinPosition),
     responses(
         (status = 200, description = "A page of tenants", body = TenantPage),
-        (status = 400, description = "Bad input", body = ErrorBody), (status = 401, description = "No or bad credentials", body = ErrorBody), (status = 403, description = "Not a platform admin", body = ErrorBody),
+        AuthErrors,
         (status = 422, description = "Invalid limit or offset", body = ErrorBody),
         (status = 503, description = "Read model behind Aegis-Min-Position or halted", body = ErrorBody),
     ))]

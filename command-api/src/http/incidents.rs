@@ -1,7 +1,7 @@
 //! Incident routes (seed 000): open (internal only), list, detail, update, summary.
 
 use super::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
-use super::openapi::{params, ErrorBody};
+use super::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use super::reply::{idempotent, Reply};
 use super::{aggregate, command_context, ensure_tenant};
 use crate::auth::{Permission, Principal};
@@ -177,11 +177,9 @@ fn incident_error(e: IncidentError) -> ApiError {
         (status = 201, description = "Opened", body = IncidentReply<IncidentRow>,
             headers(("Aegis-Position" = u64, description = "Log position of the commit"), ("ETag" = String))),
         (status = 200, description = "An active incident already holds the dedup key", body = DeduplicatedReply),
-        (status = 400, description = "Bad input or missing X-Tenant-ID", body = ErrorBody), (status = 401, description = "No or bad credentials", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody),
+        AuthErrors,
         (status = 404, description = "Unknown tenant", body = ErrorBody),
-        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid values or unknown fields", body = ErrorBody),
+        BodyErrors,
     ))]
 async fn open(
     State(state): State<AppState>,
@@ -357,12 +355,10 @@ impl UpdateBody {
     responses(
         (status = 200, description = "Updated", body = IncidentReply<IncidentRow>,
             headers(("Aegis-Position" = u64), ("ETag" = String))),
-        (status = 400, description = "Bad input or missing X-Tenant-ID", body = ErrorBody), (status = 401, description = "No or bad credentials", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody),
+        AuthErrors,
         (status = 404, description = "No such incident in this tenant", body = ErrorBody),
         (status = 409, description = "Illegal transition (names the allowed ones) or stale If-Match", body = ErrorBody),
-        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid values or unknown fields", body = ErrorBody),
+        BodyErrors,
     ))]
 async fn update(
     State(state): State<AppState>,
@@ -448,7 +444,7 @@ const COLUMNS: &str =
     params(("id" = Uuid, Path), params::Tenant, params::MinPosition),
     responses(
         (status = 200, description = "The incident", body = IncidentReply<IncidentRow>, headers(("ETag" = String))),
-        (status = 400, description = "Bad input or missing X-Tenant-ID", body = ErrorBody), (status = 401, description = "No or bad credentials", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody),
+        AuthErrors,
         (status = 404, description = "No such incident in this tenant", body = ErrorBody),
         (status = 503, description = "Read model behind Aegis-Min-Position or halted", body = ErrorBody),
     ))]
@@ -496,7 +492,7 @@ pub struct ListQuery {
     params(ListQuery, params::Tenant, params::MinPosition),
     responses(
         (status = 200, description = "A page of incidents", body = IncidentPage),
-        (status = 400, description = "Bad input or missing X-Tenant-ID", body = ErrorBody), (status = 401, description = "No or bad credentials", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody),
+        AuthErrors,
         (status = 422, description = "Invalid filter value", body = ErrorBody),
         (status = 503, description = "Read model behind Aegis-Min-Position or halted", body = ErrorBody),
     ))]
@@ -563,7 +559,7 @@ async fn list(
     params(params::Tenant, params::MinPosition),
     responses(
         (status = 200, description = "Counts", body = SummaryReply),
-        (status = 400, description = "Bad input or missing X-Tenant-ID", body = ErrorBody), (status = 401, description = "No or bad credentials", body = ErrorBody), (status = 403, description = "Missing permission", body = ErrorBody),
+        AuthErrors,
         (status = 503, description = "Read model behind Aegis-Min-Position or halted", body = ErrorBody),
     ))]
 async fn summary(

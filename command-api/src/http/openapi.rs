@@ -22,6 +22,42 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// The refusals every authenticated operation can answer with. Documentation only.
+#[allow(dead_code)]
+#[derive(utoipa::IntoResponses)]
+pub enum AuthErrors {
+    #[response(
+        status = 400,
+        description = "Bad input, or X-Tenant-ID missing or malformed"
+    )]
+    BadRequest(ErrorBody),
+    #[response(
+        status = 401,
+        description = "No credentials, or a credential that is not valid"
+    )]
+    Unauthorized(ErrorBody),
+    #[response(
+        status = 403,
+        description = "The principal lacks the permission (`required_permission`)"
+    )]
+    Forbidden(ErrorBody),
+}
+
+/// The refusals of every operation that takes a JSON body. Documentation only.
+#[allow(dead_code)]
+#[derive(utoipa::IntoResponses)]
+pub enum BodyErrors {
+    #[response(status = 413, description = "Body over 1 MiB")]
+    TooLarge(ErrorBody),
+    #[response(status = 415, description = "Not JSON")]
+    NotJson(ErrorBody),
+    #[response(
+        status = 422,
+        description = "Invalid values or unknown fields (`field` names the culprit)"
+    )]
+    Invalid(ErrorBody),
+}
+
 pub struct SecuritySchemes;
 
 impl Modify for SecuritySchemes {
