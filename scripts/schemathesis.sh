@@ -10,7 +10,12 @@ SCHEMATHESIS_PIN="4.32.5"
 ensure_schemathesis() {
   if [[ ! -x "$TOOLS/st/bin/schemathesis" ]]; then
     log "installing schemathesis from PyPI into .tools/st"
-    python3 -m venv "$TOOLS/st"
+    if ! python3 -m venv "$TOOLS/st" 2>/dev/null; then
+      # Debian's python3 ships venv separately.
+      [[ $(id -u) == 0 ]] || { log "python3 -m venv failed: install python3-venv"; return 1; }
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      rm -rf "$TOOLS/st"; python3 -m venv "$TOOLS/st"
+    fi
     "$TOOLS/st/bin/pip" install --quiet --disable-pip-version-check "schemathesis==${SCHEMATHESIS_PIN}"
   fi
 }
