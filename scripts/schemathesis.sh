@@ -50,10 +50,22 @@ run_schemathesis() {
     "$ROOT/target/debug/aegis" serve >"$work/aegis.log" 2>&1 &
   local aegis_pid=$!
   local base="http://127.0.0.1:$http_port"
-  for _ in $(seq 1 100); do curl -sf "$base/health" >/dev/null && break; sleep 0.1; done
+  # Python's urllib rather than curl: one tool fewer on a bare machine.
   local tenant
-  tenant="$(curl -sf -X POST "$base/admin/tenants" -H "Authorization: Bearer $boot" -H 'Content-Type: application/json' \
-    -d '{"name":"schemathesis"}' | python3 -c 'import sys,json; print(json.load(sys.stdin)["data"]["id"])')"
+  tenant="$(BASE="$base" BOOT="$boot" python3 - <<'PY'
+import json, os, time, urllib.request
+base = os.environ["BASE"]
+for _ in range(200):
+    try:
+        urllib.request.urlopen(base + "/health", timeout=1)
+        break
+    except OSError:
+        time.sleep(0.1)
+req = urllib.request.Request(base + "/admin/tenants", data=b'{"name":"schemathesis"}', method="POST",
+    headers={"Authorization": "Bearer " + os.environ["BOOT"], "Content-Type": "application/json"})
+print(json.load(urllib.request.urlopen(req, timeout=10))["data"]["id"])
+PY
+)"
   # Each run presents one credential, so `ignored_auth` can prove that removing or forging it
   # is refused: the internal secret for the tenant routes, the platform admin's bearer for admin.
   local status=0
