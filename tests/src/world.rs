@@ -46,7 +46,7 @@ impl NatsServer {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let port = free_port();
         let child = Self::spawn(&conf, port, &dir);
-        let server = Self {
+        let mut server = Self {
             child,
             port,
             dir,
@@ -71,9 +71,15 @@ impl NatsServer {
             })
     }
 
-    fn wait_ready(&self) {
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "nats-server exited ({status}); run it by hand with -c {} to see why",
+                    self.conf.display()
+                );
+            }
             assert!(
                 Instant::now() < deadline,
                 "nats-server did not start on {}",
