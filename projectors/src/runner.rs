@@ -101,6 +101,28 @@ async fn store_checkpoint(
     Ok(())
 }
 
+/// Opens the batch transaction, locks the checkpoint row, and returns the commits of
+/// `commits` (ordered by position) that come after it.
+async fn begin_after_checkpoint<'c, P: Projection>(
+    pool: &PgPool,
+    commits: &'c [StoredCommit],
+) -> Result<
+    (
+        sqlx::Transaction<'static, sqlx::Postgres>,
+        i64,
+        &'c [StoredCommit],
+    ),
+    (u64, ProjectionError),
+> {
+    let first = commits.first().map_or(0, |c| c.position);
+    let mut tx = pool.begin().await.map_err(|e| (first, e.into()))?;
+    let start = lock_checkpoint(&mut tx, P::NAME)
+        .await
+        .map_err(|e| (first, e.into()))?;
+    let skip = commits.partition_point(|c| c.position as i64 <= start);
+    Ok((tx, start, &commits[skip..]))
+}
+
 /// Applies `commits` (those after the stored checkpoint) and moves the checkpoint, in one
 /// transaction. Returns the new position, or the failing position and its error. When the
 /// batch fails for good, the commits before the failing one are applied and checkpointed
@@ -111,16 +133,11 @@ pub async fn apply_batch<P: Projection>(
     commits: &[StoredCommit],
 ) -> Result<u64, (u64, ProjectionError)> {
     let first = commits.first().map_or(0, |c| c.position);
-    let mut tx = pool.begin().await.map_err(|e| (first, e.into()))?;
-    let start = lock_checkpoint(&mut tx, P::NAME)
-        .await
-        .map_err(|e| (first, e.into()))?;
-    let todo: Vec<StoredCommit> = commits
-        .iter()
-        .filter(|c| c.position as i64 > start)
-        .cloned()
-        .collect();
+    let (mut tx, start, todo) = begin_after_checkpoint::<P>(pool, commits).await?;
     let Some(last) = todo.last().map(|c| c.position) else {
+        // End the transaction now: a dropped one rolls back only when its connection is next
+        // used, and until then it would hold the checkpoint row lock a rebuild's swap waits for.
+        tx.rollback().await.map_err(|e| (first, e.into()))?;
         return Ok(start as u64);
     };
     let span = tracing::info_span!(
@@ -131,7 +148,7 @@ pub async fn apply_batch<P: Projection>(
     );
     aegis_streams::trace::adopt_parent(&span, todo.last().and_then(|c| c.traceparent.as_deref()));
     match projection
-        .apply_many(&mut tx, "", &todo)
+        .apply_many(&mut tx, "", todo)
         .instrument(span)
         .await
     {
@@ -142,10 +159,13 @@ pub async fn apply_batch<P: Projection>(
             tx.commit().await.map_err(|e| (first, e.into()))?;
             Ok(last)
         }
-        Err(e) if e.is_transient() => Err((first, e)),
+        Err(e) if e.is_transient() => {
+            let _ = tx.rollback().await;
+            Err((first, e))
+        }
         Err(_) => {
-            drop(tx);
-            apply_one_by_one(pool, projection, &todo).await
+            tx.rollback().await.map_err(|e| (first, e.into()))?;
+            apply_one_by_one(pool, projection, todo).await
         }
     }
 }
@@ -156,13 +176,10 @@ async fn apply_one_by_one<P: Projection>(
     commits: &[StoredCommit],
 ) -> Result<u64, (u64, ProjectionError)> {
     let first = commits.first().map_or(0, |c| c.position);
-    let mut tx = pool.begin().await.map_err(|e| (first, e.into()))?;
-    let start = lock_checkpoint(&mut tx, P::NAME)
-        .await
-        .map_err(|e| (first, e.into()))?;
+    let (mut tx, start, todo) = begin_after_checkpoint::<P>(pool, commits).await?;
     let mut position = start;
     let mut failure = None;
-    for commit in commits.iter().filter(|c| c.position as i64 > start) {
+    for commit in todo {
         let savepoint = sqlx::query("SAVEPOINT one").execute(&mut *tx).await;
         if let Err(e) = savepoint {
             return Err((commit.position, e.into()));

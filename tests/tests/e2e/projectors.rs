@@ -295,12 +295,15 @@ async fn the_rebuild_command_line_reports_what_it_replayed() {
         app.open_incident(tenant, incident(&format!("i{i}"), "low"))
             .await;
     }
-    let out = Process::new(env!("CARGO_BIN_EXE_aegis-under-test"))
+    // Async wait: the live projector runs on this test's runtime and must keep going (and
+    // release its checkpoint lock) while the rebuild process works.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aegis-under-test"))
         .args(["rebuild", "incidents"])
         .env("NATS_URL", &app.config.nats_url)
         .env("DATABASE_URL", &app.config.database_url)
         .env("RUST_LOG", "warn")
         .output()
+        .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
