@@ -379,3 +379,67 @@ async fn an_event_that_cannot_be_applied_halts_the_projection_visibly() {
     assert_eq!(r.status(), 503);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "unavailable");
 }
+
+#[tokio::test]
+async fn a_failing_batch_applies_what_precedes_the_bad_commit_and_names_it() {
+    let app = TestApp::spawn_with(Roles {
+        command_api: true,
+        projectors: false,
+        reactors: false,
+    })
+    .await;
+    let tenant = app.create_tenant("Acme").await;
+    let (before, _, _) = app.open_incident(tenant, incident("before", "low")).await;
+    let ghost =
+        AggregateRef::new(tenant, "incidents", "incident", Uuid::now_v7().to_string()).unwrap();
+    let stray = IncidentAggregate::encode(
+        &aegis_command_api::domain::incidents::Event::ActionRecorded { action: "x".into() },
+    );
+    let bad = app
+        .state()
+        .executor
+        .store()
+        .append(&ghost, &Expected::NEW, vec![stray], &ctx().meta, None)
+        .await
+        .unwrap();
+    let (after, _, _) = app.open_incident(tenant, incident("after", "low")).await;
+
+    let pool = &app.state().pool;
+    checkpoint::ensure(pool, IncidentsProjection::NAME)
+        .await
+        .unwrap();
+    let commits: Vec<_> = futures::StreamExt::collect::<Vec<_>>(
+        app.state()
+            .executor
+            .store()
+            .read_range(vec!["aegis.evt.>".into()], 1, None)
+            .await
+            .unwrap(),
+    )
+    .await
+    .into_iter()
+    .map(Result::unwrap)
+    .collect();
+    let result = aegis_projectors::runner::apply_batch(pool, &IncidentsProjection, &commits).await;
+    let (position, error) = result.expect_err("the batch holds a commit that cannot be applied");
+    assert_eq!(
+        position, bad.position,
+        "the halt names the exact commit: {error}"
+    );
+
+    let cp = checkpoint::get(pool, IncidentsProjection::NAME)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        cp.position as u64,
+        bad.position - 1,
+        "everything before it is applied and checkpointed"
+    );
+    let ids: Vec<(Uuid,)> = sqlx::query_as("SELECT id FROM incidents")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![(before,)]);
+    assert!(!ids.contains(&(after,)), "nothing after it is applied");
+}
