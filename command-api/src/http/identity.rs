@@ -2,7 +2,7 @@
 
 use super::extract::{CommandHeaders, Json, MinPosition, Query};
 use super::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
-use super::reply::{idempotent, Reply};
+use super::reply::{idempotent, Data, Paged, Reply};
 use super::{aggregate, command_context, platform_tenant};
 use crate::auth::{Permission, Principal};
 use crate::domain::identity::{
@@ -26,19 +26,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_tenants, create_tenant))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TenantReply {
-    pub data: TenantRow,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TenantPage {
-    pub data: Vec<TenantRow>,
-    pub total: i64,
-    pub limit: i64,
-    pub offset: i64,
-}
-
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantBody {
@@ -60,7 +47,7 @@ fn tenant_error(e: TenantError) -> ApiError {
 #[utoipa::path(post, path = "/admin/tenants", tag = "admin", security(("bearer" = [])),
     params(params::Idempotency), request_body = CreateTenantBody,
     responses(
-        (status = 201, description = "Created", body = TenantReply,
+        (status = 201, description = "Created", body = Data<TenantRow>,
             headers(("Aegis-Position" = u64, description = "Log position of the commit"), ("ETag" = String))),
         AuthErrors,
         (status = 409, description = "A tenant with this name exists", body = ErrorBody),
@@ -161,7 +148,7 @@ pub struct TenantRow {
 #[utoipa::path(get, path = "/admin/tenants", tag = "admin", security(("bearer" = [])),
     params(Page, params::MinPosition),
     responses(
-        (status = 200, description = "A page of tenants", body = TenantPage),
+        (status = 200, description = "A page of tenants", body = Paged<TenantRow>),
         AuthErrors,
         (status = 422, description = "Invalid limit or offset", body = ErrorBody),
         (status = 503, description = "Read model behind Aegis-Min-Position or halted", body = ErrorBody),
@@ -190,7 +177,7 @@ async fn list_tenants(
         .await?;
     Ok(Reply::body(
         StatusCode::OK,
-        TenantPage {
+        Paged {
             data: rows,
             total,
             limit,

@@ -2,7 +2,7 @@
 
 use super::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use super::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
-use super::reply::{idempotent, Reply};
+use super::reply::{idempotent, Data, Paged, Reply};
 use super::{aggregate, command_context, ensure_tenant};
 use crate::auth::{Permission, Principal};
 use crate::command::CommandError;
@@ -32,25 +32,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(detail, update))
 }
 
-/// One incident.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IncidentReply<T> {
-    pub data: T,
-}
-
 /// The open incident that already holds the dedup key.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeduplicatedReply {
     pub data: IncidentRow,
     pub deduplicated: bool,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IncidentPage {
-    pub data: Vec<IncidentRow>,
-    pub total: i64,
-    pub limit: i64,
-    pub offset: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -174,7 +160,7 @@ fn incident_error(e: IncidentError) -> ApiError {
 #[utoipa::path(post, path = "/incidents", tag = "incidents", security(("internal_secret" = [])),
     params(params::Tenant, params::Idempotency), request_body = OpenBody,
     responses(
-        (status = 201, description = "Opened", body = IncidentReply<IncidentRow>,
+        (status = 201, description = "Opened", body = Data<IncidentRow>,
             headers(("Aegis-Position" = u64, description = "Log position of the commit"), ("ETag" = String))),
         (status = 200, description = "An active incident already holds the dedup key", body = DeduplicatedReply),
         AuthErrors,
@@ -353,7 +339,7 @@ impl UpdateBody {
 #[utoipa::path(patch, path = "/incidents/{id}", tag = "incidents", security(("bearer" = []), ("internal_secret" = [])),
     params(("id" = Uuid, Path), params::Tenant, params::Idempotency, params::IfMatch), request_body = UpdateBody,
     responses(
-        (status = 200, description = "Updated", body = IncidentReply<IncidentRow>,
+        (status = 200, description = "Updated", body = Data<IncidentRow>,
             headers(("Aegis-Position" = u64), ("ETag" = String))),
         AuthErrors,
         (status = 404, description = "No such incident in this tenant", body = ErrorBody),
@@ -443,7 +429,7 @@ const COLUMNS: &str =
 #[utoipa::path(get, path = "/incidents/{id}", tag = "incidents", security(("bearer" = []), ("internal_secret" = [])),
     params(("id" = Uuid, Path), params::Tenant, params::MinPosition),
     responses(
-        (status = 200, description = "The incident", body = IncidentReply<IncidentRow>, headers(("ETag" = String))),
+        (status = 200, description = "The incident", body = Data<IncidentRow>, headers(("ETag" = String))),
         AuthErrors,
         (status = 404, description = "No such incident in this tenant", body = ErrorBody),
         (status = 503, description = "Read model behind Aegis-Min-Position or halted", body = ErrorBody),
@@ -491,7 +477,7 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/incidents", tag = "incidents", security(("bearer" = []), ("internal_secret" = [])),
     params(ListQuery, params::Tenant, params::MinPosition),
     responses(
-        (status = 200, description = "A page of incidents", body = IncidentPage),
+        (status = 200, description = "A page of incidents", body = Paged<IncidentRow>),
         AuthErrors,
         (status = 422, description = "Invalid filter value", body = ErrorBody),
         (status = 503, description = "Read model behind Aegis-Min-Position or halted", body = ErrorBody),
@@ -545,7 +531,7 @@ async fn list(
             .await?;
     Ok(Reply::body(
         StatusCode::OK,
-        IncidentPage {
+        Paged {
             data: rows,
             total,
             limit,

@@ -12,6 +12,21 @@ use std::future::Future;
 
 pub const POSITION_HEADER: &str = "aegis-position";
 
+/// Seed 000's wrapper around one resource.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Data<T> {
+    pub data: T,
+}
+
+/// A page of resources, with how many matched in all.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Paged<T> {
+    pub data: Vec<T>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: StatusCode,

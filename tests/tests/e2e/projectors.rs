@@ -172,6 +172,25 @@ async fn a_projector_killed_mid_stream_resumes_with_every_event_applied_once() {
 
 use aegis_projectors::Projection;
 
+/// Every incident of `tenant`, once the projection has applied the whole log.
+async fn caught_up_incidents(app: &TestApp, tenant: Uuid) -> Value {
+    let head = app.head().await;
+    wait_for_position(
+        app,
+        IncidentsProjection::NAME,
+        head,
+        Duration::from_secs(30),
+    )
+    .await;
+    app.admin(Method::GET, "/incidents?limit=500", Some(tenant))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_rebuild_swaps_in_fresh_tables_while_queries_keep_being_served() {
     let app = TestApp::spawn().await;
@@ -188,22 +207,8 @@ async fn a_rebuild_swaps_in_fresh_tables_while_queries_keep_being_served() {
         );
     }
     load_actions(&app, tenant, &ids[..10], 20, 3).await;
+    let before = caught_up_incidents(&app, tenant).await;
     let head = app.head().await;
-    wait_for_position(
-        &app,
-        IncidentsProjection::NAME,
-        head,
-        Duration::from_secs(30),
-    )
-    .await;
-    let before: Value = app
-        .admin(Method::GET, "/incidents?limit=500", Some(tenant))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
 
     // Readers hammer the read model during the rebuild; every answer must be complete.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -245,22 +250,7 @@ async fn a_rebuild_swaps_in_fresh_tables_while_queries_keep_being_served() {
     let served = reader.await.unwrap();
     assert!(served > 0);
 
-    let head = app.head().await;
-    wait_for_position(
-        &app,
-        IncidentsProjection::NAME,
-        head,
-        Duration::from_secs(30),
-    )
-    .await;
-    let after: Value = app
-        .admin(Method::GET, "/incidents?limit=500", Some(tenant))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after = caught_up_incidents(&app, tenant).await;
     assert_eq!(after["total"], 30);
     let find = |v: &Value, id: &Uuid| {
         v["data"]
