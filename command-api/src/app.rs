@@ -1,10 +1,14 @@
 //! `Application::build(config, roles)`: connects, provisions, migrates and starts the roles it
 //! is asked to run. Port 0 works; tests and `aegis serve` use the same entry point.
 
+use crate::auth::directory::Directory;
+use crate::auth::tokens::Keyring;
 use crate::command::Executor;
 use crate::config::Config;
 use crate::state::AppState;
-use aegis_projectors::{identity::TenantsProjection, incidents::IncidentsProjection};
+use aegis_projectors::audit::AuditProjection;
+use aegis_projectors::identity::{IdentityProjection, TenantsProjection};
+use aegis_projectors::incidents::IncidentsProjection;
 use aegis_streams::{provision, EventStore, StreamSettings};
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -76,13 +80,31 @@ impl Application {
             .get_key_value(aegis_streams::provision::IDEMPOTENCY_BUCKET)
             .await
             .context("opening the idempotency bucket")?;
+        let master = config.master_key_bytes().unwrap_or_else(|| {
+            tracing::warn!(
+                "AEGIS_MASTER_KEY is not set: using a random key for this process; login tokens, \
+                 API keys and agent secrets will not survive a restart"
+            );
+            rand::random::<[u8; 32]>().to_vec()
+        });
+        let keyring = Keyring::new(
+            &master,
+            &config.jwt_kid,
+            &config.jwt_retired_kids,
+            config.jwt_ttl_secs,
+        );
+        let executor = Executor::new(store.clone());
+        let directory = Directory::new(executor.clone());
         let state = AppState {
             config: Arc::new(config),
-            executor: Executor::new(store.clone()),
+            executor,
             pool: pool.clone(),
             nats: client.clone(),
             idempotency,
             known_tenants: Arc::default(),
+            keyring: Arc::new(keyring),
+            directory: directory.clone(),
+            login_throttle: Arc::default(),
         };
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -101,6 +123,18 @@ impl Application {
                 Arc::new(IncidentsProjection),
                 rx.clone(),
             ));
+            tasks.spawn(aegis_projectors::runner::run(
+                pool.clone(),
+                store.clone(),
+                Arc::new(IdentityProjection),
+                rx.clone(),
+            ));
+            tasks.spawn(aegis_projectors::runner::run(
+                pool.clone(),
+                store.clone(),
+                Arc::new(AuditProjection),
+                rx.clone(),
+            ));
         }
         if roles.reactors {
             // The runner is in aegis-reactors; the first reactors (auto-response, webhooks, SIEM)
@@ -108,6 +142,12 @@ impl Application {
             tracing::info!("reactor role started (no reactors registered yet)");
         }
         if roles.command_api {
+            let follow = directory.follow(client.clone(), rx.clone());
+            tasks.spawn(async move {
+                if let Err(e) = follow.await {
+                    tracing::error!(error = %e, "identity cache cannot follow the log");
+                }
+            });
             let router = crate::http::router(state.clone()).layer(
                 tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
                     let span = tracing::info_span!("http", method = %req.method(), path = %req.uri().path());
@@ -122,11 +162,14 @@ impl Application {
             let mut stop = rx.clone();
             let http_router = router.clone();
             tasks.spawn(async move {
-                let served = axum::serve(listener, http_router)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await;
+                let served = axum::serve(
+                    listener,
+                    http_router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
                 if let Err(e) = served {
                     tracing::error!(error = %e, "HTTP server stopped");
                 }

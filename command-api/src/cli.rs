@@ -3,7 +3,10 @@
 use crate::app::{connect_db, connect_store, Application, Roles};
 use crate::config::Config;
 use aegis_projectors::{
-    identity::TenantsProjection, incidents::IncidentsProjection, rebuild::rebuild,
+    audit::AuditProjection,
+    identity::{IdentityProjection, TenantsProjection},
+    incidents::IncidentsProjection,
+    rebuild::rebuild,
 };
 use clap::{Parser, Subcommand};
 
@@ -66,6 +69,8 @@ pub async fn main() -> anyhow::Result<()> {
             let started = std::time::Instant::now();
             let report = match projection.as_str() {
                 "tenants" => rebuild(&pool, &store, &TenantsProjection).await?,
+                "identity" => rebuild(&pool, &store, &IdentityProjection).await?,
+                "audit" => rebuild(&pool, &store, &AuditProjection).await?,
                 "incidents" => rebuild(&pool, &store, &IncidentsProjection).await?,
                 other => anyhow::bail!(
                     "unknown projection `{other}`; known: {}",

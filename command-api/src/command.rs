@@ -119,6 +119,11 @@ impl Executor {
         }
     }
 
+    /// The cached state of a subject, without asking the log whether it is still current.
+    pub fn peek<A: Aggregate>(&self, subject: &str) -> Option<A::State> {
+        self.cached::<A>(subject).map(|(state, _)| state)
+    }
+
     /// The aggregate's current state, read through the cache and caught up from the log.
     pub async fn load<A: Aggregate>(
         &self,

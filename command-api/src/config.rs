@@ -41,6 +41,13 @@ pub struct Config {
     pub min_position_wait_ms: u64,
     /// Delivery attempts before a reactor's work goes to the dead-letter stream.
     pub reactor_max_attempts: i64,
+    /// The key id new login tokens are signed with (`AEGIS_JWT_KID`).
+    pub jwt_kid: String,
+    /// Key ids still accepted after a rotation, until their tokens expire
+    /// (`AEGIS_JWT_RETIRED_KIDS`, comma separated).
+    pub jwt_retired_kids: Vec<String>,
+    /// Lifetime of a login token (`AEGIS_JWT_TTL_SECS`).
+    pub jwt_ttl_secs: i64,
 }
 
 impl Default for Config {
@@ -57,6 +64,9 @@ impl Default for Config {
             stream_replicas: 1,
             min_position_wait_ms: 5_000,
             reactor_max_attempts: 5,
+            jwt_kid: "k1".into(),
+            jwt_retired_kids: Vec::new(),
+            jwt_ttl_secs: 3600,
         }
     }
 }
@@ -85,6 +95,15 @@ fn invalid(name: &'static str, reason: impl std::fmt::Display) -> ConfigError {
 }
 
 impl Config {
+    /// The master key's bytes; `validate` proved them 32 long when set.
+    pub fn master_key_bytes(&self) -> Option<Vec<u8>> {
+        self.master_key.as_ref().and_then(|k| {
+            base64::engine::general_purpose::STANDARD
+                .decode(k.expose().trim())
+                .ok()
+        })
+    }
+
     /// Defaults, then the file, then the process environment.
     pub fn load() -> Result<Self, ConfigError> {
         let path = std::env::var("AEGIS_CONFIG").ok().or_else(|| {
@@ -137,6 +156,20 @@ impl Config {
         if let Some(v) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
             self.otlp_endpoint = Some(v);
         }
+        if let Some(v) = get("AEGIS_JWT_KID") {
+            self.jwt_kid = v.trim().to_string();
+        }
+        if let Some(v) = get("AEGIS_JWT_RETIRED_KIDS") {
+            self.jwt_retired_kids = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        if let Some(v) = get("AEGIS_JWT_TTL_SECS") {
+            self.jwt_ttl_secs = v.parse().map_err(|e| invalid("AEGIS_JWT_TTL_SECS", e))?;
+        }
         if let Some(v) = get("AEGIS_STREAM_REPLICAS") {
             self.stream_replicas = v.parse().map_err(|e| invalid("AEGIS_STREAM_REPLICAS", e))?;
         }
@@ -162,6 +195,15 @@ impl Config {
             if secret.as_ref().is_some_and(|s| s.expose().len() < 16) {
                 return Err(invalid(name, "must be at least 16 characters"));
             }
+        }
+        if self.jwt_kid.is_empty() || self.jwt_kid.len() > 64 {
+            return Err(invalid("AEGIS_JWT_KID", "must be 1 to 64 characters"));
+        }
+        if !(60..=86_400).contains(&self.jwt_ttl_secs) {
+            return Err(invalid(
+                "AEGIS_JWT_TTL_SECS",
+                "must be between 60 and 86400 seconds",
+            ));
         }
         if !(1..=5).contains(&self.stream_replicas) {
             return Err(invalid("AEGIS_STREAM_REPLICAS", "must be between 1 and 5"));

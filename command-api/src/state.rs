@@ -1,5 +1,8 @@
 //! What every handler shares.
 
+use crate::auth::directory::Directory;
+use crate::auth::throttle::Throttle;
+use crate::auth::tokens::Keyring;
 use crate::command::Executor;
 use crate::config::Config;
 use async_nats::jetstream::kv;
@@ -17,4 +20,25 @@ pub struct AppState {
     pub idempotency: kv::Store,
     /// Tenants proven to exist; a tenant is never deleted, so a hit needs no re-check.
     pub known_tenants: Arc<Mutex<HashSet<Uuid>>>,
+    /// JWT keys and the credential pepper, derived from the master key.
+    pub keyring: Arc<Keyring>,
+    /// Identity aggregates authentication reads, cached and invalidated by the log.
+    pub directory: Directory,
+    pub login_throttle: Arc<LoginThrottle>,
+}
+
+/// Failed logins, counted per account and per source address.
+pub struct LoginThrottle {
+    pub account: Throttle,
+    pub source: Throttle,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        let window = std::time::Duration::from_secs(15 * 60);
+        Self {
+            account: Throttle::new(5, window),
+            source: Throttle::new(20, window),
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! never applies an event twice or skips one. A commit it cannot apply halts the projection
 //! (visible in `/readyz` and `/metrics`); nothing is ever skipped silently.
 
+pub mod audit;
 pub mod checkpoint;
 pub mod identity;
 pub mod incidents;
@@ -24,5 +25,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
 /// Names of every projection, for `rebuild` and the probes.
 pub const PROJECTIONS: &[&str] = &[
     identity::TenantsProjection::NAME,
+    identity::IdentityProjection::NAME,
     incidents::IncidentsProjection::NAME,
+    audit::AuditProjection::NAME,
 ];

@@ -318,3 +318,130 @@ pub fn etag(r: &reqwest::Response) -> Option<String> {
 pub fn incident(title: &str, severity: &str) -> Value {
     json!({ "title": title, "severity": severity, "source": "audit", "description": "chain violation", "agent_id": "agent-7" })
 }
+
+/// A user of a tenant with one role, logged in.
+pub struct Login {
+    pub user: Uuid,
+    pub email: String,
+    pub token: String,
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+impl TestApp {
+    /// Request with a bearer token (JWT or API key), without X-Tenant-ID.
+    pub fn bearer(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(token)
+    }
+
+    /// Creates a user as the platform admin, returns its id.
+    pub async fn create_user(&self, tenant: Uuid, email: &str) -> Uuid {
+        let r = self
+            .admin(reqwest::Method::POST, "/api/v1/users", Some(tenant))
+            .json(&json!({ "email": email, "password": PASSWORD, "name": email }))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(
+            r.status(),
+            201,
+            "create user: {}",
+            r.text().await.unwrap_or_default()
+        );
+        let body: Value = r.json().await.expect("json");
+        Uuid::parse_str(body["data"]["id"].as_str().expect("id")).expect("uuid")
+    }
+
+    pub async fn assign_role(&self, tenant: Uuid, user: Uuid, role: &str) -> Uuid {
+        let r = self
+            .admin(reqwest::Method::POST, "/api/v1/user-roles", Some(tenant))
+            .json(&json!({ "user_id": user, "role_id": role }))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(
+            r.status(),
+            201,
+            "assign role: {}",
+            r.text().await.unwrap_or_default()
+        );
+        let body: Value = r.json().await.expect("json");
+        Uuid::parse_str(body["data"]["id"].as_str().expect("id")).expect("uuid")
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/v1/auth/login"))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .expect("send")
+    }
+
+    /// A new user of `tenant` holding `role` (none for `None`), logged in.
+    pub async fn user_with_role(&self, tenant: Uuid, role: Option<&str>) -> Login {
+        let email = format!("{}@example.com", Uuid::now_v7().simple());
+        let user = self.create_user(tenant, &email).await;
+        if let Some(role) = role {
+            self.assign_role(tenant, user, role).await;
+        }
+        let r = self.login(&email, PASSWORD).await;
+        assert_eq!(r.status(), 200, "login");
+        let body: Value = r.json().await.expect("json");
+        Login {
+            user,
+            email,
+            token: body["token"].as_str().expect("token").to_string(),
+        }
+    }
+
+    /// Creates an API key as `token` and returns (id, key).
+    pub async fn api_key(&self, token: &str, scopes: &[&str]) -> (Uuid, String) {
+        let r = self
+            .bearer(reqwest::Method::POST, "/api-keys", token)
+            .json(&json!({ "name": "test key", "scopes": scopes }))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(
+            r.status(),
+            201,
+            "create key: {}",
+            r.text().await.unwrap_or_default()
+        );
+        let body: Value = r.json().await.expect("json");
+        (
+            Uuid::parse_str(body["data"]["id"].as_str().expect("id")).expect("uuid"),
+            body["data"]["key"].as_str().expect("key").to_string(),
+        )
+    }
+
+    /// Every byte the event log holds, for proving what it does not hold.
+    pub async fn log_bytes(&self) -> Vec<u8> {
+        use aegis_schemas::Message;
+        use futures::StreamExt;
+        let store = self.state().executor.store();
+        let head = store.head().await.expect("head");
+        let mut out = Vec::new();
+        if head == 0 {
+            return out;
+        }
+        let mut commits = Box::pin(
+            store
+                .read_range(vec!["aegis.evt.>".into()], 1, Some(head))
+                .await
+                .expect("read"),
+        );
+        while let Some(c) = commits.next().await {
+            for env in c.expect("commit").events {
+                out.extend(env.encode_to_vec());
+            }
+        }
+        out
+    }
+}

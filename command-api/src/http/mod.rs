@@ -1,5 +1,6 @@
 //! The HTTP surface: one router per bounded context, merged here with the probes.
 
+pub mod audit;
 pub mod extract;
 pub mod identity;
 pub mod incidents;
@@ -24,6 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(identity::router())
+        .merge(audit::router())
         .merge(incidents::router())
         .merge(probes::router())
         .merge(openapi::router())
@@ -38,6 +40,10 @@ pub fn router(state: AppState) -> Router {
     let (router, api) = routes().split_for_parts();
     openapi::publish(api);
     router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authorize,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(extract::BODY_LIMIT))
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
@@ -105,4 +111,44 @@ pub async fn ensure_tenant(state: &AppState, tenant: TenantId) -> Result<(), Api
 /// The tenant that owns platform-wide aggregates such as tenant name claims.
 pub fn platform_tenant() -> uuid::Uuid {
     PLATFORM_TENANT
+}
+
+/// Executes one command as `principal`, mapping the refusals every command shares; `domain`
+/// maps the decider's own. A version mismatch at version 0 means the aggregate does not exist
+/// in this tenant, which is a 404 however the caller got the id.
+pub async fn execute<A: crate::domain::Aggregate>(
+    state: &AppState,
+    principal: &Principal,
+    headers: &CommandHeaders,
+    agg: &AggregateRef,
+    command: &A::Command,
+    assume_new: bool,
+    domain: impl FnOnce(A::Error) -> ApiError,
+) -> Result<crate::command::Outcome<A::State>, ApiError> {
+    let ctx = command_context(principal, headers, None);
+    state
+        .executor
+        .execute::<A>(agg, command, &ctx, assume_new)
+        .await
+        .map_err(|e| match e {
+            crate::command::CommandError::VersionMismatch { current: 0 } => {
+                ApiError::not_found("not found")
+            }
+            e => e.into_api(domain),
+        })
+}
+
+/// The current state of an aggregate in the caller's tenant, from the log.
+pub async fn current<A: crate::domain::Aggregate>(
+    state: &AppState,
+    tenant: TenantId,
+    id: impl Into<String>,
+) -> Result<(A::State, u64, u64), ApiError> {
+    let agg = aggregate::<A>(tenant.0, id)?;
+    let (s, expected) = state
+        .executor
+        .load::<A>(&agg)
+        .await
+        .map_err(|e| e.into_api(|e| ApiError::internal(&e)))?;
+    Ok((s, expected.last_seq, expected.version))
 }

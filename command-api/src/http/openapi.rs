@@ -100,6 +100,12 @@ impl Modify for SecuritySchemes {
     tags(
         (name = "admin", description = "Platform administration (seed 000)"),
         (name = "incidents", description = "SOC incidents (seed 000)"),
+        (name = "auth", description = "Login (seed 004)"),
+        (name = "users", description = "Users of a tenant"),
+        (name = "roles", description = "Roles, role assignments and the permission catalog (seed 004)"),
+        (name = "api-keys", description = "API keys (seed 000)"),
+        (name = "agents", description = "Agents (seed 004)"),
+        (name = "audit", description = "The audit log (seeds 001, 004)"),
         (name = "probes", description = "Health, readiness and metrics"),
     )
 )]

@@ -189,6 +189,24 @@ async fn metrics(State(state): State<AppState>) -> Response {
         );
     }
 
+    out.family(
+        "acp_api_keys_created_total",
+        "counter",
+        "API keys issued (revoked ones included).",
+    );
+    let keys: Vec<(uuid::Uuid, i64)> =
+        sqlx::query_as("SELECT tenant_id, count(*) FROM api_keys GROUP BY 1")
+            .fetch_all(&state.pool)
+            .await
+            .unwrap_or_default();
+    for (tenant, n) in keys {
+        out.sample(
+            "acp_api_keys_created_total",
+            &[("tenant_id", &tenant.to_string())],
+            n as f64,
+        );
+    }
+
     let cps = aegis_projectors::checkpoint::all(&state.pool)
         .await
         .unwrap_or_default();

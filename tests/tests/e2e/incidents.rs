@@ -53,7 +53,7 @@ async fn opening_is_internal_only() {
     assert_eq!(r.status(), 403);
     assert_eq!(
         r.json::<Value>().await.unwrap()["required_permission"],
-        "incidents:open"
+        "incident.open"
     );
     let r = app
         .http

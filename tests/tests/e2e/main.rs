@@ -2,7 +2,9 @@
 //! End-to-end tests: real nats-server, real PostgreSQL, real HTTP. One binary, one module per
 //! area; every test boots its own world (see `aegis_tests::world`).
 
+mod authorization;
 mod commands;
+mod identity;
 mod incidents;
 mod openapi;
 mod probes;

@@ -1,17 +1,7 @@
-use aegis_command_api::auth::ROUTES;
+use aegis_command_api::auth::{PUBLIC, ROUTES};
 use aegis_tests::TestApp;
 use serde_json::Value;
 use std::collections::BTreeSet;
-
-/// Routes outside the permission table: probes and the documentation itself.
-const PUBLIC: &[(&str, &str)] = &[
-    ("GET", "/health"),
-    ("GET", "/healthz"),
-    ("GET", "/readyz"),
-    ("GET", "/metrics"),
-    ("GET", "/openapi.json"),
-    ("GET", "/docs"),
-];
 
 fn documented(spec: &Value) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();

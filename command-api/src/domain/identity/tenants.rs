@@ -1,6 +1,6 @@
-//! Identity: tenants (more of identity arrives with users, keys and roles). Pure deciders.
+//! Tenants and the claims that keep their names unique.
 
-use super::{occurred_at, Aggregate, DecodeError};
+use crate::domain::{occurred_at, Aggregate, DecodeError};
 use aegis_schemas::envelope::v1::Envelope;
 use aegis_schemas::identity::v1 as pb;
 use aegis_schemas::Message;

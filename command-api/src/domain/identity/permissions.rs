@@ -1,0 +1,244 @@
+//! The permission catalog and the built-in roles. Permissions are seed 004's dotted strings;
+//! the catalog served at `GET /api/v1/permissions`, role validation, API key scopes and the
+//! route table all read this one list.
+
+use serde::Serialize;
+
+macro_rules! catalog {
+    ($($variant:ident = $name:literal, $grantable:literal, $doc:literal;)+) => {
+        /// One thing a principal may do.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Permission { $($variant,)+ }
+
+        impl Permission {
+            pub const ALL: &'static [Permission] = &[$(Permission::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Permission::$variant => $name,)+ }
+            }
+
+            pub fn description(self) -> &'static str {
+                match self { $(Permission::$variant => $doc,)+ }
+            }
+
+            /// Whether a tenant may hand this permission to a role or an API key. Platform and
+            /// internal permissions are never grantable inside a tenant.
+            pub fn grantable(self) -> bool {
+                match self { $(Permission::$variant => $grantable,)+ }
+            }
+        }
+    };
+}
+
+catalog! {
+    TenantCreate = "tenant.create", false, "Create tenants (platform admin)";
+    TenantRead = "tenant.read", false, "List every tenant (platform admin)";
+    IncidentOpen = "incident.open", false, "Open incidents (internal services)";
+    IncidentRead = "incident.read", true, "Read incidents and their summary";
+    IncidentUpdate = "incident.update", true, "Change an incident's status, assignee or actions";
+    UserRead = "user.read", true, "List users and read one";
+    UserEdit = "user.edit", true, "Create users, rename, disable and enable them";
+    RoleRead = "role.read", true, "List roles and read one";
+    RoleEdit = "role.edit", true, "Create and delete roles and set their permissions";
+    UserRoleRead = "user_role.read", true, "List role assignments";
+    UserRoleEdit = "user_role.edit", true, "Assign roles to users and remove assignments";
+    PermissionRead = "permission.read", true, "Read the permission catalog";
+    ApiKeyRead = "api_key.read", true, "List API keys (prefix and metadata, never the key)";
+    ApiKeyCreate = "api_key.create", true, "Create API keys";
+    ApiKeyRevoke = "api_key.revoke", true, "Revoke API keys";
+    AgentRead = "agent.read", true, "List agents";
+    AgentMint = "agent.mint", true, "Mint agents and their secrets";
+    AgentRevoke = "agent.revoke", true, "Revoke agents";
+    AgentQuarantine = "agent.quarantine", true, "Quarantine agents";
+    AgentSelf = "agent.self", false, "Act as the agent itself (X-Agent-Secret)";
+    AuditRead = "audit.read", true, "Read the audit log";
+}
+
+impl Permission {
+    pub fn parse(s: &str) -> Option<Permission> {
+        Permission::ALL.iter().copied().find(|p| p.as_str() == s)
+    }
+
+    fn bit(self) -> u64 {
+        1 << (self as u32)
+    }
+}
+
+impl std::fmt::Display for Permission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A set of permissions as a bit set: checking one on every request is a mask test.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Permissions(u64);
+
+impl Permissions {
+    pub const NONE: Permissions = Permissions(0);
+
+    pub fn of(list: &[Permission]) -> Self {
+        Self(list.iter().fold(0, |acc, p| acc | p.bit()))
+    }
+
+    pub fn all() -> Self {
+        Self::of(Permission::ALL)
+    }
+
+    pub fn contains(self, p: Permission) -> bool {
+        self.0 & p.bit() != 0
+    }
+
+    pub fn union(self, other: Permissions) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    pub fn intersect(self, other: Permissions) -> Self {
+        Self(self.0 & other.0)
+    }
+
+    pub fn without(self, p: Permission) -> Self {
+        Self(self.0 & !p.bit())
+    }
+
+    pub fn is_subset(self, other: Permissions) -> bool {
+        self.0 & !other.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Permission> {
+        Permission::ALL
+            .iter()
+            .copied()
+            .filter(move |p| self.contains(*p))
+    }
+
+    /// Every permission a tenant may grant.
+    pub fn grantable() -> Self {
+        Self::of(
+            &Permission::ALL
+                .iter()
+                .copied()
+                .filter(|p| p.grantable())
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// Parses permission names; the error names the first unknown or ungrantable one.
+    pub fn parse_grantable<S: AsRef<str>>(names: &[S]) -> Result<Self, String> {
+        let mut out = Permissions::NONE;
+        for name in names {
+            let name = name.as_ref();
+            match Permission::parse(name) {
+                Some(p) if p.grantable() => out = out.union(Permissions::of(&[p])),
+                Some(_) => return Err(format!("`{name}` cannot be granted inside a tenant")),
+                None => return Err(format!("`{name}` is not a permission")),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn names(self) -> Vec<String> {
+        self.iter().map(|p| p.as_str().to_string()).collect()
+    }
+}
+
+/// The roles every tenant has; they cannot be edited or deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum BuiltinRole {
+    Admin,
+    Security,
+    Auditor,
+}
+
+impl BuiltinRole {
+    pub const ALL: &'static [BuiltinRole] = &[
+        BuiltinRole::Admin,
+        BuiltinRole::Security,
+        BuiltinRole::Auditor,
+    ];
+
+    /// Built-in roles are addressed by their name.
+    pub fn id(self) -> &'static str {
+        match self {
+            BuiltinRole::Admin => "ADMIN",
+            BuiltinRole::Security => "SECURITY",
+            BuiltinRole::Auditor => "AUDITOR",
+        }
+    }
+
+    pub fn parse(id: &str) -> Option<BuiltinRole> {
+        BuiltinRole::ALL.iter().copied().find(|r| r.id() == id)
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            BuiltinRole::Admin => "Everything inside the tenant",
+            BuiltinRole::Security => "Reads, plus incident response and agent containment",
+            BuiltinRole::Auditor => "Read-only, including the audit log",
+        }
+    }
+
+    pub fn permissions(self) -> Permissions {
+        use Permission::*;
+        let reads = [
+            IncidentRead,
+            UserRead,
+            RoleRead,
+            UserRoleRead,
+            PermissionRead,
+            ApiKeyRead,
+            AgentRead,
+            AuditRead,
+        ];
+        match self {
+            BuiltinRole::Admin => Permissions::grantable(),
+            BuiltinRole::Security => Permissions::of(&reads).union(Permissions::of(&[
+                IncidentUpdate,
+                AgentRevoke,
+                AgentQuarantine,
+            ])),
+            BuiltinRole::Auditor => Permissions::of(&reads),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalog_fits_the_bit_set_and_names_are_unique() {
+        assert!(Permission::ALL.len() <= 64);
+        let mut names: Vec<_> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Permission::ALL.len());
+        for p in Permission::ALL {
+            assert_eq!(Permission::parse(p.as_str()), Some(*p));
+        }
+    }
+
+    #[test]
+    fn builtin_roles_nest() {
+        let admin = BuiltinRole::Admin.permissions();
+        let security = BuiltinRole::Security.permissions();
+        let auditor = BuiltinRole::Auditor.permissions();
+        assert!(auditor.is_subset(security));
+        assert!(security.is_subset(admin));
+        assert!(!admin.contains(Permission::TenantCreate));
+        assert!(!admin.contains(Permission::IncidentOpen));
+        assert!(!auditor.contains(Permission::IncidentUpdate));
+        assert!(security.contains(Permission::IncidentUpdate));
+    }
+
+    #[test]
+    fn only_grantable_permissions_parse_for_roles_and_keys() {
+        assert!(Permissions::parse_grantable(&["incident.read", "audit.read"]).is_ok());
+        assert!(Permissions::parse_grantable(&["tenant.create"])
+            .unwrap_err()
+            .contains("cannot be granted"));
+        assert!(Permissions::parse_grantable(&["root"])
+            .unwrap_err()
+            .contains("not a permission"));
+    }
+}

@@ -1,0 +1,339 @@
+//! Users of a tenant (seed 004 has login but no user administration; these routes are what a
+//! tenant ADMIN needs to have someone to log in): create, list, read, rename, disable.
+
+use super::tenants::page;
+use crate::auth::Principal;
+use crate::domain::identity::users::{
+    Command, Email, EmailOwner, User, UserAggregate, UserEmailAggregate, UserError, UserStatus,
+};
+use crate::error::ApiError;
+use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
+use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::reply::{Data, Paged, Reply};
+use crate::http::{aggregate, current, ensure_tenant, execute, platform_tenant};
+use crate::state::AppState;
+use aegis_projectors::identity::IdentityProjection;
+use aegis_projectors::Projection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(detail, update))
+}
+
+pub fn user_error(e: UserError) -> ApiError {
+    match e {
+        UserError::NotFound => ApiError::not_found("user not found"),
+        UserError::AlreadyExists => ApiError::conflict("the user already exists"),
+        UserError::EmailTaken => {
+            ApiError::conflict("an account with this email already exists").with("field", "email")
+        }
+        UserError::RoleAlreadyAssigned(role) => {
+            ApiError::conflict(format!("the user already has role {role}")).with("role_id", role)
+        }
+        UserError::AssignmentNotFound => ApiError::not_found("role assignment not found"),
+    }
+}
+
+/// A user as the API shows it: never the password hash.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub status: UserStatus,
+    /// Ids of the roles assigned (built-in role names or custom role UUIDs).
+    pub roles: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl UserView {
+    pub fn of(tenant: Uuid, u: &User) -> Self {
+        Self {
+            id: u.id,
+            tenant_id: tenant,
+            email: u.email.clone(),
+            name: u.name.clone(),
+            status: u.status,
+            roles: u.roles.iter().map(|r| r.role_id.clone()).collect(),
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserBody {
+    /// The login name; unique across all tenants, compared without case.
+    #[schema(max_length = 254)]
+    pub email: String,
+    /// 12 to 128 characters.
+    #[schema(min_length = 12, max_length = 128)]
+    pub password: String,
+    /// Display name, up to 100 characters; defaults to the email.
+    #[serde(default)]
+    #[schema(max_length = 100)]
+    pub name: Option<String>,
+}
+
+pub fn display_name(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(name) = raw.map(str::trim) else {
+        return Ok(None);
+    };
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "name",
+            "name must be 1 to 100 characters without control characters",
+        ));
+    }
+    Ok(Some(name.to_string()))
+}
+
+/// argon2id with OWASP's minimum parameters (19 MiB, 2 passes, 1 lane), off the async
+/// workers: a hash takes tens of milliseconds by design.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+        let salt = SaltString::generate(&mut OsRng);
+        hasher()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| ApiError::internal(&Argon(e.to_string())))
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("argon2: {0}")]
+struct Argon(String);
+
+pub fn hasher() -> argon2::Argon2<'static> {
+    let params = argon2::Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+}
+
+/// Create a user in the caller's tenant. Roles are assigned with `POST /api/v1/user-roles`.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
+    params(params::Tenant), request_body = CreateUserBody,
+    responses(
+        (status = 201, description = "Created", body = Data<UserView>,
+            headers(("Aegis-Position" = u64), ("ETag" = String))),
+        AuthErrors,
+        (status = 404, description = "Unknown tenant", body = ErrorBody),
+        (status = 409, description = "The email is taken", body = ErrorBody),
+        BodyErrors,
+    ))]
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: CommandHeaders,
+    Json(body): Json<CreateUserBody>,
+) -> Result<Reply, ApiError> {
+    let tenant = principal.tenant()?;
+    let email = Email::parse(&body.email)
+        .map_err(|m| ApiError::validation("email", format!("email {m}")))?;
+    let count = body.password.chars().count();
+    if !(12..=128).contains(&count) {
+        return Err(ApiError::validation(
+            "password",
+            "password must be 12 to 128 characters",
+        ));
+    }
+    let name = display_name(body.name.as_deref())?.unwrap_or_else(|| email.as_str().to_string());
+    ensure_tenant(&state, tenant).await?;
+    let password_hash = hash_password(body.password).await?;
+    let id = Uuid::now_v7();
+    let claim = aggregate::<UserEmailAggregate>(platform_tenant(), email.as_str())?;
+    execute::<UserEmailAggregate>(
+        &state,
+        &principal,
+        &headers,
+        &claim,
+        &EmailOwner { tenant, user: id },
+        false,
+        user_error,
+    )
+    .await?;
+    let agg = aggregate::<UserAggregate>(tenant.0, id.to_string())?;
+    let outcome = execute::<UserAggregate>(
+        &state,
+        &principal,
+        &headers,
+        &agg,
+        &Command::Create {
+            email,
+            name,
+            password_hash,
+        },
+        true,
+        user_error,
+    )
+    .await?;
+    let user = outcome
+        .state
+        .ok_or_else(|| ApiError::internal(&UserError::NotFound))?;
+    tracing::info!(user = %user.id, tenant = %tenant, "user created");
+    Ok(
+        Reply::data(StatusCode::CREATED, UserView::of(tenant.0, &user))
+            .at(outcome.position, outcome.version),
+    )
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UserQuery {
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    #[param(minimum = 0)]
+    pub offset: Option<i64>,
+    /// Only users in this status.
+    #[param(inline)]
+    pub status: Option<UserStatus>,
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    #[schema(value_type = UserStatus)]
+    pub status: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Users of the tenant, newest first.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
+    params(UserQuery, params::Tenant, params::MinPosition),
+    responses(
+        (status = 200, description = "A page of users", body = Paged<UserRow>),
+        AuthErrors,
+        (status = 503, description = "Read model behind Aegis-Min-Position", body = ErrorBody),
+    ))]
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    min: MinPosition,
+    Query(q): Query<UserQuery>,
+) -> Result<Reply, ApiError> {
+    let tenant = principal.tenant()?;
+    let (limit, offset) = page(q.limit, q.offset)?;
+    min.wait(&state, &[IdentityProjection::NAME]).await?;
+    let status = q.status.map(UserStatus::as_str);
+    let rows: Vec<UserRow> = sqlx::query_as(
+        "SELECT id, email, name, status, version, created_at, updated_at FROM users \
+         WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) \
+         ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4",
+    )
+    .bind(tenant.0)
+    .bind(status)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&state.pool)
+    .await?;
+    let (total,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM users WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)",
+    )
+    .bind(tenant.0)
+    .bind(status)
+    .fetch_one(&state.pool)
+    .await?;
+    Ok(Reply::body(
+        StatusCode::OK,
+        Paged {
+            data: rows,
+            total,
+            limit,
+            offset,
+        },
+    ))
+}
+
+/// One user, read from the log (always current).
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path), params::Tenant),
+    responses(
+        (status = 200, description = "The user", body = Data<UserView>, headers(("ETag" = String))),
+        AuthErrors,
+        (status = 404, description = "No such user in this tenant", body = ErrorBody),
+    ))]
+async fn detail(
+    State(state): State<AppState>,
+    principal: Principal,
+    UuidPath(id): UuidPath,
+) -> Result<Reply, ApiError> {
+    let tenant = principal.tenant()?;
+    let (user, position, version) =
+        current::<UserAggregate>(&state, tenant, id.to_string()).await?;
+    let user = user.ok_or_else(|| ApiError::not_found("user not found"))?;
+    Ok(Reply::data(StatusCode::OK, UserView::of(tenant.0, &user)).at(position, version))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserBody {
+    #[serde(default)]
+    #[schema(max_length = 100)]
+    pub name: Option<String>,
+    /// `disabled` stops the user's tokens at once; `active` restores them.
+    #[serde(default)]
+    pub status: Option<UserStatus>,
+}
+
+/// Rename, disable or enable a user. `If-Match` guards against lost updates.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path), params::Tenant, params::IfMatch), request_body = UpdateUserBody,
+    responses(
+        (status = 200, description = "Updated", body = Data<UserView>,
+            headers(("Aegis-Position" = u64), ("ETag" = String))),
+        AuthErrors,
+        (status = 404, description = "No such user in this tenant", body = ErrorBody),
+        (status = 409, description = "Stale If-Match", body = ErrorBody),
+        BodyErrors,
+    ))]
+async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: CommandHeaders,
+    UuidPath(id): UuidPath,
+    Json(body): Json<UpdateUserBody>,
+) -> Result<Reply, ApiError> {
+    let tenant = principal.tenant()?;
+    let name = display_name(body.name.as_deref())?;
+    if principal.subject == id.to_string() && body.status == Some(UserStatus::Disabled) {
+        return Err(ApiError::conflict("you cannot disable your own account"));
+    }
+    let agg = aggregate::<UserAggregate>(tenant.0, id.to_string())?;
+    let outcome = execute::<UserAggregate>(
+        &state,
+        &principal,
+        &headers,
+        &agg,
+        &Command::Update {
+            name,
+            status: body.status,
+        },
+        false,
+        user_error,
+    )
+    .await?;
+    let user = outcome
+        .state
+        .ok_or_else(|| ApiError::not_found("user not found"))?;
+    if outcome.appended {
+        tracing::info!(user = %id, tenant = %tenant, status = %user.status, "user updated");
+    }
+    Ok(Reply::data(StatusCode::OK, UserView::of(tenant.0, &user))
+        .at(outcome.position, outcome.version))
+}
