@@ -67,10 +67,11 @@ print(json.load(urllib.request.urlopen(req, timeout=10))["data"]["id"])
 PY
 )"
   # Each run presents one credential, so `ignored_auth` can prove that removing or forging it
-  # is refused: the internal secret for the tenant routes, the platform admin's bearer for admin.
+  # is refused: the internal secret for incidents (opening one is internal-only), the platform
+  # admin's bearer for everything else.
   local status=0
-  st_run "$base" "$tenant" --exclude-tag admin --header "X-Internal-Secret: $internal" || status=$?
-  st_run "$base" "$tenant" --include-tag admin --header "Authorization: Bearer $boot" || status=$?
+  st_run "$base" "$tenant" --include-tag incidents --header "X-Internal-Secret: $internal" || status=$?
+  st_run "$base" "$tenant" --exclude-tag incidents --header "Authorization: Bearer $boot" || status=$?
   kill "$aegis_pid" "$nats_pid" 2>/dev/null; wait "$aegis_pid" "$nats_pid" 2>/dev/null
   psql "$PG_ADMIN_URL" -qc "drop database if exists $db with (force)" >/dev/null
   rm -rf "$work"

@@ -3,7 +3,7 @@
 
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::http::extract::{MinPosition, Query};
+use crate::http::extract::{max_chars, MinPosition, Query};
 use crate::http::openapi::{params, AuthErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::state::AppState;
@@ -186,6 +186,11 @@ async fn audit_events(
     let tenant = principal.tenant()?;
     let limit = limit(q.limit, 100)?;
     range(q.since, q.until)?;
+    max_chars("actor", q.actor.as_deref(), 200)?;
+    max_chars("action", q.action.as_deref(), 200)?;
+    max_chars("resource", q.resource.as_deref(), 300)?;
+    max_chars("correlation_id", q.correlation_id.as_deref(), 200)?;
+    max_chars("cursor", q.cursor.as_deref(), 41)?;
     min.wait(&state, &[AuditProjection::NAME]).await?;
     let filter = Filter {
         tenant: tenant.0,
@@ -266,6 +271,9 @@ async fn audit_log(
     let tenant = principal.tenant()?;
     let limit = limit(q.limit, 100)?;
     range(q.start_date, q.end_date)?;
+    max_chars("credential_name", q.credential_name.as_deref(), 300)?;
+    max_chars("action", q.action.as_deref(), 200)?;
+    max_chars("actor", q.actor.as_deref(), 200)?;
     min.wait(&state, &[AuditProjection::NAME]).await?;
     let vault = q.credential_name.is_some();
     let filter = Filter {

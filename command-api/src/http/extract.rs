@@ -65,6 +65,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// Refuses a text parameter longer than its documented maximum.
+pub fn max_chars(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
+    match value {
+        Some(v) if v.chars().count() > max => Err(ApiError::validation(
+            field,
+            format!("{field} must be at most {max} characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Path parameter that must be a UUID: anything else is simply not found.
 pub struct UuidPath(pub uuid::Uuid);
 

@@ -152,7 +152,8 @@ pub struct AgentRow {
 /// Agents of the tenant, newest first (no credentials).
 #[utoipa::path(get, path = "/api/v1/agents", tag = "agents", security(("bearer" = [])),
     params(AgentQuery, params::Tenant, params::MinPosition),
-    responses((status = 200, description = "A page of agents", body = Paged<AgentRow>), AuthErrors))]
+    responses((status = 200, description = "A page of agents", body = Paged<AgentRow>), AuthErrors,
+        (status = 422, description = "Invalid paging or filter values", body = ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -220,8 +221,9 @@ async fn set_status(
     reason: Option<String>,
 ) -> Result<Reply, ApiError> {
     let tenant = principal.tenant()?;
-    let reason = reason.unwrap_or_default().trim().to_string();
-    if reason.chars().count() > 500 {
+    let raw = reason.unwrap_or_default();
+    let reason = raw.trim().to_string();
+    if raw.chars().count() > 500 {
         return Err(ApiError::validation(
             "reason",
             "reason must be at most 500 characters",

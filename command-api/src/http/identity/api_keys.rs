@@ -164,7 +164,8 @@ pub struct KeyQuery {
 /// API keys of the tenant, newest first: prefix and metadata, never the key.
 #[utoipa::path(get, path = "/api-keys", tag = "api-keys", security(("bearer" = [])),
     params(KeyQuery, params::Tenant, params::MinPosition),
-    responses((status = 200, description = "A page of keys", body = Paged<KeyView>), AuthErrors))]
+    responses((status = 200, description = "A page of keys", body = Paged<KeyView>), AuthErrors,
+        (status = 422, description = "Invalid paging or filter values", body = ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,

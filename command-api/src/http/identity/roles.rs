@@ -155,8 +155,9 @@ async fn create_role(
 ) -> Result<Reply, ApiError> {
     let tenant = principal.tenant()?;
     let name = super::users::display_name(Some(&body.name))?.unwrap_or_default();
-    let description = body.description.unwrap_or_default().trim().to_string();
-    if description.chars().count() > 1000 {
+    let raw = body.description.unwrap_or_default();
+    let description = raw.trim().to_string();
+    if raw.chars().count() > 1000 {
         return Err(ApiError::validation(
             "description",
             "description must be at most 1000 characters",
@@ -230,7 +231,8 @@ struct RoleRow {
 /// Built-in roles first, then custom roles by name.
 #[utoipa::path(get, path = "/api/v1/roles", tag = "roles", security(("bearer" = [])),
     params(PageQuery, params::Tenant, params::MinPosition),
-    responses((status = 200, description = "Roles", body = Paged<RoleView>), AuthErrors))]
+    responses((status = 200, description = "Roles", body = Paged<RoleView>), AuthErrors,
+        (status = 422, description = "Invalid paging or filter values", body = ErrorBody)))]
 async fn list_roles(
     State(state): State<AppState>,
     principal: Principal,
@@ -472,7 +474,8 @@ pub struct AssignmentQuery {
 /// Role assignments, filterable by user and role.
 #[utoipa::path(get, path = "/api/v1/user-roles", tag = "roles", security(("bearer" = [])),
     params(AssignmentQuery, params::Tenant, params::MinPosition),
-    responses((status = 200, description = "Assignments", body = Paged<AssignmentView>), AuthErrors))]
+    responses((status = 200, description = "Assignments", body = Paged<AssignmentView>), AuthErrors,
+        (status = 422, description = "Invalid paging or filter values", body = ErrorBody)))]
 async fn list_assignments(
     State(state): State<AppState>,
     principal: Principal,
@@ -481,6 +484,7 @@ async fn list_assignments(
 ) -> Result<Reply, ApiError> {
     let tenant = principal.tenant()?;
     let (limit, offset) = page(q.limit, q.offset)?;
+    crate::http::extract::max_chars("role_id", q.role_id.as_deref(), 100)?;
     min.wait(&state, &[IdentityProjection::NAME]).await?;
     const FILTER: &str =
         "tenant_id = $1 AND ($2::uuid IS NULL OR user_id = $2) AND ($3::text IS NULL OR role_id = $3)";

@@ -85,10 +85,11 @@ pub struct CreateUserBody {
 }
 
 pub fn display_name(raw: Option<&str>) -> Result<Option<String>, ApiError> {
-    let Some(name) = raw.map(str::trim) else {
+    let Some(raw) = raw else {
         return Ok(None);
     };
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+    let name = raw.trim();
+    if name.is_empty() || raw.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::validation(
             "name",
             "name must be 1 to 100 characters without control characters",
@@ -219,6 +220,7 @@ pub struct UserRow {
     responses(
         (status = 200, description = "A page of users", body = Paged<UserRow>),
         AuthErrors,
+        (status = 422, description = "Invalid paging values", body = ErrorBody),
         (status = 503, description = "Read model behind Aegis-Min-Position", body = ErrorBody),
     ))]
 async fn list(
