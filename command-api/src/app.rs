@@ -105,6 +105,7 @@ impl Application {
             keyring: Arc::new(keyring),
             directory: directory.clone(),
             login_throttle: Arc::default(),
+            rate_limiter: Arc::default(),
         };
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();

@@ -48,6 +48,9 @@ pub struct Config {
     pub jwt_retired_kids: Vec<String>,
     /// Lifetime of a login token (`AEGIS_JWT_TTL_SECS`).
     pub jwt_ttl_secs: i64,
+    /// Requests per second per tenant when its plan names none (`AEGIS_TENANT_RATE_LIMIT`;
+    /// 0 turns the default limit off).
+    pub tenant_rate_limit: u32,
 }
 
 impl Default for Config {
@@ -67,6 +70,7 @@ impl Default for Config {
             jwt_kid: "k1".into(),
             jwt_retired_kids: Vec::new(),
             jwt_ttl_secs: 3600,
+            tenant_rate_limit: 1000,
         }
     }
 }
@@ -169,6 +173,11 @@ impl Config {
         }
         if let Some(v) = get("AEGIS_JWT_TTL_SECS") {
             self.jwt_ttl_secs = v.parse().map_err(|e| invalid("AEGIS_JWT_TTL_SECS", e))?;
+        }
+        if let Some(v) = get("AEGIS_TENANT_RATE_LIMIT") {
+            self.tenant_rate_limit = v
+                .parse()
+                .map_err(|e| invalid("AEGIS_TENANT_RATE_LIMIT", e))?;
         }
         if let Some(v) = get("AEGIS_STREAM_REPLICAS") {
             self.stream_replicas = v.parse().map_err(|e| invalid("AEGIS_STREAM_REPLICAS", e))?;

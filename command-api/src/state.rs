@@ -25,6 +25,7 @@ pub struct AppState {
     /// Identity aggregates authentication reads, cached and invalidated by the log.
     pub directory: Directory,
     pub login_throttle: Arc<LoginThrottle>,
+    pub rate_limiter: Arc<crate::auth::rate::RateLimiter>,
 }
 
 /// Failed logins, counted per account and per source address.

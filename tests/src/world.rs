@@ -193,10 +193,20 @@ impl TestApp {
     }
 
     pub async fn spawn_with(roles: Roles) -> Self {
+        Self::spawn_configured(roles, |_| {}).await
+    }
+
+    /// Aegis with every role and the test configuration changed by `adjust`.
+    pub async fn spawn_with_config(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_configured(Roles::ALL, adjust).await
+    }
+
+    async fn spawn_configured(roles: Roles, adjust: impl FnOnce(&mut Config)) -> Self {
         aegis_command_api::telemetry::init(None);
         let nats = NatsServer::start();
         let db = TestDb::create().await;
-        let config = test_config(&nats, &db);
+        let mut config = test_config(&nats, &db);
+        adjust(&mut config);
         let app = Application::build(config.clone(), roles)
             .await
             .expect("Aegis starts");
@@ -443,5 +453,28 @@ impl TestApp {
             }
         }
         out
+    }
+}
+
+impl TestApp {
+    /// Sets a tenant's plan as the platform admin.
+    pub async fn set_plan(&self, tenant: Uuid, plan: Value) -> Value {
+        let r = self
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/admin/tenants/{tenant}/plan"),
+                None,
+            )
+            .json(&plan)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(
+            r.status(),
+            200,
+            "set plan: {}",
+            r.text().await.unwrap_or_default()
+        );
+        r.json().await.expect("json")
     }
 }

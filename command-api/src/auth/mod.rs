@@ -6,12 +6,14 @@
 //! credential presented must be valid, so a forged header never rides along on another's
 //! authority. Secrets compare in constant time; no slow hash runs on the request path.
 
+pub mod controls;
 pub mod directory;
+pub mod rate;
 pub mod routes;
 pub mod throttle;
 pub mod tokens;
 
-pub use routes::{access, Access, Permission, PUBLIC, ROUTES};
+pub use routes::{access, Access, Addon, Permission, Route, PUBLIC, ROUTES};
 
 use crate::domain::identity::agents::{AgentAggregate, AgentStatus};
 use crate::domain::identity::api_keys::ApiKeyAggregate;
@@ -153,9 +155,9 @@ pub async fn authorize(
     let Some(path) = matched else {
         return next.run(req).await;
     };
-    let needed = match access(req.method().as_str(), path.as_str()) {
+    let route = match access(req.method().as_str(), path.as_str()) {
         Access::Public => return next.run(req).await,
-        Access::Needs(p) => p,
+        Access::Needs(route) => route,
         Access::Undeclared => {
             tracing::error!(method = %req.method(), path = path.as_str(), "route missing from the route table");
             return ApiError::new(
@@ -171,12 +173,20 @@ pub async fn authorize(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    if let Err(e) = principal.require(needed) {
+    if let Err(e) = principal.require(route.permission) {
         return e.into_response();
     }
-    parts.extensions.insert(principal);
+    let meter = match controls::admit(&state, &principal, &route).await {
+        Ok(meter) => meter,
+        Err(e) => return e.into_response(),
+    };
+    parts.extensions.insert(principal.clone());
     req = Request::from_parts(parts, body);
-    next.run(req).await
+    let response = next.run(req).await;
+    if let Some(meter) = meter.filter(|_| response.status().is_success()) {
+        controls::record(&state, &principal, meter).await;
+    }
+    response
 }
 
 fn header<'a>(parts: &'a Parts, name: &str) -> Result<Option<&'a str>, ApiError> {

@@ -1,7 +1,9 @@
-//! The route table: every authenticated route and the one permission it needs. The
+//! The route table: every authenticated route, the one permission it needs, and seed 003's
+//! controls it is subject to (the add-on it needs, the billable operation it meters). The
 //! `authorize` middleware enforces it, the 403 body names the permission from it, and the
-//! authorization matrix test is generated from it, so a route cannot skip any of the three.
+//! authorization matrix test is generated from it, so a route cannot skip any of them.
 
+pub use crate::domain::identity::controls::Addon;
 pub use crate::domain::identity::permissions::Permission;
 
 /// Routes anyone may call: probes, the API document and login.
@@ -15,41 +17,78 @@ pub const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/login"),
 ];
 
-pub const ROUTES: &[(&str, &str, Permission)] = {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub permission: Permission,
+    /// The add-on the tenant must be entitled to (403 `entitlement_required`).
+    pub addon: Option<Addon>,
+    /// The billable operation a success records (metering), checked against the tenant's
+    /// quota before the handler runs (429 `quota_exceeded`).
+    pub meter: Option<&'static str>,
+}
+
+const fn r(method: &'static str, path: &'static str, permission: Permission) -> Route {
+    Route {
+        method,
+        path,
+        permission,
+        addon: None,
+        meter: None,
+    }
+}
+
+impl Route {
+    const fn needs(mut self, addon: Addon) -> Self {
+        self.addon = Some(addon);
+        self
+    }
+
+    const fn metered(mut self, operation: &'static str) -> Self {
+        self.meter = Some(operation);
+        self
+    }
+}
+
+pub const ROUTES: &[Route] = {
     use Permission::*;
     &[
-        ("POST", "/admin/tenants", TenantCreate),
-        ("GET", "/admin/tenants", TenantRead),
-        ("POST", "/incidents", IncidentOpen),
-        ("GET", "/incidents", IncidentRead),
-        ("GET", "/incidents/summary", IncidentRead),
-        ("GET", "/incidents/{id}", IncidentRead),
-        ("PATCH", "/incidents/{id}", IncidentUpdate),
-        ("POST", "/api/v1/users", UserEdit),
-        ("GET", "/api/v1/users", UserRead),
-        ("GET", "/api/v1/users/{id}", UserRead),
-        ("PATCH", "/api/v1/users/{id}", UserEdit),
-        ("GET", "/api/v1/users/{id}/roles", UserRoleRead),
-        ("POST", "/api/v1/roles", RoleEdit),
-        ("GET", "/api/v1/roles", RoleRead),
-        ("GET", "/api/v1/roles/{id}", RoleRead),
-        ("PUT", "/api/v1/roles/{id}/permissions", RoleEdit),
-        ("DELETE", "/api/v1/roles/{id}", RoleEdit),
-        ("POST", "/api/v1/user-roles", UserRoleEdit),
-        ("GET", "/api/v1/user-roles", UserRoleRead),
-        ("DELETE", "/api/v1/user-roles/{id}", UserRoleEdit),
-        ("GET", "/api/v1/permissions", PermissionRead),
-        ("POST", "/api-keys", ApiKeyCreate),
-        ("GET", "/api-keys", ApiKeyRead),
-        ("GET", "/api-keys/{id}", ApiKeyRead),
-        ("DELETE", "/api-keys/{id}", ApiKeyRevoke),
-        ("POST", "/api/v1/agents", AgentMint),
-        ("GET", "/api/v1/agents", AgentRead),
-        ("POST", "/api/v1/agents/{id}/revoke", AgentRevoke),
-        ("POST", "/api/v1/agents/{id}/quarantine", AgentQuarantine),
-        ("POST", "/api/v1/agents/{id}/heartbeat", AgentSelf),
-        ("GET", "/api/v1/audit-events", AuditRead),
-        ("GET", "/audit/log", AuditRead),
+        r("POST", "/admin/tenants", TenantCreate),
+        r("GET", "/admin/tenants", TenantRead),
+        r("GET", "/admin/tenants/{id}", TenantRead),
+        r("PUT", "/admin/tenants/{id}/plan", TenantUpdate),
+        r("POST", "/incidents", IncidentOpen),
+        r("GET", "/incidents", IncidentRead),
+        r("GET", "/incidents/summary", IncidentRead),
+        r("GET", "/incidents/{id}", IncidentRead),
+        r("PATCH", "/incidents/{id}", IncidentUpdate),
+        r("POST", "/api/v1/users", UserEdit).metered("user.create"),
+        r("GET", "/api/v1/users", UserRead),
+        r("GET", "/api/v1/users/{id}", UserRead),
+        r("PATCH", "/api/v1/users/{id}", UserEdit),
+        r("GET", "/api/v1/users/{id}/roles", UserRoleRead),
+        r("POST", "/api/v1/roles", RoleEdit),
+        r("GET", "/api/v1/roles", RoleRead),
+        r("GET", "/api/v1/roles/{id}", RoleRead),
+        r("PUT", "/api/v1/roles/{id}/permissions", RoleEdit),
+        r("DELETE", "/api/v1/roles/{id}", RoleEdit),
+        r("POST", "/api/v1/user-roles", UserRoleEdit),
+        r("GET", "/api/v1/user-roles", UserRoleRead),
+        r("DELETE", "/api/v1/user-roles/{id}", UserRoleEdit),
+        r("GET", "/api/v1/permissions", PermissionRead),
+        r("POST", "/api-keys", ApiKeyCreate).metered("api_key.create"),
+        r("GET", "/api-keys", ApiKeyRead),
+        r("GET", "/api-keys/{id}", ApiKeyRead),
+        r("DELETE", "/api-keys/{id}", ApiKeyRevoke),
+        r("POST", "/api/v1/agents", AgentMint).metered("agent.mint"),
+        r("GET", "/api/v1/agents", AgentRead),
+        r("POST", "/api/v1/agents/{id}/revoke", AgentRevoke),
+        r("POST", "/api/v1/agents/{id}/quarantine", AgentQuarantine),
+        r("POST", "/api/v1/agents/{id}/heartbeat", AgentSelf),
+        r("GET", "/api/v1/audit-events", AuditRead),
+        r("GET", "/audit/log", AuditRead).needs(Addon::Vault),
+        r("GET", "/api/v1/usage", UsageRead),
     ]
 };
 
@@ -57,7 +96,7 @@ pub const ROUTES: &[(&str, &str, Permission)] = {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     Public,
-    Needs(Permission),
+    Needs(Route),
     /// Not in the table: refused, so a route added without a line here fails closed.
     Undeclared,
 }
@@ -68,13 +107,14 @@ pub fn access(method: &str, path: &str) -> Access {
     }
     ROUTES
         .iter()
-        .find(|(m, p, _)| *m == method && *p == path)
-        .map_or(Access::Undeclared, |(_, _, perm)| Access::Needs(*perm))
+        .find(|r| r.method == method && r.path == path)
+        .map_or(Access::Undeclared, |r| Access::Needs(*r))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::identity::controls::BILLABLE;
 
     #[test]
     fn every_route_is_declared_once() {
@@ -82,11 +122,20 @@ mod tests {
         for (m, p) in PUBLIC
             .iter()
             .copied()
-            .chain(ROUTES.iter().map(|(m, p, _)| (*m, *p)))
+            .chain(ROUTES.iter().map(|r| (r.method, r.path)))
         {
             assert!(seen.insert((m, p)), "{m} {p} declared twice");
         }
         assert_eq!(access("GET", "/nope"), Access::Undeclared);
         assert_eq!(access("POST", "/api/v1/auth/login"), Access::Public);
+    }
+
+    #[test]
+    fn metered_operations_are_the_billable_ones() {
+        let mut metered: Vec<&str> = ROUTES.iter().filter_map(|r| r.meter).collect();
+        metered.sort_unstable();
+        let mut billable = BILLABLE.to_vec();
+        billable.sort_unstable();
+        assert_eq!(metered, billable);
     }
 }

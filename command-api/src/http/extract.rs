@@ -19,9 +19,74 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<mime_type::Essence>().ok())
+            .is_some_and(|m| m.is_json());
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send Content-Type: application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| {
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        format!("request bodies are limited to {BODY_LIMIT} bytes"),
+                    )
+                } else {
+                    ApiError::bad_request(r.body_text())
+                }
+            })?;
+        // serde reads a struct from an array as readily as from an object; every body here is
+        // an object, so anything else is refused before it can be read positionally.
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_some_and(|b| *b != b'{') {
+            return Err(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+                    Ok(_) => ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "validation_failed",
+                        "the body must be a JSON object",
+                    ),
+                    Err(e) => ApiError::bad_request(format!("malformed JSON: {e}")),
+                },
+            );
+        }
+        axum::Json::<T>::from_bytes(&bytes)
+            .map(|axum::Json(v)| Json(v))
+            .map_err(json_rejection)
+    }
+}
+
+/// `application/json` or any `+json` type, parameters ignored.
+mod mime_type {
+    pub struct Essence(String);
+
+    impl std::str::FromStr for Essence {
+        type Err = ();
+        fn from_str(s: &str) -> Result<Self, ()> {
+            let essence = s
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            Ok(Essence(essence))
+        }
+    }
+
+    impl Essence {
+        pub fn is_json(&self) -> bool {
+            self.0 == "application/json"
+                || (self.0.starts_with("application/") && self.0.ends_with("+json"))
         }
     }
 }
@@ -65,12 +130,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// Refuses a text parameter longer than its documented maximum.
+/// Refuses a text parameter longer than its documented maximum, or holding control
+/// characters (which no id, name or action contains, and NUL which Postgres cannot store).
 pub fn max_chars(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
     match value {
         Some(v) if v.chars().count() > max => Err(ApiError::validation(
             field,
             format!("{field} must be at most {max} characters"),
+        )),
+        Some(v) if v.chars().any(char::is_control) => Err(ApiError::validation(
+            field,
+            format!("{field} must not contain control characters"),
         )),
         _ => Ok(()),
     }

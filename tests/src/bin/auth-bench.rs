@@ -35,7 +35,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(async move {
-            let app = TestApp::spawn().await;
+            // Sequential requests outrun the default per-tenant rate; this measures auth alone.
+            let app = TestApp::spawn_with_config(|c| c.tenant_rate_limit = 0).await;
             let tenant = app.create_tenant("bench").await;
             let admin = app.user_with_role(tenant, Some("ADMIN")).await;
             let (_, key) = app.api_key(&admin.token, &["incident.read"]).await;

@@ -599,8 +599,8 @@ async fn every_change_is_audited_with_its_actor_and_filterable() {
         .collect();
     assert_eq!(
         actions,
-        vec!["api_key.revoked", "api_key.created"],
-        "newest first, only the admin's"
+        vec!["api_key.revoked", "usage.recorded", "api_key.created"],
+        "newest first, only the admin's (creating a key is metered)"
     );
     assert_eq!(body["data"][0]["actor_kind"], "user");
     assert_eq!(body["data"][0]["resource"], format!("api_key:{key}"));
@@ -631,6 +631,17 @@ async fn every_change_is_audited_with_its_actor_and_filterable() {
     .await;
     assert_eq!(status, 422);
 
+    // Seed 001's surface belongs to the vault add-on.
+    let (status, body) = status_of(
+        app.bearer(Method::GET, "/audit/log", &auditor.token)
+            .header("Aegis-Min-Position", &pos),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str(), body["entitlement"].as_str()),
+        (403, Some("entitlement_required"), Some("vault"))
+    );
+    app.set_plan(tenant, json!({ "addons": ["vault"] })).await;
     let (status, log) = status_of(
         app.bearer(
             Method::GET,
@@ -641,7 +652,7 @@ async fn every_change_is_audited_with_its_actor_and_filterable() {
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(log["total"], 2);
+    assert_eq!(log["total"], 3);
     assert_eq!(log["log"][0]["action"], "api_key.revoked");
     assert_eq!(log["log"][0]["success"], true);
 
@@ -665,6 +676,8 @@ async fn mass_assignment_is_refused_and_changes_nothing() {
         json!({ "email": "a@example.com", "password": PASSWORD, "roles": ["ADMIN"] }),
         json!({ "email": "a@example.com", "password": "short" }),
         json!({ "email": "not-an-email", "password": PASSWORD }),
+        // serde would read a struct from an array positionally; bodies must be objects.
+        json!(["a@example.com", PASSWORD]),
     ] {
         let (status, reply) = status_of(
             app.admin(Method::POST, "/api/v1/users", Some(tenant))

@@ -4,6 +4,7 @@
 
 mod authorization;
 mod commands;
+mod controls;
 mod identity;
 mod incidents;
 mod openapi;

@@ -1,10 +1,13 @@
-//! Identity: tenants, users, roles and permissions, API keys and agents. Pure deciders.
+//! Identity: tenants and their plans, users, roles and permissions, API keys, agents and
+//! metered usage. Pure deciders.
 
 pub mod agents;
 pub mod api_keys;
+pub mod controls;
 pub mod permissions;
 pub mod roles;
 pub mod tenants;
+pub mod usage;
 pub mod users;
 
 pub use tenants::*;

@@ -33,6 +33,7 @@ macro_rules! catalog {
 catalog! {
     TenantCreate = "tenant.create", false, "Create tenants (platform admin)";
     TenantRead = "tenant.read", false, "List every tenant (platform admin)";
+    TenantUpdate = "tenant.update", false, "Set a tenant's plan: add-ons, quotas, rate (platform admin)";
     IncidentOpen = "incident.open", false, "Open incidents (internal services)";
     IncidentRead = "incident.read", true, "Read incidents and their summary";
     IncidentUpdate = "incident.update", true, "Change an incident's status, assignee or actions";
@@ -52,6 +53,7 @@ catalog! {
     AgentQuarantine = "agent.quarantine", true, "Quarantine agents";
     AgentSelf = "agent.self", false, "Act as the agent itself (X-Agent-Secret)";
     AuditRead = "audit.read", true, "Read the audit log";
+    UsageRead = "usage.read", true, "Read the tenant's metered usage and quotas";
 }
 
 impl Permission {
@@ -189,6 +191,7 @@ impl BuiltinRole {
             ApiKeyRead,
             AgentRead,
             AuditRead,
+            UsageRead,
         ];
         match self {
             BuiltinRole::Admin => Permissions::grantable(),

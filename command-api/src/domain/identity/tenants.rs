@@ -1,5 +1,6 @@
 //! Tenants and the claims that keep their names unique.
 
+use super::controls::{Addon, Plan};
 use crate::domain::{occurred_at, Aggregate, DecodeError};
 use aegis_schemas::envelope::v1::Envelope;
 use aegis_schemas::identity::v1 as pb;
@@ -48,23 +49,30 @@ impl TenantName {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Tenant {
     pub id: TenantId,
     pub name: String,
     pub created_at: DateTime<Utc>,
+    pub plan: Plan,
+    pub version: u64,
 }
 
 pub struct TenantAggregate;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct CreateTenant {
-    pub name: TenantName,
+pub enum TenantCommand {
+    Create {
+        name: TenantName,
+    },
+    /// Replaces the tenant's plan; an unchanged plan appends nothing.
+    SetPlan(Plan),
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct TenantCreated {
-    pub name: String,
+pub enum TenantEvent {
+    Created { name: String },
+    PlanSet(Plan),
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -73,48 +81,88 @@ pub enum TenantError {
     AlreadyExists,
     #[error("a tenant named `{0}` already exists")]
     NameTaken(String),
+    #[error("tenant not found")]
+    NotFound,
 }
 
 impl Aggregate for TenantAggregate {
     const CONTEXT: &'static str = "identity";
     const AGGREGATE: &'static str = "tenant";
     type State = Option<Tenant>;
-    type Command = CreateTenant;
-    type Event = TenantCreated;
+    type Command = TenantCommand;
+    type Event = TenantEvent;
     type Error = TenantError;
 
-    fn decide(state: &Self::State, cmd: &CreateTenant) -> Result<Vec<TenantCreated>, TenantError> {
-        match state {
-            Some(_) => Err(TenantError::AlreadyExists),
-            None => Ok(vec![TenantCreated {
-                name: cmd.name.as_str().to_string(),
+    fn decide(state: &Self::State, cmd: &TenantCommand) -> Result<Vec<TenantEvent>, TenantError> {
+        match (state, cmd) {
+            (Some(_), TenantCommand::Create { .. }) => Err(TenantError::AlreadyExists),
+            (None, TenantCommand::Create { name }) => Ok(vec![TenantEvent::Created {
+                name: name.as_str().to_string(),
             }]),
+            (None, TenantCommand::SetPlan(_)) => Err(TenantError::NotFound),
+            (Some(t), TenantCommand::SetPlan(plan)) if t.plan == *plan => Ok(vec![]),
+            (Some(_), TenantCommand::SetPlan(plan)) => Ok(vec![TenantEvent::PlanSet(plan.clone())]),
         }
     }
 
-    fn evolve(_state: Self::State, event: &TenantCreated, env: &Envelope) -> Self::State {
-        let id = Uuid::parse_str(&env.aggregate_id).unwrap_or_default();
-        Some(Tenant {
-            id: TenantId(id),
-            name: event.name.clone(),
-            created_at: occurred_at(env),
-        })
-    }
-
-    fn encode(event: &TenantCreated) -> NewEvent {
-        NewEvent {
-            event_type: "tenant.created.v1",
-            payload: pb::TenantCreated {
-                name: event.name.clone(),
+    fn evolve(state: Self::State, event: &TenantEvent, env: &Envelope) -> Self::State {
+        match (state, event) {
+            (None, TenantEvent::Created { name }) => Some(Tenant {
+                id: TenantId(Uuid::parse_str(&env.aggregate_id).unwrap_or_default()),
+                name: name.clone(),
+                created_at: occurred_at(env),
+                plan: Plan::default(),
+                version: env.aggregate_version,
+            }),
+            (Some(mut t), TenantEvent::PlanSet(plan)) => {
+                t.plan = plan.clone();
+                t.version = env.aggregate_version;
+                Some(t)
             }
-            .encode_to_vec(),
+            (state, _) => state,
         }
     }
 
-    fn decode(env: &Envelope) -> Result<TenantCreated, DecodeError> {
-        let m = pb::TenantCreated::decode(env.payload.as_slice())
-            .map_err(|e| DecodeError::new(env, e))?;
-        Ok(TenantCreated { name: m.name })
+    fn encode(event: &TenantEvent) -> NewEvent {
+        match event {
+            TenantEvent::Created { name } => NewEvent {
+                event_type: "tenant.created.v1",
+                payload: pb::TenantCreated { name: name.clone() }.encode_to_vec(),
+            },
+            TenantEvent::PlanSet(plan) => NewEvent {
+                event_type: "tenant.plan_set.v1",
+                payload: pb::TenantPlanSet {
+                    addons: plan.addons.iter().map(|a| a.as_str().to_string()).collect(),
+                    quotas: plan.quotas.clone().into_iter().collect(),
+                    requests_per_second: plan.requests_per_second.unwrap_or(0),
+                }
+                .encode_to_vec(),
+            },
+        }
+    }
+
+    fn decode(env: &Envelope) -> Result<TenantEvent, DecodeError> {
+        let bytes = env.payload.as_slice();
+        match env.event_type.as_str() {
+            "tenant.created.v1" => {
+                let m = pb::TenantCreated::decode(bytes).map_err(|e| DecodeError::new(env, e))?;
+                Ok(TenantEvent::Created { name: m.name })
+            }
+            "tenant.plan_set.v1" => {
+                let m = pb::TenantPlanSet::decode(bytes).map_err(|e| DecodeError::new(env, e))?;
+                Ok(TenantEvent::PlanSet(Plan {
+                    // An add-on this build no longer knows entitles nothing.
+                    addons: m.addons.iter().filter_map(|a| Addon::parse(a)).collect(),
+                    quotas: m.quotas.into_iter().collect(),
+                    requests_per_second: (m.requests_per_second > 0)
+                        .then_some(m.requests_per_second),
+                }))
+            }
+            other => Err(DecodeError::new(
+                env,
+                format!("not a tenant event: {other}"),
+            )),
+        }
     }
 }
 
@@ -178,21 +226,41 @@ mod tests {
     #[test]
     fn a_new_tenant_is_created() {
         given::<TenantAggregate>(vec![])
-            .when(CreateTenant {
+            .when(TenantCommand::Create {
                 name: name(" Acme "),
             })
-            .then(vec![TenantCreated {
+            .then(vec![TenantEvent::Created {
                 name: "Acme".into(),
             }]);
     }
 
     #[test]
     fn a_tenant_is_created_once() {
-        given::<TenantAggregate>(vec![TenantCreated {
+        given::<TenantAggregate>(vec![TenantEvent::Created {
             name: "Acme".into(),
         }])
-        .when(CreateTenant { name: name("Acme") })
+        .when(TenantCommand::Create { name: name("Acme") })
         .then_err(TenantError::AlreadyExists);
+    }
+
+    #[test]
+    fn a_plan_change_is_recorded_only_when_it_changes_something() {
+        let created = TenantEvent::Created {
+            name: "Acme".into(),
+        };
+        let plan = Plan {
+            addons: vec![Addon::Vault],
+            ..Plan::default()
+        };
+        given::<TenantAggregate>(vec![created.clone()])
+            .when(TenantCommand::SetPlan(plan.clone()))
+            .then(vec![TenantEvent::PlanSet(plan.clone())]);
+        given::<TenantAggregate>(vec![created, TenantEvent::PlanSet(plan.clone())])
+            .when(TenantCommand::SetPlan(plan.clone()))
+            .then(vec![]);
+        given::<TenantAggregate>(vec![])
+            .when(TenantCommand::SetPlan(plan))
+            .then_err(TenantError::NotFound);
     }
 
     #[test]

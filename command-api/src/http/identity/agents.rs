@@ -206,10 +206,19 @@ fn optional_body(bytes: &[u8]) -> Result<ReasonBody, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(ReasonBody::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::validation("reason", e.to_string()),
-        _ => ApiError::bad_request(format!("malformed JSON: {e}")),
-    })
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    match value {
+        serde_json::Value::Null => Ok(ReasonBody::default()),
+        // serde would also read a struct from an array; only an object is a body here.
+        serde_json::Value::Object(_) => {
+            serde_json::from_value(value).map_err(|e| ApiError::validation("reason", e.to_string()))
+        }
+        _ => Err(ApiError::validation(
+            "body",
+            "the body must be a JSON object",
+        )),
+    }
 }
 
 async fn set_status(

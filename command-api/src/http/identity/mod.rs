@@ -1,10 +1,12 @@
-//! Identity routes: tenants, login, users, roles and assignments, API keys, agents.
+//! Identity routes: tenants and their plans, login, users, roles and assignments, API keys,
+//! agents, usage.
 
 pub mod agents;
 pub mod api_keys;
 pub mod login;
 pub mod roles;
 pub mod tenants;
+pub mod usage;
 pub mod users;
 
 pub use tenants::Page;
@@ -20,4 +22,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(roles::router())
         .merge(api_keys::router())
         .merge(agents::router())
+        .merge(usage::router())
 }

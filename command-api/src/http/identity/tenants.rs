@@ -1,12 +1,13 @@
 //! The platform admin's tenant directory (seed 000's admin tag).
 
 use crate::auth::Principal;
+use crate::domain::identity::controls::Plan;
 use crate::domain::identity::{
-    ClaimName, CreateTenant, TenantAggregate, TenantError, TenantId, TenantName,
+    ClaimName, Tenant, TenantAggregate, TenantCommand, TenantError, TenantId, TenantName,
     TenantNameAggregate,
 };
 use crate::error::ApiError;
-use crate::http::extract::{CommandHeaders, Json, MinPosition, Query};
+use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::{idempotent, Data, Paged, Reply};
 use crate::http::{aggregate, command_context, platform_tenant};
@@ -23,7 +24,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_tenants, create_tenant))
+    OpenApiRouter::new()
+        .routes(routes!(list_tenants, create_tenant))
+        .routes(routes!(tenant_detail))
+        .routes(routes!(set_plan))
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -40,6 +44,7 @@ fn tenant_error(e: TenantError) -> ApiError {
             ApiError::conflict(format!("a tenant named `{name}` already exists")).with("name", name)
         }
         TenantError::AlreadyExists => ApiError::conflict("the tenant already exists"),
+        TenantError::NotFound => ApiError::not_found("tenant not found"),
     }
 }
 
@@ -47,7 +52,7 @@ fn tenant_error(e: TenantError) -> ApiError {
 #[utoipa::path(post, path = "/admin/tenants", tag = "admin", security(("bearer" = [])),
     params(params::Idempotency), request_body = CreateTenantBody,
     responses(
-        (status = 201, description = "Created", body = Data<TenantRow>,
+        (status = 201, description = "Created", body = Data<TenantView>,
             headers(("Aegis-Position" = u64, description = "Log position of the commit"), ("ETag" = String))),
         AuthErrors,
         (status = 409, description = "A tenant with this name exists", body = ErrorBody),
@@ -93,14 +98,15 @@ async fn create_tenant(
         let agg = aggregate::<TenantAggregate>(tenant.0, tenant.0.to_string())?;
         let outcome = state
             .executor
-            .execute::<TenantAggregate>(&agg, &CreateTenant { name }, &ctx, true)
+            .execute::<TenantAggregate>(&agg, &TenantCommand::Create { name }, &ctx, true)
             .await
             .map_err(|e| e.into_api(tenant_error))?;
         let created = outcome
             .state
             .ok_or_else(|| ApiError::internal(&TenantError::AlreadyExists))?;
         tracing::info!(tenant = %created.id, "tenant created");
-        Ok(Reply::data(StatusCode::CREATED, created).at(outcome.position, outcome.version))
+        Ok(Reply::data(StatusCode::CREATED, TenantView::of(&created))
+            .at(outcome.position, outcome.version))
     })
     .await
 }
@@ -186,4 +192,108 @@ async fn list_tenants(
             offset,
         },
     ))
+}
+
+/// What a tenant may use (seed 003's controls).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanBody {
+    /// Add-ons enabled: `vault`, `edge`, `auto_response`, `threat_intel`.
+    #[serde(default)]
+    pub addons: Vec<String>,
+    /// Billable operation (`user.create`, `api_key.create`, `agent.mint`) → most runs per
+    /// calendar month (UTC). An operation not named has no limit.
+    #[serde(default)]
+    pub quotas: std::collections::BTreeMap<String, u64>,
+    /// Requests per second for the tenant; absent: the server's default.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub requests_per_second: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantView {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub plan: PlanBody,
+}
+
+impl TenantView {
+    pub fn of(t: &Tenant) -> Self {
+        Self {
+            id: t.id.0,
+            name: t.name.clone(),
+            created_at: t.created_at,
+            plan: PlanBody {
+                addons: t
+                    .plan
+                    .addons
+                    .iter()
+                    .map(|a| a.as_str().to_string())
+                    .collect(),
+                quotas: t.plan.quotas.clone(),
+                requests_per_second: t.plan.requests_per_second,
+            },
+        }
+    }
+}
+
+/// One tenant with its plan, from the log (platform admin).
+#[utoipa::path(get, path = "/admin/tenants/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The tenant", body = Data<TenantView>, headers(("ETag" = String))),
+        AuthErrors,
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
+async fn tenant_detail(
+    State(state): State<AppState>,
+    UuidPath(id): UuidPath,
+) -> Result<Reply, ApiError> {
+    let (tenant, position, version) =
+        crate::http::current::<TenantAggregate>(&state, TenantId(id), id.to_string()).await?;
+    let tenant = tenant.ok_or_else(|| ApiError::not_found("tenant not found"))?;
+    Ok(Reply::data(StatusCode::OK, TenantView::of(&tenant)).at(position, version))
+}
+
+/// Replace a tenant's plan: entitlements, quotas and request rate (platform admin). Takes
+/// effect on the tenant's next request.
+#[utoipa::path(put, path = "/admin/tenants/{id}/plan", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path), params::IfMatch), request_body = PlanBody,
+    responses(
+        (status = 200, description = "The tenant with its new plan", body = Data<TenantView>,
+            headers(("Aegis-Position" = u64), ("ETag" = String))),
+        AuthErrors,
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 409, description = "Stale If-Match", body = ErrorBody),
+        BodyErrors,
+    ))]
+async fn set_plan(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: CommandHeaders,
+    UuidPath(id): UuidPath,
+    Json(body): Json<PlanBody>,
+) -> Result<Reply, ApiError> {
+    let plan = Plan::parse(&body.addons, &body.quotas, body.requests_per_second)
+        .map_err(|(field, m)| ApiError::validation(field, m))?;
+    let agg = aggregate::<TenantAggregate>(id, id.to_string())?;
+    let outcome = crate::http::execute::<TenantAggregate>(
+        &state,
+        &principal,
+        &headers,
+        &agg,
+        &TenantCommand::SetPlan(plan),
+        false,
+        tenant_error,
+    )
+    .await?;
+    let tenant = outcome
+        .state
+        .ok_or_else(|| ApiError::not_found("tenant not found"))?;
+    if outcome.appended {
+        tracing::info!(tenant = %id, "tenant plan changed");
+    }
+    Ok(Reply::data(StatusCode::OK, TenantView::of(&tenant)).at(outcome.position, outcome.version))
 }

@@ -1,0 +1,137 @@
+//! Seed 003's platform controls, per tenant: entitlements (add-ons), quotas on billable
+//! operations, and the request rate. A tenant's plan is part of the tenant aggregate.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// An add-on a tenant may be entitled to; routes that need one name it in the route table.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Addon {
+    /// The credential vault (seed 001), including its audit log surface.
+    Vault,
+    /// The edge manager (seed 002).
+    Edge,
+    /// Auto-response rules (seed 000).
+    AutoResponse,
+    /// Threat-intel enrichment (seed 000).
+    ThreatIntel,
+}
+
+impl Addon {
+    pub const ALL: &'static [Addon] = &[
+        Addon::Vault,
+        Addon::Edge,
+        Addon::AutoResponse,
+        Addon::ThreatIntel,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Addon::Vault => "vault",
+            Addon::Edge => "edge",
+            Addon::AutoResponse => "auto_response",
+            Addon::ThreatIntel => "threat_intel",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Addon> {
+        Addon::ALL.iter().copied().find(|a| a.as_str() == s)
+    }
+}
+
+/// Operations that are metered (one usage event per success) and may carry a quota.
+pub const BILLABLE: &[&str] = &["user.create", "api_key.create", "agent.mint"];
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub addons: Vec<Addon>,
+    /// Billable operation → most runs per calendar month (UTC).
+    pub quotas: BTreeMap<String, u64>,
+    /// Requests per second; `None` is the server's default.
+    pub requests_per_second: Option<u32>,
+}
+
+impl Plan {
+    pub fn entitled(&self, addon: Addon) -> bool {
+        self.addons.contains(&addon)
+    }
+
+    /// Validates names from outside: unknown add-ons or operations are refused, not ignored.
+    pub fn parse(
+        addons: &[String],
+        quotas: &BTreeMap<String, u64>,
+        requests_per_second: Option<u32>,
+    ) -> Result<Plan, (&'static str, String)> {
+        let mut parsed = Vec::new();
+        for a in addons {
+            let addon = Addon::parse(a).ok_or(("addons", format!("`{a}` is not an add-on")))?;
+            if !parsed.contains(&addon) {
+                parsed.push(addon);
+            }
+        }
+        parsed.sort();
+        for op in quotas.keys() {
+            if !BILLABLE.contains(&op.as_str()) {
+                return Err(("quotas", format!("`{op}` is not a billable operation")));
+            }
+        }
+        if requests_per_second == Some(0) {
+            return Err(("requests_per_second", "must be at least 1".into()));
+        }
+        Ok(Plan {
+            addons: parsed,
+            quotas: quotas.clone(),
+            requests_per_second,
+        })
+    }
+}
+
+/// The metering period of an instant: its calendar month, UTC (`2026-11`).
+pub fn period(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_refuse_unknown_names_and_dedupe_addons() {
+        let plan = Plan::parse(
+            &["vault".into(), "edge".into(), "vault".into()],
+            &BTreeMap::from([("agent.mint".to_string(), 3)]),
+            Some(10),
+        )
+        .expect("valid");
+        assert_eq!(plan.addons, vec![Addon::Vault, Addon::Edge]);
+        assert!(plan.entitled(Addon::Vault) && !plan.entitled(Addon::ThreatIntel));
+        assert_eq!(
+            Plan::parse(&["gold".into()], &BTreeMap::new(), None)
+                .unwrap_err()
+                .0,
+            "addons"
+        );
+        assert_eq!(
+            Plan::parse(
+                &[],
+                &BTreeMap::from([("incident.read".to_string(), 1)]),
+                None
+            )
+            .unwrap_err()
+            .0,
+            "quotas"
+        );
+        assert!(Plan::parse(&[], &BTreeMap::new(), Some(0)).is_err());
+    }
+
+    #[test]
+    fn the_period_is_the_utc_month() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-30T23:59:59-02:00")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
+        assert_eq!(period(at), "2026-12");
+    }
+}
