@@ -100,6 +100,13 @@ impl Projection for IdentityProjection {
                         .execute(&mut *tx).await?;
                     one(r, env)?;
                 }
+                "user.logged_in.v1" | "user.login_failed.v1" => {
+                    let last_login = (env.event_type == "user.logged_in.v1").then_some(at);
+                    let r = sqlx::query(&format!("UPDATE users{s} SET version = $3, last_login_at = COALESCE($4, last_login_at), position = $5 WHERE tenant_id = $1 AND id = $2 AND version = $3 - 1"))
+                        .bind(tenant).bind(uuid(&env.aggregate_id)?).bind(version).bind(last_login).bind(position)
+                        .execute(&mut *tx).await?;
+                    one(r, env)?;
+                }
                 "user.role_assigned.v1" | "user.role_unassigned.v1" => {
                     let user = uuid(&env.aggregate_id)?;
                     let r = sqlx::query(&format!("UPDATE users{s} SET version = $3, updated_at = $4, position = $5 WHERE tenant_id = $1 AND id = $2 AND version = $3 - 1"))

@@ -35,6 +35,32 @@ async fn a_user_logs_in_and_a_disabled_user_is_refused_on_the_next_request() {
     assert_eq!(body["data"]["roles"], json!(["ADMIN"]));
     assert!(body["data"].get("password_hash").is_none());
 
+    // Logins are in the audit trail, by the user who logged in, and in the user listing.
+    let pos = app.head().await.to_string();
+    let r = app
+        .admin(
+            Method::GET,
+            &format!(
+                "/api/v1/audit-events?action=user.logged_in&actor={}",
+                ana.user
+            ),
+            Some(tenant),
+        )
+        .header("Aegis-Min-Position", &pos)
+        .send()
+        .await
+        .unwrap();
+    let audit: Value = r.json().await.unwrap();
+    assert_eq!(audit["data"].as_array().unwrap().len(), 1, "{audit}");
+    let r = app
+        .bearer(Method::GET, "/api/v1/users", &ana.token)
+        .header("Aegis-Min-Position", &pos)
+        .send()
+        .await
+        .unwrap();
+    let users: Value = r.json().await.unwrap();
+    assert!(users["data"][0]["last_login_at"].is_string(), "{users}");
+
     // The login answer carries the seed's shape.
     let r = app.login(&ana.email.to_uppercase(), PASSWORD).await;
     assert_eq!(r.status(), 200);
@@ -139,6 +165,23 @@ async fn failed_logins_are_throttled_per_account_with_retry_after() {
     assert!((1..=900).contains(&retry), "{retry}");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "too_many_attempts");
+    // Every attempt on a real account is in its audit trail; failures are anonymous.
+    let pos = app.head().await.to_string();
+    let r = app
+        .admin(
+            Method::GET,
+            "/api/v1/audit-events?action=user.login_failed",
+            Some(tenant),
+        )
+        .header("Aegis-Min-Position", &pos)
+        .send()
+        .await
+        .unwrap();
+    let audit: Value = r.json().await.unwrap();
+    let failures = audit["data"].as_array().unwrap();
+    assert_eq!(failures.len(), 5, "{audit}");
+    assert_eq!(failures[0]["actor_kind"], "anonymous");
+    assert_eq!(failures[0]["actor"], "127.0.0.1");
     // Unknown emails answer like wrong passwords.
     let r = app.login("nobody@example.com", PASSWORD).await;
     assert_eq!(r.status(), 401);
@@ -599,7 +642,12 @@ async fn every_change_is_audited_with_its_actor_and_filterable() {
         .collect();
     assert_eq!(
         actions,
-        vec!["api_key.revoked", "usage.recorded", "api_key.created"],
+        vec![
+            "api_key.revoked",
+            "usage.recorded",
+            "api_key.created",
+            "user.logged_in"
+        ],
         "newest first, only the admin's (creating a key is metered)"
     );
     assert_eq!(body["data"][0]["actor_kind"], "user");
@@ -652,7 +700,7 @@ async fn every_change_is_audited_with_its_actor_and_filterable() {
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(log["total"], 3);
+    assert_eq!(log["total"], 4);
     assert_eq!(log["log"][0]["action"], "api_key.revoked");
     assert_eq!(log["log"][0]["success"], true);
 

@@ -109,6 +109,11 @@ pub enum Command {
     UnassignRole {
         assignment: Uuid,
     },
+    /// A login attempt with this user's email, for the audit trail.
+    RecordLogin {
+        succeeded: bool,
+        source: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -126,6 +131,12 @@ pub enum Event {
     },
     RoleUnassigned {
         assignment: Uuid,
+    },
+    LoggedIn {
+        source: String,
+    },
+    LoginFailed {
+        source: String,
     },
 }
 
@@ -205,6 +216,15 @@ impl Aggregate for UserAggregate {
                     assignment: *assignment,
                 }]
             }
+            Command::RecordLogin { succeeded, source } => vec![if *succeeded {
+                Event::LoggedIn {
+                    source: source.clone(),
+                }
+            } else {
+                Event::LoginFailed {
+                    source: source.clone(),
+                }
+            }],
         })
     }
 
@@ -240,6 +260,7 @@ impl Aggregate for UserAggregate {
                         assigned_at: occurred_at(env),
                     }),
                     Event::RoleUnassigned { assignment } => u.roles.retain(|r| r.id != *assignment),
+                    Event::LoggedIn { .. } | Event::LoginFailed { .. } => {}
                 }
                 Some(u)
             }
@@ -291,6 +312,20 @@ impl Aggregate for UserAggregate {
                 }
                 .encode_to_vec(),
             ),
+            Event::LoggedIn { source } => (
+                "user.logged_in.v1",
+                pb::UserLoggedIn {
+                    source: source.clone(),
+                }
+                .encode_to_vec(),
+            ),
+            Event::LoginFailed { source } => (
+                "user.login_failed.v1",
+                pb::UserLoginFailed {
+                    source: source.clone(),
+                }
+                .encode_to_vec(),
+            ),
         };
         NewEvent {
             event_type,
@@ -333,6 +368,14 @@ impl Aggregate for UserAggregate {
                     assignment: uuid(&m.assignment_id)?,
                 }
             }
+            "user.logged_in.v1" => Event::LoggedIn {
+                source: pb::UserLoggedIn::decode(bytes).map_err(|e| err(&e))?.source,
+            },
+            "user.login_failed.v1" => Event::LoginFailed {
+                source: pb::UserLoginFailed::decode(bytes)
+                    .map_err(|e| err(&e))?
+                    .source,
+            },
             other => return Err(err(&format!("not a user event: {other}"))),
         })
     }
@@ -463,6 +506,24 @@ mod tests {
         ])
         .when(Command::UnassignRole { assignment: a })
         .then_err(UserError::AssignmentNotFound);
+    }
+
+    #[test]
+    fn login_attempts_are_recorded_for_existing_users_only() {
+        given::<UserAggregate>(vec![created()])
+            .when(Command::RecordLogin {
+                succeeded: false,
+                source: "127.0.0.1".into(),
+            })
+            .then(vec![Event::LoginFailed {
+                source: "127.0.0.1".into(),
+            }]);
+        given::<UserAggregate>(vec![])
+            .when(Command::RecordLogin {
+                succeeded: true,
+                source: "127.0.0.1".into(),
+            })
+            .then_err(UserError::NotFound);
     }
 
     #[test]

@@ -5,7 +5,11 @@
 //! does not tell which emails have accounts.
 
 use super::users::{hasher, UserView};
-use crate::domain::identity::users::{Email, UserAggregate, UserEmailAggregate, UserStatus};
+use crate::command::CommandContext;
+use crate::domain::identity::users::{
+    Command, Email, UserAggregate, UserEmailAggregate, UserStatus,
+};
+use crate::domain::identity::TenantId;
 use crate::error::ApiError;
 use crate::http::extract::Json;
 use crate::http::openapi::{BodyErrors, ErrorBody};
@@ -99,6 +103,45 @@ impl<S: Send + Sync> FromRequestParts<S> for SourceAddr {
     }
 }
 
+/// Records a login attempt on the user's history: the user is the actor of a success; a
+/// failure is anonymous, known only by its address.
+async fn audit_attempt(
+    state: &AppState,
+    tenant: TenantId,
+    user: uuid::Uuid,
+    succeeded: bool,
+    address: &str,
+) -> Result<(), ApiError> {
+    let (actor_kind, actor_subject) = if succeeded {
+        ("user", user.to_string())
+    } else {
+        ("anonymous", address.to_string())
+    };
+    let mut meta = aegis_streams::Metadata::system(&actor_subject);
+    meta.actor_kind = actor_kind.into();
+    meta.trace_headers = aegis_streams::trace::current_trace_headers();
+    let ctx = CommandContext {
+        meta,
+        msg_id: None,
+        if_match: None,
+    };
+    let agg = aggregate::<UserAggregate>(tenant.0, user.to_string())?;
+    state
+        .executor
+        .execute::<UserAggregate>(
+            &agg,
+            &Command::RecordLogin {
+                succeeded,
+                source: address.to_string(),
+            },
+            &ctx,
+            false,
+        )
+        .await
+        .map_err(|e| e.into_api(super::users::user_error))?;
+    Ok(())
+}
+
 /// Log in with email and password.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
     responses(
@@ -110,7 +153,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SourceAddr {
     ))]
 async fn login(
     State(state): State<AppState>,
-    SourceAddr(source): SourceAddr,
+    SourceAddr(peer): SourceAddr,
     Json(body): Json<LoginBody>,
 ) -> Result<Response, ApiError> {
     let now = Instant::now();
@@ -120,7 +163,7 @@ async fn login(
     let account = format!("account:{}", email.as_str());
     let source = format!(
         "source:{}",
-        source.map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
+        peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
     );
     let throttle = &state.login_throttle;
     if let Some(wait) = throttle
@@ -154,16 +197,22 @@ async fn login(
         .as_ref()
         .map_or_else(|| decoy().to_string(), |(_, u)| u.password_hash.clone());
     let valid = verify(hash, body.password).await;
-    let Some((tenant, user)) = user.filter(|_| valid) else {
+    let address = peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    let Some((tenant, user)) = user.clone().filter(|_| valid) else {
         throttle.account.fail(&account, now);
         throttle.source.fail(&source, now);
+        if let Some((tenant, u)) = &user {
+            audit_attempt(&state, *tenant, u.id, false, &address).await?;
+        }
         tracing::info!(email = email.as_str(), "login refused");
         return Err(refused());
     };
     if user.status != UserStatus::Active {
+        audit_attempt(&state, tenant, user.id, false, &address).await?;
         return Err(ApiError::unauthorized("the account is disabled"));
     }
     throttle.account.clear(&account);
+    audit_attempt(&state, tenant, user.id, true, &address).await?;
     let (token, expires_at) = state.keyring.issue(tenant.0, user.id, Utc::now());
     tracing::info!(user = %user.id, tenant = %tenant, "login");
     Ok((

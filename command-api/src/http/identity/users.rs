@@ -212,6 +212,7 @@ pub struct UserRow {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
 }
 
 /// Users of the tenant, newest first.
@@ -234,7 +235,7 @@ async fn list(
     min.wait(&state, &[IdentityProjection::NAME]).await?;
     let status = q.status.map(UserStatus::as_str);
     let rows: Vec<UserRow> = sqlx::query_as(
-        "SELECT id, email, name, status, version, created_at, updated_at FROM users \
+        "SELECT id, email, name, status, version, created_at, updated_at, last_login_at FROM users \
          WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) \
          ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4",
     )
