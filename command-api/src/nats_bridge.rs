@@ -3,7 +3,8 @@
 //! router, so authentication, validation, decision and answer are exactly the HTTP ones.
 //!
 //! Subjects: `aegis.cmd.admin.tenants.create`, `aegis.cmd.incidents.open`,
-//! `aegis.cmd.incidents.update.<id>`. Headers carry the credentials (`X-Internal-Secret`,
+//! `aegis.cmd.incidents.update.<id>`, `aegis.cmd.agents.quarantine.<id>`,
+//! `aegis.cmd.agents.revoke.<id>`. Headers carry the credentials (`X-Internal-Secret`,
 //! `Authorization`, `X-Tenant-ID`) and `Idempotency-Key`, `If-Match`, `traceparent`. The reply
 //! carries `Aegis-Status`, `Aegis-Position`, `ETag` and the JSON body.
 
@@ -40,6 +41,10 @@ pub fn route(subject: &str) -> Option<(http::Method, String)> {
         ["incidents", "update", id] => Some((
             http::Method::PATCH,
             format!("/incidents/{}", decode_token(id).ok()?),
+        )),
+        ["agents", verb @ ("quarantine" | "revoke"), id] => Some((
+            http::Method::POST,
+            format!("/api/v1/agents/{}/{verb}", decode_token(id).ok()?),
         )),
         _ => None,
     }
@@ -147,6 +152,18 @@ mod tests {
             route("aegis.cmd.admin.tenants.create"),
             Some((http::Method::POST, "/admin/tenants".into()))
         );
+        assert_eq!(
+            route("aegis.cmd.agents.quarantine.0190-ab"),
+            Some((
+                http::Method::POST,
+                "/api/v1/agents/0190-ab/quarantine".into()
+            ))
+        );
+        assert_eq!(
+            route("aegis.cmd.agents.revoke.0190-ab"),
+            Some((http::Method::POST, "/api/v1/agents/0190-ab/revoke".into()))
+        );
+        assert_eq!(route("aegis.cmd.agents.release.x"), None);
         assert_eq!(route("aegis.cmd.incidents.delete.x"), None);
         assert_eq!(route("aegis.evt.incidents.open"), None);
     }

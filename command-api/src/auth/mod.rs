@@ -124,11 +124,16 @@ pub fn platform_admin_permissions() -> Permissions {
         .without(Permission::AgentSelf)
 }
 
+/// Internal callers (reactors, other services): incidents, and containing agents, which
+/// auto-response does.
 pub fn internal_permissions() -> Permissions {
     Permissions::of(&[
         Permission::IncidentOpen,
         Permission::IncidentRead,
         Permission::IncidentUpdate,
+        Permission::AgentRead,
+        Permission::AgentQuarantine,
+        Permission::AgentRevoke,
     ])
 }
 

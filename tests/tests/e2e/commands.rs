@@ -91,3 +91,46 @@ async fn a_nats_request_runs_the_same_command_path_as_http() {
         "200"
     );
 }
+
+#[tokio::test]
+async fn an_internal_caller_quarantines_an_agent_over_nats() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme").await;
+    let r = app
+        .admin(reqwest::Method::POST, "/api/v1/agents", Some(tenant))
+        .json(&json!({ "name": "edge-1" }))
+        .send()
+        .await
+        .unwrap();
+    let minted: Value = r.json().await.unwrap();
+    let id = minted["data"]["id"].as_str().unwrap().to_string();
+    let secret = minted["data"]["agent_secret"].as_str().unwrap().to_string();
+    let client = async_nats::connect(app.nats.url()).await.unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert("X-Internal-Secret", INTERNAL);
+    headers.insert("X-Tenant-ID", tenant.to_string().as_str());
+    let reply = client
+        .request_with_headers(
+            format!("aegis.cmd.agents.quarantine.{id}"),
+            headers,
+            json!({ "reason": "auto-response: prompt injection" })
+                .to_string()
+                .into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.headers.unwrap().get("Aegis-Status").unwrap().as_str(),
+        "200"
+    );
+    let body: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(body["data"]["status"], "quarantined");
+    let r = app
+        .http
+        .post(app.url(&format!("/api/v1/agents/{id}/heartbeat")))
+        .header("X-Agent-Secret", &secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "the quarantined agent is refused at once");
+}
