@@ -14,6 +14,10 @@ impl Projection for TenantsProjection {
     const NAME: &'static str = "tenants";
     const TABLES: &'static [&'static str] = &["tenants"];
 
+    fn handles(&self, e: &Envelope) -> bool {
+        e.event_type == "tenant.created.v1"
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,
@@ -68,6 +72,14 @@ fn one(result: sqlx::postgres::PgQueryResult, env: &Envelope) -> Result<(), Proj
 impl Projection for IdentityProjection {
     const NAME: &'static str = "identity";
     const TABLES: &'static [&'static str] = &["users", "roles", "user_roles", "api_keys", "agents"];
+
+    fn handles(&self, e: &Envelope) -> bool {
+        e.context == "identity"
+            && matches!(
+                e.aggregate_type.as_str(),
+                "user" | "role" | "api_key" | "agent"
+            )
+    }
 
     async fn apply(
         &self,

@@ -154,6 +154,10 @@ impl Projection for IncidentsProjection {
     const NAME: &'static str = "incidents";
     const TABLES: &'static [&'static str] = &["incidents"];
 
+    fn handles(&self, e: &Envelope) -> bool {
+        e.context == "incidents" && e.aggregate_type == "incident"
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

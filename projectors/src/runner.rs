@@ -5,6 +5,7 @@
 //! every position, which is what `Aegis-Min-Position` waits for.
 
 use crate::checkpoint;
+use aegis_schemas::envelope::v1::Envelope;
 use aegis_streams::{EventStore, StoredCommit};
 use futures::StreamExt;
 use sqlx::{PgConnection, PgPool};
@@ -58,6 +59,12 @@ pub trait Projection: Send + Sync + 'static {
         commit: &StoredCommit,
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
 
+    /// Whether an event can change this projection's tables. A batch with none only moves the
+    /// checkpoint, in one statement instead of a transaction.
+    fn handles(&self, _event: &Envelope) -> bool {
+        true
+    }
+
     /// Applies commits in order. A projection overrides this to write a batch in fewer
     /// statements; the result must equal applying each commit with [`Projection::apply`].
     fn apply_many(
@@ -101,6 +108,20 @@ async fn store_checkpoint(
     Ok(())
 }
 
+/// Moves the checkpoint over commits that change nothing here; never backwards (a rebuild's
+/// swap may have moved it further meanwhile).
+async fn advance_checkpoint(pool: &PgPool, name: &str, position: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projector_checkpoints SET position = $2, updated_at = now() \
+         WHERE name = $1 AND position < $2 AND status = 'running'",
+    )
+    .bind(name)
+    .bind(position)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Opens the batch transaction, locks the checkpoint row, and returns the commits of
 /// `commits` (ordered by position) that come after it.
 async fn begin_after_checkpoint<'c, P: Projection>(
@@ -133,6 +154,19 @@ pub async fn apply_batch<P: Projection>(
     commits: &[StoredCommit],
 ) -> Result<u64, (u64, ProjectionError)> {
     let first = commits.first().map_or(0, |c| c.position);
+    let relevant = commits
+        .iter()
+        .flat_map(|c| &c.events)
+        .any(|e| projection.handles(e));
+    if !relevant {
+        let Some(last) = commits.last().map(|c| c.position) else {
+            return Ok(0);
+        };
+        advance_checkpoint(pool, P::NAME, last as i64)
+            .await
+            .map_err(|e| (first, e.into()))?;
+        return Ok(last);
+    }
     let (mut tx, start, todo) = begin_after_checkpoint::<P>(pool, commits).await?;
     let Some(last) = todo.last().map(|c| c.position) else {
         // End the transaction now: a dropped one rolls back only when its connection is next

@@ -433,3 +433,42 @@ async fn a_failing_batch_applies_what_precedes_the_bad_commit_and_names_it() {
     assert_eq!(ids, vec![(before,)]);
     assert!(!ids.contains(&(after,)), "nothing after it is applied");
 }
+
+#[tokio::test]
+async fn every_projection_reaches_the_head_even_through_commits_it_ignores() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme").await;
+    for i in 0..5 {
+        app.open_incident(tenant, incident(&format!("i{i}"), "low"))
+            .await;
+    }
+    let head = app.head().await as i64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let cps = checkpoint::all(&app.state().pool).await.unwrap();
+        let names: Vec<&str> = cps.iter().map(|c| c.name.as_str()).collect();
+        assert!(
+            names.contains(&"identity") && names.contains(&"audit"),
+            "{names:?}"
+        );
+        if cps.iter().all(|c| c.position == head) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "checkpoints stuck below {head}: {:?}",
+            cps.iter()
+                .map(|c| (&c.name, c.position))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The identity read model still answers for positions it never had to write at.
+    let r = app
+        .admin(Method::GET, "/api/v1/users", Some(tenant))
+        .header("Aegis-Min-Position", head.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
