@@ -115,25 +115,12 @@ impl Application {
             tasks.spawn(aegis_projectors::runner::run(
                 pool.clone(),
                 store.clone(),
-                Arc::new(TenantsProjection),
-                rx.clone(),
-            ));
-            tasks.spawn(aegis_projectors::runner::run(
-                pool.clone(),
-                store.clone(),
-                Arc::new(IncidentsProjection),
-                rx.clone(),
-            ));
-            tasks.spawn(aegis_projectors::runner::run(
-                pool.clone(),
-                store.clone(),
-                Arc::new(IdentityProjection),
-                rx.clone(),
-            ));
-            tasks.spawn(aegis_projectors::runner::run(
-                pool.clone(),
-                store.clone(),
-                Arc::new(AuditProjection),
+                vec![
+                    Arc::new(TenantsProjection),
+                    Arc::new(IdentityProjection),
+                    Arc::new(IncidentsProjection),
+                    Arc::new(AuditProjection),
+                ],
                 rx.clone(),
             ));
         }

@@ -1,8 +1,10 @@
 //! The projector runner: reads the whole log in order from the projection's checkpoint, applies
 //! each batch and the new checkpoint in one transaction, and halts on a commit it cannot apply.
 //!
-//! Every projection reads every commit (not only its own context) so its checkpoint reaches
-//! every position, which is what `Aegis-Min-Position` waits for.
+//! Every projection sees every commit (not only its own context) so its checkpoint reaches
+//! every position, which is what `Aegis-Min-Position` waits for. One reader serves them all:
+//! the log is read and decoded once per batch, and a batch with nothing for a projection only
+//! moves its checkpoint.
 
 use crate::checkpoint;
 use aegis_schemas::envelope::v1::Envelope;
@@ -10,6 +12,7 @@ use aegis_streams::{EventStore, StoredCommit};
 use futures::StreamExt;
 use sqlx::{PgConnection, PgPool};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -237,11 +240,40 @@ async fn apply_one_by_one<P: Projection>(
     }
 }
 
-/// Runs one projection until `shutdown` turns true.
-pub async fn run<P: Projection>(
+/// The new position of a batch, or the failing position and why.
+pub type BatchFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<u64, (u64, ProjectionError)>> + Send + 'a>>;
+
+/// A projection of any type, so one runner can drive several.
+pub trait AnyProjection: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn apply_batch<'a>(&'a self, pool: &'a PgPool, commits: &'a [StoredCommit]) -> BatchFuture<'a>;
+}
+
+impl<P: Projection> AnyProjection for P {
+    fn name(&self) -> &'static str {
+        P::NAME
+    }
+
+    fn apply_batch<'a>(&'a self, pool: &'a PgPool, commits: &'a [StoredCommit]) -> BatchFuture<'a> {
+        Box::pin(apply_batch(pool, self, commits))
+    }
+}
+
+/// What ends one subscription.
+enum Flow {
+    Stop,
+    /// A halted projection was cleared (skip or rebuild): subscribe again to include it.
+    Resubscribe,
+}
+
+/// Runs `projections` until `shutdown` turns true. The log is read and decoded once, from the
+/// lowest checkpoint, and each batch goes to every projection, each in its own transaction
+/// with its own checkpoint; a projection that halts drops out while the others go on.
+pub async fn run(
     pool: PgPool,
     store: EventStore,
-    projection: Arc<P>,
+    projections: Vec<Arc<dyn AnyProjection>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -249,10 +281,11 @@ pub async fn run<P: Projection>(
         if *shutdown.borrow() {
             return;
         }
-        match run_once(&pool, &store, projection.as_ref(), &mut shutdown).await {
-            Ok(()) => return,
+        match run_once(&pool, &store, &projections, &mut shutdown).await {
+            Ok(Flow::Stop) => return,
+            Ok(Flow::Resubscribe) => backoff = Duration::from_millis(100),
             Err(e) => {
-                tracing::warn!(projection = P::NAME, error = %e, "projector interrupted; resuming from its checkpoint");
+                tracing::warn!(error = %e, "projectors interrupted; resuming from their checkpoints");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.changed() => return,
@@ -263,44 +296,88 @@ pub async fn run<P: Projection>(
     }
 }
 
-async fn run_once<P: Projection>(
+async fn run_once(
     pool: &PgPool,
     store: &EventStore,
-    projection: &P,
+    projections: &[Arc<dyn AnyProjection>],
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    checkpoint::ensure(pool, P::NAME).await?;
-    let cp = checkpoint::get(pool, P::NAME)
-        .await?
-        .ok_or("checkpoint row vanished")?;
-    if cp.halted() {
-        // An operator has to look: wait until the halt is cleared (skip or rebuild).
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => return Err("projection is halted".into()),
-            _ = shutdown.changed() => return Ok(()),
+) -> Result<Flow, Box<dyn std::error::Error + Send + Sync>> {
+    let mut active = Vec::new();
+    let mut halted = Vec::new();
+    let mut from = u64::MAX;
+    for p in projections {
+        checkpoint::ensure(pool, p.name()).await?;
+        let cp = checkpoint::get(pool, p.name())
+            .await?
+            .ok_or("checkpoint row vanished")?;
+        if cp.halted() {
+            // An operator has to look: it rejoins once the halt is cleared (skip or rebuild).
+            halted.push(p.name());
+        } else {
+            from = from.min(cp.position as u64 + 1);
+            active.push(p.clone());
         }
     }
-    let commits = store
-        .subscribe(vec![ALL_EVENTS.into()], cp.position as u64 + 1)
-        .await?;
+    let mut recheck = tokio::time::interval(Duration::from_secs(1));
+    recheck.tick().await;
+    if active.is_empty() {
+        loop {
+            tokio::select! {
+                _ = recheck.tick() => if cleared(pool, &halted).await? { return Ok(Flow::Resubscribe) },
+                _ = shutdown.changed() => return Ok(Flow::Stop),
+            }
+        }
+    }
+    let commits = store.subscribe(vec![ALL_EVENTS.into()], from).await?;
     let mut batches = Box::pin(commits.ready_chunks(BATCH));
     loop {
         let batch = tokio::select! {
             b = batches.next() => b,
-            _ = shutdown.changed() => return Ok(()),
+            _ = recheck.tick(), if !halted.is_empty() => {
+                if cleared(pool, &halted).await? {
+                    return Ok(Flow::Resubscribe);
+                }
+                continue;
+            }
+            _ = shutdown.changed() => return Ok(Flow::Stop),
         };
         let Some(batch) = batch else {
             return Err("event subscription ended".into());
         };
         let commits: Vec<StoredCommit> = batch.into_iter().collect::<Result<_, _>>()?;
-        match apply_batch(pool, projection, &commits).await {
-            Ok(position) => tracing::debug!(projection = P::NAME, position, "applied"),
-            Err((_, e)) if e.is_transient() => return Err(e.into()),
-            Err((position, e)) => {
-                tracing::error!(projection = P::NAME, position, error = %e, "projection halted");
-                checkpoint::halt(pool, P::NAME, position, &e.to_string()).await?;
-                return Err(e.into());
+        let results =
+            futures::future::join_all(active.iter().map(|p| p.apply_batch(pool, &commits))).await;
+        let mut failed = Vec::new();
+        for (p, result) in active.iter().zip(results) {
+            match result {
+                Ok(position) => tracing::debug!(projection = p.name(), position, "applied"),
+                Err((_, e)) if e.is_transient() => return Err(e.into()),
+                Err((position, e)) => {
+                    tracing::error!(projection = p.name(), position, error = %e, "projection halted");
+                    checkpoint::halt(pool, p.name(), position, &e.to_string()).await?;
+                    failed.push(p.name());
+                }
+            }
+        }
+        if !failed.is_empty() {
+            active.retain(|p| !failed.contains(&p.name()));
+            halted.extend(failed);
+            if active.is_empty() {
+                return Ok(Flow::Resubscribe);
             }
         }
     }
+}
+
+/// Whether any of the halted projections has been cleared.
+async fn cleared(pool: &PgPool, halted: &[&'static str]) -> Result<bool, sqlx::Error> {
+    for name in halted {
+        if checkpoint::get(pool, name)
+            .await?
+            .is_some_and(|cp| !cp.halted())
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
