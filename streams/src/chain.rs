@@ -57,6 +57,83 @@ pub fn verify<'a>(events: impl IntoIterator<Item = &'a Envelope>) -> Result<[u8;
     Ok(prev)
 }
 
+/// Where a walk over the log found the chain broken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Break {
+    pub position: u64,
+    pub index: usize,
+    pub subject: String,
+    pub event_id: String,
+    pub version: u64,
+    /// `tampered`: the event's hash is not the hash of its content. `broken_link`: its
+    /// `prev_hash` is not the hash of the aggregate's previous event (one was removed, inserted
+    /// or reordered). `version_gap`: versions do not follow one another.
+    pub kind: &'static str,
+    pub expected: [u8; 32],
+    pub found: Vec<u8>,
+}
+
+/// Verifies commits of many aggregates as they come, in log order. An aggregate first seen
+/// at version 1 must start at [`GENESIS`]; one first seen later (the walk began after its
+/// start) is trusted up to that event and verified from there on.
+#[derive(Debug, Default)]
+pub struct Walker {
+    heads: std::collections::HashMap<String, (u64, [u8; 32])>,
+    pub checked: u64,
+}
+
+impl Walker {
+    pub fn aggregates(&self) -> usize {
+        self.heads.len()
+    }
+
+    /// Checks every event of one commit; the first bad one is returned.
+    pub fn check(
+        &mut self,
+        position: u64,
+        subject: &str,
+        events: &[Envelope],
+    ) -> Result<(), Box<Break>> {
+        for (index, e) in events.iter().enumerate() {
+            let brk = |kind, expected: [u8; 32], found: &[u8]| {
+                Box::new(Break {
+                    position,
+                    index,
+                    subject: subject.to_string(),
+                    event_id: e.event_id.clone(),
+                    version: e.aggregate_version,
+                    kind,
+                    expected,
+                    found: found.to_vec(),
+                })
+            };
+            let expected_prev = match self.heads.get(subject) {
+                Some((version, head)) => {
+                    if e.aggregate_version != version + 1 {
+                        return Err(brk("version_gap", *head, &e.prev_hash));
+                    }
+                    Some(*head)
+                }
+                None if e.aggregate_version <= 1 => Some(GENESIS),
+                None => None,
+            };
+            if let Some(prev) = expected_prev {
+                if e.prev_hash != prev {
+                    return Err(brk("broken_link", prev, &e.prev_hash));
+                }
+            }
+            let hash = hash_of(e);
+            if e.hash != hash {
+                return Err(brk("tampered", hash, &e.hash));
+            }
+            self.heads
+                .insert(subject.to_string(), (e.aggregate_version, hash));
+            self.checked += 1;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +170,27 @@ mod tests {
                 version: 2
             })
         );
+    }
+
+    #[test]
+    fn a_walk_pins_the_first_bad_event_across_aggregates() {
+        let (a, mut b) = (chain(3), chain(3));
+        let mut walker = Walker::default();
+        walker.check(1, "a", &a[..1]).expect("intact");
+        walker.check(2, "b", &b[..1]).expect("intact");
+        b[1].payload = vec![9];
+        walker.check(3, "a", &a[1..2]).expect("intact");
+        let brk = walker.check(4, "b", &b[1..2]).expect_err("tampered");
+        assert_eq!((brk.position, brk.kind, brk.version), (4, "tampered", 2));
+        assert_eq!(walker.checked, 3);
+        // A walk that starts mid-history trusts the first event it sees of an aggregate.
+        let mut late = Walker::default();
+        late.check(9, "a", &a[1..])
+            .expect("verified from version 2 on");
+        let mut skipped = Walker::default();
+        skipped.check(1, "a", &a[..1]).expect("intact");
+        let brk = skipped.check(2, "a", &a[2..]).expect_err("gap");
+        assert_eq!(brk.kind, "version_gap");
     }
 
     #[test]

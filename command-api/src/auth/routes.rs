@@ -88,6 +88,8 @@ pub const ROUTES: &[Route] = {
         r("POST", "/api/v1/agents/{id}/heartbeat", AgentSelf),
         r("GET", "/api/v1/audit-events", AuditRead),
         r("GET", "/audit/log", AuditRead).needs(Addon::Vault),
+        r("GET", "/audit/reconstruct", AuditRead),
+        r("GET", "/audit/verify", AuditRead),
         r("GET", "/api/v1/usage", UsageRead),
     ]
 };

@@ -2,6 +2,7 @@
 //! End-to-end tests: real nats-server, real PostgreSQL, real HTTP. One binary, one module per
 //! area; every test boots its own world (see `aegis_tests::world`).
 
+mod audit;
 mod authorization;
 mod commands;
 mod controls;

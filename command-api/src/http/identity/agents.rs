@@ -49,7 +49,7 @@ pub struct AgentView {
 }
 
 impl AgentView {
-    fn of(a: &Agent) -> Self {
+    pub(crate) fn of(a: &Agent) -> Self {
         Self {
             id: a.id,
             name: a.name.clone(),

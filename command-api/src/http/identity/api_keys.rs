@@ -71,7 +71,7 @@ pub struct KeyView {
 }
 
 impl KeyView {
-    fn of(k: &ApiKey) -> Self {
+    pub(crate) fn of(k: &ApiKey) -> Self {
         Self {
             id: k.id,
             name: k.name.clone(),

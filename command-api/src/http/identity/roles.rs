@@ -73,7 +73,7 @@ impl RoleView {
         }
     }
 
-    fn custom(r: &Role) -> Self {
+    pub(crate) fn custom(r: &Role) -> Self {
         Self {
             id: r.id.to_string(),
             name: r.name.clone(),

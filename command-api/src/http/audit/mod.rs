@@ -1,0 +1,15 @@
+//! The audit context's read side: the audit log (seeds 001 and 004), reconstruction of any
+//! resource as of a moment, and verification of the hash chain.
+
+pub mod log;
+pub mod reconstruct;
+pub mod verify;
+
+use crate::state::AppState;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    log::router()
+        .routes(routes!(reconstruct::reconstruct))
+        .routes(routes!(verify::verify))
+}
