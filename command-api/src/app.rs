@@ -106,6 +106,7 @@ impl Application {
             directory: directory.clone(),
             login_throttle: Arc::default(),
             rate_limiter: Arc::default(),
+            rebuilds: Arc::default(),
         };
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();

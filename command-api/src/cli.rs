@@ -2,12 +2,7 @@
 
 use crate::app::{connect_db, connect_store, Application, Roles};
 use crate::config::Config;
-use aegis_projectors::{
-    audit::AuditProjection,
-    identity::{IdentityProjection, TenantsProjection},
-    incidents::IncidentsProjection,
-    rebuild::rebuild,
-};
+use aegis_projectors::rebuild::rebuild_named;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -67,16 +62,13 @@ pub async fn main() -> anyhow::Result<()> {
             let (_, store) = connect_store(&config).await?;
             let pool = connect_db(&config).await?;
             let started = std::time::Instant::now();
-            let report = match projection.as_str() {
-                "tenants" => rebuild(&pool, &store, &TenantsProjection).await?,
-                "identity" => rebuild(&pool, &store, &IdentityProjection).await?,
-                "audit" => rebuild(&pool, &store, &AuditProjection).await?,
-                "incidents" => rebuild(&pool, &store, &IncidentsProjection).await?,
-                other => anyhow::bail!(
-                    "unknown projection `{other}`; known: {}",
+            let Some(report) = rebuild_named(&pool, &store, &projection).await else {
+                anyhow::bail!(
+                    "unknown projection `{projection}`; known: {}",
                     aegis_projectors::PROJECTIONS.join(", ")
-                ),
+                );
             };
+            let report = report?;
             let secs = started.elapsed().as_secs_f64();
             println!(
                 "rebuilt {projection}: {} commits, {} events up to position {} in {secs:.2}s ({:.0} events/s)",

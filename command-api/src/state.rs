@@ -26,6 +26,10 @@ pub struct AppState {
     pub directory: Directory,
     pub login_throttle: Arc<LoginThrottle>,
     pub rate_limiter: Arc<crate::auth::rate::RateLimiter>,
+    /// Rebuilds started over the API, by projection: what `GET /admin/projections` reports.
+    pub rebuilds: Arc<
+        Mutex<std::collections::HashMap<String, crate::http::audit::projections::RebuildState>>,
+    >,
 }
 
 /// Failed logins, counted per account and per source address.

@@ -68,3 +68,17 @@ pub async fn halt(
     .await?;
     Ok(())
 }
+
+/// Lets a halted projection pass the commit it halted on: true when it was halted at exactly
+/// `position` (and now runs again from just after it).
+pub async fn skip(pool: &PgPool, name: &str, position: u64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE projector_checkpoints SET status = 'running', error = NULL, failed_position = NULL, \
+         position = $2, updated_at = now() WHERE name = $1 AND status = 'halted' AND failed_position = $2",
+    )
+    .bind(name)
+    .bind(position as i64)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -134,3 +134,21 @@ pub async fn rebuild<P: Projection>(
     );
     Ok(report)
 }
+
+/// Rebuilds the projection called `name`; `None` when no projection has that name.
+pub async fn rebuild_named(
+    pool: &PgPool,
+    store: &EventStore,
+    name: &str,
+) -> Option<Result<RebuildReport, RebuildError>> {
+    use crate::audit::AuditProjection;
+    use crate::identity::{IdentityProjection, TenantsProjection};
+    use crate::incidents::IncidentsProjection;
+    Some(match name {
+        TenantsProjection::NAME => rebuild(pool, store, &TenantsProjection).await,
+        IdentityProjection::NAME => rebuild(pool, store, &IdentityProjection).await,
+        IncidentsProjection::NAME => rebuild(pool, store, &IncidentsProjection).await,
+        AuditProjection::NAME => rebuild(pool, store, &AuditProjection).await,
+        _ => return None,
+    })
+}

@@ -6,6 +6,12 @@
 
 pub mod compat;
 
+pub mod audit {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/aegis.audit.v1.rs"));
+    }
+}
+
 pub mod envelope {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/aegis.envelope.v1.rs"));

@@ -89,6 +89,13 @@ pub const ROUTES: &[Route] = {
         r("GET", "/api/v1/audit-events", AuditRead),
         r("GET", "/audit/log", AuditRead).needs(Addon::Vault),
         r("GET", "/audit/reconstruct", AuditRead),
+        r("GET", "/admin/projections", ProjectionRead),
+        r(
+            "POST",
+            "/admin/projections/{name}/rebuild",
+            ProjectionOperate,
+        ),
+        r("POST", "/admin/projections/{name}/skip", ProjectionOperate),
         r("GET", "/audit/verify", AuditRead),
         r("GET", "/api/v1/usage", UsageRead),
     ]

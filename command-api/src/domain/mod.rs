@@ -2,6 +2,7 @@
 //! (time arrives in the command or the envelope), no randomness (ids arrive in the command).
 //! What a decision needs from outside is looked up by the handler and put into the command.
 
+pub mod audit;
 pub mod identity;
 pub mod incidents;
 

@@ -8,7 +8,7 @@ use aegis_streams::{AggregateRef, Expected, Metadata, NewEvent};
 use aegis_tests::world::incident;
 use aegis_tests::TestApp;
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -381,16 +381,67 @@ async fn an_event_that_cannot_be_applied_halts_the_projection_visibly() {
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains(&later.to_string()));
 
-    // Once the halt is cleared past the bad commit (what an operator's skip does), the halted
-    // projection rejoins the reader and catches up.
-    sqlx::query(
-        "UPDATE projector_checkpoints SET status = 'running', error = NULL, failed_position = NULL, position = $2 WHERE name = $1",
-    )
-    .bind("incidents")
-    .bind(bad.position as i64)
-    .execute(&app.state().pool)
-    .await
-    .unwrap();
+    // The operator sees it, and skips exactly that commit: audited, and the projection rejoins
+    // the reader and catches up.
+    let r = app
+        .admin(Method::GET, "/admin/projections", None)
+        .send()
+        .await
+        .unwrap();
+    let list: Value = r.json().await.unwrap();
+    let incidents = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "incidents")
+        .unwrap()
+        .clone();
+    assert_eq!(incidents["status"], "halted");
+    assert_eq!(incidents["failed_position"], bad.position);
+    for (body, expected) in [
+        (
+            json!({ "position": bad.position + 1, "reason": "wrong one" }),
+            409,
+        ),
+        (json!({ "position": bad.position, "reason": "" }), 422),
+    ] {
+        let r = app
+            .admin(Method::POST, "/admin/projections/incidents/skip", None)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), expected, "{body}");
+    }
+    let r = app
+        .admin(Method::POST, "/admin/projections/incidents/skip", None)
+        .json(&json!({ "position": bad.position, "reason": "stray update of an incident that never opened" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let skipped: Value = r.json().await.unwrap();
+    assert_eq!(skipped["data"]["status"], "running");
+    let r = app
+        .admin(Method::POST, "/admin/projections/incidents/skip", None)
+        .json(&json!({ "position": bad.position, "reason": "again" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "a running projection has nothing to skip");
+    let r = app
+        .admin(
+            Method::GET,
+            "/api/v1/audit-events?action=projection.skipped",
+            Some(Uuid::nil()),
+        )
+        .header("Aegis-Min-Position", app.head().await.to_string())
+        .send()
+        .await
+        .unwrap();
+    let audit: Value = r.json().await.unwrap();
+    assert_eq!(audit["data"][0]["actor"], "bootstrap", "{audit}");
+    assert_eq!(audit["data"][0]["resource"], "projection:incidents");
     let (id, position, _) = app.open_incident(tenant, incident("after", "low")).await;
     let r = app
         .admin(Method::GET, &format!("/incidents/{id}"), Some(tenant))
@@ -500,4 +551,76 @@ async fn every_projection_reaches_the_head_even_through_commits_it_ignores() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn a_rebuild_started_over_the_api_reports_its_progress_and_serves_throughout() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme").await;
+    for i in 0..20 {
+        app.open_incident(tenant, incident(&format!("i{i}"), "low"))
+            .await;
+    }
+    let r = app
+        .admin(Method::POST, "/admin/projections/incidents/rebuild", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = app
+        .admin(Method::POST, "/admin/projections/nope/rebuild", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        // Queries keep answering while the rebuild runs.
+        let r = app
+            .admin(Method::GET, "/incidents", Some(tenant))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let r = app
+            .admin(Method::GET, "/admin/projections", None)
+            .send()
+            .await
+            .unwrap();
+        let list: Value = r.json().await.unwrap();
+        let p = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "incidents")
+            .unwrap()
+            .clone();
+        if p["rebuild"]["state"] == "done" {
+            assert!(p["rebuild"]["commits"].as_u64().unwrap() >= 21, "{p}");
+            break;
+        }
+        assert_ne!(p["rebuild"]["state"], "failed", "{p}");
+        assert!(Instant::now() < deadline, "rebuild never finished: {p}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = app
+        .admin(Method::GET, "/incidents?limit=500", Some(tenant))
+        .header("Aegis-Min-Position", app.head().await.to_string())
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["total"], 20);
+    // A tenant's ADMIN does not operate the platform's read side.
+    let admin = app.user_with_role(tenant, Some("ADMIN")).await;
+    let r = app
+        .bearer(
+            Method::POST,
+            "/admin/projections/incidents/rebuild",
+            &admin.token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
 }

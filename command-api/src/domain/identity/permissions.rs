@@ -54,6 +54,8 @@ catalog! {
     AgentSelf = "agent.self", false, "Act as the agent itself (X-Agent-Secret)";
     AuditRead = "audit.read", true, "Read the audit log";
     UsageRead = "usage.read", true, "Read the tenant's metered usage and quotas";
+    ProjectionRead = "projection.read", false, "See every projection's position, lag and health (platform admin)";
+    ProjectionOperate = "projection.operate", false, "Rebuild projections and skip a halted one's bad commit (platform admin)";
 }
 
 impl Permission {

@@ -1,7 +1,8 @@
 //! The audit context's read side: the audit log (seeds 001 and 004), reconstruction of any
-//! resource as of a moment, and verification of the hash chain.
+//! resource as of a moment, verification of the hash chain, and operating the projections.
 
 pub mod log;
+pub mod projections;
 pub mod reconstruct;
 pub mod verify;
 
@@ -12,4 +13,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     log::router()
         .routes(routes!(reconstruct::reconstruct))
         .routes(routes!(verify::verify))
+        .routes(routes!(projections::list))
+        .routes(routes!(projections::rebuild))
+        .routes(routes!(projections::skip))
 }
