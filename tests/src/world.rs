@@ -201,7 +201,8 @@ impl TestApp {
         Self::spawn_configured(Roles::ALL, adjust).await
     }
 
-    async fn spawn_configured(roles: Roles, adjust: impl FnOnce(&mut Config)) -> Self {
+    /// Aegis with only `roles` and the test configuration changed by `adjust`.
+    pub async fn spawn_configured(roles: Roles, adjust: impl FnOnce(&mut Config)) -> Self {
         aegis_command_api::telemetry::init(None);
         let nats = NatsServer::start();
         let db = TestDb::create().await;

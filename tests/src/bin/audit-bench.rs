@@ -1,0 +1,203 @@
+//! Audit benchmark, one run: hash-chain verification over a large log against a raw
+//! ordered-consumer read of the same log, and the latency of reconstructing a resource with
+//! 10,000 events. `scripts/bench audit` (`BENCH_AUDIT_EVENTS`, default 1,000,000).
+//!
+//! Bounded: fixed counts, and every phase ends by itself. The log is filled with JetStream's
+//! default sync (verification reads; it does not depend on how the log was written), and
+//! Aegis runs the command API only, so no projector competes with the measured reads.
+
+use aegis_command_api::app::Roles;
+use aegis_command_api::domain::incidents::{
+    Event, IncidentAggregate, IncidentId, NewIncident, Severity,
+};
+use aegis_command_api::domain::Aggregate;
+use aegis_schemas::envelope::v1::Commit;
+use aegis_schemas::Message;
+use aegis_streams::chain::hash_of;
+use aegis_streams::{AggregateRef, EventStore, Expected, Metadata, NewEvent};
+use aegis_tests::world::BOOTSTRAP;
+use aegis_tests::TestApp;
+use anyhow::ensure;
+use async_nats::jetstream;
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use serde_json::Value;
+use std::time::Instant;
+use uuid::Uuid;
+
+const AGGREGATES: usize = 1_000;
+const RECONSTRUCT_EVENTS: usize = 10_000;
+const RECONSTRUCT_RUNS: usize = 50;
+
+fn opened(id: IncidentId, i: usize) -> NewEvent {
+    IncidentAggregate::encode(&Event::Opened(NewIncident {
+        id,
+        title: format!("filler {i}"),
+        severity: Severity::Low,
+        source: "bench".into(),
+        description: String::new(),
+        agent_id: None,
+        dedup_key: None,
+    }))
+}
+
+fn action(i: usize) -> NewEvent {
+    IncidentAggregate::encode(&Event::ActionRecorded {
+        action: format!("step {i}"),
+    })
+}
+
+/// Publishes `per_commit`-event commits in order over one connection, chaining each
+/// aggregate's hashes as the store would; returns the number of events written.
+async fn fill(
+    js: &jetstream::Context,
+    tenant: Uuid,
+    aggregates: usize,
+    commits_each: usize,
+    per_commit: usize,
+) -> anyhow::Result<Vec<AggregateRef>> {
+    let meta = Metadata::system("bench");
+    let mut heads: Vec<(AggregateRef, Expected, IncidentId)> = (0..aggregates)
+        .map(|_| {
+            let id = IncidentId(Uuid::now_v7());
+            let agg = AggregateRef::new(tenant, "incidents", "incident", id.to_string())?;
+            anyhow::Ok((agg, Expected::NEW, id))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut acks = Vec::new();
+    for round in 0..commits_each {
+        for (agg, expected, id) in heads.iter_mut() {
+            let events: Vec<NewEvent> = (0..per_commit)
+                .map(|k| {
+                    if round == 0 && k == 0 {
+                        opened(*id, round)
+                    } else {
+                        action(round * per_commit + k)
+                    }
+                })
+                .collect();
+            let envelopes = EventStore::envelopes(agg, expected, events, &meta);
+            let last = envelopes.last().map(hash_of).unwrap_or_default();
+            expected.version += envelopes.len() as u64;
+            expected.head = last;
+            acks.push(
+                js.publish(
+                    agg.subject(),
+                    Commit { events: envelopes }.encode_to_vec().into(),
+                )
+                .await?,
+            );
+            if acks.len() >= 512 {
+                for ack in acks.drain(..) {
+                    ack.await?;
+                }
+            }
+        }
+    }
+    for ack in acks {
+        ack.await?;
+    }
+    Ok(heads.into_iter().map(|h| h.0).collect())
+}
+
+async fn raw_read(js: &jetstream::Context) -> anyhow::Result<(f64, u64)> {
+    let stream = js.get_stream("AEGIS_EVENTS").await?;
+    let total = stream.get_info().await?.state.messages;
+    let started = Instant::now();
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+        .await?;
+    let mut messages = consumer.messages().await?.take(total as usize);
+    let mut n = 0u64;
+    while let Some(m) = messages.next().await {
+        n += Commit::decode(m?.payload.as_ref())?.events.len() as u64;
+    }
+    Ok((n as f64 / started.elapsed().as_secs_f64(), n))
+}
+
+/// nats.conf without `sync_interval`: JetStream's default sync, for a fast fill.
+fn relaxed_conf() -> anyhow::Result<std::path::PathBuf> {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join("nats.conf"))?;
+    let relaxed: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("sync_interval"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = std::env::temp_dir().join(format!("aegis-audit-bench-{}.conf", std::process::id()));
+    std::fs::write(&path, relaxed)?;
+    Ok(path)
+}
+
+fn main() -> anyhow::Result<()> {
+    // Before any thread starts: the test harness reads the server configuration from here.
+    std::env::set_var("AEGIS_NATS_CONF", relaxed_conf()?);
+    let events: usize = std::env::var("BENCH_AUDIT_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let roles = Roles { command_api: true, projectors: false, reactors: false };
+            let app = TestApp::spawn_configured(roles, |c| c.tenant_rate_limit = 0).await;
+            let js = app.state().executor.store().jetstream().clone();
+            let tenant = Uuid::now_v7();
+            let started = Instant::now();
+            fill(&js, tenant, AGGREGATES, events / AGGREGATES, 1).await?;
+            let long = fill(&js, tenant, 1, RECONSTRUCT_EVENTS / 100, 100).await?;
+            println!(
+                "Audit benchmark: {} cores; log of {} events filled in {:.1}s",
+                std::thread::available_parallelism()?.get(),
+                events + RECONSTRUCT_EVENTS,
+                started.elapsed().as_secs_f64()
+            );
+            let (raw, n) = raw_read(&js).await?;
+            println!("(c) raw ordered-consumer read of {n} events:      {raw:>9.0} events/s");
+
+            let started = Instant::now();
+            let r = app
+                .http
+                .get(app.url("/audit/verify"))
+                .bearer_auth(BOOTSTRAP)
+                .header("X-Tenant-ID", tenant.to_string())
+                .send()
+                .await?;
+            ensure!(r.status() == 200, "verify answered {}", r.status());
+            let body: Value = r.json().await?;
+            let elapsed = started.elapsed().as_secs_f64();
+            ensure!(body["status"] == "intact", "verify: {body}");
+            let checked = body["events_checked"].as_u64().unwrap_or(0);
+            let verify = checked as f64 / elapsed;
+            println!(
+                "(e) GET /audit/verify over {checked} events:         {verify:>9.0} events/s   e/c = {:.2}",
+                verify / raw
+            );
+
+            let path = format!("/audit/reconstruct?resource=incident/{}", long[0].id);
+            let mut hist = Histogram::<u64>::new(3)?;
+            for _ in 0..RECONSTRUCT_RUNS {
+                let t = Instant::now();
+                let r = app
+                    .http
+                    .get(app.url(&path))
+                    .bearer_auth(BOOTSTRAP)
+                    .header("X-Tenant-ID", tenant.to_string())
+                    .send()
+                    .await?;
+                ensure!(r.status() == 200, "reconstruct answered {}", r.status());
+                let body: Value = r.json().await?;
+                ensure!(body["version"] == RECONSTRUCT_EVENTS as u64, "reconstruct: version {}", body["version"]);
+                hist.record(t.elapsed().as_micros() as u64)?;
+            }
+            println!(
+                "(f) GET /audit/reconstruct, {RECONSTRUCT_EVENTS} events, {RECONSTRUCT_RUNS} runs: p50 {:.1} ms, p99 {:.1} ms",
+                hist.value_at_quantile(0.5) as f64 / 1e3,
+                hist.value_at_quantile(0.99) as f64 / 1e3
+            );
+            let mut app = app;
+            app.stop().await;
+            Ok(())
+        })
+}
