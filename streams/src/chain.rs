@@ -19,6 +19,20 @@ pub fn hash_of(envelope: &Envelope) -> [u8; 32] {
     digest.finalize().into()
 }
 
+/// [`hash_of`] without copying the envelope: the hash is taken out while the rest is encoded
+/// into `buf` (reused between calls), then put back.
+pub fn hash_in_place(envelope: &mut Envelope, buf: &mut Vec<u8>) -> [u8; 32] {
+    let hash = std::mem::take(&mut envelope.hash);
+    buf.clear();
+    // Encoding into a Vec cannot run out of space.
+    let _ = envelope.encode(buf);
+    envelope.hash = hash;
+    let mut digest = Sha256::new();
+    digest.update(&envelope.prev_hash);
+    digest.update(&buf[..]);
+    digest.finalize().into()
+}
+
 /// Sets `prev_hash` and `hash`, returning the new head of the chain.
 pub fn seal(envelope: &mut Envelope, prev: [u8; 32]) -> [u8; 32] {
     envelope.prev_hash = prev.to_vec();
@@ -79,6 +93,7 @@ pub struct Break {
 #[derive(Debug, Default)]
 pub struct Walker {
     heads: std::collections::HashMap<String, (u64, [u8; 32])>,
+    buf: Vec<u8>,
     pub checked: u64,
 }
 
@@ -92,10 +107,10 @@ impl Walker {
         &mut self,
         position: u64,
         subject: &str,
-        events: &[Envelope],
+        events: &mut [Envelope],
     ) -> Result<(), Box<Break>> {
-        for (index, e) in events.iter().enumerate() {
-            let brk = |kind, expected: [u8; 32], found: &[u8]| {
+        for (index, e) in events.iter_mut().enumerate() {
+            let brk = |kind, expected: [u8; 32], e: &Envelope, found: &[u8]| {
                 Box::new(Break {
                     position,
                     index,
@@ -107,27 +122,34 @@ impl Walker {
                     found: found.to_vec(),
                 })
             };
-            let expected_prev = match self.heads.get(subject) {
+            let known = self.heads.get(subject).copied();
+            let expected_prev = match known {
                 Some((version, head)) => {
                     if e.aggregate_version != version + 1 {
-                        return Err(brk("version_gap", *head, &e.prev_hash));
+                        return Err(brk("version_gap", head, e, &e.prev_hash));
                     }
-                    Some(*head)
+                    Some(head)
                 }
                 None if e.aggregate_version <= 1 => Some(GENESIS),
                 None => None,
             };
             if let Some(prev) = expected_prev {
                 if e.prev_hash != prev {
-                    return Err(brk("broken_link", prev, &e.prev_hash));
+                    return Err(brk("broken_link", prev, e, &e.prev_hash));
                 }
             }
-            let hash = hash_of(e);
+            let hash = hash_in_place(e, &mut self.buf);
             if e.hash != hash {
-                return Err(brk("tampered", hash, &e.hash));
+                return Err(brk("tampered", hash, e, &e.hash));
             }
-            self.heads
-                .insert(subject.to_string(), (e.aggregate_version, hash));
+            // Allocate the subject only the first time an aggregate is seen.
+            match self.heads.get_mut(subject) {
+                Some(head) => *head = (e.aggregate_version, hash),
+                None => {
+                    self.heads
+                        .insert(subject.to_string(), (e.aggregate_version, hash));
+                }
+            }
             self.checked += 1;
         }
         Ok(())
@@ -160,6 +182,16 @@ mod tests {
     }
 
     #[test]
+    fn hashing_in_place_equals_hashing_a_copy() {
+        let mut buf = Vec::new();
+        for mut e in chain(3) {
+            let copy = e.clone();
+            assert_eq!(hash_in_place(&mut e, &mut buf), hash_of(&copy));
+            assert_eq!(e, copy, "the envelope is left as it was");
+        }
+    }
+
+    #[test]
     fn an_altered_payload_is_detected() {
         let mut events = chain(3);
         events[1].payload = vec![42];
@@ -174,22 +206,22 @@ mod tests {
 
     #[test]
     fn a_walk_pins_the_first_bad_event_across_aggregates() {
-        let (a, mut b) = (chain(3), chain(3));
+        let (mut a, mut b) = (chain(3), chain(3));
         let mut walker = Walker::default();
-        walker.check(1, "a", &a[..1]).expect("intact");
-        walker.check(2, "b", &b[..1]).expect("intact");
+        walker.check(1, "a", &mut a[..1]).expect("intact");
+        walker.check(2, "b", &mut b[..1]).expect("intact");
         b[1].payload = vec![9];
-        walker.check(3, "a", &a[1..2]).expect("intact");
-        let brk = walker.check(4, "b", &b[1..2]).expect_err("tampered");
+        walker.check(3, "a", &mut a[1..2]).expect("intact");
+        let brk = walker.check(4, "b", &mut b[1..2]).expect_err("tampered");
         assert_eq!((brk.position, brk.kind, brk.version), (4, "tampered", 2));
         assert_eq!(walker.checked, 3);
         // A walk that starts mid-history trusts the first event it sees of an aggregate.
         let mut late = Walker::default();
-        late.check(9, "a", &a[1..])
+        late.check(9, "a", &mut a[1..])
             .expect("verified from version 2 on");
         let mut skipped = Walker::default();
-        skipped.check(1, "a", &a[..1]).expect("intact");
-        let brk = skipped.check(2, "a", &a[2..]).expect_err("gap");
+        skipped.check(1, "a", &mut a[..1]).expect("intact");
+        let brk = skipped.check(2, "a", &mut a[2..]).expect_err("gap");
         assert_eq!(brk.kind, "version_gap");
     }
 

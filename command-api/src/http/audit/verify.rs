@@ -118,10 +118,21 @@ pub(super) async fn verify(
     let mut walker = Walker::default();
     let mut first_break = None;
     if from <= to && head > 0 {
-        let mut commits = Box::pin(store.read_range(vec![filter], from, Some(to)).await?);
-        while let Some(commit) = commits.next().await {
-            let commit = commit?;
-            if let Err(b) = walker.check(commit.position, &commit.subject, &commit.events) {
+        // Reading and decoding run on their own task, hashing on this one: two cores' worth.
+        let commits = store.read_range(vec![filter], from, Some(to)).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        let reader = tokio::spawn(async move {
+            let mut commits = Box::pin(commits);
+            while let Some(commit) = commits.next().await {
+                let stop = commit.is_err();
+                if tx.send(commit).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        while let Some(commit) = rx.recv().await {
+            let mut commit = commit?;
+            if let Err(b) = walker.check(commit.position, &commit.subject, &mut commit.events) {
                 first_break = Some(ChainBreak {
                     position: b.position,
                     index: b.index,
@@ -135,6 +146,7 @@ pub(super) async fn verify(
                 break;
             }
         }
+        reader.abort();
     }
     if let Some(b) = &first_break {
         tracing::warn!(position = b.position, kind = b.kind, subject = %b.subject, "audit chain broken");
