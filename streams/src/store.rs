@@ -353,6 +353,12 @@ impl EventStore {
         Ok(items)
     }
 
+    /// How many commits on `filters` the log holds from position `from` on.
+    pub async fn count(&self, filters: Vec<String>, from: u64) -> Result<u64, StoreError> {
+        let (_, pending) = self.ordered(filters, from).await?;
+        Ok(pending)
+    }
+
     /// Every commit on `filters` from position `from` on, waiting for new ones forever.
     pub async fn subscribe(
         &self,

@@ -157,6 +157,28 @@ fn main() -> anyhow::Result<()> {
             println!("(c) raw ordered-consumer read of {n} events:      {raw:>9.0} events/s");
 
             let started = Instant::now();
+            let store = app.state().executor.store();
+            let filter = format!("aegis.evt.{tenant}.>");
+            let mut commits = Box::pin(store.read_range(vec![filter], 1, None).await?);
+            let mut k = 0u64;
+            while let Some(c) = commits.next().await {
+                k += c?.events.len() as u64;
+            }
+            println!(
+                "(c') EventStore::read_range with the tenant's filter: {:>9.0} events/s",
+                k as f64 / started.elapsed().as_secs_f64()
+            );
+            let started = Instant::now();
+            let mut commits = Box::pin(store.read_range(vec!["aegis.evt.>".into()], 1, None).await?);
+            let mut k = 0u64;
+            while let Some(c) = commits.next().await {
+                k += c?.events.len() as u64;
+            }
+            println!(
+                "(c'') EventStore::read_range, all subjects:         {:>9.0} events/s",
+                k as f64 / started.elapsed().as_secs_f64()
+            );
+            let started = Instant::now();
             let r = app
                 .http
                 .get(app.url("/audit/verify"))
