@@ -87,6 +87,7 @@ impl Application {
             );
             rand::random::<[u8; 32]>().to_vec()
         });
+        let audit_key = ed25519_dalek::SigningKey::from_bytes(&config.audit_signing_seed(&master));
         let keyring = Keyring::new(
             &master,
             &config.jwt_kid,
@@ -107,6 +108,7 @@ impl Application {
             login_throttle: Arc::default(),
             rate_limiter: Arc::default(),
             rebuilds: Arc::default(),
+            audit_key: Arc::new(audit_key),
         };
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -126,9 +128,13 @@ impl Application {
             ));
         }
         if roles.reactors {
-            // The runner is in aegis-reactors; the first reactors (auto-response, webhooks, SIEM)
-            // register here as their issues land.
-            tracing::info!("reactor role started (no reactors registered yet)");
+            tasks.spawn(crate::audit_checkpoints::run(
+                state.executor.clone(),
+                state.audit_key.as_ref().clone(),
+                std::time::Duration::from_secs(state.config.audit_checkpoint_secs),
+                rx.clone(),
+            ));
+            tracing::info!("reactor role started: audit checkpoints");
         }
         if roles.command_api {
             let follow = directory.follow(client.clone(), rx.clone());

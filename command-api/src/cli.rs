@@ -3,6 +3,7 @@
 use crate::app::{connect_db, connect_store, Application, Roles};
 use crate::config::Config;
 use aegis_projectors::rebuild::rebuild_named;
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -26,13 +27,37 @@ enum Cmd {
     Migrate,
     /// Rebuild a read model from position 0 into fresh tables and swap it in.
     Rebuild {
-        /// tenants | incidents
+        /// tenants | identity | incidents | audit
         projection: String,
+    },
+    /// Verify an audit export bundle offline: no server, no database.
+    VerifyAudit {
+        /// The JSON from `GET /audit/export`.
+        bundle: std::path::PathBuf,
+        /// Base64 Ed25519 public key (`GET /audit/public-key`), obtained independently.
+        #[arg(long)]
+        public_key: String,
     },
 }
 
 pub async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Cmd::VerifyAudit { bundle, public_key }) = &cli.command {
+        let text = std::fs::read_to_string(bundle)
+            .with_context(|| format!("reading {}", bundle.display()))?;
+        let parsed: crate::audit_bundle::Bundle =
+            serde_json::from_str(&text).context("the bundle is not an audit export")?;
+        match crate::audit_bundle::verify(&parsed, public_key) {
+            Ok(report) => {
+                println!(
+                    "intact: {} events of tenant {} proven in {} signed checkpoints ({} later events not yet checkpointed)",
+                    report.events, parsed.tenant_id, report.checkpoints, parsed.unsealed
+                );
+                return Ok(());
+            }
+            Err(e) => anyhow::bail!("verification failed: {e}"),
+        }
+    }
     let config = Config::load()?;
     crate::telemetry::init(config.otlp_endpoint.as_deref());
     let roles = match cli.command.unwrap_or(Cmd::Serve) {
@@ -58,6 +83,7 @@ pub async fn main() -> anyhow::Result<()> {
             println!("migrated and provisioned");
             return Ok(());
         }
+        Cmd::VerifyAudit { .. } => unreachable!("handled before configuration is loaded"),
         Cmd::Rebuild { projection } => {
             let (_, store) = connect_store(&config).await?;
             let pool = connect_db(&config).await?;

@@ -51,6 +51,11 @@ pub struct Config {
     /// Requests per second per tenant when its plan names none (`AEGIS_TENANT_RATE_LIMIT`;
     /// 0 turns the default limit off).
     pub tenant_rate_limit: u32,
+    /// Ed25519 seed (base64, 32 bytes) that signs audit checkpoints
+    /// (`AEGIS_AUDIT_SIGNING_KEY`); derived from the master key when unset.
+    pub audit_signing_key: Option<Secret>,
+    /// Seconds between signed audit checkpoints (`AEGIS_AUDIT_CHECKPOINT_SECS`).
+    pub audit_checkpoint_secs: u64,
 }
 
 impl Default for Config {
@@ -71,6 +76,8 @@ impl Default for Config {
             jwt_retired_kids: Vec::new(),
             jwt_ttl_secs: 3600,
             tenant_rate_limit: 1000,
+            audit_signing_key: None,
+            audit_checkpoint_secs: 60,
         }
     }
 }
@@ -105,6 +112,23 @@ impl Config {
             base64::engine::general_purpose::STANDARD
                 .decode(k.expose().trim())
                 .ok()
+        })
+    }
+
+    /// The audit checkpoint signing seed: configured, else derived from the master key.
+    pub fn audit_signing_seed(&self, master: &[u8]) -> [u8; 32] {
+        use hmac::Mac;
+        let configured = self.audit_signing_key.as_ref().and_then(|k| {
+            base64::engine::general_purpose::STANDARD
+                .decode(k.expose().trim())
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        });
+        configured.unwrap_or_else(|| {
+            let mut mac = <hmac::SimpleHmac<sha2::Sha256> as Mac>::new_from_slice(master)
+                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+            mac.update(b"aegis/audit-signing/v1");
+            mac.finalize().into_bytes().into()
         })
     }
 
@@ -179,6 +203,14 @@ impl Config {
                 .parse()
                 .map_err(|e| invalid("AEGIS_TENANT_RATE_LIMIT", e))?;
         }
+        if let Some(v) = get("AEGIS_AUDIT_SIGNING_KEY") {
+            self.audit_signing_key = Some(Secret(v));
+        }
+        if let Some(v) = get("AEGIS_AUDIT_CHECKPOINT_SECS") {
+            self.audit_checkpoint_secs = v
+                .parse()
+                .map_err(|e| invalid("AEGIS_AUDIT_CHECKPOINT_SECS", e))?;
+        }
         if let Some(v) = get("AEGIS_STREAM_REPLICAS") {
             self.stream_replicas = v.parse().map_err(|e| invalid("AEGIS_STREAM_REPLICAS", e))?;
         }
@@ -196,6 +228,20 @@ impl Config {
                     format!("must decode to 32 bytes, got {}", bytes.len()),
                 ));
             }
+        }
+        if let Some(key) = &self.audit_signing_key {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(key.expose().trim())
+                .map_err(|e| invalid("AEGIS_AUDIT_SIGNING_KEY", format!("not base64: {e}")))?;
+            if bytes.len() != 32 {
+                return Err(invalid(
+                    "AEGIS_AUDIT_SIGNING_KEY",
+                    format!("must decode to 32 bytes, got {}", bytes.len()),
+                ));
+            }
+        }
+        if self.audit_checkpoint_secs == 0 {
+            return Err(invalid("AEGIS_AUDIT_CHECKPOINT_SECS", "must be at least 1"));
         }
         for (name, secret) in [
             ("AEGIS_BOOTSTRAP_TOKEN", &self.bootstrap_token),

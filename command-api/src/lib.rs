@@ -5,6 +5,8 @@
 //! log only through `command::Executor`.
 
 pub mod app;
+pub mod audit_bundle;
+pub mod audit_checkpoints;
 pub mod auth;
 pub mod cli;
 pub mod command;

@@ -27,6 +27,8 @@ pub struct AppState {
     pub login_throttle: Arc<LoginThrottle>,
     pub rate_limiter: Arc<crate::auth::rate::RateLimiter>,
     /// Rebuilds started over the API, by projection: what `GET /admin/projections` reports.
+    /// Signs audit checkpoints; its public half verifies exported bundles.
+    pub audit_key: Arc<ed25519_dalek::SigningKey>,
     pub rebuilds: Arc<
         Mutex<std::collections::HashMap<String, crate::http::audit::projections::RebuildState>>,
     >,

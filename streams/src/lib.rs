@@ -7,6 +7,7 @@
 
 pub mod chain;
 pub mod error;
+pub mod merkle;
 pub mod provision;
 pub mod store;
 pub mod subject;

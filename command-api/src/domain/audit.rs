@@ -112,6 +112,83 @@ impl Aggregate for ProjectionAggregate {
     }
 }
 
+/// The chain of signed checkpoints (platform tenant, `audit.checkpoint.log`): each covers the
+/// positions right after the previous one, so together they cover the log without gap.
+pub struct CheckpointAggregate;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub from: u64,
+    pub to: u64,
+    pub count: u64,
+    pub root: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub key_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("the checkpoint must start at position {expected}, not {found}")]
+    NotContiguous { expected: u64, found: u64 },
+    #[error("a checkpoint cannot end before it starts")]
+    Empty,
+}
+
+impl Aggregate for CheckpointAggregate {
+    const CONTEXT: &'static str = "audit";
+    const AGGREGATE: &'static str = "checkpoint";
+    /// The last position covered.
+    type State = u64;
+    type Command = Checkpoint;
+    type Event = Checkpoint;
+    type Error = CheckpointError;
+
+    fn decide(covered: &u64, cmd: &Checkpoint) -> Result<Vec<Checkpoint>, CheckpointError> {
+        if cmd.from != covered + 1 {
+            return Err(CheckpointError::NotContiguous {
+                expected: covered + 1,
+                found: cmd.from,
+            });
+        }
+        if cmd.to < cmd.from {
+            return Err(CheckpointError::Empty);
+        }
+        Ok(vec![cmd.clone()])
+    }
+
+    fn evolve(_: u64, event: &Checkpoint, _: &Envelope) -> u64 {
+        event.to
+    }
+
+    fn encode(c: &Checkpoint) -> NewEvent {
+        NewEvent {
+            event_type: "checkpoint.signed.v1",
+            payload: pb::CheckpointSigned {
+                from: c.from,
+                to: c.to,
+                count: c.count,
+                root: c.root.clone(),
+                signature: c.signature.clone(),
+                key_id: c.key_id.clone(),
+            }
+            .encode_to_vec(),
+        }
+    }
+
+    fn decode(env: &Envelope) -> Result<Checkpoint, DecodeError> {
+        let m = pb::CheckpointSigned::decode(env.payload.as_slice())
+            .map_err(|e| DecodeError::new(env, e))?;
+        Ok(Checkpoint {
+            from: m.from,
+            to: m.to,
+            count: m.count,
+            root: m.root,
+            signature: m.signature,
+            key_id: m.key_id,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +200,30 @@ mod tests {
             reason: "poison".into(),
             error: "gap".into(),
         }
+    }
+
+    fn checkpoint(from: u64, to: u64) -> Checkpoint {
+        Checkpoint {
+            from,
+            to,
+            count: to - from + 1,
+            root: vec![0; 32],
+            signature: vec![0; 64],
+            key_id: "k".into(),
+        }
+    }
+
+    #[test]
+    fn checkpoints_cover_the_log_without_gaps() {
+        given::<CheckpointAggregate>(vec![checkpoint(1, 10)])
+            .when(checkpoint(11, 20))
+            .then(vec![checkpoint(11, 20)]);
+        given::<CheckpointAggregate>(vec![checkpoint(1, 10)])
+            .when(checkpoint(12, 20))
+            .then_err(CheckpointError::NotContiguous {
+                expected: 11,
+                found: 12,
+            });
     }
 
     #[test]

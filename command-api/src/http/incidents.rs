@@ -462,6 +462,7 @@ pub struct ListQuery {
     pub status: Option<String>,
     #[param(value_type = Option<Severity>)]
     pub severity: Option<String>,
+    #[param(max_length = 200)]
     pub assigned_to: Option<String>,
     /// 1 to 500, default 50.
     #[param(minimum = 1, maximum = 500)]
@@ -491,6 +492,7 @@ async fn list(
         offset: q.offset,
     }
     .resolve()?;
+    super::extract::max_chars("assigned_to", q.assigned_to.as_deref(), 200)?;
     let status = q
         .status
         .as_deref()

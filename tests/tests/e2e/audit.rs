@@ -201,3 +201,116 @@ async fn verify_pins_an_event_forged_straight_into_jetstream() {
     let (_, theirs) = get(&app, &stranger.token, "/audit/verify").await;
     assert_eq!(theirs["status"], "intact");
 }
+
+async fn verify_offline(bundle: &Value, key: &str) -> (bool, String) {
+    let path = std::env::temp_dir().join(format!("aegis-bundle-{}.json", Uuid::now_v7()));
+    std::fs::write(&path, serde_json::to_vec(bundle).unwrap()).unwrap();
+    // No server address and no database: the bundle and the key are all it has.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aegis-under-test"))
+        .arg("verify-audit")
+        .arg(&path)
+        .args(["--public-key", key])
+        .env_remove("NATS_URL")
+        .env_remove("DATABASE_URL")
+        .output()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn an_export_is_proven_offline_by_signed_checkpoints_and_tampering_is_caught() {
+    let app = TestApp::spawn_with_config(|c| c.audit_checkpoint_secs = 1).await;
+    let tenant = app.create_tenant("Acme").await;
+    let auditor = app.user_with_role(tenant, Some("AUDITOR")).await;
+    for i in 0..3 {
+        app.open_incident(tenant, incident(&format!("i{i}"), "high"))
+            .await;
+    }
+    let other = app.create_tenant("Other").await;
+    let head = app.head().await;
+
+    // Wait for a checkpoint that covers everything written so far.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let bundle = loop {
+        let (status, bundle) = get(&app, &auditor.token, &format!("/audit/export?to={head}")).await;
+        assert_eq!(status, 200, "{bundle}");
+        let covered = bundle["checkpoints"]
+            .as_array()
+            .unwrap()
+            .last()
+            .is_some_and(|c| c["to"].as_u64().unwrap() >= head);
+        if covered {
+            break bundle;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint came: {bundle}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let events = bundle["events"].as_array().unwrap();
+    // Tenant creation, the auditor (created, role, login), three incidents.
+    assert!(events.len() >= 6, "{bundle}");
+    let (_, key) = get(&app, &auditor.token, "/audit/public-key").await;
+    let key = key["data"]["public_key"].as_str().unwrap().to_string();
+
+    let (ok, out) = verify_offline(&bundle, &key).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("intact: {} events", events.len())),
+        "{out}"
+    );
+
+    // An altered event: its own hash gives it away.
+    let mut altered = bundle.clone();
+    let raw = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        altered["events"][1]["envelope"].as_str().unwrap(),
+    )
+    .unwrap();
+    let mut env = aegis_schemas::envelope::v1::Envelope::decode(raw.as_slice()).unwrap();
+    env.payload.push(0);
+    altered["events"][1]["envelope"] = json!(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        env.encode_to_vec()
+    ));
+    let (ok, out) = verify_offline(&altered, &key).await;
+    assert!(!ok && out.contains("altered"), "{out}");
+    // An event with its hash recomputed: the signed root gives it away.
+    env.hash = aegis_streams::chain::hash_of(&env).to_vec();
+    altered["events"][1]["envelope"] = json!(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        env.encode_to_vec()
+    ));
+    let (ok, out) = verify_offline(&altered, &key).await;
+    assert!(!ok && out.contains("not included"), "{out}");
+    // A re-signed checkpoint under another key does not pass this key.
+    let stranger_key = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+            .verifying_key()
+            .as_bytes(),
+    );
+    let (ok, out) = verify_offline(&bundle, &stranger_key).await;
+    assert!(!ok && out.contains("signature does not verify"), "{out}");
+
+    // Another tenant's export holds none of these events.
+    let other_admin = app.user_with_role(other, Some("ADMIN")).await;
+    let (_, theirs) = get(
+        &app,
+        &other_admin.token,
+        &format!("/audit/export?to={head}"),
+    )
+    .await;
+    let text = theirs.to_string();
+    for e in events {
+        assert!(!text.contains(e["envelope"].as_str().unwrap()));
+    }
+}

@@ -1,6 +1,7 @@
 //! The audit context's read side: the audit log (seeds 001 and 004), reconstruction of any
 //! resource as of a moment, verification of the hash chain, and operating the projections.
 
+pub mod export;
 pub mod log;
 pub mod projections;
 pub mod reconstruct;
@@ -13,6 +14,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     log::router()
         .routes(routes!(reconstruct::reconstruct))
         .routes(routes!(verify::verify))
+        .routes(routes!(export::export))
+        .routes(routes!(export::public_key))
         .routes(routes!(projections::list))
         .routes(routes!(projections::rebuild))
         .routes(routes!(projections::skip))
