@@ -5,6 +5,7 @@ use crate::auth::directory::Directory;
 use crate::auth::tokens::Keyring;
 use crate::command::Executor;
 use crate::config::Config;
+use crate::keys::{KeyStore, MasterKeys};
 use crate::state::AppState;
 use aegis_projectors::audit::AuditProjection;
 use aegis_projectors::identity::{IdentityProjection, TenantsProjection};
@@ -71,6 +72,25 @@ pub async fn connect_db(config: &Config) -> anyhow::Result<sqlx::PgPool> {
     Ok(pool)
 }
 
+/// The key store over the `AEGIS_KEYS` bucket, opened with the configured master keys.
+pub async fn open_keys(config: &Config, store: &EventStore) -> anyhow::Result<KeyStore> {
+    let master = config.master_key_bytes().unwrap_or_else(|| {
+        tracing::warn!(
+            "AEGIS_MASTER_KEY is not set: using a random key for this process; nothing it \
+             wraps (login tokens, API keys, vault values) will open after a restart"
+        );
+        rand::random::<[u8; 32]>().to_vec()
+    });
+    let master = MasterKeys::new(&master, &config.previous_master_key_bytes())
+        .context("AEGIS_MASTER_KEY")?;
+    let kv = store
+        .jetstream()
+        .get_key_value(aegis_streams::provision::KEYS_BUCKET)
+        .await
+        .context("opening the key bucket")?;
+    Ok(KeyStore::new(kv, master))
+}
+
 impl Application {
     pub async fn build(config: Config, roles: Roles) -> anyhow::Result<Self> {
         let (client, store) = connect_store(&config).await?;
@@ -80,16 +100,18 @@ impl Application {
             .get_key_value(aegis_streams::provision::IDEMPOTENCY_BUCKET)
             .await
             .context("opening the idempotency bucket")?;
-        let master = config.master_key_bytes().unwrap_or_else(|| {
-            tracing::warn!(
-                "AEGIS_MASTER_KEY is not set: using a random key for this process; login tokens, \
-                 API keys and agent secrets will not survive a restart"
-            );
-            rand::random::<[u8; 32]>().to_vec()
-        });
-        let audit_key = ed25519_dalek::SigningKey::from_bytes(&config.audit_signing_seed(&master));
+        let keys = open_keys(&config, &store).await?;
+        // Projectors never touch a secret, so a projector-only process needs no master key.
+        let root = if roles.command_api || roles.reactors {
+            keys.root()
+                .await
+                .context("opening the root secret in the AEGIS_KEYS bucket")?
+        } else {
+            zeroize::Zeroizing::new(rand::random())
+        };
+        let audit_key = ed25519_dalek::SigningKey::from_bytes(&config.audit_signing_seed(&*root));
         let keyring = Keyring::new(
-            &master,
+            &*root,
             &config.jwt_kid,
             &config.jwt_retired_kids,
             config.jwt_ttl_secs,
@@ -109,6 +131,7 @@ impl Application {
             rate_limiter: Arc::default(),
             rebuilds: Arc::default(),
             audit_key: Arc::new(audit_key),
+            keys,
         };
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -123,6 +146,7 @@ impl Application {
                     Arc::new(IdentityProjection),
                     Arc::new(IncidentsProjection),
                     Arc::new(AuditProjection),
+                    Arc::new(aegis_projectors::vault::VaultProjection),
                 ],
                 rx.clone(),
             ));
@@ -134,7 +158,12 @@ impl Application {
                 std::time::Duration::from_secs(state.config.audit_checkpoint_secs),
                 rx.clone(),
             ));
-            tracing::info!("reactor role started: audit checkpoints");
+            tasks.spawn(crate::vault::scheduler::run(
+                state.clone(),
+                std::time::Duration::from_secs(state.config.vault_tick_secs.max(1)),
+                rx.clone(),
+            ));
+            tracing::info!("reactor role started: audit checkpoints, vault rotation and expiry");
         }
         if roles.command_api {
             let follow = directory.follow(client.clone(), rx.clone());

@@ -32,6 +32,9 @@ pub struct Config {
     pub nats_url: String,
     pub database_url: String,
     pub master_key: Option<Secret>,
+    /// Master keys being rotated out (`AEGIS_MASTER_KEY_PREVIOUS`, comma separated): still
+    /// accepted to unwrap, never used to wrap; `aegis rewrap` moves everything off them.
+    pub previous_master_keys: Vec<Secret>,
     pub bootstrap_token: Option<Secret>,
     pub internal_secret: Option<Secret>,
     pub egress_allow: Vec<String>,
@@ -52,10 +55,13 @@ pub struct Config {
     /// 0 turns the default limit off).
     pub tenant_rate_limit: u32,
     /// Ed25519 seed (base64, 32 bytes) that signs audit checkpoints
-    /// (`AEGIS_AUDIT_SIGNING_KEY`); derived from the master key when unset.
+    /// (`AEGIS_AUDIT_SIGNING_KEY`); derived from the root secret when unset.
     pub audit_signing_key: Option<Secret>,
     /// Seconds between signed audit checkpoints (`AEGIS_AUDIT_CHECKPOINT_SECS`).
     pub audit_checkpoint_secs: u64,
+    /// Seconds between passes of the vault's rotation and expiry reactor
+    /// (`AEGIS_VAULT_TICK_SECS`).
+    pub vault_tick_secs: u64,
 }
 
 impl Default for Config {
@@ -65,6 +71,7 @@ impl Default for Config {
             nats_url: "nats://127.0.0.1:4222".into(),
             database_url: "postgres://postgres@127.0.0.1:5432/aegis".into(),
             master_key: None,
+            previous_master_keys: Vec::new(),
             bootstrap_token: None,
             internal_secret: None,
             egress_allow: Vec::new(),
@@ -78,6 +85,7 @@ impl Default for Config {
             tenant_rate_limit: 1000,
             audit_signing_key: None,
             audit_checkpoint_secs: 60,
+            vault_tick_secs: 60,
         }
     }
 }
@@ -113,6 +121,18 @@ impl Config {
                 .decode(k.expose().trim())
                 .ok()
         })
+    }
+
+    /// The previous master keys' bytes; `validate` proved each 32 long.
+    pub fn previous_master_key_bytes(&self) -> Vec<Vec<u8>> {
+        self.previous_master_keys
+            .iter()
+            .filter_map(|k| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(k.expose().trim())
+                    .ok()
+            })
+            .collect()
     }
 
     /// The audit checkpoint signing seed: configured, else derived from the master key.
@@ -167,6 +187,14 @@ impl Config {
         if let Some(v) = get("AEGIS_MASTER_KEY") {
             self.master_key = Some(Secret(v));
         }
+        if let Some(v) = get("AEGIS_MASTER_KEY_PREVIOUS") {
+            self.previous_master_keys = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Secret::new)
+                .collect();
+        }
         if let Some(v) = get("AEGIS_BOOTSTRAP_TOKEN") {
             self.bootstrap_token = Some(Secret(v));
         }
@@ -211,6 +239,9 @@ impl Config {
                 .parse()
                 .map_err(|e| invalid("AEGIS_AUDIT_CHECKPOINT_SECS", e))?;
         }
+        if let Some(v) = get("AEGIS_VAULT_TICK_SECS") {
+            self.vault_tick_secs = v.parse().map_err(|e| invalid("AEGIS_VAULT_TICK_SECS", e))?;
+        }
         if let Some(v) = get("AEGIS_STREAM_REPLICAS") {
             self.stream_replicas = v.parse().map_err(|e| invalid("AEGIS_STREAM_REPLICAS", e))?;
         }
@@ -218,13 +249,19 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(key) = &self.master_key {
+        let previous = self.previous_master_keys.iter();
+        for (name, key) in self
+            .master_key
+            .iter()
+            .map(|k| ("AEGIS_MASTER_KEY", k))
+            .chain(previous.map(|k| ("AEGIS_MASTER_KEY_PREVIOUS", k)))
+        {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(key.expose().trim())
-                .map_err(|e| invalid("AEGIS_MASTER_KEY", format!("not base64: {e}")))?;
+                .map_err(|e| invalid(name, format!("not base64: {e}")))?;
             if bytes.len() != 32 {
                 return Err(invalid(
-                    "AEGIS_MASTER_KEY",
+                    name,
                     format!("must decode to 32 bytes, got {}", bytes.len()),
                 ));
             }

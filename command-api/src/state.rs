@@ -20,15 +20,17 @@ pub struct AppState {
     pub idempotency: kv::Store,
     /// Tenants proven to exist; a tenant is never deleted, so a hit needs no re-check.
     pub known_tenants: Arc<Mutex<HashSet<Uuid>>>,
-    /// JWT keys and the credential pepper, derived from the master key.
+    /// JWT keys and the credential pepper, derived from the root secret.
     pub keyring: Arc<Keyring>,
     /// Identity aggregates authentication reads, cached and invalidated by the log.
     pub directory: Directory,
     pub login_throttle: Arc<LoginThrottle>,
     pub rate_limiter: Arc<crate::auth::rate::RateLimiter>,
-    /// Rebuilds started over the API, by projection: what `GET /admin/projections` reports.
     /// Signs audit checkpoints; its public half verifies exported bundles.
     pub audit_key: Arc<ed25519_dalek::SigningKey>,
+    /// Envelope encryption: the master key, tenant keys and secret keys.
+    pub keys: crate::keys::KeyStore,
+    /// Rebuilds started over the API, by projection: what `GET /admin/projections` reports.
     pub rebuilds: Arc<
         Mutex<std::collections::HashMap<String, crate::http::audit::projections::RebuildState>>,
     >,

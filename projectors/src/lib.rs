@@ -10,6 +10,7 @@ pub mod identity;
 pub mod incidents;
 pub mod rebuild;
 pub mod runner;
+pub mod vault;
 
 pub use runner::{Projection, ProjectionError};
 
@@ -28,4 +29,5 @@ pub const PROJECTIONS: &[&str] = &[
     identity::IdentityProjection::NAME,
     incidents::IncidentsProjection::NAME,
     audit::AuditProjection::NAME,
+    vault::VaultProjection::NAME,
 ];

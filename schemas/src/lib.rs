@@ -30,6 +30,12 @@ pub mod incidents {
     }
 }
 
+pub mod vault {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/aegis.vault.v1.rs"));
+    }
+}
+
 /// The compiled descriptor set of every `.proto` in this crate.
 pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/aegis_descriptor.bin"));
 

@@ -9,6 +9,9 @@ use std::time::Duration;
 pub const EVENTS_STREAM: &str = "AEGIS_EVENTS";
 pub const DLQ_STREAM: &str = "AEGIS_DLQ";
 pub const IDEMPOTENCY_BUCKET: &str = "AEGIS_IDEMPOTENCY";
+/// Wrapped encryption keys. Deliberately outside the event log: the log is immutable, and
+/// destroying a key here is what crypto-shreds the ciphertext the log keeps.
+pub const KEYS_BUCKET: &str = "AEGIS_KEYS";
 
 /// How long a command's `Nats-Msg-Id` deduplicates retries (DESIGN.md: 2 minutes).
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
@@ -138,6 +141,17 @@ pub async fn provision(
         bucket: IDEMPOTENCY_BUCKET.into(),
         description: "Answers to commands sent with an Idempotency-Key".into(),
         max_age: IDEMPOTENCY_TTL,
+        history: 1,
+        storage: stream::StorageType::File,
+        num_replicas: settings.replicas,
+        ..Default::default()
+    })
+    .await
+    .map_err(StoreError::nats)?;
+    js.create_or_update_key_value(kv::Config {
+        bucket: KEYS_BUCKET.into(),
+        description: "Wrapped data keys: destroying one crypto-shreds what it sealed".into(),
+        // One revision per key: a rewrap or a purge leaves no older copy behind.
         history: 1,
         storage: stream::StorageType::File,
         num_replicas: settings.replicas,

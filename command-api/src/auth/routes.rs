@@ -100,6 +100,22 @@ pub const ROUTES: &[Route] = {
         r("POST", "/admin/projections/{name}/skip", ProjectionOperate),
         r("GET", "/audit/verify", AuditRead),
         r("GET", "/api/v1/usage", UsageRead),
+        r("POST", "/credentials", CredentialCreate)
+            .needs(Addon::Vault)
+            .metered("credential.create"),
+        r("GET", "/credentials", CredentialRead).needs(Addon::Vault),
+        r("GET", "/credentials/{name}", CredentialRead).needs(Addon::Vault),
+        r("PATCH", "/credentials/{name}", CredentialUpdate).needs(Addon::Vault),
+        r("DELETE", "/credentials/{name}", CredentialRetire).needs(Addon::Vault),
+        r("GET", "/credentials/{name}/value", CredentialValue).needs(Addon::Vault),
+        r("POST", "/credentials/{name}/rotate", CredentialRotate).needs(Addon::Vault),
+        r("POST", "/credentials/{name}/rollback", CredentialRotate).needs(Addon::Vault),
+        r("POST", "/credentials/{name}/destroy", CredentialDestroy).needs(Addon::Vault),
+        r("POST", "/credentials/{name}/test", CredentialTest).needs(Addon::Vault),
+        r("GET", "/health/dashboard", CredentialRead).needs(Addon::Vault),
+        r("GET", "/health/expiring", CredentialRead).needs(Addon::Vault),
+        r("POST", "/health/check-all", CredentialTest).needs(Addon::Vault),
+        r("GET", "/rotation/schedule", CredentialRead).needs(Addon::Vault),
     ]
 };
 

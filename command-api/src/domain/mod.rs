@@ -2,9 +2,35 @@
 //! (time arrives in the command or the envelope), no randomness (ids arrive in the command).
 //! What a decision needs from outside is looked up by the handler and put into the command.
 
+/// A closed set of lower-case words, serialised as themselves.
+macro_rules! word_enum {
+    ($name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 pub mod audit;
 pub mod identity;
 pub mod incidents;
+pub mod vault;
 
 use aegis_schemas::envelope::v1::Envelope;
 use aegis_streams::NewEvent;

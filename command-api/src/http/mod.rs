@@ -7,6 +7,7 @@ pub mod incidents;
 pub mod openapi;
 pub mod probes;
 pub mod reply;
+pub mod vault;
 
 use crate::auth::Principal;
 use crate::command::CommandContext;
@@ -27,6 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(identity::router())
         .merge(audit::router())
         .merge(incidents::router())
+        .merge(vault::router())
         .merge(probes::router())
         .merge(openapi::router())
 }

@@ -106,6 +106,7 @@ impl Modify for SecuritySchemes {
         (name = "api-keys", description = "API keys (seed 000)"),
         (name = "agents", description = "Agents (seed 004)"),
         (name = "audit", description = "The audit log (seeds 001, 004)"),
+        (name = "vault", description = "The credential vault (seed 001)"),
         (name = "probes", description = "Health, readiness and metrics"),
     )
 )]

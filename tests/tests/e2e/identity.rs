@@ -7,9 +7,10 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-fn keyring(app: &TestApp, kid: &str) -> Keyring {
-    let master = app.config.master_key_bytes().unwrap();
-    Keyring::new(&master, kid, &[], 3600)
+/// The server's key ring for `kid`: JWT keys come from the root secret the master key wraps.
+async fn keyring(app: &TestApp, kid: &str) -> Keyring {
+    let root = app.state().keys.root().await.unwrap();
+    Keyring::new(&*root, kid, &[], 3600)
 }
 
 async fn status_of(r: reqwest::RequestBuilder) -> (u16, Value) {
@@ -107,17 +108,17 @@ async fn expired_tampered_and_unknown_key_tokens_are_refused() {
         exp,
         jti: Uuid::now_v7(),
     };
-    let ok = keyring(&app, "k1").sign_with("k1", &claims(now + 600));
+    let ok = keyring(&app, "k1").await.sign_with("k1", &claims(now + 600));
     let (status, _) = status_of(app.bearer(Method::GET, "/api/v1/users", &ok)).await;
     assert_eq!(status, 200, "a token signed by the server's ring works");
 
     let cases = [
         (
-            keyring(&app, "k1").sign_with("k1", &claims(now - 1)),
+            keyring(&app, "k1").await.sign_with("k1", &claims(now - 1)),
             "the token has expired",
         ),
         (
-            keyring(&app, "k9").sign_with("k9", &claims(now + 600)),
+            keyring(&app, "k9").await.sign_with("k9", &claims(now + 600)),
             "the token is signed with an unknown key",
         ),
         (

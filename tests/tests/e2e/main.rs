@@ -15,3 +15,4 @@ mod reactors;
 mod streams;
 mod tenants;
 mod tracing;
+mod vault;

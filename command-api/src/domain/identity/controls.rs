@@ -43,7 +43,12 @@ impl Addon {
 }
 
 /// Operations that are metered (one usage event per success) and may carry a quota.
-pub const BILLABLE: &[&str] = &["user.create", "api_key.create", "agent.mint"];
+pub const BILLABLE: &[&str] = &[
+    "user.create",
+    "api_key.create",
+    "agent.mint",
+    "credential.create",
+];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {

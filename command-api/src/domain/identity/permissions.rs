@@ -54,6 +54,14 @@ catalog! {
     AgentSelf = "agent.self", false, "Act as the agent itself (X-Agent-Secret)";
     AuditRead = "audit.read", true, "Read the audit log";
     UsageRead = "usage.read", true, "Read the tenant's metered usage and quotas";
+    CredentialRead = "credential.read", true, "List vault credentials, their health and rotation schedule (never a value)";
+    CredentialCreate = "credential.create", true, "Register vault credentials";
+    CredentialUpdate = "credential.update", true, "Change a credential's settings or set a new value";
+    CredentialRetire = "credential.retire", true, "Retire vault credentials";
+    CredentialValue = "credential.value", true, "Read a credential's value (every read is audited)";
+    CredentialRotate = "credential.rotate", true, "Rotate credentials and roll them back";
+    CredentialTest = "credential.test", true, "Test credentials against their targets";
+    CredentialDestroy = "credential.destroy", true, "Destroy every version of a credential (crypto-shredding)";
     ProjectionRead = "projection.read", false, "See every projection's position, lag and health (platform admin)";
     ProjectionOperate = "projection.operate", false, "Rebuild projections and skip a halted one's bad commit (platform admin)";
 }
@@ -177,7 +185,9 @@ impl BuiltinRole {
     pub fn description(self) -> &'static str {
         match self {
             BuiltinRole::Admin => "Everything inside the tenant",
-            BuiltinRole::Security => "Reads, plus incident response and agent containment",
+            BuiltinRole::Security => {
+                "Reads, plus incident response, agent containment and credential rotation"
+            }
             BuiltinRole::Auditor => "Read-only, including the audit log",
         }
     }
@@ -194,6 +204,7 @@ impl BuiltinRole {
             AgentRead,
             AuditRead,
             UsageRead,
+            CredentialRead,
         ];
         match self {
             BuiltinRole::Admin => Permissions::grantable(),
@@ -201,6 +212,8 @@ impl BuiltinRole {
                 IncidentUpdate,
                 AgentRevoke,
                 AgentQuarantine,
+                CredentialRotate,
+                CredentialTest,
             ])),
             BuiltinRole::Auditor => Permissions::of(&reads),
         }

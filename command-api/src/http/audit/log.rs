@@ -63,7 +63,8 @@ const COLUMNS: &str = "position, idx AS index, event_id, event_type, action, con
 
 const WHERE: &str = "tenant_id = $1 AND ($2::text IS NULL OR actor = $2) \
      AND ($3::text IS NULL OR action = $3 OR event_type = $3) \
-     AND ($4::text IS NULL OR resource_id = $4 OR resource_type || ':' || resource_id = $4) \
+     AND ($4::text IS NULL OR resource_id = $4 OR resource_type || ':' || resource_id = $4 \
+          OR (resource_type = 'credential_read' AND split_part(resource_id, '/', 1) = $4)) \
      AND ($5::text IS NULL OR correlation_id = $5) \
      AND ($6::timestamptz IS NULL OR occurred_at >= $6) AND ($7::timestamptz IS NULL OR occurred_at < $7) \
      AND ($8::text IS NULL OR context = $8) AND ($9::bigint IS NULL OR (position, idx) < ($9, $10))";
@@ -293,7 +294,13 @@ async fn audit_log(
         .map(|e| LogEntry {
             id: e.event_id,
             timestamp: e.occurred_at,
-            credential_name: (e.context == "vault").then(|| e.resource_id.clone()),
+            // A read is its own aggregate, `<name>/<read id>`: the log files it by name.
+            credential_name: (e.context == "vault").then(|| {
+                e.resource_id
+                    .split_once('/')
+                    .map_or(e.resource_id.as_str(), |(name, _)| name)
+                    .to_string()
+            }),
             action: e.action,
             actor: e.actor,
             target: e.resource,

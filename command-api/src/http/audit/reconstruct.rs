@@ -9,6 +9,7 @@ use crate::domain::identity::usage::UsageAggregate;
 use crate::domain::identity::users::UserAggregate;
 use crate::domain::identity::TenantAggregate;
 use crate::domain::incidents::IncidentAggregate;
+use crate::domain::vault::CredentialAggregate;
 use crate::domain::{occurred_at, Aggregate};
 use crate::error::ApiError;
 use crate::http::extract::{max_chars, Query};
@@ -80,6 +81,37 @@ impl Reconstruct for UsageAggregate {
     }
 }
 
+impl Reconstruct for CredentialAggregate {
+    /// Settings and version history; each version's value only as `sealed` (the handler
+    /// turns it into `shredded` once the credential's key is gone).
+    fn view(_: Uuid, s: &Self::State) -> Value {
+        s.as_ref().map_or(Value::Null, |c| {
+            json!({
+                "id": c.id,
+                "name": c.name,
+                "credential_type": c.credential_type,
+                "provider": c.provider,
+                "lifecycle": c.lifecycle,
+                "description": c.settings.description,
+                "expires_at": c.settings.expires_at,
+                "rotation_enabled": c.settings.rotation_enabled,
+                "rotation_strategy": c.settings.rotation_strategy,
+                "rotator": c.settings.rotator.kind(),
+                "tags": c.settings.tags,
+                "metadata": c.settings.metadata,
+                "version": c.version(),
+                "versions": c.versions.iter().map(|v| json!({
+                    "version": v.version,
+                    "reason": v.reason,
+                    "created_at": v.created_at,
+                    "restored_from": v.restored_from,
+                    "value": "sealed",
+                })).collect::<Vec<_>>(),
+            })
+        })
+    }
+}
+
 type Folder = fn(Uuid, &[StoredCommit]) -> Result<(Value, bool), ApiError>;
 
 fn fold<A: Reconstruct>(tenant: Uuid, commits: &[StoredCommit]) -> Result<(Value, bool), ApiError> {
@@ -103,6 +135,11 @@ pub const RESOURCES: &[(&str, &str, Folder)] = &[
     ("agent", AgentAggregate::CONTEXT, fold::<AgentAggregate>),
     ("tenant", TenantAggregate::CONTEXT, fold::<TenantAggregate>),
     ("usage", UsageAggregate::CONTEXT, fold::<UsageAggregate>),
+    (
+        "credential",
+        CredentialAggregate::CONTEXT,
+        fold::<CredentialAggregate>,
+    ),
 ];
 
 /// `<type>/<id>` of this tenant, as an address in the log.
@@ -124,6 +161,29 @@ pub fn resource(tenant: Uuid, raw: &str) -> Result<(AggregateRef, Folder), ApiEr
     let agg = AggregateRef::new(tenant, context, name, id)
         .map_err(|e| ApiError::validation("resource", e.to_string()))?;
     Ok((agg, *fold))
+}
+
+/// A credential's sealed values whose key is destroyed show as `shredded`: the log still
+/// holds the ciphertext, and nothing can open it any more.
+async fn shredded(state: &AppState, tenant: Uuid, view: &mut Value) -> Result<(), ApiError> {
+    let (Some(id), Some(versions)) = (
+        view.get("id").and_then(Value::as_str).map(str::to_string),
+        view.get_mut("versions").and_then(Value::as_array_mut),
+    ) else {
+        return Ok(());
+    };
+    let held = state
+        .keys
+        .holds(tenant, &id)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    if !held {
+        for v in versions.iter_mut() {
+            v["value"] = json!("shredded");
+        }
+        view["shredded"] = json!(true);
+    }
+    Ok(())
 }
 
 /// A moment: a log position or an RFC 3339 time.
@@ -161,7 +221,7 @@ impl Moment {
 #[into_params(parameter_in = Query)]
 pub struct ReconstructQuery {
     /// `<type>/<id>`, e.g. `incident/0190…`; types: incident, user, role, api_key, agent,
-    /// tenant, usage.
+    /// tenant, usage, credential (by name).
     #[param(max_length = 300)]
     pub resource: String,
     /// A log position or an RFC 3339 time; default now.
@@ -232,7 +292,8 @@ pub(super) async fn reconstruct(
         .into_iter()
         .take_while(|c| as_of.is_none_or(|m| m.includes(c)))
         .collect();
-    let (view, exists) = fold(tenant.0, &commits)?;
+    let (mut view, exists) = fold(tenant.0, &commits)?;
+    shredded(&state, tenant.0, &mut view).await?;
     let events: Vec<HistoryEvent> = commits
         .iter()
         .flat_map(|c| {

@@ -1,0 +1,8 @@
+//! The vault context (seed 001): credentials, their sealed versions, rotation and health.
+
+pub mod credentials;
+pub mod reads;
+pub mod settings;
+
+pub use credentials::{Credential, CredentialAggregate, CredentialError};
+pub use settings::{RotationStrategy, Rotator, Settings};

@@ -1,0 +1,296 @@
+//! The SSRF guard for every outbound call a tenant can aim (rotation endpoints, Postgres
+//! targets, n8n, health URLs). A host is resolved once, every address it resolves to must be
+//! public unless `AEGIS_EGRESS_ALLOW` names the host or a range holding the address, and the
+//! caller then dials exactly the addresses checked, so a DNS answer cannot change in between.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EgressError {
+    #[error("`{host}` resolves to {addr}, a {kind} address: outbound calls to it are refused (AEGIS_EGRESS_ALLOW can allow it)")]
+    Refused {
+        host: String,
+        addr: IpAddr,
+        kind: &'static str,
+    },
+    #[error("cannot resolve `{0}`")]
+    Unresolved(String),
+    #[error("`{0}` is not a usable URL: {1}")]
+    BadUrl(String, String),
+}
+
+/// Resolves names; tests swap in a stub so no DNS query or connection ever leaves the machine.
+pub trait Resolver: Send + Sync {
+    fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> impl std::future::Future<Output = std::io::Result<Vec<SocketAddr>>> + Send;
+}
+
+pub struct SystemResolver;
+
+impl Resolver for SystemResolver {
+    async fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+        Ok(tokio::net::lookup_host((host, port)).await?.collect())
+    }
+}
+
+/// What kind of address this is, when it is not a public one.
+pub fn non_public(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => v4_kind(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return v4_kind(v4);
+            }
+            let seg = v6.segments();
+            if v6.is_loopback() {
+                Some("loopback")
+            } else if v6.is_unspecified() {
+                Some("unspecified")
+            } else if v6.is_multicast() {
+                Some("multicast")
+            } else if seg[0] & 0xfe00 == 0xfc00 {
+                Some("private (unique local)")
+            } else if seg[0] & 0xffc0 == 0xfe80 {
+                Some("link-local")
+            } else if seg[0] == 0x2001 && seg[1] == 0x0db8 {
+                Some("documentation")
+            } else if seg[0] == 0x0064 && seg[1] == 0xff9b {
+                // NAT64 embeds an IPv4 address; judge that one.
+                v4_kind(Ipv4Addr::new(
+                    (seg[6] >> 8) as u8,
+                    seg[6] as u8,
+                    (seg[7] >> 8) as u8,
+                    seg[7] as u8,
+                ))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+fn v4_kind(ip: Ipv4Addr) -> Option<&'static str> {
+    let o = ip.octets();
+    if ip.is_loopback() {
+        Some("loopback")
+    } else if ip.is_private() {
+        Some("private")
+    } else if ip.is_link_local() {
+        Some("link-local")
+    } else if ip.is_unspecified() || o[0] == 0 {
+        Some("unspecified")
+    } else if ip.is_broadcast() || ip.is_multicast() || o[0] >= 240 {
+        Some("reserved")
+    } else if o[0] == 100 && (o[1] & 0xc0) == 64 {
+        Some("shared (carrier-grade NAT)")
+    } else if o[0] == 198 && (o[1] == 18 || o[1] == 19) {
+        Some("benchmarking")
+    } else if ip.is_documentation() {
+        Some("documentation")
+    } else {
+        None
+    }
+}
+
+/// One `AEGIS_EGRESS_ALLOW` entry: a host name, an address, or a CIDR range.
+fn allows(entry: &str, host: &str, ip: IpAddr) -> bool {
+    if entry.eq_ignore_ascii_case(host) {
+        return true;
+    }
+    match entry.split_once('/') {
+        Some((net, bits)) => {
+            let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
+                return false;
+            };
+            match (net, ip) {
+                (IpAddr::V4(n), IpAddr::V4(a)) if bits <= 32 => {
+                    let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+                    u32::from(n) & mask == u32::from(a) & mask
+                }
+                (IpAddr::V6(n), IpAddr::V6(a)) if bits <= 128 => {
+                    let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                    u128::from(n) & mask == u128::from(a) & mask
+                }
+                _ => false,
+            }
+        }
+        None => entry.parse::<IpAddr>() == Ok(ip),
+    }
+}
+
+/// Resolves `host` and returns the addresses a caller may dial, or why not.
+pub async fn check(
+    resolver: &impl Resolver,
+    allow: &[String],
+    host: &str,
+    port: u16,
+) -> Result<Vec<SocketAddr>, EgressError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs = match bare.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => resolver
+            .resolve(bare, port)
+            .await
+            .map_err(|_| EgressError::Unresolved(bare.to_string()))?,
+    };
+    if addrs.is_empty() {
+        return Err(EgressError::Unresolved(bare.to_string()));
+    }
+    for a in &addrs {
+        let ip = a.ip();
+        if let Some(kind) = non_public(ip) {
+            if !allow.iter().any(|e| allows(e, bare, ip)) {
+                return Err(EgressError::Refused {
+                    host: bare.to_string(),
+                    addr: ip,
+                    kind,
+                });
+            }
+        }
+    }
+    Ok(addrs)
+}
+
+/// An HTTP client that dials only what [`check`] allowed for `url`, follows no redirect
+/// (a redirect could point anywhere) and gives up after `timeout`.
+pub async fn http_client(
+    resolver: &impl Resolver,
+    allow: &[String],
+    url: &str,
+    timeout: std::time::Duration,
+) -> Result<reqwest::Client, EgressError> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| EgressError::BadUrl(url.into(), e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(EgressError::BadUrl(
+            url.into(),
+            "only http and https".into(),
+        ));
+    }
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| EgressError::BadUrl(url.into(), "no host".into()))?
+        .to_string();
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addrs = check(resolver, allow, &host, port).await?;
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .resolve_to_addrs(host.trim_start_matches('[').trim_end_matches(']'), &addrs)
+        .no_proxy()
+        .build()
+        .map_err(|e| EgressError::BadUrl(url.into(), e.to_string()))
+}
+
+/// Validates an outbound URL's shape when it is configured (the address is checked at use).
+pub fn parse_url(url: &str) -> Result<(), EgressError> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| EgressError::BadUrl(url.into(), e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(EgressError::BadUrl(
+            url.into(),
+            "only http and https".into(),
+        ));
+    }
+    if parsed.host_str().is_none() {
+        return Err(EgressError::BadUrl(url.into(), "no host".into()));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(EgressError::BadUrl(
+            url.into(),
+            "credentials do not belong in a URL".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers from a table and records nothing else: no test here dials or queries DNS.
+    struct Stub(Vec<(&'static str, &'static str)>);
+
+    impl Resolver for Stub {
+        async fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+            Ok(self
+                .0
+                .iter()
+                .filter(|(h, _)| *h == host)
+                .filter_map(|(_, ip)| ip.parse::<IpAddr>().ok())
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn private_and_special_addresses_are_refused_without_dialling() {
+        let stub = Stub(vec![
+            ("metadata.internal", "169.254.169.254"),
+            ("intranet", "10.1.2.3"),
+            ("corp", "172.20.0.1"),
+            ("home", "192.168.1.1"),
+            ("cgnat", "100.64.0.1"),
+            ("v6local", "fd00::1"),
+            ("mapped", "::ffff:10.0.0.1"),
+            ("nat64", "64:ff9b::a00:1"),
+            ("rebind", "93.184.216.34"),
+            ("rebind", "127.0.0.1"),
+            ("public", "93.184.216.34"),
+        ]);
+        for host in [
+            "metadata.internal",
+            "intranet",
+            "corp",
+            "home",
+            "cgnat",
+            "v6local",
+            "mapped",
+            "nat64",
+            "rebind",
+            "127.0.0.1",
+            "[::1]",
+            "0.0.0.0",
+        ] {
+            let got = check(&stub, &[], host, 80).await;
+            assert!(
+                matches!(got, Err(EgressError::Refused { .. })),
+                "{host}: {got:?}"
+            );
+        }
+        assert_eq!(
+            check(&stub, &[], "public", 443).await,
+            Ok(vec!["93.184.216.34:443".parse().expect("addr")])
+        );
+        assert_eq!(
+            check(&stub, &[], "nowhere", 80).await,
+            Err(EgressError::Unresolved("nowhere".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn the_allow_list_takes_hosts_addresses_and_ranges() {
+        let stub = Stub(vec![
+            ("receiver.local", "127.0.0.1"),
+            ("intranet", "10.1.2.3"),
+        ]);
+        let allow = vec!["receiver.local".to_string(), "10.0.0.0/8".to_string()];
+        assert!(check(&stub, &allow, "receiver.local", 80).await.is_ok());
+        assert!(check(&stub, &allow, "intranet", 80).await.is_ok());
+        assert!(check(&stub, &allow, "127.0.0.1", 80).await.is_err());
+        assert!(check(&stub, &["127.0.0.1".into()], "127.0.0.1", 80)
+            .await
+            .is_ok());
+    }
+
+    #[test]
+    fn urls_are_checked_for_shape() {
+        assert!(parse_url("https://rotate.example.com/next").is_ok());
+        assert!(parse_url("ftp://x/").is_err());
+        assert!(parse_url("https://user:pw@x/").is_err());
+        assert!(parse_url("not a url").is_err());
+    }
+}

@@ -1,0 +1,23 @@
+//! The credential vault (seed 001): credentials, values, versions, rotation and health.
+
+pub mod body;
+pub mod credentials;
+pub mod health;
+pub mod values;
+
+use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(credentials::router())
+        .merge(values::router())
+        .merge(health::router())
+}
+
+/// The status a caller sees: the lifecycle, or for an active credential whether it expired
+/// or expires within its alert threshold. One SQL expression, so filters and counts agree.
+pub const STATUS_SQL: &str = "CASE WHEN lifecycle <> 'active' THEN lifecycle \
+    WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired' \
+    WHEN expires_at IS NOT NULL AND expires_at - make_interval(hours => alert_threshold_hours) <= now() THEN 'expiring' \
+    ELSE 'active' END";

@@ -1,0 +1,301 @@
+//! A credential's values: read one (audited before it leaves), roll back, rotate, and
+//! destroy them all (crypto-shredding).
+
+use super::credentials::path_name;
+use crate::auth::Principal;
+use crate::domain::vault::credentials::{Command, NewVersion};
+use crate::domain::vault::reads::{CredentialReadAggregate, ValueRead};
+use crate::domain::vault::CredentialAggregate;
+use crate::error::ApiError;
+use crate::http::extract::{CommandHeaders, Json};
+use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::reply::Reply;
+use crate::http::{aggregate, command_context, execute};
+use crate::state::AppState;
+use crate::vault::{credential_error, key_error, load, open, rotate, Rotated};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(value))
+        .routes(routes!(rotate_now))
+        .routes(routes!(rollback))
+        .routes(routes!(destroy))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Value {
+    pub name: String,
+    pub version: u64,
+    pub credential_type: String,
+    /// The value in clear. Not cached, not logged.
+    pub value: String,
+}
+
+/// The current value, for workloads. Each read is recorded in the log (actor, version)
+/// before the value is answered, and counts in `usage_stats`.
+#[utoipa::path(get, path = "/credentials/{name}/value", tag = "vault", security(("bearer" = [])),
+    params(("name" = String, Path, description = "The credential's name"), params::Tenant),
+    responses((status = 200, description = "The value (Cache-Control: no-store)", body = Value),
+        AuthErrors,
+        (status = 404, description = "No such credential", body = ErrorBody),
+        (status = 409, description = "Retired, or no value yet", body = ErrorBody),
+        (status = 410, description = "Destroyed: the values were crypto-shredded", body = ErrorBody)))]
+async fn value(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: CommandHeaders,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let tenant = principal.tenant()?;
+    path_name(&name)?;
+    let (c, _, _) = load(&state, tenant.0, &name).await?;
+    if c.lifecycle == crate::domain::vault::credentials::Lifecycle::Retired {
+        return Err(
+            ApiError::conflict("the credential is retired").with("credential", name.as_str())
+        );
+    }
+    let clear = open(&state, tenant.0, &c, None).await?;
+    let read = aggregate::<CredentialReadAggregate>(
+        tenant.0,
+        CredentialReadAggregate::id(&name, Uuid::now_v7()),
+    )?;
+    execute::<CredentialReadAggregate>(
+        &state,
+        &principal,
+        &headers,
+        &read,
+        &ValueRead {
+            name: name.clone(),
+            version: c.version(),
+        },
+        true,
+        |e| ApiError::internal(&e),
+    )
+    .await?;
+    let body = Value {
+        name: c.name.clone(),
+        version: c.version(),
+        credential_type: c.credential_type.clone(),
+        value: clear.to_string(),
+    };
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Reply::body(StatusCode::OK, body),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    /// `manual` or `emergency`.
+    pub trigger: String,
+    /// Up to 500 characters.
+    pub reason: Option<String>,
+}
+
+/// Rotate now. Only one rotation runs at a time (409 with `retry_after_ms`); a failed one
+/// leaves the old version active, is recorded, and opens an incident (502).
+#[utoipa::path(post, path = "/credentials/{name}/rotate", tag = "vault", security(("bearer" = [])),
+    params(("name" = String, Path, description = "The credential's name"), params::Tenant),
+    request_body = RotateBody,
+    responses((status = 200, description = "Rotated", body = Rotated),
+        AuthErrors, BodyErrors,
+        (status = 404, description = "No such credential", body = ErrorBody),
+        (status = 409, description = "Another rotation is running, or the credential is retired", body = ErrorBody),
+        (status = 502, description = "The rotator failed; the old version stays active", body = ErrorBody)))]
+async fn rotate_now(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: CommandHeaders,
+    Path(name): Path<String>,
+    Json(body): Json<RotateBody>,
+) -> Result<Reply, ApiError> {
+    let tenant = principal.tenant()?;
+    path_name(&name)?;
+    if !matches!(body.trigger.as_str(), "manual" | "emergency") {
+        return Err(ApiError::validation(
+            "trigger",
+            "trigger must be `manual` or `emergency`",
+        ));
+    }
+    let reason = body.reason.unwrap_or_default();
+    if reason.chars().count() > 500 || reason.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "reason",
+            "reason must be at most 500 printable characters",
+        ));
+    }
+    let ctx = command_context(&principal, &headers, None);
+    let (rotated, _) = rotate(&state, &ctx, tenant.0, &name, &body.trigger, &reason).await?;
+    Ok(Reply::body(StatusCode::OK, rotated))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackBody {
+    /// The version whose value becomes current again (as a new version).
+    pub version: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RolledBack {
+    pub status: String,
+    pub credential: String,
+    pub from_version: u64,
+    pub to_version: u64,
+    /// The version that now holds the restored value: history is never rewritten.
+    pub new_version: u64,
+    pub rolled_back_at: DateTime<Utc>,
+}
+
+/// Roll back to an earlier version's value, recorded as a new version.
+#[utoipa::path(post, path = "/credentials/{name}/rollback", tag = "vault", security(("bearer" = [])),
+    params(("name" = String, Path, description = "The credential's name"), params::Tenant),
+    request_body = RollbackBody,
+    responses((status = 200, description = "Rolled back", body = RolledBack),
+        AuthErrors, BodyErrors,
+        (status = 404, description = "No such credential", body = ErrorBody),
+        (status = 409, description = "Rotating, retired, or changed meanwhile", body = ErrorBody),
+        (status = 410, description = "Destroyed", body = ErrorBody)))]
+async fn rollback(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: CommandHeaders,
+    Path(name): Path<String>,
+    Json(body): Json<RollbackBody>,
+) -> Result<Reply, ApiError> {
+    let tenant = principal.tenant()?;
+    path_name(&name)?;
+    let (c, _, _) = load(&state, tenant.0, &name).await?;
+    let from = c.version();
+    if body.version == from {
+        return Err(ApiError::validation(
+            "version",
+            format!("version {from} is already the current version"),
+        ));
+    }
+    let restored = open(&state, tenant.0, &c, Some(body.version)).await?;
+    let version = from + 1;
+    let sealed = state
+        .keys
+        .seal(tenant.0, &c.id, version, restored.as_bytes())
+        .await
+        .map_err(|e| key_error(&name, e))?;
+    let agg = aggregate::<CredentialAggregate>(tenant.0, name.as_str())?;
+    let outcome = execute::<CredentialAggregate>(
+        &state,
+        &principal,
+        &headers,
+        &agg,
+        &Command::AddVersion {
+            version: NewVersion {
+                version,
+                reason: "rollback".into(),
+                trigger: String::new(),
+                restored_from: Some(body.version),
+                duration_ms: 0,
+                sealed,
+                rotation_id: None,
+            },
+            now: Utc::now(),
+        },
+        false,
+        credential_error(&name),
+    )
+    .await?;
+    Ok(Reply::body(
+        StatusCode::OK,
+        RolledBack {
+            status: "rolled_back".into(),
+            credential: name,
+            from_version: from,
+            to_version: body.version,
+            new_version: version,
+            rolled_back_at: Utc::now(),
+        },
+    )
+    .at(outcome.position, outcome.version))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DestroyBody {
+    /// Why, for the audit log; up to 500 characters.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Destroyed {
+    pub status: String,
+    pub credential: String,
+    /// How many versions' ciphertexts can no longer be opened.
+    pub versions_shredded: usize,
+    pub destroyed_at: DateTime<Utc>,
+}
+
+/// Destroy every version: the credential's key is deleted, so the ciphertexts the log keeps
+/// can never be opened again. Irreversible; repeating it answers the same.
+#[utoipa::path(post, path = "/credentials/{name}/destroy", tag = "vault", security(("bearer" = [])),
+    params(("name" = String, Path, description = "The credential's name"), params::Tenant),
+    request_body = DestroyBody,
+    responses((status = 200, description = "Destroyed", body = Destroyed),
+        AuthErrors, BodyErrors,
+        (status = 404, description = "No such credential", body = ErrorBody)))]
+async fn destroy(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: CommandHeaders,
+    Path(name): Path<String>,
+    Json(body): Json<DestroyBody>,
+) -> Result<Reply, ApiError> {
+    let tenant = principal.tenant()?;
+    path_name(&name)?;
+    let reason = body.reason.unwrap_or_default();
+    if reason.chars().count() > 500 || reason.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "reason",
+            "reason must be at most 500 printable characters",
+        ));
+    }
+    let agg = aggregate::<CredentialAggregate>(tenant.0, name.as_str())?;
+    // The intent is recorded first; the key goes even when this is a retry, so a destroy
+    // interrupted between the two completes on the next call.
+    let outcome = execute::<CredentialAggregate>(
+        &state,
+        &principal,
+        &headers,
+        &agg,
+        &Command::Destroy { reason },
+        false,
+        credential_error(&name),
+    )
+    .await?;
+    let c = outcome
+        .state
+        .ok_or_else(|| ApiError::not_found(format!("Credential not found: {name}")))?;
+    state
+        .keys
+        .destroy_secret(tenant.0, &c.id)
+        .await
+        .map_err(|e| key_error(&name, e))?;
+    tracing::warn!(credential = %name, tenant = %tenant, versions = c.versions.len(), "credential destroyed: its key is gone");
+    Ok(Reply::body(
+        StatusCode::OK,
+        Destroyed {
+            status: "destroyed".into(),
+            credential: name,
+            versions_shredded: c.versions.len(),
+            destroyed_at: c.updated_at,
+        },
+    )
+    .at(outcome.position, outcome.version))
+}

@@ -1,0 +1,429 @@
+//! Envelope encryption. The master key (configuration) wraps a root secret and one data key
+//! per tenant; a tenant's key wraps one key per secret; a secret's key seals its values.
+//! Wrapped keys live in the `AEGIS_KEYS` bucket, never in the log, so destroying one
+//! crypto-shreds every ciphertext it sealed while the log itself stays immutable.
+//!
+//! Every seal binds its context as associated data (tenant, secret, version), so a ciphertext
+//! copied to another secret, tenant or version fails to open rather than decrypting wrongly.
+
+use async_nats::jetstream::kv;
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+type Key = Zeroizing<[u8; 32]>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The key that sealed this value was destroyed: the value is gone for good.
+    #[error("the key that sealed this value was destroyed")]
+    Shredded,
+    /// Wrong key, wrong context or altered bytes: the AEAD refused it.
+    #[error("the sealed value does not open in this context")]
+    Tampered,
+    #[error("no configured master key opens `{entry}` (wrapped under master key {kid}); set AEGIS_MASTER_KEY or AEGIS_MASTER_KEY_PREVIOUS")]
+    UnknownMaster { entry: String, kid: String },
+    #[error("key store: {0}")]
+    Store(String),
+}
+
+fn store_err(e: impl std::fmt::Display) -> KeyError {
+    KeyError::Store(e.to_string())
+}
+
+/// A value sealed under a secret's key: what events carry instead of the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+/// A key as stored: which key wrapped it, and the AEAD output.
+#[derive(Serialize, Deserialize)]
+struct Wrapped {
+    /// The wrapping master key's id, or `tenant` for a secret's key.
+    kid: String,
+    nonce: String,
+    key: String,
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+fn seal_with(key: &[u8; 32], aad: &[u8], msg: &[u8]) -> Sealed {
+    let nonce: [u8; 24] = rand::random();
+    let ciphertext = XChaCha20Poly1305::new(key.into())
+        .encrypt(XNonce::from_slice(&nonce), Payload { msg, aad })
+        .unwrap_or_else(|_| unreachable!("XChaCha20-Poly1305 encrypts any length we hand it"));
+    Sealed {
+        nonce: nonce.to_vec(),
+        ciphertext,
+    }
+}
+
+fn open_with(key: &[u8; 32], aad: &[u8], sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    if sealed.nonce.len() != 24 {
+        return Err(KeyError::Tampered);
+    }
+    XChaCha20Poly1305::new(key.into())
+        .decrypt(
+            XNonce::from_slice(&sealed.nonce),
+            Payload {
+                msg: &sealed.ciphertext,
+                aad,
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| KeyError::Tampered)
+}
+
+fn to_key(bytes: &[u8]) -> Result<Key, KeyError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(Zeroizing::new)
+        .map_err(|_| KeyError::Tampered)
+}
+
+/// The configured master keys: the current one wraps, every one unwraps.
+pub struct MasterKeys {
+    current: (String, Key),
+    previous: Vec<(String, Key)>,
+}
+
+impl MasterKeys {
+    pub fn new(current: &[u8], previous: &[Vec<u8>]) -> Result<Self, KeyError> {
+        let entry =
+            |k: &[u8]| -> Result<(String, Key), KeyError> { Ok((Self::kid(k), to_key(k)?)) };
+        Ok(Self {
+            current: entry(current)?,
+            previous: previous
+                .iter()
+                .map(|k| entry(k))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// A master key's public id: recorded beside what it wraps, so a rewrap knows what to move.
+    fn kid(key: &[u8]) -> String {
+        let digest = sha2::Sha256::new_with_prefix(b"aegis/master-kid/v1")
+            .chain_update(key)
+            .finalize();
+        hex::encode(&digest[..8])
+    }
+
+    pub fn current_kid(&self) -> &str {
+        &self.current.0
+    }
+
+    fn wrap(&self, entry: &str, key: &[u8; 32]) -> Vec<u8> {
+        let (kid, master) = &self.current;
+        let sealed = seal_with(master, entry.as_bytes(), key);
+        encode_wrapped(kid, &sealed)
+    }
+
+    fn unwrap(&self, entry: &str, stored: &[u8]) -> Result<(Key, bool), KeyError> {
+        let (kid, sealed) = decode_wrapped(stored)?;
+        let master = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|(k, _)| *k == kid)
+            .ok_or_else(|| KeyError::UnknownMaster {
+                entry: entry.to_string(),
+                kid: kid.clone(),
+            })?;
+        let key = to_key(&open_with(&master.1, entry.as_bytes(), &sealed)?)?;
+        Ok((key, kid == self.current.0))
+    }
+}
+
+fn encode_wrapped(kid: &str, sealed: &Sealed) -> Vec<u8> {
+    serde_json::to_vec(&Wrapped {
+        kid: kid.to_string(),
+        nonce: b64().encode(&sealed.nonce),
+        key: b64().encode(&sealed.ciphertext),
+    })
+    .unwrap_or_else(|_| unreachable!("a struct of strings serialises"))
+}
+
+fn decode_wrapped(stored: &[u8]) -> Result<(String, Sealed), KeyError> {
+    let w: Wrapped = serde_json::from_slice(stored).map_err(|_| KeyError::Tampered)?;
+    let nonce = b64().decode(w.nonce).map_err(|_| KeyError::Tampered)?;
+    let ciphertext = b64().decode(w.key).map_err(|_| KeyError::Tampered)?;
+    Ok((w.kid, Sealed { nonce, ciphertext }))
+}
+
+const ROOT: &str = "root";
+
+fn tenant_entry(tenant: Uuid) -> String {
+    format!("tenant.{tenant}")
+}
+
+fn secret_entry(tenant: Uuid, secret: &str) -> String {
+    format!("secret.{tenant}.{secret}")
+}
+
+/// What a value's seal binds: the tenant, the secret and the version.
+pub fn value_aad(tenant: Uuid, secret: &str, version: u64) -> Vec<u8> {
+    format!("aegis/vault/v1\0{tenant}\0{secret}\0{version}").into_bytes()
+}
+
+/// What `aegis rewrap` did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Rewrapped {
+    pub moved: usize,
+    pub current: usize,
+}
+
+/// The key hierarchy over the `AEGIS_KEYS` bucket, with unwrapped keys cached in memory.
+#[derive(Clone)]
+pub struct KeyStore {
+    kv: kv::Store,
+    master: Arc<MasterKeys>,
+    cache: Arc<Mutex<HashMap<String, Key>>>,
+}
+
+impl KeyStore {
+    pub fn new(kv: kv::Store, master: MasterKeys) -> Self {
+        Self {
+            kv,
+            master: Arc::new(master),
+            cache: Arc::default(),
+        }
+    }
+
+    fn cached(&self, entry: &str) -> Option<Key> {
+        self.cache.lock().ok()?.get(entry).cloned()
+    }
+
+    fn remember(&self, entry: &str, key: &Key) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(entry.to_string(), key.clone());
+        }
+    }
+
+    fn forget(&self, prefix: &str) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.retain(|k, _| !k.starts_with(prefix));
+        }
+    }
+
+    /// Reads `entry`, or creates it with a fresh key when `create` says so. Two instances
+    /// creating at once both end up with the one the bucket accepted first.
+    async fn entry(
+        &self,
+        entry: &str,
+        create: bool,
+        unwrap: impl Fn(&[u8]) -> Result<Key, KeyError>,
+        wrap: impl Fn(&[u8; 32]) -> Result<Vec<u8>, KeyError>,
+    ) -> Result<Key, KeyError> {
+        if let Some(k) = self.cached(entry) {
+            return Ok(k);
+        }
+        for _ in 0..3 {
+            if let Some(stored) = self.kv.get(entry).await.map_err(store_err)? {
+                let key = unwrap(&stored)?;
+                self.remember(entry, &key);
+                return Ok(key);
+            }
+            if !create {
+                return Err(KeyError::Shredded);
+            }
+            let fresh: Key = Zeroizing::new(rand::random());
+            match self.kv.create(entry, wrap(&fresh)?.into()).await {
+                Ok(_) => {
+                    self.remember(entry, &fresh);
+                    return Ok(fresh);
+                }
+                // Someone else created it first: read theirs.
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(KeyError::Store(format!("`{entry}` keeps changing")))
+    }
+
+    /// The root secret every derived credential key (JWT signing, API key pepper, audit
+    /// signing) comes from. Created on first start; survives master key rotation.
+    pub async fn root(&self) -> Result<Key, KeyError> {
+        let m = self.master.clone();
+        let w = self.master.clone();
+        self.entry(
+            ROOT,
+            true,
+            move |s| m.unwrap(ROOT, s).map(|(k, _)| k),
+            move |k| Ok(w.wrap(ROOT, k)),
+        )
+        .await
+    }
+
+    async fn tenant_key(&self, tenant: Uuid, create: bool) -> Result<Key, KeyError> {
+        let entry = tenant_entry(tenant);
+        let (m, w) = (self.master.clone(), self.master.clone());
+        let (e1, e2) = (entry.clone(), entry.clone());
+        self.entry(
+            &entry,
+            create,
+            move |s| m.unwrap(&e1, s).map(|(k, _)| k),
+            move |k| Ok(w.wrap(&e2, k)),
+        )
+        .await
+    }
+
+    async fn secret_key(&self, tenant: Uuid, secret: &str, create: bool) -> Result<Key, KeyError> {
+        let tenant_key = self.tenant_key(tenant, create).await?;
+        let entry = secret_entry(tenant, secret);
+        let (t1, t2) = (tenant_key.clone(), tenant_key);
+        let (e1, e2) = (entry.clone(), entry.clone());
+        self.entry(
+            &entry,
+            create,
+            move |s| {
+                let (_, sealed) = decode_wrapped(s)?;
+                to_key(&open_with(&t1, e1.as_bytes(), &sealed)?)
+            },
+            move |k| Ok(encode_wrapped("tenant", &seal_with(&t2, e2.as_bytes(), k))),
+        )
+        .await
+    }
+
+    /// Seals `value` as `version` of `secret`, creating the secret's key on first use.
+    pub async fn seal(
+        &self,
+        tenant: Uuid,
+        secret: &str,
+        version: u64,
+        value: &[u8],
+    ) -> Result<Sealed, KeyError> {
+        let key = self.secret_key(tenant, secret, true).await?;
+        Ok(seal_with(&key, &value_aad(tenant, secret, version), value))
+    }
+
+    /// Opens what [`KeyStore::seal`] sealed; `Shredded` once the key is destroyed.
+    pub async fn open(
+        &self,
+        tenant: Uuid,
+        secret: &str,
+        version: u64,
+        sealed: &Sealed,
+    ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        let key = self.secret_key(tenant, secret, false).await?;
+        open_with(&key, &value_aad(tenant, secret, version), sealed)
+    }
+
+    /// Whether the secret's key still exists (false once destroyed).
+    pub async fn holds(&self, tenant: Uuid, secret: &str) -> Result<bool, KeyError> {
+        match self.secret_key(tenant, secret, false).await {
+            Ok(_) => Ok(true),
+            Err(KeyError::Shredded) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Destroys a secret's key: every version it sealed becomes unreadable, everywhere.
+    pub async fn destroy_secret(&self, tenant: Uuid, secret: &str) -> Result<(), KeyError> {
+        let entry = secret_entry(tenant, secret);
+        self.forget(&entry);
+        self.kv.purge(&entry).await.map_err(store_err)
+    }
+
+    /// Destroys a tenant's key, and with it every secret key it wrapped.
+    pub async fn destroy_tenant(&self, tenant: Uuid) -> Result<(), KeyError> {
+        let entry = tenant_entry(tenant);
+        self.forget(&entry);
+        self.forget(&format!("secret.{tenant}."));
+        self.kv.purge(&entry).await.map_err(store_err)
+    }
+
+    /// Rewraps every key the master wraps under the current master key. Safe to run while
+    /// servers run: each entry moves by compare-and-set, and both keys open it meanwhile.
+    pub async fn rewrap(&self) -> Result<Rewrapped, KeyError> {
+        let mut keys: Vec<String> = self
+            .kv
+            .keys()
+            .await
+            .map_err(store_err)?
+            .try_collect()
+            .await
+            .map_err(store_err)?;
+        keys.retain(|k| k == ROOT || k.starts_with("tenant."));
+        let mut done = Rewrapped::default();
+        for entry in keys {
+            let Some(found) = self.kv.entry(&entry).await.map_err(store_err)? else {
+                continue;
+            };
+            if found.operation != kv::Operation::Put {
+                continue;
+            }
+            let (key, current) = self.master.unwrap(&entry, &found.value)?;
+            if current {
+                done.current += 1;
+                continue;
+            }
+            self.kv
+                .update(
+                    &entry,
+                    self.master.wrap(&entry, &key).into(),
+                    found.revision,
+                )
+                .await
+                .map_err(store_err)?;
+            done.moved += 1;
+        }
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seal_opens_only_in_its_own_context() {
+        let key = [7u8; 32];
+        let t = Uuid::now_v7();
+        let sealed = seal_with(&key, &value_aad(t, "cred_a", 1), b"hunter2");
+        assert_eq!(
+            open_with(&key, &value_aad(t, "cred_a", 1), &sealed)
+                .expect("opens")
+                .as_slice(),
+            b"hunter2"
+        );
+        for aad in [
+            value_aad(t, "cred_b", 1),
+            value_aad(t, "cred_a", 2),
+            value_aad(Uuid::now_v7(), "cred_a", 1),
+        ] {
+            assert!(matches!(
+                open_with(&key, &aad, &sealed),
+                Err(KeyError::Tampered)
+            ));
+        }
+        let mut altered = sealed.clone();
+        altered.ciphertext[0] ^= 1;
+        assert!(open_with(&key, &value_aad(t, "cred_a", 1), &altered).is_err());
+        assert!(open_with(&[8u8; 32], &value_aad(t, "cred_a", 1), &sealed).is_err());
+    }
+
+    #[test]
+    fn a_previous_master_key_still_unwraps_and_is_reported_as_old() {
+        let old = MasterKeys::new(&[1u8; 32], &[]).expect("keys");
+        let wrapped = old.wrap("tenant.x", &[9u8; 32]);
+        let rotated = MasterKeys::new(&[2u8; 32], &[vec![1u8; 32]]).expect("keys");
+        let (key, current) = rotated.unwrap("tenant.x", &wrapped).expect("unwraps");
+        assert_eq!(*key, [9u8; 32]);
+        assert!(!current);
+        // Wrapped for one entry, it does not unwrap as another.
+        assert!(rotated.unwrap("tenant.y", &wrapped).is_err());
+        let fresh = MasterKeys::new(&[3u8; 32], &[]).expect("keys");
+        assert!(matches!(
+            fresh.unwrap("tenant.x", &wrapped),
+            Err(KeyError::UnknownMaster { .. })
+        ));
+    }
+}

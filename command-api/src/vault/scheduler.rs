@@ -1,0 +1,84 @@
+//! The rotation reactor: rotates credentials whose scheduled or on-expiry rotation is due and
+//! raises expiry alerts, once per version. Several instances may run it: the rotation lease
+//! lets exactly one rotate a credential, and a repeated alert decides to nothing.
+
+use super::{rotate, system_context};
+use crate::domain::vault::credentials::Command;
+use crate::domain::vault::CredentialAggregate;
+use crate::http::aggregate;
+use crate::state::AppState;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// How many due credentials one tick handles; the rest wait for the next tick.
+const BATCH: i64 = 100;
+
+pub async fn run(state: AppState, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(e) = once(&state).await {
+            tracing::warn!(error = %e, "vault scheduler tick failed; retrying next tick");
+        }
+    }
+}
+
+/// One pass: due rotations, then expiry alerts. Returns how many credentials it acted on.
+pub async fn once(state: &AppState) -> Result<usize, sqlx::Error> {
+    let due: Vec<(Uuid, String, String)> = sqlx::query_as(
+        "SELECT tenant_id, name, rotation_strategy FROM vault_credentials \
+         WHERE lifecycle = 'active' AND next_rotation_at <= now() AND NOT rotating \
+         ORDER BY next_rotation_at LIMIT $1",
+    )
+    .bind(BATCH)
+    .fetch_all(&state.pool)
+    .await?;
+    let mut acted = 0;
+    for (tenant, name, strategy) in due {
+        let ctx = system_context("vault-rotation");
+        match rotate(state, &ctx, tenant, &name, &strategy, "due").await {
+            Ok(_) => acted += 1,
+            // Another instance holds the lease, or the failure is recorded with an incident.
+            Err(e) => {
+                tracing::info!(credential = %name, %tenant, error = %e.message, "scheduled rotation did not complete")
+            }
+        }
+    }
+    let expiring: Vec<(Uuid, String, i64, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT tenant_id, name, version, expires_at FROM vault_credentials \
+         WHERE lifecycle = 'active' AND expires_at IS NOT NULL \
+           AND expires_at - make_interval(hours => alert_threshold_hours) <= now() \
+           AND alerted_version IS DISTINCT FROM version \
+         ORDER BY expires_at LIMIT $1",
+    )
+    .bind(BATCH)
+    .fetch_all(&state.pool)
+    .await?;
+    for (tenant, name, version, expires_at) in expiring {
+        let Ok(agg) = aggregate::<CredentialAggregate>(tenant, name.as_str()) else {
+            continue;
+        };
+        let alert = Command::AlertExpiry {
+            version: version as u64,
+            expires_at,
+        };
+        let ctx = system_context("vault-expiry");
+        match state
+            .executor
+            .execute::<CredentialAggregate>(&agg, &alert, &ctx, false)
+            .await
+        {
+            Ok(_) => acted += 1,
+            Err(e) => {
+                tracing::warn!(credential = %name, %tenant, error = %e, "could not record an expiry alert")
+            }
+        }
+    }
+    Ok(acted)
+}

@@ -1,0 +1,328 @@
+//! Read model of the vault context: one row per credential (never its value), the reads that
+//! make usage_stats, and the health dashboard's alerts.
+
+use crate::runner::{Projection, ProjectionError};
+use aegis_schemas::envelope::v1::Envelope;
+use aegis_schemas::vault::v1 as pb;
+use aegis_schemas::Message;
+use aegis_streams::StoredCommit;
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+pub struct VaultProjection;
+
+fn decode<M: Message + Default>(env: &Envelope) -> Result<M, ProjectionError> {
+    M::decode(env.payload.as_slice())
+        .map_err(|e| ProjectionError::Decode(format!("{}: {e}", env.event_type)))
+}
+
+fn one(result: sqlx::postgres::PgQueryResult, env: &Envelope) -> Result<(), ProjectionError> {
+    if result.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(ProjectionError::Invariant(format!(
+            "{} at version {} of credential {} found no row at the previous version",
+            env.event_type, env.aggregate_version, env.aggregate_id
+        )))
+    }
+}
+
+/// The settings columns, in the order [`bind_settings`] binds them from `$4`.
+const SETTINGS: &str = "description = $4, expires_at = $5, rotation_enabled = $6, \
+    rotation_interval_hours = $7, rotation_strategy = $8, rotator = $9, alert_threshold_hours = $10, \
+    tags = $11, metadata = $12, provider_credential_id = $13";
+
+/// When a self-rotating credential is next due, from its settings and the current value's age.
+const NEXT_ROTATION: &str = "next_rotation_at = CASE \
+    WHEN NOT rotation_enabled THEN NULL \
+    WHEN rotation_strategy = 'scheduled' THEN value_since + make_interval(hours => rotation_interval_hours) \
+    WHEN rotation_strategy = 'on_expiry' THEN expires_at - make_interval(hours => LEAST(alert_threshold_hours, 24)) \
+    END";
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+fn bind_settings<'q>(q: Query<'q>, s: &'q pb::Settings) -> Query<'q> {
+    let expires = (s.expires_at != 0)
+        .then(|| DateTime::<Utc>::from_timestamp(s.expires_at, 0))
+        .flatten();
+    let metadata = serde_json::to_value(&s.metadata).unwrap_or_default();
+    q.bind(&s.description)
+        .bind(expires)
+        .bind(s.rotation_enabled)
+        .bind(s.rotation_interval_hours as i32)
+        .bind(&s.rotation_strategy)
+        .bind(s.rotator.as_ref().map_or("generated", |r| r.kind.as_str()))
+        .bind(s.alert_threshold_hours as i32)
+        .bind(&s.tags)
+        .bind(metadata)
+        .bind((!s.provider_credential_id.is_empty()).then_some(&s.provider_credential_id))
+}
+
+async fn alert(
+    tx: &mut PgConnection,
+    s: &str,
+    key: (Uuid, &str, DateTime<Utc>, i64, i32),
+    alert_type: &str,
+    message: String,
+) -> Result<(), ProjectionError> {
+    let (tenant, name, at, position, idx) = key;
+    sqlx::query(&format!(
+        "INSERT INTO vault_alerts{s} (tenant_id, name, alert_type, message, created_at, position, idx) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    ))
+    .bind(tenant)
+    .bind(name)
+    .bind(alert_type)
+    .bind(message)
+    .bind(at)
+    .bind(position)
+    .bind(idx)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+impl Projection for VaultProjection {
+    const NAME: &'static str = "vault";
+    const TABLES: &'static [&'static str] =
+        &["vault_credentials", "vault_credential_uses", "vault_alerts"];
+
+    fn handles(&self, e: &Envelope) -> bool {
+        e.context == "vault"
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        s: &str,
+        commit: &StoredCommit,
+    ) -> Result<(), ProjectionError> {
+        let position = commit.position as i64;
+        for (idx, env) in commit.events.iter().enumerate() {
+            // A batch that holds vault events hands this projection every commit in it.
+            if !self.handles(env) {
+                continue;
+            }
+            let tenant = Uuid::parse_str(&env.tenant_id)
+                .map_err(|e| ProjectionError::Decode(format!("tenant: {e}")))?;
+            let at = crate::incidents::occurred_at(env);
+            let v = env.aggregate_version as i64;
+            let name = env.aggregate_id.as_str();
+            let key = (tenant, name, at, position, idx as i32);
+            // Every change to a credential row names the version it expects the row at.
+            let update = |set: &str| {
+                format!(
+                    "UPDATE vault_credentials{s} SET {set}, agg_version = $3, position = {position} \
+                     WHERE tenant_id = $1 AND name = $2 AND agg_version = $3 - 1"
+                )
+            };
+            match env.event_type.as_str() {
+                "credential.created.v1" => {
+                    let m: pb::CredentialCreated = decode(env)?;
+                    let settings = m.settings.unwrap_or_default();
+                    let sql = format!(
+                        "INSERT INTO vault_credentials{s} (tenant_id, name, agg_version, description, expires_at, \
+                         rotation_enabled, rotation_interval_hours, rotation_strategy, rotator, \
+                         alert_threshold_hours, tags, metadata, provider_credential_id, id, credential_type, \
+                         provider, lifecycle, version, value_since, created_at, updated_at, position) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                         'active', 0, $17, $17, $17, $18)"
+                    );
+                    let q = sqlx::query(&sql).bind(tenant).bind(name).bind(v);
+                    bind_settings(q, &settings)
+                        .bind(&m.id)
+                        .bind(&m.credential_type)
+                        .bind(&m.provider)
+                        .bind(at)
+                        .bind(position)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(&format!(
+                        "UPDATE vault_credentials{s} SET {NEXT_ROTATION} WHERE tenant_id = $1 AND name = $2"
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                "credential.updated.v1" => {
+                    let m: pb::CredentialUpdated = decode(env)?;
+                    let settings = m.settings.unwrap_or_default();
+                    let sql = update(&format!("{SETTINGS}, updated_at = $14"));
+                    let q = sqlx::query(&sql).bind(tenant).bind(name).bind(v);
+                    one(
+                        bind_settings(q, &settings)
+                            .bind(at)
+                            .execute(&mut *tx)
+                            .await?,
+                        env,
+                    )?;
+                    sqlx::query(&format!(
+                        "UPDATE vault_credentials{s} SET {NEXT_ROTATION} WHERE tenant_id = $1 AND name = $2"
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                "credential.version_added.v1" => {
+                    let m: pb::VersionAdded = decode(env)?;
+                    let rotated = m.reason == "rotation";
+                    let r = sqlx::query(&update(
+                        "version = $4, value_since = $5, updated_at = $5, \
+                         rotating = CASE WHEN $6 THEN false ELSE rotating END, \
+                         last_rotated_at = CASE WHEN $6 THEN $5 ELSE last_rotated_at END, \
+                         last_rotation_error = CASE WHEN $6 THEN NULL ELSE last_rotation_error END",
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(v)
+                    .bind(m.version as i64)
+                    .bind(at)
+                    .bind(rotated)
+                    .execute(&mut *tx)
+                    .await?;
+                    one(r, env)?;
+                    sqlx::query(&format!(
+                        "UPDATE vault_credentials{s} SET {NEXT_ROTATION} WHERE tenant_id = $1 AND name = $2"
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                "credential.rotation_started.v1" => {
+                    let r = sqlx::query(&update("rotating = true"))
+                        .bind(tenant)
+                        .bind(name)
+                        .bind(v)
+                        .execute(&mut *tx)
+                        .await?;
+                    one(r, env)?;
+                }
+                "credential.rotation_failed.v1" => {
+                    let m: pb::RotationFailed = decode(env)?;
+                    let r = sqlx::query(&update("rotating = false, last_rotation_error = $4"))
+                        .bind(tenant)
+                        .bind(name)
+                        .bind(v)
+                        .bind(&m.error)
+                        .execute(&mut *tx)
+                        .await?;
+                    one(r, env)?;
+                    alert(
+                        tx,
+                        s,
+                        key,
+                        "rotation_failed",
+                        format!("Rotation failed: {}", m.error),
+                    )
+                    .await?;
+                }
+                "credential.retired.v1" | "credential.destroyed.v1" => {
+                    let lifecycle = if env.event_type == "credential.retired.v1" {
+                        "retired"
+                    } else {
+                        "destroyed"
+                    };
+                    let r = sqlx::query(&update(
+                        "lifecycle = $4, updated_at = $5, rotating = false, next_rotation_at = NULL",
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(v)
+                    .bind(lifecycle)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                    one(r, env)?;
+                }
+                "credential.health_checked.v1" => {
+                    let m: pb::HealthChecked = decode(env)?;
+                    let health = if m.healthy { "healthy" } else { "unhealthy" };
+                    let r = sqlx::query(&update(
+                        "health = $4, health_error = $5, last_health_check = $6, health_response_ms = $7",
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(v)
+                    .bind(health)
+                    .bind((!m.error.is_empty()).then_some(&m.error))
+                    .bind(at)
+                    .bind(m.response_time_ms as i64)
+                    .execute(&mut *tx)
+                    .await?;
+                    one(r, env)?;
+                    if !m.healthy {
+                        alert(
+                            tx,
+                            s,
+                            key,
+                            "unhealthy",
+                            format!("Health check failed: {}", m.error),
+                        )
+                        .await?;
+                    }
+                }
+                "credential.expiry_alerted.v1" => {
+                    let m: pb::ExpiryAlerted = decode(env)?;
+                    let r = sqlx::query(&update("alerted_version = $4"))
+                        .bind(tenant)
+                        .bind(name)
+                        .bind(v)
+                        .bind(m.version as i64)
+                        .execute(&mut *tx)
+                        .await?;
+                    one(r, env)?;
+                    let expires =
+                        DateTime::<Utc>::from_timestamp(m.expires_at, 0).unwrap_or_default();
+                    let hours = (expires - at).num_hours().max(0);
+                    let message = if hours >= 48 {
+                        format!("Credential expires in {} days", hours / 24)
+                    } else {
+                        format!("Credential expires in {hours} hours")
+                    };
+                    alert(tx, s, key, "expiring", message).await?;
+                }
+                "credential.applied.v1" => {
+                    let r = sqlx::query(&update("updated_at = updated_at"))
+                        .bind(tenant)
+                        .bind(name)
+                        .bind(v)
+                        .execute(&mut *tx)
+                        .await?;
+                    one(r, env)?;
+                }
+                "credential.value_read.v1" => {
+                    let m: pb::ValueRead = decode(env)?;
+                    sqlx::query(&format!(
+                        "UPDATE vault_credentials{s} SET last_used_at = GREATEST(last_used_at, $3) \
+                         WHERE tenant_id = $1 AND name = $2"
+                    ))
+                    .bind(tenant)
+                    .bind(&m.name)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(&format!(
+                        "INSERT INTO vault_credential_uses{s} (tenant_id, name, used_at, position) \
+                         VALUES ($1, $2, $3, $4)"
+                    ))
+                    .bind(tenant)
+                    .bind(&m.name)
+                    .bind(at)
+                    .bind(position)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                other => {
+                    return Err(ProjectionError::Decode(format!(
+                        "unknown vault event {other}"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+}
