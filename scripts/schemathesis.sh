@@ -3,7 +3,8 @@
 # .tools/st). The coverage phase is left out: its header-case variants ("x-Tenant-ID" beside
 # the configured "X-Tenant-ID") reach the server as two headers, and it then reports the valid
 # one being accepted as a schema violation. Sourced by scripts/test after lib.sh; boots its own nats-server, database and
-# `aegis serve`, creates a tenant, runs the checks, and tears everything down.
+# `aegis serve` (outbound calls off: nothing fuzzed may reach the network), creates a tenant
+# entitled to every add-on, runs the checks, and tears everything down.
 
 SCHEMATHESIS_PIN="4.32.5"
 
@@ -47,6 +48,7 @@ run_schemathesis() {
   internal="st_internal_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   NATS_URL="nats://127.0.0.1:$nats_port" DATABASE_URL="${PG_ADMIN_URL%/*}/$db" AEGIS_HTTP_ADDR="127.0.0.1:$http_port" \
     AEGIS_BOOTSTRAP_TOKEN="$boot" AEGIS_INTERNAL_SECRET="$internal" RUST_LOG=warn \
+    AEGIS_MASTER_KEY="$(head -c 32 /dev/urandom | base64)" AEGIS_EGRESS_OFF=1 \
     "$ROOT/target/debug/aegis" serve >"$work/aegis.log" 2>&1 &
   local aegis_pid=$!
   local base="http://127.0.0.1:$http_port"
@@ -63,7 +65,13 @@ for _ in range(200):
         time.sleep(0.1)
 req = urllib.request.Request(base + "/admin/tenants", data=b'{"name":"schemathesis"}', method="POST",
     headers={"Authorization": "Bearer " + os.environ["BOOT"], "Content-Type": "application/json"})
-print(json.load(urllib.request.urlopen(req, timeout=10))["data"]["id"])
+tenant = json.load(urllib.request.urlopen(req, timeout=10))["data"]["id"]
+# Every add-on, so the fuzzer reaches the vault's routes (seed 003 gates them).
+req = urllib.request.Request(base + "/admin/tenants/" + tenant + "/plan",
+    data=b'{"addons":["vault","edge","auto_response","threat_intel"]}', method="PUT",
+    headers={"Authorization": "Bearer " + os.environ["BOOT"], "Content-Type": "application/json"})
+urllib.request.urlopen(req, timeout=10)
+print(tenant)
 PY
 )"
   # Each run presents one credential, so `ignored_auth` can prove that removing or forging it

@@ -27,9 +27,12 @@ enum Cmd {
     Migrate,
     /// Rebuild a read model from position 0 into fresh tables and swap it in.
     Rebuild {
-        /// tenants | identity | incidents | audit
+        /// tenants | identity | incidents | audit | vault
         projection: String,
     },
+    /// Rewrap every key the master key wraps under AEGIS_MASTER_KEY, opening them with it or
+    /// AEGIS_MASTER_KEY_PREVIOUS; servers keep running throughout.
+    Rewrap,
     /// Verify an audit export bundle offline: no server, no database.
     VerifyAudit {
         /// The JSON from `GET /audit/export`.
@@ -81,6 +84,21 @@ pub async fn main() -> anyhow::Result<()> {
             connect_store(&config).await?;
             connect_db(&config).await?;
             println!("migrated and provisioned");
+            return Ok(());
+        }
+        Cmd::Rewrap => {
+            if config.master_key.is_none() {
+                anyhow::bail!("AEGIS_MASTER_KEY must name the new master key");
+            }
+            let (_, store) = connect_store(&config).await?;
+            let keys = crate::app::open_keys(&config, &store).await?;
+            let done = keys.rewrap().await?;
+            println!(
+                "rewrapped {} keys under master key {}; {} were already under it",
+                done.moved,
+                keys.current_kid(),
+                done.current
+            );
             return Ok(());
         }
         Cmd::VerifyAudit { .. } => unreachable!("handled before configuration is loaded"),

@@ -38,6 +38,9 @@ pub struct Config {
     pub bootstrap_token: Option<Secret>,
     pub internal_secret: Option<Secret>,
     pub egress_allow: Vec<String>,
+    /// Refuse every outbound call a tenant can aim (`AEGIS_EGRESS_OFF=1`): for air-gapped
+    /// deployments, and for fuzzing, which must never reach the network.
+    pub egress_off: bool,
     pub otlp_endpoint: Option<String>,
     pub stream_replicas: usize,
     /// How long a query with `Aegis-Min-Position` waits for the read model.
@@ -75,6 +78,7 @@ impl Default for Config {
             bootstrap_token: None,
             internal_secret: None,
             egress_allow: Vec::new(),
+            egress_off: false,
             otlp_endpoint: None,
             stream_replicas: 1,
             min_position_wait_ms: 5_000,
@@ -121,6 +125,11 @@ impl Config {
                 .decode(k.expose().trim())
                 .ok()
         })
+    }
+
+    /// The SSRF guard's allow list, or `None` when outbound calls are off.
+    pub fn egress(&self) -> Option<&[String]> {
+        (!self.egress_off).then_some(self.egress_allow.as_slice())
     }
 
     /// The previous master keys' bytes; `validate` proved each 32 long.
@@ -208,6 +217,9 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .map(String::from)
                 .collect();
+        }
+        if let Some(v) = get("AEGIS_EGRESS_OFF") {
+            self.egress_off = matches!(v.trim(), "1" | "true" | "yes");
         }
         if let Some(v) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
             self.otlp_endpoint = Some(v);

@@ -13,6 +13,8 @@ pub enum EgressError {
         addr: IpAddr,
         kind: &'static str,
     },
+    #[error("outbound calls are turned off on this server (AEGIS_EGRESS_OFF)")]
+    Off,
     #[error("cannot resolve `{0}`")]
     Unresolved(String),
     #[error("`{0}` is not a usable URL: {1}")]
@@ -121,13 +123,15 @@ fn allows(entry: &str, host: &str, ip: IpAddr) -> bool {
     }
 }
 
-/// Resolves `host` and returns the addresses a caller may dial, or why not.
+/// Resolves `host` and returns the addresses a caller may dial, or why not. `allow` is
+/// `None` when outbound calls are off altogether: then nothing is resolved either.
 pub async fn check(
     resolver: &impl Resolver,
-    allow: &[String],
+    allow: Option<&[String]>,
     host: &str,
     port: u16,
 ) -> Result<Vec<SocketAddr>, EgressError> {
+    let allow = allow.ok_or(EgressError::Off)?;
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let addrs = match bare.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
@@ -158,7 +162,7 @@ pub async fn check(
 /// (a redirect could point anywhere) and gives up after `timeout`.
 pub async fn http_client(
     resolver: &impl Resolver,
-    allow: &[String],
+    allow: Option<&[String]>,
     url: &str,
     timeout: std::time::Duration,
 ) -> Result<reqwest::Client, EgressError> {
@@ -255,19 +259,23 @@ mod tests {
             "[::1]",
             "0.0.0.0",
         ] {
-            let got = check(&stub, &[], host, 80).await;
+            let got = check(&stub, Some(&[]), host, 80).await;
             assert!(
                 matches!(got, Err(EgressError::Refused { .. })),
                 "{host}: {got:?}"
             );
         }
         assert_eq!(
-            check(&stub, &[], "public", 443).await,
+            check(&stub, Some(&[]), "public", 443).await,
             Ok(vec!["93.184.216.34:443".parse().expect("addr")])
         );
         assert_eq!(
-            check(&stub, &[], "nowhere", 80).await,
+            check(&stub, Some(&[]), "nowhere", 80).await,
             Err(EgressError::Unresolved("nowhere".into()))
+        );
+        assert_eq!(
+            check(&stub, None, "public", 443).await,
+            Err(EgressError::Off)
         );
     }
 
@@ -278,10 +286,12 @@ mod tests {
             ("intranet", "10.1.2.3"),
         ]);
         let allow = vec!["receiver.local".to_string(), "10.0.0.0/8".to_string()];
-        assert!(check(&stub, &allow, "receiver.local", 80).await.is_ok());
-        assert!(check(&stub, &allow, "intranet", 80).await.is_ok());
-        assert!(check(&stub, &allow, "127.0.0.1", 80).await.is_err());
-        assert!(check(&stub, &["127.0.0.1".into()], "127.0.0.1", 80)
+        assert!(check(&stub, Some(&allow), "receiver.local", 80)
+            .await
+            .is_ok());
+        assert!(check(&stub, Some(&allow), "intranet", 80).await.is_ok());
+        assert!(check(&stub, Some(&allow), "127.0.0.1", 80).await.is_err());
+        assert!(check(&stub, Some(&["127.0.0.1".into()]), "127.0.0.1", 80)
             .await
             .is_ok());
     }

@@ -197,6 +197,11 @@ impl KeyStore {
         }
     }
 
+    /// The id of the master key new wraps use.
+    pub fn current_kid(&self) -> &str {
+        self.master.current_kid()
+    }
+
     fn cached(&self, entry: &str) -> Option<Key> {
         self.cache.lock().ok()?.get(entry).cloned()
     }

@@ -168,7 +168,7 @@ pub async fn rotate(
         None => None,
     };
     let next = rotators::next_value(
-        &state.config.egress_allow,
+        state.config.egress(),
         &c.settings.rotator,
         name,
         current.as_deref().map(|s| s.as_str()),

@@ -42,7 +42,7 @@ pub fn generate(length: u32, alphabet: &str) -> Zeroizing<String> {
 
 /// Postgres options for logging in as `role`, aimed at an address the guard allowed.
 async fn pg_options(
-    allow: &[String],
+    allow: Option<&[String]>,
     host: &str,
     port: u16,
     database: &str,
@@ -91,7 +91,7 @@ async fn pg_login(options: &PgConnectOptions, role: &str) -> Result<(), RotateEr
 /// role itself (logged in with its current value) and proven by a fresh login before the
 /// caller records it; should the proof fail, the caller keeps the old version active.
 pub async fn next_value(
-    allow: &[String],
+    allow: Option<&[String]>,
     rotator: &Rotator,
     name: &str,
     current: Option<&str>,
@@ -168,7 +168,7 @@ pub struct Probe {
 /// Proves the current value against its target: a Postgres login, or the health URL with the
 /// value as a bearer token. A generated credential without a target is healthy when its value
 /// opens, which the caller has already done.
-pub async fn probe(allow: &[String], rotator: &Rotator, value: &str) -> Probe {
+pub async fn probe(allow: Option<&[String]>, rotator: &Rotator, value: &str) -> Probe {
     let started = Instant::now();
     let outcome: Result<serde_json::Value, RotateError> = match rotator {
         Rotator::PostgresRole {

@@ -108,7 +108,9 @@ async fn expired_tampered_and_unknown_key_tokens_are_refused() {
         exp,
         jti: Uuid::now_v7(),
     };
-    let ok = keyring(&app, "k1").await.sign_with("k1", &claims(now + 600));
+    let ok = keyring(&app, "k1")
+        .await
+        .sign_with("k1", &claims(now + 600));
     let (status, _) = status_of(app.bearer(Method::GET, "/api/v1/users", &ok)).await;
     assert_eq!(status, 200, "a token signed by the server's ring works");
 
@@ -118,7 +120,9 @@ async fn expired_tampered_and_unknown_key_tokens_are_refused() {
             "the token has expired",
         ),
         (
-            keyring(&app, "k9").await.sign_with("k9", &claims(now + 600)),
+            keyring(&app, "k9")
+                .await
+                .sign_with("k9", &claims(now + 600)),
             "the token is signed with an unknown key",
         ),
         (

@@ -1025,3 +1025,78 @@ async fn trace_collector() -> (String, Arc<std::sync::Mutex<Vec<axum::body::Byte
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, got)
 }
+
+/// `aegis rewrap` moves every wrapped key to a new master key while a server runs; afterwards
+/// the new key alone opens everything, and the old one alone opens nothing.
+#[tokio::test]
+async fn the_master_key_rotates_with_aegis_rewrap_while_the_server_runs() {
+    use aegis_command_api::keys::{KeyStore, MasterKeys};
+    use base64::Engine;
+    let (app, tenant) = vault_app().await;
+    create(&app, tenant, json!({ "name": "kept", "credential_type": "api_key", "provider": "api", "value": "still-here" })).await;
+    let old = app.config.master_key_bytes().unwrap();
+    let new = [42u8; 32];
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aegis-under-test"))
+        .arg("rewrap")
+        .env("NATS_URL", &app.config.nats_url)
+        .env("DATABASE_URL", &app.config.database_url)
+        .env("AEGIS_MASTER_KEY", b64.encode(new))
+        .env("AEGIS_MASTER_KEY_PREVIOUS", b64.encode(&old))
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("rewrapped 2 keys"),
+        "the root secret and the tenant's key: {stdout}"
+    );
+
+    // The running server never noticed.
+    assert_eq!(
+        value_of(&app, tenant, "kept").await.1["value"],
+        "still-here"
+    );
+
+    let kv = app
+        .state()
+        .executor
+        .store()
+        .jetstream()
+        .get_key_value("AEGIS_KEYS")
+        .await
+        .unwrap();
+    let only_new = KeyStore::new(kv.clone(), MasterKeys::new(&new, &[]).unwrap());
+    assert_eq!(
+        *only_new.root().await.unwrap(),
+        *app.state().keys.root().await.unwrap()
+    );
+    let agg = aegis_streams::AggregateRef::new(tenant, "vault", "credential", "kept").unwrap();
+    let (c, _) = app
+        .state()
+        .executor
+        .load::<aegis_command_api::domain::vault::CredentialAggregate>(&agg)
+        .await
+        .unwrap();
+    let c = c.unwrap();
+    let v = c.current().unwrap();
+    assert_eq!(
+        only_new
+            .open(tenant, &c.id, v.version, &v.sealed)
+            .await
+            .unwrap()
+            .as_slice(),
+        b"still-here"
+    );
+    let only_old = KeyStore::new(kv, MasterKeys::new(&old, &[]).unwrap());
+    assert!(matches!(
+        only_old.open(tenant, &c.id, v.version, &v.sealed).await,
+        Err(aegis_command_api::keys::KeyError::UnknownMaster { .. })
+    ));
+}

@@ -151,10 +151,13 @@ impl RotatorBody {
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     /// Unique in the tenant and never reused: letters, digits, `.`, `_`, `-`; 1 to 128.
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
     pub name: String,
     /// `api_key`, `oauth`, `database`, ...: a lower-case word.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub credential_type: String,
     /// `n8n`, `supabase`, `api`, `env`, ...: a lower-case word.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub provider: String,
     pub description: Option<String>,
     /// Encrypted at rest; never returned except by `GET /credentials/{name}/value`.

@@ -225,7 +225,7 @@ async fn test_one(
         );
     }
     let outcome = match open(state, tenant, &c, None).await {
-        Ok(value) => probe(&state.config.egress_allow, &c.settings.rotator, &value).await,
+        Ok(value) => probe(state.config.egress(), &c.settings.rotator, &value).await,
         Err(e) => crate::vault::rotators::Probe {
             healthy: false,
             error: Some(e.message),
