@@ -132,6 +132,7 @@ impl Application {
             rebuilds: Arc::default(),
             audit_key: Arc::new(audit_key),
             keys,
+            vault_checked: Arc::default(),
         };
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();

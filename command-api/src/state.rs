@@ -30,6 +30,8 @@ pub struct AppState {
     pub audit_key: Arc<ed25519_dalek::SigningKey>,
     /// Envelope encryption: the master key, tenant keys and secret keys.
     pub keys: crate::keys::KeyStore,
+    /// When this instance's vault reactor last looked for due rotations (`/health`).
+    pub vault_checked: Arc<Mutex<Option<chrono::DateTime<chrono::Utc>>>>,
     /// Rebuilds started over the API, by projection: what `GET /admin/projections` reports.
     pub rebuilds: Arc<
         Mutex<std::collections::HashMap<String, crate::http::audit::projections::RebuildState>>,

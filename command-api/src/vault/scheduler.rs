@@ -31,6 +31,9 @@ pub async fn run(state: AppState, every: Duration, mut shutdown: watch::Receiver
 
 /// One pass: due rotations, then expiry alerts. Returns how many credentials it acted on.
 pub async fn once(state: &AppState) -> Result<usize, sqlx::Error> {
+    if let Ok(mut at) = state.vault_checked.lock() {
+        *at = Some(Utc::now());
+    }
     let due: Vec<(Uuid, String, String)> = sqlx::query_as(
         "SELECT tenant_id, name, rotation_strategy FROM vault_credentials \
          WHERE lifecycle = 'active' AND next_rotation_at <= now() AND NOT rotating \

@@ -780,6 +780,14 @@ async fn the_scheduler_rotates_what_is_due_and_alerts_expiry_once_per_version() 
     assert_eq!(expiring.len(), 1, "{d}");
     assert_eq!(d["summary"]["expiring"], 1);
 
+    // /health stays a public probe, and adds the tenant's counts for a caller who may read them.
+    let (s, h) = call(&app, tenant, Method::GET, "/health", None).await;
+    assert_eq!((s, h["credentials_count"].as_i64(), h["expiring_count"].as_i64()), (200, Some(2), Some(1)), "{h}");
+    assert!(h["last_rotation_check"].is_string());
+    let anon: Value = reqwest::get(app.url("/health")).await.unwrap().json().await.unwrap();
+    assert_eq!(anon["encryption"], "enabled");
+    assert!(anon.get("credentials_count").is_none(), "an anonymous probe learns no tenant's counts");
+
     let (s, b) = call(&app, tenant, Method::POST, "/health/check-all", None).await;
     assert_eq!(
         (s, b["checked"].as_u64(), b["healthy"].as_u64()),
