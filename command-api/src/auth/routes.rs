@@ -116,6 +116,8 @@ pub const ROUTES: &[Route] = {
         r("GET", "/health/expiring", CredentialRead).needs(Addon::Vault),
         r("POST", "/health/check-all", CredentialTest).needs(Addon::Vault),
         r("GET", "/rotation/schedule", CredentialRead).needs(Addon::Vault),
+        r("POST", "/credentials/{name}/apply", CredentialApply).needs(Addon::Vault),
+        r("POST", "/sync/n8n", CredentialApply).needs(Addon::Vault),
     ]
 };
 

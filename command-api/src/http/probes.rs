@@ -66,7 +66,10 @@ async fn health(State(state): State<AppState>, req: axum::extract::Request) -> J
     let Json(alive) = alive();
     let (parts, _) = req.into_parts();
     let counts = match crate::auth::authenticate(&parts, &state).await {
-        Ok(p) if p.permissions.contains(crate::auth::routes::Permission::CredentialRead) => {
+        Ok(p)
+            if p.permissions
+                .contains(crate::auth::routes::Permission::CredentialRead) =>
+        {
             match p.tenant {
                 Some(t) => crate::http::vault::health::counts(&state, t.0).await.ok(),
                 None => None,

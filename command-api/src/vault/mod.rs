@@ -2,6 +2,7 @@
 //! lease, proving values against their targets. HTTP handlers and the rotation reactor share
 //! it, so a scheduled rotation is the same code path as `POST /credentials/{name}/rotate`.
 
+pub mod n8n;
 pub mod rotators;
 pub mod scheduler;
 pub mod scram;
@@ -117,6 +118,34 @@ pub async fn open(
     String::from_utf8(clear.to_vec())
         .map(Zeroizing::new)
         .map_err(|_| ApiError::internal(&KeyError::Tampered))
+}
+
+/// Records one read of a credential's value, before the value is used or answered.
+pub async fn record_read(
+    state: &AppState,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    c: &Credential,
+) -> Result<(), ApiError> {
+    use crate::domain::vault::reads::{CredentialReadAggregate, ValueRead};
+    let read = aggregate::<CredentialReadAggregate>(
+        tenant,
+        CredentialReadAggregate::id(&c.name, Uuid::now_v7()),
+    )?;
+    state
+        .executor
+        .execute::<CredentialReadAggregate>(
+            &read,
+            &ValueRead {
+                name: c.name.clone(),
+                version: c.version(),
+            },
+            ctx,
+            true,
+        )
+        .await
+        .map_err(|e| e.into_api(|e| ApiError::internal(&e)))?;
+    Ok(())
 }
 
 /// What a completed rotation answers (seed 001).

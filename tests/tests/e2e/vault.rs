@@ -782,11 +782,27 @@ async fn the_scheduler_rotates_what_is_due_and_alerts_expiry_once_per_version() 
 
     // /health stays a public probe, and adds the tenant's counts for a caller who may read them.
     let (s, h) = call(&app, tenant, Method::GET, "/health", None).await;
-    assert_eq!((s, h["credentials_count"].as_i64(), h["expiring_count"].as_i64()), (200, Some(2), Some(1)), "{h}");
+    assert_eq!(
+        (
+            s,
+            h["credentials_count"].as_i64(),
+            h["expiring_count"].as_i64()
+        ),
+        (200, Some(2), Some(1)),
+        "{h}"
+    );
     assert!(h["last_rotation_check"].is_string());
-    let anon: Value = reqwest::get(app.url("/health")).await.unwrap().json().await.unwrap();
+    let anon: Value = reqwest::get(app.url("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(anon["encryption"], "enabled");
-    assert!(anon.get("credentials_count").is_none(), "an anonymous probe learns no tenant's counts");
+    assert!(
+        anon.get("credentials_count").is_none(),
+        "an anonymous probe learns no tenant's counts"
+    );
 
     let (s, b) = call(&app, tenant, Method::POST, "/health/check-all", None).await;
     assert_eq!(
@@ -1107,4 +1123,183 @@ async fn the_master_key_rotates_with_aegis_rewrap_while_the_server_runs() {
         only_old.open(tenant, &c.id, v.version, &v.sealed).await,
         Err(aegis_command_api::keys::KeyError::UnknownMaster { .. })
     ));
+}
+
+/// A local n8n: checks `X-N8N-API-KEY` and the documented request shapes, keeps what it is
+/// sent, and pages its workflow listing.
+#[derive(Default)]
+struct N8n {
+    credentials: std::sync::Mutex<Vec<Value>>,
+    puts: std::sync::Mutex<Vec<Value>>,
+}
+
+async fn n8n_receiver() -> (String, Arc<N8n>) {
+    use axum::extract::{Path, Query};
+    use axum::routing::{get, post};
+    let seen = Arc::new(N8n::default());
+    let key_ok = |h: &axum::http::HeaderMap| {
+        h.get("x-n8n-api-key").and_then(|v| v.to_str().ok()) == Some("n8n-key")
+    };
+    let workflow = |id: &str| {
+        json!({
+            "id": id, "name": format!("wf {id}"), "active": true, "createdAt": "2026-01-01T00:00:00.000Z",
+            "nodes": [
+                { "name": "HTTP Request", "type": "n8n-nodes-base.httpRequest", "parameters": {},
+                  "credentials": if id == "wf-1" { json!({ "openAiApi": { "id": "c-1", "name": "OpenAI account" } }) } else { json!({ "slackApi": { "id": "c-2", "name": "Slack bot" } }) } }
+            ],
+            "connections": {}, "settings": { "executionOrder": "v1" }, "staticData": null
+        })
+    };
+    let (s1, s2) = (seen.clone(), seen.clone());
+    let app = axum::Router::new()
+        .route("/api/v1/credentials", post(move |h: axum::http::HeaderMap, body: axum::Json<Value>| {
+            let seen = s1.clone();
+            async move {
+                if !key_ok(&h) { return (AxStatus::UNAUTHORIZED, axum::Json(json!({ "message": "unauthorized" }))); }
+                let b = body.0;
+                assert!(b["name"].is_string() && b["type"].is_string() && b["data"].is_object(), "{b}");
+                seen.credentials.lock().unwrap().push(b.clone());
+                (AxStatus::OK, axum::Json(json!({ "id": "new-cred-9", "name": b["name"], "type": b["type"],
+                    "createdAt": "2026-01-01T00:00:00.000Z", "updatedAt": "2026-01-01T00:00:00.000Z" })))
+            }
+        }))
+        .route("/api/v1/workflows", get(move |h: axum::http::HeaderMap, q: Query<std::collections::HashMap<String, String>>| async move {
+            if !key_ok(&h) { return (AxStatus::UNAUTHORIZED, axum::Json(json!({}))); }
+            match q.get("cursor").map(String::as_str) {
+                None => (AxStatus::OK, axum::Json(json!({ "data": [workflow("wf-1")], "nextCursor": "page-2" }))),
+                Some("page-2") => (AxStatus::OK, axum::Json(json!({ "data": [workflow("wf-2")], "nextCursor": null }))),
+                Some(_) => (AxStatus::BAD_REQUEST, axum::Json(json!({}))),
+            }
+        }))
+        .route("/api/v1/workflows/{id}", get(move |h: axum::http::HeaderMap, Path(id): Path<String>| async move {
+            if !key_ok(&h) { return (AxStatus::UNAUTHORIZED, axum::Json(json!({}))); }
+            (AxStatus::OK, axum::Json(workflow(&id)))
+        }).put(move |h: axum::http::HeaderMap, Path(id): Path<String>, body: axum::Json<Value>| {
+            let seen = s2.clone();
+            async move {
+                if !key_ok(&h) { return (AxStatus::UNAUTHORIZED, axum::Json(json!({}))); }
+                let mut keys: Vec<&str> = body.0.as_object().unwrap().keys().map(String::as_str).collect();
+                keys.sort_unstable();
+                // n8n refuses read-only fields (id, active, createdAt...) in a PUT.
+                assert_eq!(keys, ["connections", "name", "nodes", "settings"]);
+                seen.puts.lock().unwrap().push(json!({ "id": id, "body": body.0 }));
+                (AxStatus::OK, axum::Json(workflow(&id)))
+            }
+        }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn credentials_are_applied_to_n8n_workflows_and_synced_from_them() {
+    let (app, tenant) = vault_app().await;
+    let (url, n8n) = n8n_receiver().await;
+    // Without a connection the answer says what to register.
+    let (s, b) = call(&app, tenant, Method::POST, "/sync/n8n", None).await;
+    assert_eq!((s, b["field"].as_str()), (422, Some("connection")), "{b}");
+
+    create(&app, tenant, json!({ "name": "n8n-api", "credential_type": "api_key", "provider": "n8n", "value": "n8n-key",
+        "metadata": { "base_url": url } })).await;
+    create(&app, tenant, json!({ "name": "openai-api-key", "credential_type": "api_key", "provider": "api", "value": "sk-apply",
+        "metadata": { "n8n_credential_type": "openAiApi" } })).await;
+    let (s, b) = call(
+        &app,
+        tenant,
+        Method::POST,
+        "/credentials/openai-api-key/apply",
+        Some(json!({
+        "workflow_id": "wf-1", "node_name": "HTTP Request", "requested_by": "HEPHAESTUS" })),
+    )
+    .await;
+    assert_eq!(
+        (
+            s,
+            b["status"].as_str(),
+            b["provider_credential_id"].as_str()
+        ),
+        (200, Some("applied"), Some("new-cred-9")),
+        "{b}"
+    );
+    let sent = n8n.credentials.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0]["type"].as_str(), sent[0]["data"]["apiKey"].as_str()),
+        (Some("openAiApi"), Some("sk-apply"))
+    );
+    let puts = n8n.puts.lock().unwrap().clone();
+    assert_eq!(puts[0]["id"], "wf-1");
+    assert_eq!(
+        puts[0]["body"]["nodes"][0]["credentials"]["openAiApi"]["id"],
+        "new-cred-9"
+    );
+
+    let (s, b) = call(
+        &app,
+        tenant,
+        Method::POST,
+        "/credentials/openai-api-key/apply",
+        Some(json!({
+        "workflow_id": "wf-1", "node_name": "Missing" })),
+    )
+    .await;
+    assert_eq!((s, b["field"].as_str()), (422, Some("node_name")), "{b}");
+
+    // The audit log shows the apply under the credential's name, with its target.
+    let r = app
+        .admin(
+            Method::GET,
+            "/audit/log?credential_name=openai-api-key&action=credential.applied",
+            Some(tenant),
+        )
+        .header("Aegis-Min-Position", app.head().await.to_string())
+        .send()
+        .await
+        .unwrap();
+    let log: Value = r.json().await.unwrap();
+    assert_eq!(log["total"], 1, "{log}");
+
+    // Sync reads both workflow pages; a second sync finds nothing new.
+    let (s, b) = call(&app, tenant, Method::POST, "/sync/n8n", None).await;
+    assert_eq!((s, b["synced"].as_u64()), (200, Some(2)), "{b}");
+    let mut names: Vec<&str> = b["new"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["n8n-openai-account", "n8n-slack-bot"]);
+    let (s, b) = call(&app, tenant, Method::POST, "/sync/n8n", None).await;
+    assert_eq!((s, b["new"].as_array().unwrap().len()), (200, 0), "{b}");
+    let (_, d) = call(
+        &app,
+        tenant,
+        Method::GET,
+        "/credentials/n8n-slack-bot",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (d["provider"].as_str(), d["provider_credential_id"].as_str()),
+        (Some("n8n"), Some("c-2"))
+    );
+
+    // A wrong key is n8n's 401, surfaced as an upstream failure.
+    let (s, _) = call(
+        &app,
+        tenant,
+        Method::PATCH,
+        "/credentials/n8n-api",
+        Some(json!({ "value": "wrong" })),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, b) = call(&app, tenant, Method::POST, "/sync/n8n", None).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (502, Some("upstream_error")),
+        "{b}"
+    );
 }

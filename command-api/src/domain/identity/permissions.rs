@@ -62,6 +62,7 @@ catalog! {
     CredentialRotate = "credential.rotate", true, "Rotate credentials and roll them back";
     CredentialTest = "credential.test", true, "Test credentials against their targets";
     CredentialDestroy = "credential.destroy", true, "Destroy every version of a credential (crypto-shredding)";
+    CredentialApply = "credential.apply", true, "Apply credentials to n8n workflows and sync credentials from n8n";
     ProjectionRead = "projection.read", false, "See every projection's position, lag and health (platform admin)";
     ProjectionOperate = "projection.operate", false, "Rebuild projections and skip a halted one's bad commit (platform admin)";
 }

@@ -3,6 +3,7 @@
 pub mod body;
 pub mod credentials;
 pub mod health;
+pub mod n8n;
 pub mod values;
 
 use crate::state::AppState;
@@ -13,6 +14,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(credentials::router())
         .merge(values::router())
         .merge(health::router())
+        .merge(n8n::router())
 }
 
 /// The status a caller sees: the lifecycle, or for an active credential whether it expired

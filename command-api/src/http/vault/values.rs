@@ -4,7 +4,6 @@
 use super::credentials::path_name;
 use crate::auth::Principal;
 use crate::domain::vault::credentials::{Command, NewVersion};
-use crate::domain::vault::reads::{CredentialReadAggregate, ValueRead};
 use crate::domain::vault::CredentialAggregate;
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json};
@@ -12,7 +11,7 @@ use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::http::{aggregate, command_context, execute};
 use crate::state::AppState;
-use crate::vault::{credential_error, key_error, load, open, rotate, Rotated};
+use crate::vault::{credential_error, key_error, load, open, record_read, rotate, Rotated};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,7 +19,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -63,21 +61,11 @@ async fn value(
         );
     }
     let clear = open(&state, tenant.0, &c, None).await?;
-    let read = aggregate::<CredentialReadAggregate>(
-        tenant.0,
-        CredentialReadAggregate::id(&name, Uuid::now_v7()),
-    )?;
-    execute::<CredentialReadAggregate>(
+    record_read(
         &state,
-        &principal,
-        &headers,
-        &read,
-        &ValueRead {
-            name: name.clone(),
-            version: c.version(),
-        },
-        true,
-        |e| ApiError::internal(&e),
+        &command_context(&principal, &headers, None),
+        tenant.0,
+        &c,
     )
     .await?;
     let body = Value {

@@ -1,0 +1,376 @@
+//! Seed 001's n8n routes: apply a credential to a workflow node, and sync the credentials
+//! n8n's workflows use into the vault. The n8n connection is a vault credential (default
+//! `n8n-api`): its value is the API key, its `base_url` metadata the instance.
+
+use super::credentials::path_name;
+use crate::auth::Principal;
+use crate::command::CommandError;
+use crate::domain::vault::credentials::{Command, Lifecycle, NewCredential};
+use crate::domain::vault::{CredentialAggregate, CredentialError, Settings};
+use crate::error::ApiError;
+use crate::http::extract::{max_chars, CommandHeaders, Json, Query};
+use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::reply::Reply;
+use crate::http::{aggregate, command_context, ensure_tenant, execute};
+use crate::state::AppState;
+use crate::vault::n8n::{self, Client, N8nError, NodeCredential};
+use crate::vault::{credential_error, load, open};
+use aegis_schemas::vault::v1 as pb;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+pub const DEFAULT_CONNECTION: &str = "n8n-api";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(apply))
+        .routes(routes!(sync))
+}
+
+fn n8n_error(e: N8nError) -> ApiError {
+    match e {
+        N8nError::NoSuchNode { .. } => ApiError::validation("node_name", e.to_string()),
+        other => ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", other.to_string()),
+    }
+}
+
+/// The tenant's n8n client, from its connection credential (whose read is audited like any).
+async fn client(
+    state: &AppState,
+    ctx: &crate::command::CommandContext,
+    tenant: Uuid,
+    connection: &str,
+) -> Result<Client, ApiError> {
+    path_name(connection)?;
+    let (conn, _, _) = load(state, tenant, connection).await.map_err(|_| {
+        ApiError::validation(
+            "connection",
+            format!("no n8n connection: register a credential named `{connection}` whose value is the n8n API key and whose metadata holds `base_url`"),
+        )
+    })?;
+    let base = conn.settings.metadata.get("base_url").ok_or_else(|| {
+        ApiError::validation(
+            "connection",
+            format!("the credential `{connection}` has no `base_url` metadata"),
+        )
+    })?;
+    let key = open(state, tenant, &conn, None).await?;
+    crate::vault::record_read(state, ctx, tenant, &conn).await?;
+    Client::connect(state.config.egress(), base, &key)
+        .await
+        .map_err(n8n_error)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyBody {
+    pub workflow_id: String,
+    pub node_name: String,
+    /// Who asked (seed 001: an agent's name); recorded in the audit log.
+    pub requested_by: Option<String>,
+    /// The n8n connection credential (default `n8n-api`).
+    pub connection: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Applied {
+    pub status: String,
+    pub credential: String,
+    pub workflow_id: String,
+    pub node: String,
+    /// The n8n credential created for this version of the value.
+    pub provider_credential_id: String,
+    pub applied_at: DateTime<Utc>,
+}
+
+/// Apply the current value to an n8n workflow node: creates an n8n credential holding it
+/// (type from the `n8n_credential_type` metadata, default `httpHeaderAuth`) and points the
+/// node at it.
+#[utoipa::path(post, path = "/credentials/{name}/apply", tag = "vault", security(("bearer" = [])),
+    params(("name" = String, Path, description = "The credential's name"), params::Tenant),
+    request_body = ApplyBody,
+    responses((status = 200, description = "Applied", body = Applied),
+        AuthErrors, BodyErrors,
+        (status = 404, description = "No such credential", body = ErrorBody),
+        (status = 502, description = "n8n refused or failed", body = ErrorBody)))]
+async fn apply(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: CommandHeaders,
+    Path(name): Path<String>,
+    Json(body): Json<ApplyBody>,
+) -> Result<Reply, ApiError> {
+    let tenant = principal.tenant()?;
+    path_name(&name)?;
+    for (field, v) in [
+        ("workflow_id", &body.workflow_id),
+        ("node_name", &body.node_name),
+    ] {
+        if v.is_empty() {
+            return Err(ApiError::validation(field, format!("{field} is required")));
+        }
+        max_chars(field, Some(v), 255)?;
+    }
+    max_chars("requested_by", body.requested_by.as_deref(), 255)?;
+    let (c, _, _) = load(&state, tenant.0, &name).await?;
+    if c.lifecycle != Lifecycle::Active {
+        return Err(
+            ApiError::conflict(format!("the credential is {}", c.lifecycle))
+                .with("credential", name.as_str()),
+        );
+    }
+    let value = open(&state, tenant.0, &c, None).await?;
+    crate::vault::record_read(
+        &state,
+        &command_context(&principal, &headers, None),
+        tenant.0,
+        &c,
+    )
+    .await?;
+    let n8n = client(
+        &state,
+        &command_context(&principal, &headers, None),
+        tenant.0,
+        body.connection.as_deref().unwrap_or(DEFAULT_CONNECTION),
+    )
+    .await?;
+    let n8n_type = c
+        .settings
+        .metadata
+        .get("n8n_credential_type")
+        .map_or("httpHeaderAuth", String::as_str);
+    let data = n8n::credential_data(
+        n8n_type,
+        c.settings.metadata.get("n8n_field").map(String::as_str),
+        &value,
+    );
+    let n8n_name = format!("{name} (aegis v{})", c.version());
+    let id = n8n
+        .create_credential(&n8n_name, n8n_type, data)
+        .await
+        .map_err(n8n_error)?;
+    n8n.attach(
+        &body.workflow_id,
+        &body.node_name,
+        &NodeCredential {
+            id: id.clone(),
+            name: n8n_name,
+            credential_type: n8n_type.into(),
+        },
+    )
+    .await
+    .map_err(n8n_error)?;
+    let agg = aggregate::<CredentialAggregate>(tenant.0, name.as_str())?;
+    let outcome = execute::<CredentialAggregate>(
+        &state,
+        &principal,
+        &headers,
+        &agg,
+        &Command::RecordApplied(pb::CredentialApplied {
+            workflow_id: body.workflow_id.clone(),
+            node_name: body.node_name.clone(),
+            requested_by: body.requested_by.clone().unwrap_or_default(),
+            provider_credential_id: id.clone(),
+        }),
+        false,
+        credential_error(&name),
+    )
+    .await?;
+    Ok(Reply::body(
+        StatusCode::OK,
+        Applied {
+            status: "applied".into(),
+            credential: name,
+            workflow_id: body.workflow_id,
+            node: body.node_name,
+            provider_credential_id: id,
+            applied_at: Utc::now(),
+        },
+    )
+    .at(outcome.position, outcome.version))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SyncQuery {
+    /// The n8n connection credential (default `n8n-api`).
+    #[param(max_length = 128)]
+    pub connection: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncedNew {
+    pub name: String,
+    pub id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncedUpdate {
+    pub name: String,
+    pub changes: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncReply {
+    pub synced: usize,
+    pub new: Vec<SyncedNew>,
+    pub updated: Vec<SyncedUpdate>,
+    /// True when n8n had more workflow pages than one sync reads.
+    pub truncated: bool,
+    pub synced_at: DateTime<Utc>,
+}
+
+/// Register in the vault every credential n8n's workflows use (provider `n8n`, no value: n8n
+/// never returns one), and refresh the description and type of those already registered.
+#[utoipa::path(post, path = "/sync/n8n", tag = "vault", security(("bearer" = [])),
+    params(SyncQuery, params::Tenant),
+    responses((status = 200, description = "Synced", body = SyncReply),
+        AuthErrors,
+        (status = 422, description = "No n8n connection", body = ErrorBody),
+        (status = 502, description = "n8n refused or failed", body = ErrorBody)))]
+async fn sync(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: CommandHeaders,
+    Query(q): Query<SyncQuery>,
+) -> Result<Reply, ApiError> {
+    let tenant = principal.tenant()?;
+    ensure_tenant(&state, tenant).await?;
+    let n8n = client(
+        &state,
+        &command_context(&principal, &headers, None),
+        tenant.0,
+        q.connection.as_deref().unwrap_or(DEFAULT_CONNECTION),
+    )
+    .await?;
+    let (found, truncated) = n8n.referenced_credentials().await.map_err(n8n_error)?;
+    let mut reply = SyncReply {
+        synced: found.len(),
+        new: Vec::new(),
+        updated: Vec::new(),
+        truncated,
+        synced_at: Utc::now(),
+    };
+    for f in found {
+        let known: Option<(String,)> = sqlx::query_as(
+            "SELECT name FROM vault_credentials WHERE tenant_id = $1 AND provider = 'n8n' AND provider_credential_id = $2",
+        )
+        .bind(tenant.0)
+        .bind(&f.id)
+        .fetch_optional(&state.pool)
+        .await?;
+        let description = format!("n8n credential `{}` ({})", f.name, f.credential_type);
+        match known {
+            Some((name,)) => {
+                let (c, _, _) = load(&state, tenant.0, &name).await?;
+                let mut settings = c.settings.clone();
+                let mut changes = Vec::new();
+                if settings.description != description {
+                    settings.description = description;
+                    changes.push("description".to_string());
+                }
+                if settings.metadata.get("n8n_credential_type") != Some(&f.credential_type) {
+                    settings
+                        .metadata
+                        .insert("n8n_credential_type".into(), f.credential_type.clone());
+                    changes.push("metadata".to_string());
+                }
+                if changes.is_empty() || c.lifecycle != Lifecycle::Active {
+                    continue;
+                }
+                let agg = aggregate::<CredentialAggregate>(tenant.0, name.as_str())?;
+                execute::<CredentialAggregate>(
+                    &state,
+                    &principal,
+                    &headers,
+                    &agg,
+                    &Command::Update {
+                        settings,
+                        fields: changes.clone(),
+                        value: None,
+                        now: Utc::now(),
+                    },
+                    false,
+                    credential_error(&name),
+                )
+                .await?;
+                reply.updated.push(SyncedUpdate { name, changes });
+            }
+            None => {
+                let mut name = n8n::vault_name(&f.name, &f.id);
+                let taken: Option<(i64,)> = sqlx::query_as(
+                    "SELECT 1::bigint FROM vault_credentials WHERE tenant_id = $1 AND name = $2",
+                )
+                .bind(tenant.0)
+                .bind(&name)
+                .fetch_optional(&state.pool)
+                .await?;
+                if taken.is_some() {
+                    name.truncate(100);
+                    name = format!(
+                        "{name}-{}",
+                        n8n::vault_name("", &f.id).trim_start_matches("n8n-")
+                    );
+                }
+                let id = format!("cred_{}", Uuid::now_v7().simple());
+                let settings = Settings {
+                    description,
+                    provider_credential_id: Some(f.id.clone()),
+                    metadata: [("n8n_credential_type".to_string(), f.credential_type.clone())]
+                        .into(),
+                    ..Settings::default()
+                };
+                let credential_type: String = f
+                    .credential_type
+                    .to_lowercase()
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                    .take(64)
+                    .collect();
+                let agg = aggregate::<CredentialAggregate>(tenant.0, name.as_str())?;
+                let created = state
+                    .executor
+                    .execute::<CredentialAggregate>(
+                        &agg,
+                        &Command::Create {
+                            credential: NewCredential {
+                                id: id.clone(),
+                                name: name.clone(),
+                                credential_type: if credential_type.is_empty() {
+                                    "n8n".into()
+                                } else {
+                                    credential_type
+                                },
+                                provider: "n8n".into(),
+                                settings,
+                            },
+                            value: None,
+                        },
+                        &command_context(&principal, &headers, None),
+                        true,
+                    )
+                    .await;
+                match created {
+                    Ok(_) => {}
+                    // Registered by a sync the read model has not caught up with yet.
+                    Err(CommandError::Domain(CredentialError::NameTaken)) => {
+                        let (c, _, _) = load(&state, tenant.0, &name).await?;
+                        if c.settings.provider_credential_id.as_deref() == Some(f.id.as_str()) {
+                            continue;
+                        }
+                        return Err(credential_error(&name)(CredentialError::NameTaken));
+                    }
+                    Err(e) => return Err(e.into_api(credential_error(&name))),
+                }
+                reply.new.push(SyncedNew { name, id });
+            }
+        }
+    }
+    Ok(Reply::body(StatusCode::OK, reply))
+}
