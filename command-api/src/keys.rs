@@ -28,6 +28,10 @@ pub enum KeyError {
     /// Wrong key, wrong context or altered bytes: the AEAD refused it.
     #[error("the sealed value does not open in this context")]
     Tampered,
+    /// The tenant's data key was destroyed: nothing of the tenant's opens, and nothing new
+    /// is sealed for it.
+    #[error("the tenant's data key was destroyed")]
+    TenantErased,
     #[error("no configured master key opens `{entry}` (wrapped under master key {kid}); set AEGIS_MASTER_KEY or AEGIS_MASTER_KEY_PREVIOUS")]
     UnknownMaster { entry: String, kid: String },
     #[error("key store: {0}")]
@@ -164,6 +168,11 @@ fn tenant_entry(tenant: Uuid) -> String {
     format!("tenant.{tenant}")
 }
 
+/// Left where a destroyed tenant key was, so no new key is made in its place.
+fn erased_entry(tenant: Uuid) -> String {
+    format!("erased.{tenant}")
+}
+
 fn secret_entry(tenant: Uuid, secret: &str) -> String {
     format!("secret.{tenant}.{secret}")
 }
@@ -269,6 +278,16 @@ impl KeyStore {
 
     async fn tenant_key(&self, tenant: Uuid, create: bool) -> Result<Key, KeyError> {
         let entry = tenant_entry(tenant);
+        if self.cached(&entry).is_none()
+            && self
+                .kv
+                .get(erased_entry(tenant))
+                .await
+                .map_err(store_err)?
+                .is_some()
+        {
+            return Err(KeyError::TenantErased);
+        }
         let (m, w) = (self.master.clone(), self.master.clone());
         let (e1, e2) = (entry.clone(), entry.clone());
         self.entry(
@@ -325,7 +344,7 @@ impl KeyStore {
     pub async fn holds(&self, tenant: Uuid, secret: &str) -> Result<bool, KeyError> {
         match self.secret_key(tenant, secret, false).await {
             Ok(_) => Ok(true),
-            Err(KeyError::Shredded) => Ok(false),
+            Err(KeyError::Shredded | KeyError::TenantErased) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -337,12 +356,31 @@ impl KeyStore {
         self.kv.purge(&entry).await.map_err(store_err)
     }
 
-    /// Destroys a tenant's key, and with it every secret key it wrapped.
+    /// Destroys a tenant's key, and with it every secret key it wrapped; a marker keeps a new
+    /// key from being made in its place. Other instances' caches are bounded by their
+    /// credentials' state: a value is opened only after its credential is loaded from the log.
     pub async fn destroy_tenant(&self, tenant: Uuid) -> Result<(), KeyError> {
         let entry = tenant_entry(tenant);
+        self.kv
+            .put(erased_entry(tenant), b"destroyed".to_vec().into())
+            .await
+            .map_err(store_err)?;
         self.forget(&entry);
         self.forget(&format!("secret.{tenant}."));
-        self.kv.purge(&entry).await.map_err(store_err)
+        self.kv.purge(&entry).await.map_err(store_err)?;
+        let secrets: Vec<String> = self
+            .kv
+            .keys()
+            .await
+            .map_err(store_err)?
+            .try_collect()
+            .await
+            .map_err(store_err)?;
+        let prefix = format!("secret.{tenant}.");
+        for key in secrets.into_iter().filter(|k| k.starts_with(&prefix)) {
+            self.kv.purge(&key).await.map_err(store_err)?;
+        }
+        Ok(())
     }
 
     /// Rewraps every key the master wraps under the current master key. Safe to run while

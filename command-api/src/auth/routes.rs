@@ -58,6 +58,7 @@ pub const ROUTES: &[Route] = {
         r("GET", "/admin/tenants", TenantRead),
         r("GET", "/admin/tenants/{id}", TenantRead),
         r("PUT", "/admin/tenants/{id}/plan", TenantUpdate),
+        r("POST", "/admin/tenants/{id}/destroy-key", TenantEraseKey),
         r("POST", "/incidents", IncidentOpen),
         r("GET", "/incidents", IncidentRead),
         r("GET", "/incidents/summary", IncidentRead),

@@ -55,6 +55,11 @@ pub fn key_error(name: &str, e: KeyError) -> ApiError {
             "gone",
             format!("the values of `{name}` were destroyed (crypto-shredded) and cannot be read"),
         ),
+        KeyError::TenantErased => ApiError::new(
+            axum::http::StatusCode::GONE,
+            "gone",
+            "this tenant's data key was destroyed: no value can be read or sealed for it",
+        ),
         other => ApiError::internal(&other),
     }
 }

@@ -1303,3 +1303,127 @@ async fn credentials_are_applied_to_n8n_workflows_and_synced_from_them() {
         "{b}"
     );
 }
+
+/// Destroying a tenant's data key crypto-shreds every value it sealed: reads answer 410,
+/// nothing new is sealed, the chain still verifies, reconstruct says so, and the log keeps
+/// who did it. Another tenant is untouched.
+#[tokio::test]
+async fn destroying_a_tenants_key_shreds_all_its_values_and_only_its_own() {
+    let (app, tenant) = vault_app().await;
+    let other = app.create_tenant("Bystander").await;
+    app.set_plan(other, json!({ "addons": ["vault"] })).await;
+    for name in ["a", "b"] {
+        create(&app, tenant, json!({ "name": name, "credential_type": "api_key", "provider": "api", "value": format!("{name}-value") })).await;
+    }
+    create(&app, other, json!({ "name": "a", "credential_type": "api_key", "provider": "api", "value": "survives" })).await;
+
+    let path = format!("/admin/tenants/{tenant}/destroy-key");
+    let (s, b) = call(
+        &app,
+        tenant,
+        Method::POST,
+        &path,
+        Some(json!({ "confirm": other, "reason": "offboarded" })),
+    )
+    .await;
+    assert_eq!(
+        (s, b["field"].as_str()),
+        (422, Some("confirm")),
+        "the wrong tenant is not confirmation"
+    );
+    assert_eq!(
+        value_of(&app, tenant, "a").await.0,
+        200,
+        "a refused request destroyed nothing"
+    );
+    let (s, b) = call(
+        &app,
+        tenant,
+        Method::POST,
+        &path,
+        Some(json!({ "confirm": tenant, "reason": "offboarded" })),
+    )
+    .await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("destroyed")), "{b}");
+    let admin = app.user_with_role(tenant, Some("ADMIN")).await;
+    let r = app
+        .bearer(Method::POST, &path, &admin.token)
+        .json(&json!({ "confirm": tenant, "reason": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a tenant admin cannot erase");
+
+    for name in ["a", "b"] {
+        let (s, b) = value_of(&app, tenant, name).await;
+        assert_eq!((s, b["error"].as_str()), (410, Some("gone")), "{b}");
+    }
+    let (s, _) = call(
+        &app,
+        tenant,
+        Method::POST,
+        "/credentials",
+        Some(
+            json!({ "name": "c", "credential_type": "api_key", "provider": "api", "value": "new" }),
+        ),
+    )
+    .await;
+    assert_eq!(s, 410, "nothing new is sealed for an erased tenant");
+    assert_eq!(value_of(&app, other, "a").await.1["value"], "survives");
+
+    // A fresh key store (no cache) cannot open them either.
+    let keys = aegis_command_api::app::open_keys(&app.config, app.state().executor.store())
+        .await
+        .unwrap();
+    let agg = aegis_streams::AggregateRef::new(tenant, "vault", "credential", "a").unwrap();
+    let (c, _) = app
+        .state()
+        .executor
+        .load::<aegis_command_api::domain::vault::CredentialAggregate>(&agg)
+        .await
+        .unwrap();
+    let c = c.unwrap();
+    let v = c.current().unwrap();
+    assert!(keys
+        .open(tenant, &c.id, v.version, &v.sealed)
+        .await
+        .is_err());
+
+    let (s, r) = call(
+        &app,
+        tenant,
+        Method::GET,
+        "/audit/reconstruct?resource=credential/a",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, r["state"]["shredded"].as_bool()),
+        (200, Some(true)),
+        "{r}"
+    );
+    let (s, b) = call(&app, tenant, Method::GET, "/audit/verify", None).await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("intact")), "{b}");
+    let r = app
+        .admin(
+            Method::GET,
+            "/api/v1/audit-events?action=tenant_key.destroyed",
+            Some(tenant),
+        )
+        .header("Aegis-Min-Position", app.head().await.to_string())
+        .send()
+        .await
+        .unwrap();
+    let log: Value = r.json().await.unwrap();
+    assert_eq!(log["data"][0]["actor"], "bootstrap", "{log}");
+    // Repeating answers the first record.
+    let (s, b2) = call(
+        &app,
+        tenant,
+        Method::POST,
+        &path,
+        Some(json!({ "confirm": tenant, "reason": "again" })),
+    )
+    .await;
+    assert_eq!((s, b2["reason"].as_str()), (200, Some("offboarded")));
+}

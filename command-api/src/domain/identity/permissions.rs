@@ -34,6 +34,7 @@ catalog! {
     TenantCreate = "tenant.create", false, "Create tenants (platform admin)";
     TenantRead = "tenant.read", false, "List every tenant (platform admin)";
     TenantUpdate = "tenant.update", false, "Set a tenant's plan: add-ons, quotas, rate (platform admin)";
+    TenantEraseKey = "tenant.erase_key", false, "Destroy a tenant's data key, crypto-shredding its secrets (platform admin)";
     IncidentOpen = "incident.open", false, "Open incidents (internal services)";
     IncidentRead = "incident.read", true, "Read incidents and their summary";
     IncidentUpdate = "incident.update", true, "Change an incident's status, assignee or actions";

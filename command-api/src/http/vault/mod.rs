@@ -4,6 +4,7 @@ pub mod body;
 pub mod credentials;
 pub mod health;
 pub mod n8n;
+pub mod tenant_key;
 pub mod values;
 
 use crate::state::AppState;
@@ -15,6 +16,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(values::router())
         .merge(health::router())
         .merge(n8n::router())
+        .merge(tenant_key::router())
 }
 
 /// The status a caller sees: the lifecycle, or for an active credential whether it expired

@@ -1,0 +1,153 @@
+//! The vault benchmark (issue 5): credential create, value read and rotate (generated) at
+//! concurrency 16 over HTTP, against raw JetStream publish on the same nats-server, in one
+//! run. Prints operations/s and p50/p99 latency of each, and create / raw publish.
+//! `scripts/bench vault`; bounded by `AEGIS_VAULT_BENCH_OPS` (default 4,000 per phase).
+
+use aegis_tests::TestApp;
+use anyhow::ensure;
+use async_nats::jetstream;
+use hdrhistogram::Histogram;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const CONCURRENCY: usize = 16;
+
+struct Phase {
+    ops: usize,
+    elapsed: Duration,
+    latency: Histogram<u64>,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn print(&self, name: &str) {
+        println!(
+            "{name:<38} {:>8.0} ops/s   p50 {:>6.2} ms   p99 {:>6.2} ms",
+            self.rate(),
+            self.latency.value_at_quantile(0.5) as f64 / 1000.0,
+            self.latency.value_at_quantile(0.99) as f64 / 1000.0,
+        );
+    }
+}
+
+/// Runs `per_worker` operations on each of 16 workers; `op(worker, i)` returns when done.
+async fn phase<F, Fut>(per_worker: usize, op: F) -> anyhow::Result<Phase>
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let started = Instant::now();
+    let workers = (0..CONCURRENCY).map(|w| {
+        let op = op.clone();
+        tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new(3)?;
+            for i in 0..per_worker {
+                let t = Instant::now();
+                op(w, i).await?;
+                h.record(t.elapsed().as_micros() as u64)?;
+            }
+            anyhow::Ok(h)
+        })
+    });
+    let mut latency = Histogram::<u64>::new(3)?;
+    for h in futures::future::try_join_all(workers).await? {
+        latency.add(h?)?;
+    }
+    Ok(Phase {
+        ops: per_worker * CONCURRENCY,
+        elapsed: started.elapsed(),
+        latency,
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let ops: usize = std::env::var("AEGIS_VAULT_BENCH_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4_000);
+    let per_worker = (ops / CONCURRENCY).max(1);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let app = TestApp::spawn_with_config(|c| c.tenant_rate_limit = 0).await;
+            let tenant = app.create_tenant("bench").await;
+            app.set_plan(tenant, json!({ "addons": ["vault"] })).await;
+
+            // Raw publish: the same stream settings as the event log, one subject per op.
+            let js = jetstream::new(async_nats::connect(app.config.nats_url.clone()).await?);
+            let mut cfg = aegis_streams::provision::events_config(&Default::default());
+            cfg.name = "BENCH_RAW".into();
+            cfg.subjects = vec!["bench.raw.>".into()];
+            js.create_stream(cfg).await?;
+            let payload = bytes::Bytes::from(vec![7u8; 400]);
+            let raw = phase(per_worker, move |w, i| {
+                let (js, payload) = (js.clone(), payload.clone());
+                async move {
+                    js.publish(format!("bench.raw.{w}.{i}"), payload).await?.await?;
+                    Ok(())
+                }
+            })
+            .await?;
+
+            let base = app.url("");
+            let http = app.http.clone();
+            let send = move |method: reqwest::Method, path: String, body: Option<serde_json::Value>| {
+                let (http, base) = (http.clone(), base.clone());
+                async move {
+                    let mut r = http
+                        .request(method, format!("{base}{path}"))
+                        .bearer_auth(aegis_tests::world::BOOTSTRAP)
+                        .header("X-Tenant-ID", tenant.to_string());
+                    if let Some(b) = body {
+                        r = r.json(&b);
+                    }
+                    let r = r.send().await?;
+                    let status = r.status();
+                    let text = r.text().await?;
+                    ensure!(status.is_success(), "{path}: {status} {text}");
+                    Ok(())
+                }
+            };
+            let s = send.clone();
+            let create = phase(per_worker, move |w, i| {
+                s(
+                    reqwest::Method::POST,
+                    "/credentials".into(),
+                    Some(json!({ "name": format!("c-{w}-{i}"), "credential_type": "api_key",
+                        "provider": "api", "value": format!("secret-{w}-{i}-0123456789abcdef") })),
+                )
+            })
+            .await?;
+            let s = send.clone();
+            let read = phase(per_worker, move |w, i| {
+                s(reqwest::Method::GET, format!("/credentials/c-{w}-{i}/value"), None)
+            })
+            .await?;
+            let s = send.clone();
+            let rotations = (per_worker / 4).max(1);
+            let rotate = phase(rotations, move |w, i| {
+                s(
+                    reqwest::Method::POST,
+                    format!("/credentials/c-{w}-{i}/rotate"),
+                    Some(json!({ "trigger": "manual" })),
+                )
+            })
+            .await?;
+
+            println!("vault benchmark, concurrency {CONCURRENCY}, one Aegis, one nats-server (sync: always)");
+            raw.print("raw JetStream publish (400 B)");
+            create.print("POST /credentials (sealed value)");
+            read.print("GET /credentials/{name}/value (audited)");
+            rotate.print("POST /credentials/{name}/rotate (generated)");
+            println!(
+                "create / raw publish: {:.2}   (goal >= 0.5)   value read p99: {:.2} ms (goal <= 5)",
+                create.rate() / raw.rate(),
+                read.latency.value_at_quantile(0.99) as f64 / 1000.0
+            );
+            anyhow::Ok(())
+        })
+}
