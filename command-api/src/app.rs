@@ -118,6 +118,7 @@ impl Application {
         );
         let executor = Executor::new(store.clone());
         let directory = Directory::new(executor.clone());
+        let directory_executor = executor.clone();
         let state = AppState {
             config: Arc::new(config),
             executor,
@@ -127,6 +128,7 @@ impl Application {
             known_tenants: Arc::default(),
             keyring: Arc::new(keyring),
             directory: directory.clone(),
+            credentials: Directory::new(directory_executor),
             login_throttle: Arc::default(),
             rate_limiter: Arc::default(),
             rebuilds: Arc::default(),
@@ -167,10 +169,31 @@ impl Application {
             tracing::info!("reactor role started: audit checkpoints, vault rotation and expiry");
         }
         if roles.command_api {
-            let follow = directory.follow(client.clone(), rx.clone());
+            let follow = directory.follow(
+                client.clone(),
+                crate::auth::directory::IDENTITY_EVENTS,
+                rx.clone(),
+            );
             tasks.spawn(async move {
                 if let Err(e) = follow.await {
                     tracing::error!(error = %e, "identity cache cannot follow the log");
+                }
+            });
+            let follow = state.credentials.clone().follow(
+                client.clone(),
+                crate::auth::directory::CREDENTIAL_EVENTS,
+                rx.clone(),
+            );
+            tasks.spawn(async move {
+                if let Err(e) = follow.await {
+                    tracing::error!(error = %e, "credential cache cannot follow the log");
+                }
+            });
+            let follow =
+                crate::vault::follow_tenant_keys(state.keys.clone(), client.clone(), rx.clone());
+            tasks.spawn(async move {
+                if let Err(e) = follow.await {
+                    tracing::error!(error = %e, "key cache cannot follow tenant key destruction");
                 }
             });
             let router = crate::http::router(state.clone()).layer(

@@ -328,6 +328,33 @@ impl KeyStore {
         Ok(seal_with(&key, &value_aad(tenant, secret, version), value))
     }
 
+    /// Seals the first value of a secret whose key cannot exist yet (its id was just minted):
+    /// the key is created without looking first, one round trip instead of two.
+    pub async fn seal_first(
+        &self,
+        tenant: Uuid,
+        secret: &str,
+        value: &[u8],
+    ) -> Result<Sealed, KeyError> {
+        let tenant_key = self.tenant_key(tenant, true).await?;
+        let entry = secret_entry(tenant, secret);
+        let fresh: Key = Zeroizing::new(rand::random());
+        let wrapped = encode_wrapped(
+            "tenant",
+            &seal_with(&tenant_key, entry.as_bytes(), fresh.as_slice()),
+        );
+        match self.kv.create(&entry, wrapped.into()).await {
+            Ok(_) => {
+                self.remember(&entry, &fresh);
+                Ok(seal_with(&fresh, &value_aad(tenant, secret, 1), value))
+            }
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                self.seal(tenant, secret, 1, value).await
+            }
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
     /// Opens what [`KeyStore::seal`] sealed; `Shredded` once the key is destroyed.
     pub async fn open(
         &self,
@@ -347,6 +374,12 @@ impl KeyStore {
             Err(KeyError::Shredded | KeyError::TenantErased) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Drops every cached key of a tenant (another instance destroyed its key).
+    pub fn forget_tenant(&self, tenant: Uuid) {
+        self.forget(&tenant_entry(tenant));
+        self.forget(&format!("secret.{tenant}."));
     }
 
     /// Destroys a secret's key: every version it sealed becomes unreadable, everywhere.

@@ -24,6 +24,8 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     /// Identity aggregates authentication reads, cached and invalidated by the log.
     pub directory: Directory,
+    /// Credentials value reads check, cached and invalidated by the log the same way.
+    pub credentials: Directory,
     pub login_throttle: Arc<LoginThrottle>,
     pub rate_limiter: Arc<crate::auth::rate::RateLimiter>,
     /// Signs audit checkpoints; its public half verifies exported bundles.

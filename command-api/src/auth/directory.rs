@@ -1,5 +1,5 @@
-//! The identity aggregates authentication reads on every request (users, roles, API keys,
-//! agents), served from memory and kept honest by the log.
+//! Aggregates read on every request (identity for authentication, credentials for value
+//! reads), served from memory and kept honest by the log.
 //!
 //! A state is trusted once it was read from the log; any identity event on its subject,
 //! observed through a plain NATS subscription on `aegis.evt.*.identity.>`, withdraws that trust
@@ -20,6 +20,8 @@ use tokio::sync::watch;
 const TRUST_TTL: Duration = Duration::from_secs(30);
 const MAX_ENTRIES: usize = 100_000;
 pub const IDENTITY_EVENTS: &str = "aegis.evt.*.identity.>";
+/// Credentials, which every value read checks (a retire or destroy must stop reads at once).
+pub const CREDENTIAL_EVENTS: &str = "aegis.evt.*.vault.credential.>";
 
 #[derive(Default)]
 struct Trust {
@@ -91,13 +93,14 @@ impl Directory {
         }
     }
 
-    /// Follows identity events until `stop`; every event withdraws trust in its subject.
+    /// Follows the events on `filter` until `stop`; every event withdraws trust in its subject.
     pub async fn follow(
         self,
         client: async_nats::Client,
+        filter: &'static str,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), async_nats::SubscribeError> {
-        let mut events = client.subscribe(IDENTITY_EVENTS).await?;
+        let mut events = client.subscribe(filter).await?;
         loop {
             tokio::select! {
                 msg = events.next() => match msg {

@@ -101,9 +101,7 @@ pub const ROUTES: &[Route] = {
         r("POST", "/admin/projections/{name}/skip", ProjectionOperate),
         r("GET", "/audit/verify", AuditRead),
         r("GET", "/api/v1/usage", UsageRead),
-        r("POST", "/credentials", CredentialCreate)
-            .needs(Addon::Vault)
-            .metered("credential.create"),
+        r("POST", "/credentials", CredentialCreate).needs(Addon::Vault),
         r("GET", "/credentials", CredentialRead).needs(Addon::Vault),
         r("GET", "/credentials/{name}", CredentialRead).needs(Addon::Vault),
         r("PATCH", "/credentials/{name}", CredentialUpdate).needs(Addon::Vault),

@@ -80,6 +80,43 @@ pub fn system_context(subject: &str) -> CommandContext {
     }
 }
 
+/// Follows tenant key destructions until `stop`: another instance's erasure drops this
+/// instance's cached keys of that tenant, so nothing it sealed opens here either.
+pub async fn follow_tenant_keys(
+    keys: crate::keys::KeyStore,
+    client: async_nats::Client,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), async_nats::SubscribeError> {
+    use futures::StreamExt;
+    let mut events = client.subscribe("aegis.evt.*.vault.tenant_key.>").await?;
+    loop {
+        tokio::select! {
+            msg = events.next() => match msg {
+                Some(msg) => {
+                    let tenant = msg.subject.as_str().split('.').nth(2).and_then(|t| Uuid::parse_str(t).ok());
+                    if let Some(t) = tenant {
+                        keys.forget_tenant(t);
+                    }
+                }
+                None => return Ok(()),
+            },
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        }
+    }
+}
+
+/// A credential as value reads see it: from memory while the log says nothing changed
+/// (see `auth::directory`), else from the log.
+pub async fn current(state: &AppState, tenant: Uuid, name: &str) -> Result<Credential, ApiError> {
+    let agg = aggregate::<CredentialAggregate>(tenant, name)?;
+    state
+        .credentials
+        .get::<CredentialAggregate>(&agg)
+        .await
+        .map_err(|e| e.into_api(|e| ApiError::internal(&e)))?
+        .ok_or_else(|| ApiError::not_found(format!("Credential not found: {name}")))
+}
+
 /// A credential of the tenant, from the log; 404 in seed 001's words when there is none.
 pub async fn load(
     state: &AppState,

@@ -1427,3 +1427,92 @@ async fn destroying_a_tenants_key_shreds_all_its_values_and_only_its_own() {
     .await;
     assert_eq!((s, b2["reason"].as_str()), (200, Some("offboarded")));
 }
+
+/// Value reads are served from a cache the log keeps honest: a credential destroyed, or a
+/// tenant key destroyed, through another instance stops reads on this one at once.
+#[tokio::test]
+async fn a_destroy_on_one_instance_stops_value_reads_on_another() {
+    use aegis_command_api::app::{Application, Roles};
+    let (app, tenant) = vault_app().await;
+    let other = Application::build(
+        app.config.clone(),
+        Roles {
+            command_api: true,
+            projectors: false,
+            reactors: false,
+        },
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", other.address().unwrap());
+    let read_there = |name: &'static str| {
+        let (http, base) = (app.http.clone(), base.clone());
+        async move {
+            http.get(format!("{base}/credentials/{name}/value"))
+                .bearer_auth(aegis_tests::world::BOOTSTRAP)
+                .header("X-Tenant-ID", tenant.to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for name in ["one", "two"] {
+        create(
+            &app,
+            tenant,
+            json!({ "name": name, "credential_type": "api_key", "provider": "api", "value": "v" }),
+        )
+        .await;
+    }
+    // Warm the other instance's caches.
+    assert_eq!(read_there("one").await, 200);
+    assert_eq!(read_there("two").await, 200);
+
+    let (s, _) = call(
+        &app,
+        tenant,
+        Method::POST,
+        "/credentials/one/destroy",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let gone = async {
+        for _ in 0..100 {
+            if read_there("one").await == 410 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    };
+    assert!(
+        gone.await,
+        "the other instance stops serving a destroyed credential"
+    );
+
+    let (s, _) = call(
+        &app,
+        tenant,
+        Method::POST,
+        &format!("/admin/tenants/{tenant}/destroy-key"),
+        Some(json!({ "confirm": tenant, "reason": "offboarded" })),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let gone = async {
+        for _ in 0..100 {
+            if read_there("two").await == 410 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    };
+    assert!(
+        gone.await,
+        "the other instance drops the erased tenant's cached keys"
+    );
+}

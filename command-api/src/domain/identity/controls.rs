@@ -43,12 +43,7 @@ impl Addon {
 }
 
 /// Operations that are metered (one usage event per success) and may carry a quota.
-pub const BILLABLE: &[&str] = &[
-    "user.create",
-    "api_key.create",
-    "agent.mint",
-    "credential.create",
-];
+pub const BILLABLE: &[&str] = &["user.create", "api_key.create", "agent.mint"];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {

@@ -74,7 +74,7 @@ async fn create(
             duration_ms: 0,
             sealed: state
                 .keys
-                .seal(tenant.0, &id, 1, v.as_bytes())
+                .seal_first(tenant.0, &id, v.as_bytes())
                 .await
                 .map_err(|e| crate::vault::key_error(&body.name, e))?,
             rotation_id: None,

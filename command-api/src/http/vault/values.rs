@@ -11,7 +11,9 @@ use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::http::{aggregate, command_context, execute};
 use crate::state::AppState;
-use crate::vault::{credential_error, key_error, load, open, record_read, rotate, Rotated};
+use crate::vault::{
+    credential_error, current, key_error, load, open, record_read, rotate, Rotated,
+};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -54,7 +56,7 @@ async fn value(
 ) -> Result<Response, ApiError> {
     let tenant = principal.tenant()?;
     path_name(&name)?;
-    let (c, _, _) = load(&state, tenant.0, &name).await?;
+    let c = current(&state, tenant.0, &name).await?;
     if c.lifecycle == crate::domain::vault::credentials::Lifecycle::Retired {
         return Err(
             ApiError::conflict("the credential is retired").with("credential", name.as_str())
