@@ -39,8 +39,18 @@ where
     F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
 {
+    phase_with(CONCURRENCY, per_worker, op).await
+}
+
+/// [`phase`] with `workers` workers.
+async fn phase_with<F, Fut>(workers: usize, per_worker: usize, op: F) -> anyhow::Result<Phase>
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
     let started = Instant::now();
-    let workers = (0..CONCURRENCY).map(|w| {
+    let concurrency = workers;
+    let workers = (0..workers).map(|w| {
         let op = op.clone();
         tokio::spawn(async move {
             let mut h = Histogram::<u64>::new(3)?;
@@ -57,7 +67,7 @@ where
         latency.add(h?)?;
     }
     Ok(Phase {
-        ops: per_worker * CONCURRENCY,
+        ops: per_worker * concurrency,
         elapsed: started.elapsed(),
         latency,
     })
@@ -127,6 +137,16 @@ fn main() -> anyhow::Result<()> {
                 s(reqwest::Method::GET, format!("/credentials/c-{w}-{i}/value"), None)
             })
             .await?;
+            // The same reads one at a time: the cost of a read without queueing behind others.
+            let s = send.clone();
+            let sequential = phase_with(1, (ops / 8).max(1), move |_, i| {
+                s(
+                    reqwest::Method::GET,
+                    format!("/credentials/c-{}-{}/value", i % CONCURRENCY, i / CONCURRENCY),
+                    None,
+                )
+            })
+            .await?;
             let s = send.clone();
             let rotations = (per_worker / 4).max(1);
             let rotate = phase(rotations, move |w, i| {
@@ -142,6 +162,7 @@ fn main() -> anyhow::Result<()> {
             raw.print("raw JetStream publish (400 B)");
             create.print("POST /credentials (sealed value)");
             read.print("GET /credentials/{name}/value (audited)");
+            sequential.print("  the same, one at a time");
             rotate.print("POST /credentials/{name}/rotate (generated)");
             println!(
                 "create / raw publish: {:.2}   (goal >= 0.5)   value read p99: {:.2} ms (goal <= 5)",
