@@ -36,7 +36,7 @@ pub fn path_name(name: &str) -> Result<(), ApiError> {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Created {
+pub struct CredentialCreated {
     pub id: String,
     pub name: String,
     pub status: String,
@@ -51,7 +51,7 @@ pub struct Created {
 #[utoipa::path(post, path = "/credentials", tag = "vault", security(("bearer" = [])),
     params(params::Tenant), request_body = CreateBody,
     responses(
-        (status = 201, description = "Registered", body = Created, headers(("Aegis-Position" = u64), ("ETag" = String))),
+        (status = 201, description = "Registered", body = CredentialCreated, headers(("Aegis-Position" = u64), ("ETag" = String))),
         (status = 400, description = "The name is taken", body = ErrorBody),
         AuthErrors, BodyErrors,
     ))]
@@ -107,7 +107,7 @@ async fn create(
     tracing::info!(credential = %c.name, id = %c.id, tenant = %tenant, "credential registered");
     Ok(Reply::body(
         StatusCode::CREATED,
-        Created {
+        CredentialCreated {
             id: c.id.clone(),
             name: c.name.clone(),
             status: status(&c),
@@ -157,7 +157,7 @@ pub struct ListQuery {
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
-pub struct Summary {
+pub struct CredentialSummary {
     pub id: String,
     pub name: String,
     pub credential_type: String,
@@ -177,7 +177,7 @@ pub struct Summary {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ListReply {
-    pub credentials: Vec<Summary>,
+    pub credentials: Vec<CredentialSummary>,
     /// Credentials matching the filters.
     pub total: i64,
     /// Of the tenant's credentials: active, not expiring, not failing their health check.
@@ -231,7 +231,7 @@ async fn list(
         "tenant_id = $1 AND ($2::text IS NULL OR ({STATUS_SQL}) = $2) \
          AND ($3::text IS NULL OR provider = $3) AND ($4::text IS NULL OR credential_type = $4)"
     );
-    let rows: Vec<Summary> = sqlx::query_as(&format!(
+    let rows: Vec<CredentialSummary> = sqlx::query_as(&format!(
         "SELECT id, name, credential_type, provider, {STATUS_SQL} AS status, description, expires_at, \
          last_used_at, rotation_enabled, rotation_interval_hours, next_rotation_at, tags, health, version \
          FROM vault_credentials WHERE {filter} ORDER BY name LIMIT $5 OFFSET $6"
@@ -290,7 +290,7 @@ pub struct VersionEntry {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Detail {
+pub struct CredentialDetail {
     pub id: String,
     pub name: String,
     pub credential_type: String,
@@ -325,7 +325,7 @@ pub struct Detail {
 /// model). Never the value.
 #[utoipa::path(get, path = "/credentials/{name}", tag = "vault", security(("bearer" = [])),
     params(("name" = String, Path, description = "The credential's name"), params::Tenant, params::MinPosition),
-    responses((status = 200, description = "The credential", body = Detail, headers(("ETag" = String))),
+    responses((status = 200, description = "The credential", body = CredentialDetail, headers(("ETag" = String))),
         AuthErrors, (status = 404, description = "No such credential", body = ErrorBody)))]
 async fn detail(
     State(state): State<AppState>,
@@ -358,7 +358,7 @@ async fn detail(
     };
     Ok(Reply::body(
         StatusCode::OK,
-        Detail {
+        CredentialDetail {
             id: c.id.clone(),
             name: c.name.clone(),
             credential_type: c.credential_type.clone(),
@@ -408,7 +408,7 @@ async fn detail(
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Updated {
+pub struct CredentialUpdated {
     pub id: String,
     pub name: String,
     pub status: String,
@@ -422,7 +422,7 @@ pub struct Updated {
 #[utoipa::path(patch, path = "/credentials/{name}", tag = "vault", security(("bearer" = [])),
     params(("name" = String, Path, description = "The credential's name"), params::Tenant, params::IfMatch),
     request_body = PatchBody,
-    responses((status = 200, description = "Updated", body = Updated, headers(("ETag" = String))),
+    responses((status = 200, description = "CredentialUpdated", body = CredentialUpdated, headers(("ETag" = String))),
         AuthErrors, BodyErrors,
         (status = 404, description = "No such credential", body = ErrorBody),
         (status = 409, description = "Stale If-Match, retired, or rotating", body = ErrorBody)))]
@@ -479,7 +479,7 @@ async fn update(
         .ok_or_else(|| ApiError::not_found(format!("Credential not found: {name}")))?;
     Ok(Reply::body(
         StatusCode::OK,
-        Updated {
+        CredentialUpdated {
             id: c.id.clone(),
             name: c.name.clone(),
             status: status(&c),
@@ -492,7 +492,7 @@ async fn update(
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Retired {
+pub struct CredentialRetired {
     pub status: String,
     pub credential_name: String,
     pub retired_at: DateTime<Utc>,
@@ -502,7 +502,7 @@ pub struct Retired {
 /// be read or rotated. Retiring again answers the same.
 #[utoipa::path(delete, path = "/credentials/{name}", tag = "vault", security(("bearer" = [])),
     params(("name" = String, Path, description = "The credential's name"), params::Tenant),
-    responses((status = 200, description = "Retired", body = Retired),
+    responses((status = 200, description = "CredentialRetired", body = CredentialRetired),
         AuthErrors, (status = 404, description = "No such credential", body = ErrorBody)))]
 async fn retire(
     State(state): State<AppState>,
@@ -528,7 +528,7 @@ async fn retire(
         .ok_or_else(|| ApiError::not_found(format!("Credential not found: {name}")))?;
     Ok(Reply::body(
         StatusCode::OK,
-        Retired {
+        CredentialRetired {
             status: c.lifecycle.as_str().into(),
             credential_name: c.name,
             retired_at: c.updated_at,

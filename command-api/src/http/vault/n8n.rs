@@ -46,7 +46,6 @@ async fn client(
     tenant: Uuid,
     connection: &str,
 ) -> Result<Client, ApiError> {
-    path_name(connection)?;
     let (conn, _, _) = load(state, tenant, connection).await.map_err(|_| {
         ApiError::validation(
             "connection",

@@ -31,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Value {
+pub struct CredentialValue {
     pub name: String,
     pub version: u64,
     pub credential_type: String,
@@ -43,7 +43,7 @@ pub struct Value {
 /// before the value is answered, and counts in `usage_stats`.
 #[utoipa::path(get, path = "/credentials/{name}/value", tag = "vault", security(("bearer" = [])),
     params(("name" = String, Path, description = "The credential's name"), params::Tenant),
-    responses((status = 200, description = "The value (Cache-Control: no-store)", body = Value),
+    responses((status = 200, description = "The value (Cache-Control: no-store)", body = CredentialValue),
         AuthErrors,
         (status = 404, description = "No such credential", body = ErrorBody),
         (status = 409, description = "Retired, or no value yet", body = ErrorBody),
@@ -70,7 +70,7 @@ async fn value(
         &c,
     )
     .await?;
-    let body = Value {
+    let body = CredentialValue {
         name: c.name.clone(),
         version: c.version(),
         credential_type: c.credential_type.clone(),
@@ -224,7 +224,7 @@ pub struct DestroyBody {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Destroyed {
+pub struct CredentialDestroyed {
     pub status: String,
     pub credential: String,
     /// How many versions' ciphertexts can no longer be opened.
@@ -237,7 +237,7 @@ pub struct Destroyed {
 #[utoipa::path(post, path = "/credentials/{name}/destroy", tag = "vault", security(("bearer" = [])),
     params(("name" = String, Path, description = "The credential's name"), params::Tenant),
     request_body = DestroyBody,
-    responses((status = 200, description = "Destroyed", body = Destroyed),
+    responses((status = 200, description = "Destroyed", body = CredentialDestroyed),
         AuthErrors, BodyErrors,
         (status = 404, description = "No such credential", body = ErrorBody)))]
 async fn destroy(
@@ -280,7 +280,7 @@ async fn destroy(
     tracing::warn!(credential = %name, tenant = %tenant, versions = c.versions.len(), "credential destroyed: its key is gone");
     Ok(Reply::body(
         StatusCode::OK,
-        Destroyed {
+        CredentialDestroyed {
             status: "destroyed".into(),
             credential: name,
             versions_shredded: c.versions.len(),
