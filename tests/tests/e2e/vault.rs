@@ -1197,9 +1197,17 @@ async fn credentials_are_applied_to_n8n_workflows_and_synced_from_them() {
     let (app, tenant) = vault_app().await;
     let (url, n8n) = n8n_receiver().await;
     // Without a connection the answer says what to register.
-    for path in ["/sync/n8n", "/sync/n8n?connection=", "/sync/n8n?connection=a%2Fb"] {
+    for path in [
+        "/sync/n8n",
+        "/sync/n8n?connection=",
+        "/sync/n8n?connection=a%2Fb",
+    ] {
         let (s, b) = call(&app, tenant, Method::POST, path, None).await;
-        assert_eq!((s, b["field"].as_str()), (422, Some("connection")), "{path}: {b}");
+        assert_eq!(
+            (s, b["field"].as_str()),
+            (422, Some("connection")),
+            "{path}: {b}"
+        );
     }
 
     create(&app, tenant, json!({ "name": "n8n-api", "credential_type": "api_key", "provider": "n8n", "value": "n8n-key",

@@ -53,6 +53,7 @@ pub struct CredentialCreated {
     responses(
         (status = 201, description = "Registered", body = CredentialCreated, headers(("Aegis-Position" = u64), ("ETag" = String))),
         (status = 400, description = "The name is taken", body = ErrorBody),
+        (status = 410, description = "The tenant's data key was destroyed", body = ErrorBody),
         AuthErrors, BodyErrors,
     ))]
 async fn create(
@@ -425,7 +426,8 @@ pub struct CredentialUpdated {
     responses((status = 200, description = "CredentialUpdated", body = CredentialUpdated, headers(("ETag" = String))),
         AuthErrors, BodyErrors,
         (status = 404, description = "No such credential", body = ErrorBody),
-        (status = 409, description = "Stale If-Match, retired, or rotating", body = ErrorBody)))]
+        (status = 409, description = "Stale If-Match, retired, or rotating", body = ErrorBody),
+        (status = 410, description = "The tenant's data key was destroyed", body = ErrorBody)))]
 async fn update(
     State(state): State<AppState>,
     principal: Principal,

@@ -96,6 +96,8 @@ pub struct Applied {
     responses((status = 200, description = "Applied", body = Applied),
         AuthErrors, BodyErrors,
         (status = 404, description = "No such credential", body = ErrorBody),
+        (status = 409, description = "Retired, or no value yet", body = ErrorBody),
+        (status = 410, description = "Destroyed", body = ErrorBody),
         (status = 502, description = "n8n refused or failed", body = ErrorBody)))]
 async fn apply(
     State(state): State<AppState>,
@@ -231,6 +233,8 @@ pub struct SyncReply {
     params(SyncQuery, params::Tenant),
     responses((status = 200, description = "Synced", body = SyncReply),
         AuthErrors,
+        (status = 409, description = "The connection has no value yet", body = ErrorBody),
+        (status = 410, description = "The connection's value was destroyed", body = ErrorBody),
         (status = 422, description = "No n8n connection", body = ErrorBody),
         (status = 502, description = "n8n refused or failed", body = ErrorBody)))]
 async fn sync(

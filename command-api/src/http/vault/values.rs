@@ -101,6 +101,7 @@ pub struct RotateBody {
         AuthErrors, BodyErrors,
         (status = 404, description = "No such credential", body = ErrorBody),
         (status = 409, description = "Another rotation is running, or the credential is retired", body = ErrorBody),
+        (status = 410, description = "The tenant's data key was destroyed", body = ErrorBody),
         (status = 502, description = "The rotator failed; the old version stays active", body = ErrorBody)))]
 async fn rotate_now(
     State(state): State<AppState>,
