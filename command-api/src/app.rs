@@ -150,6 +150,7 @@ impl Application {
                     Arc::new(IncidentsProjection),
                     Arc::new(AuditProjection),
                     Arc::new(aegis_projectors::vault::VaultProjection),
+                    Arc::new(aegis_projectors::auto_response::AutoResponseProjection),
                 ],
                 rx.clone(),
             ));

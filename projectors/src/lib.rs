@@ -5,6 +5,7 @@
 //! (visible in `/readyz` and `/metrics`); nothing is ever skipped silently.
 
 pub mod audit;
+pub mod auto_response;
 pub mod checkpoint;
 pub mod identity;
 pub mod incidents;
@@ -30,4 +31,5 @@ pub const PROJECTIONS: &[&str] = &[
     incidents::IncidentsProjection::NAME,
     audit::AuditProjection::NAME,
     vault::VaultProjection::NAME,
+    auto_response::AutoResponseProjection::NAME,
 ];

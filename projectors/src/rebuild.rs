@@ -149,6 +149,9 @@ pub async fn rebuild_named(
         IdentityProjection::NAME => rebuild(pool, store, &IdentityProjection).await,
         IncidentsProjection::NAME => rebuild(pool, store, &IncidentsProjection).await,
         AuditProjection::NAME => rebuild(pool, store, &AuditProjection).await,
+        crate::auto_response::AutoResponseProjection::NAME => {
+            rebuild(pool, store, &crate::auto_response::AutoResponseProjection).await
+        }
         crate::vault::VaultProjection::NAME => {
             rebuild(pool, store, &crate::vault::VaultProjection).await
         }

@@ -12,6 +12,12 @@ pub mod audit {
     }
 }
 
+pub mod auto_response {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/aegis.auto_response.v1.rs"));
+    }
+}
+
 pub mod envelope {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/aegis.envelope.v1.rs"));

@@ -116,6 +116,18 @@ pub const ROUTES: &[Route] = {
         r("POST", "/health/check-all", CredentialTest).needs(Addon::Vault),
         r("GET", "/rotation/schedule", CredentialRead).needs(Addon::Vault),
         r("POST", "/credentials/{name}/apply", CredentialApply).needs(Addon::Vault),
+        r("POST", "/auto-response/rules", AutoResponseEdit).needs(Addon::AutoResponse),
+        r("GET", "/auto-response/rules", AutoResponseRead).needs(Addon::AutoResponse),
+        r("GET", "/auto-response/rules/{id}", AutoResponseRead).needs(Addon::AutoResponse),
+        r("PUT", "/auto-response/rules/{id}", AutoResponseEdit).needs(Addon::AutoResponse),
+        r("DELETE", "/auto-response/rules/{id}", AutoResponseEdit).needs(Addon::AutoResponse),
+        r(
+            "GET",
+            "/auto-response/rules/{id}/versions",
+            AutoResponseRead,
+        )
+        .needs(Addon::AutoResponse),
+        r("PUT", "/auto-response/rules/{id}/mode", AutoResponseEdit).needs(Addon::AutoResponse),
         r("POST", "/sync/n8n", CredentialApply).needs(Addon::Vault),
     ]
 };

@@ -28,6 +28,7 @@ macro_rules! word_enum {
 }
 
 pub mod audit;
+pub mod auto_response;
 pub mod identity;
 pub mod incidents;
 pub mod vault;

@@ -1,6 +1,7 @@
 //! The HTTP surface: one router per bounded context, merged here with the probes.
 
 pub mod audit;
+pub mod auto_response;
 pub mod extract;
 pub mod identity;
 pub mod incidents;
@@ -29,6 +30,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(incidents::router())
         .merge(vault::router())
+        .merge(auto_response::router())
         .merge(probes::router())
         .merge(openapi::router())
 }

@@ -4,6 +4,7 @@
 
 mod audit;
 mod authorization;
+mod auto_response;
 mod commands;
 mod controls;
 mod identity;

@@ -63,6 +63,8 @@ catalog! {
     CredentialRotate = "credential.rotate", true, "Rotate credentials and roll them back";
     CredentialTest = "credential.test", true, "Test credentials against their targets";
     CredentialDestroy = "credential.destroy", true, "Destroy every version of a credential (crypto-shredding)";
+    AutoResponseRead = "auto_response.read", true, "Read auto-response rules, their versions and runs";
+    AutoResponseEdit = "auto_response.edit", true, "Create, change, delete auto-response rules and set their mode";
     CredentialApply = "credential.apply", true, "Apply credentials to n8n workflows and sync credentials from n8n";
     ProjectionRead = "projection.read", false, "See every projection's position, lag and health (platform admin)";
     ProjectionOperate = "projection.operate", false, "Rebuild projections and skip a halted one's bad commit (platform admin)";
@@ -207,6 +209,7 @@ impl BuiltinRole {
             AuditRead,
             UsageRead,
             CredentialRead,
+            AutoResponseRead,
         ];
         match self {
             BuiltinRole::Admin => Permissions::grantable(),
