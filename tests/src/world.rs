@@ -250,6 +250,24 @@ impl TestApp {
         r
     }
 
+    /// Sends a request as the platform admin acting in `tenant`; the status and the JSON body
+    /// (null when there is none).
+    pub async fn call(
+        &self,
+        tenant: Uuid,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = self.admin(method, path, Some(tenant));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.expect("send");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// Request as an internal service acting in `tenant`.
     pub fn internal(
         &self,

@@ -24,13 +24,7 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut r = app.admin(method, path, Some(tenant));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    app.call(tenant, method, path, body).await
 }
 
 async fn create(app: &TestApp, tenant: Uuid, body: Value) -> Value {
@@ -1438,6 +1432,21 @@ async fn destroying_a_tenants_key_shreds_all_its_values_and_only_its_own() {
     assert_eq!((s, b2["reason"].as_str()), (200, Some("offboarded")));
 }
 
+/// Whether `check` turns true within two seconds.
+async fn eventually<F, Fut>(check: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 /// Value reads are served from a cache the log keeps honest: a credential destroyed, or a
 /// tenant key destroyed, through another instance stops reads on this one at once.
 #[tokio::test]
@@ -1489,17 +1498,8 @@ async fn a_destroy_on_one_instance_stops_value_reads_on_another() {
     )
     .await;
     assert_eq!(s, 200);
-    let gone = async {
-        for _ in 0..100 {
-            if read_there("one").await == 410 {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        false
-    };
     assert!(
-        gone.await,
+        eventually(|| async { read_there("one").await == 410 }).await,
         "the other instance stops serving a destroyed credential"
     );
 
@@ -1512,17 +1512,8 @@ async fn a_destroy_on_one_instance_stops_value_reads_on_another() {
     )
     .await;
     assert_eq!(s, 200);
-    let gone = async {
-        for _ in 0..100 {
-            if read_there("two").await == 410 {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        false
-    };
     assert!(
-        gone.await,
+        eventually(|| async { read_there("two").await == 410 }).await,
         "the other instance drops the erased tenant's cached keys"
     );
 }

@@ -6,7 +6,7 @@ use crate::auth::Principal;
 use crate::domain::vault::credentials::{Command, NewVersion};
 use crate::domain::vault::CredentialAggregate;
 use crate::error::ApiError;
-use crate::http::extract::{CommandHeaders, Json};
+use crate::http::extract::{max_chars, CommandHeaders, Json};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::http::{aggregate, command_context, execute};
@@ -119,12 +119,7 @@ async fn rotate_now(
         ));
     }
     let reason = body.reason.unwrap_or_default();
-    if reason.chars().count() > 500 || reason.chars().any(char::is_control) {
-        return Err(ApiError::validation(
-            "reason",
-            "reason must be at most 500 printable characters",
-        ));
-    }
+    max_chars("reason", Some(&reason), 500)?;
     let ctx = command_context(&principal, &headers, None);
     let (rotated, _) = rotate(&state, &ctx, tenant.0, &name, &body.trigger, &reason).await?;
     Ok(Reply::body(StatusCode::OK, rotated))
@@ -251,12 +246,7 @@ async fn destroy(
     let tenant = principal.tenant()?;
     path_name(&name)?;
     let reason = body.reason.unwrap_or_default();
-    if reason.chars().count() > 500 || reason.chars().any(char::is_control) {
-        return Err(ApiError::validation(
-            "reason",
-            "reason must be at most 500 printable characters",
-        ));
-    }
+    max_chars("reason", Some(&reason), 500)?;
     let agg = aggregate::<CredentialAggregate>(tenant.0, name.as_str())?;
     // The intent is recorded first; the key goes even when this is a retry, so a destroy
     // interrupted between the two completes on the next call.
