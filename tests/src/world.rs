@@ -268,6 +268,20 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// GETs `path` as the platform admin in `tenant` once the read models reached the log's
+    /// current head (read your writes).
+    pub async fn caught_up(&self, tenant: Uuid, path: &str) -> (u16, Value) {
+        let head = self.head().await;
+        let r = self
+            .admin(reqwest::Method::GET, path, Some(tenant))
+            .header("Aegis-Min-Position", head.to_string())
+            .send()
+            .await
+            .expect("send");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// Request as an internal service acting in `tenant`.
     pub fn internal(
         &self,

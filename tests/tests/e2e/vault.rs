@@ -256,17 +256,12 @@ async fn a_credential_is_created_read_versioned_rolled_back_and_retired() {
     assert!(d.get("value").is_none(), "the detail never holds the value");
 
     // Reads are in seed 001's audit log under the credential's name, with their actor.
-    let r = app
-        .admin(
-            Method::GET,
+    let (_, log) = app
+        .caught_up(
+            tenant,
             "/audit/log?credential_name=openai-api-key&action=credential.value_read",
-            Some(tenant),
         )
-        .header("Aegis-Min-Position", pos.to_string())
-        .send()
-        .await
-        .unwrap();
-    let log: Value = r.json().await.unwrap();
+        .await;
     assert_eq!(log["total"], 3, "{log}");
     assert_eq!(log["log"][0]["credential_name"], "openai-api-key");
     assert_eq!(log["log"][0]["actor"], "bootstrap");
@@ -734,18 +729,9 @@ async fn the_scheduler_rotates_what_is_due_and_alerts_expiry_once_per_version() 
     let (_, d) = call(&app, tenant, Method::GET, "/credentials/due", None).await;
     assert_eq!(d["version_history"][0]["trigger"], "scheduled");
 
-    let pos = app.head().await;
-    let r = app
-        .admin(
-            Method::GET,
-            "/health/expiring?threshold_hours=24",
-            Some(tenant),
-        )
-        .header("Aegis-Min-Position", pos.to_string())
-        .send()
-        .await
-        .unwrap();
-    let e: Value = r.json().await.unwrap();
+    let (_, e) = app
+        .caught_up(tenant, "/health/expiring?threshold_hours=24")
+        .await;
     assert_eq!(
         (e["count"].as_u64(), e["credentials"][0]["name"].as_str()),
         (Some(1), Some("expiring")),
@@ -1251,17 +1237,12 @@ async fn credentials_are_applied_to_n8n_workflows_and_synced_from_them() {
     assert_eq!((s, b["field"].as_str()), (422, Some("node_name")), "{b}");
 
     // The audit log shows the apply under the credential's name, with its target.
-    let r = app
-        .admin(
-            Method::GET,
+    let (_, log) = app
+        .caught_up(
+            tenant,
             "/audit/log?credential_name=openai-api-key&action=credential.applied",
-            Some(tenant),
         )
-        .header("Aegis-Min-Position", app.head().await.to_string())
-        .send()
-        .await
-        .unwrap();
-    let log: Value = r.json().await.unwrap();
+        .await;
     assert_eq!(log["total"], 1, "{log}");
 
     // Sync reads both workflow pages; a second sync finds nothing new.
@@ -1408,17 +1389,9 @@ async fn destroying_a_tenants_key_shreds_all_its_values_and_only_its_own() {
     );
     let (s, b) = call(&app, tenant, Method::GET, "/audit/verify", None).await;
     assert_eq!((s, b["status"].as_str()), (200, Some("intact")), "{b}");
-    let r = app
-        .admin(
-            Method::GET,
-            "/api/v1/audit-events?action=tenant_key.destroyed",
-            Some(tenant),
-        )
-        .header("Aegis-Min-Position", app.head().await.to_string())
-        .send()
-        .await
-        .unwrap();
-    let log: Value = r.json().await.unwrap();
+    let (_, log) = app
+        .caught_up(tenant, "/api/v1/audit-events?action=tenant_key.destroyed")
+        .await;
     assert_eq!(log["data"][0]["actor"], "bootstrap", "{log}");
     // Repeating answers the first record.
     let (s, b2) = call(
