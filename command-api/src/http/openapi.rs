@@ -169,3 +169,66 @@ pub mod params {
     #[into_params(names("If-Match"), parameter_in = Header)]
     pub struct IfMatch(pub Option<String>);
 }
+
+#[cfg(test)]
+mod tests {
+    /// utoipa keys component schemas by type name and lets a later one replace an earlier one
+    /// silently, so two answer types of one name would document one route with the other's
+    /// shape. Every type that derives `ToSchema` (directly or through `word_enum!`) must
+    /// have a name of its own.
+    #[test]
+    fn schema_names_are_unique_across_the_crate() {
+        fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    files(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut all = Vec::new();
+        files(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut all,
+        );
+        let mut seen: std::collections::HashMap<String, String> = Default::default();
+        for path in all {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let mut derives = false;
+            for line in text.lines().map(str::trim) {
+                if line.starts_with("#[derive(") && line.contains("ToSchema") {
+                    derives = true;
+                    continue;
+                }
+                let name = line
+                    .strip_prefix("word_enum!(")
+                    .map(|rest| rest.split([' ', '{']).next().unwrap_or_default())
+                    .or_else(|| {
+                        derives
+                            .then(|| {
+                                line.strip_prefix("pub struct ")
+                                    .or_else(|| line.strip_prefix("pub enum "))
+                            })
+                            .flatten()
+                            .map(|rest| {
+                                rest.split([' ', '{', '(', '<', ';'])
+                                    .next()
+                                    .unwrap_or_default()
+                            })
+                    });
+                if let Some(name) = name.filter(|n| !n.is_empty()) {
+                    let here = path.display().to_string();
+                    if let Some(first) = seen.insert(name.to_string(), here.clone()) {
+                        panic!("two schemas named `{name}`: {first} and {here}");
+                    }
+                    derives = false;
+                } else if !line.starts_with("#[") && !line.starts_with("///") {
+                    derives = false;
+                }
+            }
+        }
+        assert!(seen.len() > 50, "found only {} schema types", seen.len());
+    }
+}
