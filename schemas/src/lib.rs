@@ -12,6 +12,8 @@ pub mod audit {
     }
 }
 
+pub mod events;
+
 pub mod auto_response {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/aegis.auto_response.v1.rs"));

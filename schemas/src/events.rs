@@ -1,0 +1,175 @@
+//! Which protobuf message each event type carries, and its payload as JSON: what rules match
+//! against and what subscribers read, for every context, without per-event code. Proto field
+//! names are kept (`agent_id`, not `agentId`) and bytes are base64, as proto3 JSON has it.
+
+use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+use std::sync::OnceLock;
+
+/// Every event type in the log and its message. A test in aegis-command-api keeps this list
+/// equal to the event types the deciders write.
+pub const EVENTS: &[(&str, &str)] = &[
+    ("tenant.created.v1", "aegis.identity.v1.TenantCreated"),
+    (
+        "tenant.name_claimed.v1",
+        "aegis.identity.v1.TenantNameClaimed",
+    ),
+    ("tenant.plan_set.v1", "aegis.identity.v1.TenantPlanSet"),
+    ("user.created.v1", "aegis.identity.v1.UserCreated"),
+    (
+        "user.status_changed.v1",
+        "aegis.identity.v1.UserStatusChanged",
+    ),
+    ("user.renamed.v1", "aegis.identity.v1.UserRenamed"),
+    (
+        "user.role_assigned.v1",
+        "aegis.identity.v1.UserRoleAssigned",
+    ),
+    (
+        "user.role_unassigned.v1",
+        "aegis.identity.v1.UserRoleUnassigned",
+    ),
+    (
+        "user.email_claimed.v1",
+        "aegis.identity.v1.UserEmailClaimed",
+    ),
+    ("user.logged_in.v1", "aegis.identity.v1.UserLoggedIn"),
+    ("user.login_failed.v1", "aegis.identity.v1.UserLoginFailed"),
+    ("role.created.v1", "aegis.identity.v1.RoleCreated"),
+    (
+        "role.permissions_set.v1",
+        "aegis.identity.v1.RolePermissionsSet",
+    ),
+    ("role.deleted.v1", "aegis.identity.v1.RoleDeleted"),
+    ("role.name_claimed.v1", "aegis.identity.v1.RoleNameClaimed"),
+    (
+        "role.name_released.v1",
+        "aegis.identity.v1.RoleNameReleased",
+    ),
+    ("api_key.created.v1", "aegis.identity.v1.ApiKeyCreated"),
+    ("api_key.revoked.v1", "aegis.identity.v1.ApiKeyRevoked"),
+    ("agent.minted.v1", "aegis.identity.v1.AgentMinted"),
+    (
+        "agent.status_changed.v1",
+        "aegis.identity.v1.AgentStatusChanged",
+    ),
+    ("usage.recorded.v1", "aegis.identity.v1.UsageRecorded"),
+    ("incident.opened.v1", "aegis.incidents.v1.IncidentOpened"),
+    (
+        "incident.status_changed.v1",
+        "aegis.incidents.v1.IncidentStatusChanged",
+    ),
+    (
+        "incident.assigned.v1",
+        "aegis.incidents.v1.IncidentAssigned",
+    ),
+    (
+        "incident.action_recorded.v1",
+        "aegis.incidents.v1.IncidentActionRecorded",
+    ),
+    (
+        "incident.dedup_claimed.v1",
+        "aegis.incidents.v1.IncidentDedupClaimed",
+    ),
+    ("checkpoint.signed.v1", "aegis.audit.v1.CheckpointSigned"),
+    ("projection.skipped.v1", "aegis.audit.v1.ProjectionSkipped"),
+    (
+        "projection.rebuild_requested.v1",
+        "aegis.audit.v1.ProjectionRebuildRequested",
+    ),
+    ("credential.created.v1", "aegis.vault.v1.CredentialCreated"),
+    ("credential.updated.v1", "aegis.vault.v1.CredentialUpdated"),
+    ("credential.version_added.v1", "aegis.vault.v1.VersionAdded"),
+    (
+        "credential.rotation_started.v1",
+        "aegis.vault.v1.RotationStarted",
+    ),
+    (
+        "credential.rotation_failed.v1",
+        "aegis.vault.v1.RotationFailed",
+    ),
+    ("credential.retired.v1", "aegis.vault.v1.CredentialRetired"),
+    (
+        "credential.destroyed.v1",
+        "aegis.vault.v1.CredentialDestroyed",
+    ),
+    (
+        "credential.health_checked.v1",
+        "aegis.vault.v1.HealthChecked",
+    ),
+    (
+        "credential.expiry_alerted.v1",
+        "aegis.vault.v1.ExpiryAlerted",
+    ),
+    ("credential.applied.v1", "aegis.vault.v1.CredentialApplied"),
+    ("credential.value_read.v1", "aegis.vault.v1.ValueRead"),
+    (
+        "tenant_key.destroyed.v1",
+        "aegis.vault.v1.TenantKeyDestroyed",
+    ),
+    ("rule.created.v1", "aegis.auto_response.v1.RuleCreated"),
+    ("rule.updated.v1", "aegis.auto_response.v1.RuleUpdated"),
+    ("rule.mode_set.v1", "aegis.auto_response.v1.RuleModeSet"),
+    ("rule.deleted.v1", "aegis.auto_response.v1.RuleDeleted"),
+];
+
+fn pool() -> Option<&'static DescriptorPool> {
+    static POOL: OnceLock<Option<DescriptorPool>> = OnceLock::new();
+    POOL.get_or_init(|| DescriptorPool::decode(crate::DESCRIPTOR_SET).ok())
+        .as_ref()
+}
+
+/// The message an event type carries.
+pub fn message_of(event_type: &str) -> Option<&'static str> {
+    EVENTS
+        .iter()
+        .find(|(t, _)| *t == event_type)
+        .map(|(_, m)| *m)
+}
+
+/// An event's payload as JSON with every field present; `None` for an unknown event type or a
+/// payload that does not decode as its message.
+pub fn payload_json(event_type: &str, payload: &[u8]) -> Option<serde_json::Value> {
+    let desc = pool()?.get_message_by_name(message_of(event_type)?)?;
+    let message = DynamicMessage::decode(desc, payload).ok()?;
+    let options = SerializeOptions::new()
+        .use_proto_field_name(true)
+        .skip_default_fields(false);
+    message
+        .serialize_with_options(serde_json::value::Serializer, &options)
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn every_registered_message_exists_and_types_are_unique() {
+        let pool = pool().expect("the descriptor set decodes");
+        let mut seen = std::collections::HashSet::new();
+        for (event_type, message) in EVENTS {
+            assert!(seen.insert(*event_type), "{event_type} twice");
+            assert!(
+                pool.get_message_by_name(message).is_some(),
+                "{event_type}: no message {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn payloads_become_json_with_proto_field_names() {
+        let payload = crate::incidents::v1::IncidentOpened {
+            title: "Prompt injection".into(),
+            agent_id: "agent-7".into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let json = payload_json("incident.opened.v1", &payload).expect("decodes");
+        assert_eq!(json["title"], "Prompt injection");
+        assert_eq!(json["agent_id"], "agent-7");
+        assert_eq!(json["severity"], "", "defaults are present");
+        assert!(payload_json("nope.v1", &payload).is_none());
+        assert!(payload_json("incident.opened.v1", &[0xff, 0xff]).is_none());
+    }
+}
