@@ -128,6 +128,7 @@ pub const ROUTES: &[Route] = {
         )
         .needs(Addon::AutoResponse),
         r("PUT", "/auto-response/rules/{id}/mode", AutoResponseEdit).needs(Addon::AutoResponse),
+        r("POST", "/auto-response/simulate", AutoResponseSimulate).needs(Addon::AutoResponse),
         r("POST", "/sync/n8n", CredentialApply).needs(Addon::Vault),
     ]
 };

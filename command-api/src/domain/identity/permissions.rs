@@ -65,6 +65,7 @@ catalog! {
     CredentialDestroy = "credential.destroy", true, "Destroy every version of a credential (crypto-shredding)";
     AutoResponseRead = "auto_response.read", true, "Read auto-response rules, their versions and runs";
     AutoResponseEdit = "auto_response.edit", true, "Create, change, delete auto-response rules and set their mode";
+    AutoResponseSimulate = "auto_response.simulate", true, "Replay history through a rule or a draft (no side effects)";
     CredentialApply = "credential.apply", true, "Apply credentials to n8n workflows and sync credentials from n8n";
     ProjectionRead = "projection.read", false, "See every projection's position, lag and health (platform admin)";
     ProjectionOperate = "projection.operate", false, "Rebuild projections and skip a halted one's bad commit (platform admin)";
@@ -219,6 +220,7 @@ impl BuiltinRole {
                 AgentQuarantine,
                 CredentialRotate,
                 CredentialTest,
+                AutoResponseSimulate,
             ])),
             BuiltinRole::Auditor => Permissions::of(&reads),
         }

@@ -75,7 +75,7 @@ pub struct RuleBody {
 }
 
 impl RuleBody {
-    fn definition(&self) -> Result<Definition, ApiError> {
+    pub(crate) fn definition(&self) -> Result<Definition, ApiError> {
         let name = self.name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(ApiError::validation(

@@ -1,0 +1,297 @@
+//! `POST /auto-response/simulate`: replays a range of the tenant's real events through a saved
+//! rule version or an inline draft and streams, as NDJSON, every match with the actions that
+//! would have run (the throttle applied as it would have been), progress lines, and a summary.
+//! It reads the log and writes nothing: no command, no event.
+
+use super::rules::RuleBody;
+use crate::auth::Principal;
+use crate::domain::auto_response::rules::{Definition, Throttle};
+use crate::domain::auto_response::RuleAggregate;
+use crate::error::ApiError;
+use crate::http::audit::reconstruct::Moment;
+use crate::http::current;
+use crate::http::extract::Json;
+use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::state::AppState;
+use aegis_schemas::envelope::v1::Envelope;
+use aegis_streams::subject::tenant_filter;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+/// A progress line every this many events scanned.
+const PROGRESS_EVERY: u64 = 10_000;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(simulate))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimulateBody {
+    /// A saved rule (its version in force unless `version` says otherwise)...
+    pub rule_id: Option<Uuid>,
+    pub version: Option<u32>,
+    /// ...or an inline draft.
+    pub rule: Option<RuleBody>,
+    /// A log position or an RFC 3339 time; default the start of the log.
+    pub from: Option<String>,
+    /// A log position or an RFC 3339 time; default the head when the replay starts.
+    pub to: Option<String>,
+}
+
+/// The event as rules see it: its payload, with the envelope's fields beside it.
+pub fn document(env: &Envelope) -> Value {
+    let mut doc = aegis_schemas::events::payload_json(&env.event_type, &env.payload)
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    let actor = env.actor.clone().unwrap_or_default();
+    for (k, v) in [
+        ("event_type", json!(env.event_type)),
+        ("context", json!(env.context)),
+        ("aggregate_type", json!(env.aggregate_type)),
+        ("aggregate_id", json!(env.aggregate_id)),
+        ("actor", json!(actor.subject)),
+        ("actor_kind", json!(actor.kind)),
+    ] {
+        doc[k] = v;
+    }
+    doc
+}
+
+/// Runs a throttle over event times: whether a run at `at` (seconds) would have been allowed.
+struct Window {
+    throttle: Throttle,
+    runs: VecDeque<i64>,
+}
+
+impl Window {
+    fn admit(&mut self, at: i64) -> bool {
+        if self.throttle.max_runs == 0 {
+            return true;
+        }
+        while self
+            .runs
+            .front()
+            .is_some_and(|t| at - t >= i64::from(self.throttle.window_secs))
+        {
+            self.runs.pop_front();
+        }
+        if self.runs.len() >= self.throttle.max_runs as usize {
+            return false;
+        }
+        self.runs.push_back(at);
+        true
+    }
+}
+
+fn line(v: Value) -> Bytes {
+    let mut b = v.to_string().into_bytes();
+    b.push(b'\n');
+    Bytes::from(b)
+}
+
+/// Replay history through a rule (ADMIN, SECURITY). Streams NDJSON: `{"type": "match", ...}`
+/// per match with the actions that would run, `{"type": "progress", ...}` every 10,000 events,
+/// and a final `{"type": "summary", ...}`. Nothing is executed or appended.
+#[utoipa::path(post, path = "/auto-response/simulate", tag = "auto-response", security(("bearer" = [])),
+    params(params::Tenant), request_body = SimulateBody,
+    responses((status = 200, description = "NDJSON lines: match, progress, summary", content_type = "application/x-ndjson"),
+        AuthErrors, BodyErrors,
+        (status = 404, description = "No such rule or version", body = ErrorBody)))]
+async fn simulate(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<SimulateBody>,
+) -> Result<Response, ApiError> {
+    let tenant = principal.tenant()?;
+    let (definition, label): (Definition, Value) = match (&body.rule_id, &body.rule) {
+        (Some(id), None) => {
+            let (rule, _, _) = current::<RuleAggregate>(&state, tenant, id.to_string()).await?;
+            let rule = rule.ok_or_else(|| ApiError::not_found("rule not found"))?;
+            let v = match body.version {
+                Some(n) => rule
+                    .versions
+                    .iter()
+                    .find(|v| v.version == n)
+                    .ok_or_else(|| ApiError::not_found(format!("rule {id} has no version {n}")))?,
+                None => rule
+                    .current()
+                    .ok_or_else(|| ApiError::not_found("rule not found"))?,
+            };
+            (
+                v.definition.clone(),
+                json!({ "rule_id": id, "version": v.version }),
+            )
+        }
+        (None, Some(draft)) => {
+            if body.version.is_some() {
+                return Err(ApiError::validation("version", "a draft has no versions"));
+            }
+            (draft.definition()?, json!({ "draft": true }))
+        }
+        _ => {
+            return Err(ApiError::validation(
+                "rule_id",
+                "give either rule_id (a saved rule) or rule (an inline draft)",
+            ))
+        }
+    };
+    let from = body
+        .from
+        .as_deref()
+        .map(|r| Moment::parse("from", r))
+        .transpose()?;
+    let to = body
+        .to
+        .as_deref()
+        .map(|r| Moment::parse("to", r))
+        .transpose()?;
+    let store = state.executor.store().clone();
+    let head = store.head().await?;
+    let start = match from {
+        Some(Moment::Position(p)) => p.max(1),
+        _ => 1,
+    };
+    let end = match to {
+        Some(Moment::Position(p)) => p.min(head),
+        _ => head,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let filter = tenant_filter(tenant.0, None);
+    tokio::spawn(async move {
+        let mut window = Window {
+            throttle: definition.throttle,
+            runs: VecDeque::new(),
+        };
+        let (mut scanned, mut matched, mut would_run, mut throttled) = (0u64, 0u64, 0u64, 0u64);
+        let mut last = start.saturating_sub(1);
+        if start <= end {
+            let commits = match store.read_range(vec![filter], start, Some(end)).await {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tx
+                        .send(line(json!({ "type": "error", "message": e.to_string() })))
+                        .await;
+                    return;
+                }
+            };
+            let mut commits = std::pin::pin!(commits);
+            while let Some(commit) = commits.next().await {
+                let commit = match commit {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tx
+                            .send(line(json!({ "type": "error", "message": e.to_string() })))
+                            .await;
+                        return;
+                    }
+                };
+                last = commit.position;
+                for env in &commit.events {
+                    let at = crate::domain::occurred_at(env);
+                    if matches!(from, Some(Moment::Time(t)) if at < t) {
+                        continue;
+                    }
+                    if matches!(to, Some(Moment::Time(t)) if at > t) {
+                        continue;
+                    }
+                    scanned += 1;
+                    if scanned % PROGRESS_EVERY == 0 {
+                        let progress = json!({ "type": "progress", "scanned": scanned, "position": commit.position, "head": end });
+                        if tx.send(line(progress)).await.is_err() {
+                            return;
+                        }
+                    }
+                    let doc = document(env);
+                    if !definition.matcher.matches(&doc) {
+                        continue;
+                    }
+                    matched += 1;
+                    let admitted = window.admit(at.timestamp());
+                    if admitted {
+                        would_run += 1;
+                    } else {
+                        throttled += 1;
+                    }
+                    let actions: Vec<Value> = definition
+                        .actions
+                        .iter()
+                        .map(|a| {
+                            let mut out = a.to_json();
+                            if let Some(t) = &a.target {
+                                match t.render(&doc) {
+                                    Ok(target) => out["target"] = json!(target),
+                                    Err(missing) => {
+                                        out["skipped"] =
+                                            json!(format!("the event has no `{missing}`"))
+                                    }
+                                }
+                            }
+                            out
+                        })
+                        .collect();
+                    let hit = json!({
+                        "type": "match", "position": commit.position, "event_id": env.event_id,
+                        "event_type": env.event_type, "occurred_at": at,
+                        "aggregate": format!("{}/{}", env.aggregate_type, env.aggregate_id),
+                        "throttled": !admitted,
+                        "approval_required": definition.approval_required,
+                        "actions": actions,
+                    });
+                    if tx.send(line(hit)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let summary = json!({
+            "type": "summary", "rule": label, "from": start, "to": last.max(start.saturating_sub(1)),
+            "scanned": scanned, "matched": matched, "would_run": would_run, "throttled": throttled,
+            "executed": 0,
+        });
+        let _ = tx.send(line(summary)).await;
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    });
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_throttle_counts_runs_within_the_window() {
+        let mut w = Window {
+            throttle: Throttle {
+                max_runs: 2,
+                window_secs: 60,
+            },
+            runs: VecDeque::new(),
+        };
+        assert!(w.admit(0));
+        assert!(w.admit(10));
+        assert!(!w.admit(20), "a third run within a minute");
+        assert!(w.admit(60), "the first run left the window");
+        let mut off = Window {
+            throttle: Throttle::default(),
+            runs: VecDeque::new(),
+        };
+        assert!((0..100).all(|t| off.admit(t)));
+    }
+}
