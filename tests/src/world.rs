@@ -12,11 +12,50 @@ use uuid::Uuid;
 pub const BOOTSTRAP: &str = "test-bootstrap-token-0123456789";
 pub const INTERNAL: &str = "test-internal-secret-0123456789";
 
-fn free_port() -> u16 {
+/// A port nothing listens on right now, on loopback.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// Serves `app` on a free loopback port for the rest of the test; returns its base URL.
+/// Tests stand in for third parties (vendors, collectors) this way, and only on loopback.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("bound"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serves") });
+    url
+}
+
+/// What a local OTLP/HTTP collector received: content type and body of each export.
+pub type Exports = std::sync::Arc<std::sync::Mutex<Vec<(String, bytes::Bytes)>>>;
+
+/// A local OTLP/HTTP collector that records every trace export it receives.
+pub async fn trace_collector() -> (String, Exports) {
+    let got: Exports = Default::default();
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: bytes::Bytes| {
+            let sink = sink.clone();
+            async move {
+                let ct = headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                if let Ok(mut s) = sink.lock() {
+                    s.push((ct, body));
+                }
+                ""
+            }
+        }),
+    );
+    (serve(app).await, got)
 }
 
 fn repo_root() -> PathBuf {

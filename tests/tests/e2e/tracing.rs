@@ -1,34 +1,6 @@
 use aegis_tests::world::incident;
 use aegis_tests::TestApp;
-use axum::body::Bytes;
-use axum::http::HeaderMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A local OTLP/HTTP collector: records every export it receives.
-async fn collector() -> (String, Arc<Mutex<Vec<(String, Bytes)>>>) {
-    let got: Arc<Mutex<Vec<(String, Bytes)>>> = Arc::default();
-    let sink = got.clone();
-    let app = axum::Router::new().route(
-        "/v1/traces",
-        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-            let sink = sink.clone();
-            async move {
-                let ct = headers
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
-                sink.lock().unwrap().push((ct, body));
-                ""
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, got)
-}
 
 fn count(haystack: &[u8], needle: &[u8]) -> usize {
     haystack
@@ -39,7 +11,7 @@ fn count(haystack: &[u8], needle: &[u8]) -> usize {
 
 #[tokio::test]
 async fn one_trace_spans_the_request_the_append_and_the_projector() {
-    let (url, got) = collector().await;
+    let (url, got) = aegis_tests::world::trace_collector().await;
     aegis_command_api::telemetry::init(Some(&url));
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme").await;

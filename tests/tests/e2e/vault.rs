@@ -85,9 +85,7 @@ async fn rotation_endpoint(delay: Duration, fail: Option<u16>) -> (String, Arc<A
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = aegis_tests::world::serve(app).await;
     (url, calls)
 }
 
@@ -850,12 +848,8 @@ async fn no_plaintext_in_events_read_models_logs_or_traces() {
         reactors: false,
     })
     .await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let (collector, traces) = trace_collector().await;
+    let port = aegis_tests::world::free_port();
+    let (collector, traces) = aegis_tests::world::trace_collector().await;
     let log = tempfile_path("aegis-vault-log");
     let out = std::fs::File::create(&log).unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aegis-under-test"))
@@ -977,7 +971,7 @@ async fn no_plaintext_in_events_read_models_logs_or_traces() {
         .lock()
         .unwrap()
         .iter()
-        .flat_map(|b| b.to_vec())
+        .flat_map(|(_, b)| b.to_vec())
         .collect();
     assert!(!exported.is_empty(), "traces were exported");
     assert!(!contains(&exported), "a trace holds the marker");
@@ -1009,25 +1003,6 @@ async fn no_plaintext_in_events_read_models_logs_or_traces() {
 
 fn tempfile_path(prefix: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("{prefix}-{}.log", Uuid::now_v7().simple()))
-}
-
-async fn trace_collector() -> (String, Arc<std::sync::Mutex<Vec<axum::body::Bytes>>>) {
-    let got: Arc<std::sync::Mutex<Vec<axum::body::Bytes>>> = Arc::default();
-    let sink = got.clone();
-    let app = axum::Router::new().route(
-        "/v1/traces",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let sink = sink.clone();
-            async move {
-                sink.lock().unwrap().push(body);
-                ""
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, got)
 }
 
 /// `aegis rewrap` moves every wrapped key to a new master key while a server runs; afterwards
@@ -1166,9 +1141,7 @@ async fn n8n_receiver() -> (String, Arc<N8n>) {
                 (AxStatus::OK, axum::Json(workflow(&id)))
             }
         }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = aegis_tests::world::serve(app).await;
     (url, seen)
 }
 
