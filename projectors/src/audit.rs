@@ -72,7 +72,7 @@ impl Projection for AuditProjection {
                 c.actor_kind.push(actor.kind);
                 c.actor.push(actor.subject);
                 c.correlation.push(env.correlation_id.clone());
-                c.at.push(crate::incidents::occurred_at(env));
+                c.at.push(crate::event::occurred_at(env));
             }
         }
         if c.position.is_empty() {

@@ -1,33 +1,16 @@
 //! Read model of the auto-response context: each rule's version in force.
 
+use crate::event::{decode, occurred_at, one, uuid};
 use crate::runner::{Projection, ProjectionError};
 use aegis_schemas::auto_response::v1 as pb;
 use aegis_schemas::envelope::v1::Envelope;
-use aegis_schemas::Message;
 use aegis_streams::StoredCommit;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 pub struct AutoResponseProjection;
 
-fn decode<M: Message + Default>(env: &Envelope) -> Result<M, ProjectionError> {
-    M::decode(env.payload.as_slice())
-        .map_err(|e| ProjectionError::Decode(format!("{}: {e}", env.event_type)))
-}
-
 fn json(s: &str) -> Result<serde_json::Value, ProjectionError> {
     serde_json::from_str(s).map_err(|e| ProjectionError::Decode(format!("rule definition: {e}")))
-}
-
-fn one(result: sqlx::postgres::PgQueryResult, env: &Envelope) -> Result<(), ProjectionError> {
-    if result.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(ProjectionError::Invariant(format!(
-            "{} at version {} of rule {} found no row at the previous version",
-            env.event_type, env.aggregate_version, env.aggregate_id
-        )))
-    }
 }
 
 impl Projection for AutoResponseProjection {
@@ -49,11 +32,9 @@ impl Projection for AutoResponseProjection {
             if !self.handles(env) {
                 continue;
             }
-            let tenant = Uuid::parse_str(&env.tenant_id)
-                .map_err(|e| ProjectionError::Decode(format!("tenant: {e}")))?;
-            let id = Uuid::parse_str(&env.aggregate_id)
-                .map_err(|e| ProjectionError::Decode(format!("rule id: {e}")))?;
-            let at = crate::incidents::occurred_at(env);
+            let tenant = uuid(&env.tenant_id)?;
+            let id = uuid(&env.aggregate_id)?;
+            let at = occurred_at(env);
             let v = env.aggregate_version as i64;
             let by = env
                 .actor

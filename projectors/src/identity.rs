@@ -1,6 +1,7 @@
 //! Read models of the identity context: the tenant directory, and the people and credentials
 //! inside each tenant.
 
+use crate::event::{decode, occurred_at, one, uuid};
 use crate::runner::{Projection, ProjectionError};
 use aegis_schemas::envelope::v1::Envelope;
 use aegis_schemas::identity::v1 as pb;
@@ -35,7 +36,7 @@ impl Projection for TenantsProjection {
             sqlx::query(&format!("INSERT INTO tenants{suffix} (id, name, created_at, position) VALUES ($1, $2, $3, $4)"))
                 .bind(id)
                 .bind(&m.name)
-                .bind(crate::incidents::occurred_at(env))
+                .bind(occurred_at(env))
                 .bind(commit.position as i64)
                 .execute(&mut *tx)
                 .await?;
@@ -47,27 +48,6 @@ impl Projection for TenantsProjection {
 /// Users, custom roles, role assignments, API keys and agents of every tenant. Rows that change
 /// name the version they expect, so a gap halts the projection instead of corrupting a row.
 pub struct IdentityProjection;
-
-fn uuid(s: &str) -> Result<uuid::Uuid, ProjectionError> {
-    uuid::Uuid::parse_str(s).map_err(|e| ProjectionError::Decode(format!("bad id {s}: {e}")))
-}
-
-fn decode<M: Message + Default>(env: &Envelope) -> Result<M, ProjectionError> {
-    M::decode(env.payload.as_slice())
-        .map_err(|e| ProjectionError::Decode(format!("{}: {e}", env.event_type)))
-}
-
-/// One row changed, or the read model and the log disagree.
-fn one(result: sqlx::postgres::PgQueryResult, env: &Envelope) -> Result<(), ProjectionError> {
-    if result.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(ProjectionError::Invariant(format!(
-            "{} at version {} of {} {} found no row at the previous version",
-            env.event_type, env.aggregate_version, env.aggregate_type, env.aggregate_id
-        )))
-    }
-}
 
 impl Projection for IdentityProjection {
     const NAME: &'static str = "identity";
@@ -90,7 +70,7 @@ impl Projection for IdentityProjection {
         let position = commit.position as i64;
         for env in &commit.events {
             let tenant = uuid(&env.tenant_id)?;
-            let at = crate::incidents::occurred_at(env);
+            let at = occurred_at(env);
             let version = env.aggregate_version as i64;
             match env.event_type.as_str() {
                 "user.created.v1" => {

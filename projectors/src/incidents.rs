@@ -3,31 +3,16 @@
 //! Each update names the version it expects the row to be at, so a gap or a replay can never
 //! corrupt the row silently: it halts the projection instead.
 
+use crate::event::{decode, occurred_at, uuid};
 use crate::runner::{Projection, ProjectionError};
 use aegis_schemas::envelope::v1::Envelope;
 use aegis_schemas::incidents::v1 as pb;
-use aegis_schemas::Message;
 use aegis_streams::StoredCommit;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 pub struct IncidentsProjection;
-
-pub(crate) fn occurred_at(env: &Envelope) -> DateTime<Utc> {
-    env.occurred_at
-        .and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-        .unwrap_or_default()
-}
-
-fn decode<M: Message + Default>(env: &Envelope) -> Result<M, ProjectionError> {
-    M::decode(env.payload.as_slice())
-        .map_err(|e| ProjectionError::Decode(format!("{}: {e}", env.event_type)))
-}
-
-fn uuid(s: &str) -> Result<Uuid, ProjectionError> {
-    Uuid::parse_str(s).map_err(|e| ProjectionError::Decode(format!("bad id {s}: {e}")))
-}
 
 fn non_empty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod auto_response;
 pub mod checkpoint;
+mod event;
 pub mod identity;
 pub mod incidents;
 pub mod rebuild;

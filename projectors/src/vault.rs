@@ -1,32 +1,16 @@
 //! Read model of the vault context: one row per credential (never its value), the reads that
 //! make usage_stats, and the health dashboard's alerts.
 
+use crate::event::{decode, occurred_at, one, uuid};
 use crate::runner::{Projection, ProjectionError};
 use aegis_schemas::envelope::v1::Envelope;
 use aegis_schemas::vault::v1 as pb;
-use aegis_schemas::Message;
 use aegis_streams::StoredCommit;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 pub struct VaultProjection;
-
-fn decode<M: Message + Default>(env: &Envelope) -> Result<M, ProjectionError> {
-    M::decode(env.payload.as_slice())
-        .map_err(|e| ProjectionError::Decode(format!("{}: {e}", env.event_type)))
-}
-
-fn one(result: sqlx::postgres::PgQueryResult, env: &Envelope) -> Result<(), ProjectionError> {
-    if result.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(ProjectionError::Invariant(format!(
-            "{} at version {} of credential {} found no row at the previous version",
-            env.event_type, env.aggregate_version, env.aggregate_id
-        )))
-    }
-}
 
 /// The settings columns, in the order [`bind_settings`] binds them from `$4`.
 const SETTINGS: &str = "description = $4, expires_at = $5, rotation_enabled = $6, \
@@ -39,6 +23,23 @@ const NEXT_ROTATION: &str = "next_rotation_at = CASE \
     WHEN rotation_strategy = 'scheduled' THEN value_since + make_interval(hours => rotation_interval_hours) \
     WHEN rotation_strategy = 'on_expiry' THEN expires_at - make_interval(hours => LEAST(alert_threshold_hours, 24)) \
     END";
+
+/// Recomputes when the credential is next due, after its settings or its value changed.
+async fn reschedule(
+    tx: &mut PgConnection,
+    s: &str,
+    tenant: Uuid,
+    name: &str,
+) -> Result<(), ProjectionError> {
+    sqlx::query(&format!(
+        "UPDATE vault_credentials{s} SET {NEXT_ROTATION} WHERE tenant_id = $1 AND name = $2"
+    ))
+    .bind(tenant)
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
@@ -104,9 +105,8 @@ impl Projection for VaultProjection {
             if !self.handles(env) {
                 continue;
             }
-            let tenant = Uuid::parse_str(&env.tenant_id)
-                .map_err(|e| ProjectionError::Decode(format!("tenant: {e}")))?;
-            let at = crate::incidents::occurred_at(env);
+            let tenant = uuid(&env.tenant_id)?;
+            let at = occurred_at(env);
             let v = env.aggregate_version as i64;
             let name = env.aggregate_id.as_str();
             let key = (tenant, name, at, position, idx as i32);
@@ -138,13 +138,7 @@ impl Projection for VaultProjection {
                         .bind(position)
                         .execute(&mut *tx)
                         .await?;
-                    sqlx::query(&format!(
-                        "UPDATE vault_credentials{s} SET {NEXT_ROTATION} WHERE tenant_id = $1 AND name = $2"
-                    ))
-                    .bind(tenant)
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?;
+                    reschedule(tx, s, tenant, name).await?;
                 }
                 "credential.updated.v1" => {
                     let m: pb::CredentialUpdated = decode(env)?;
@@ -158,13 +152,7 @@ impl Projection for VaultProjection {
                             .await?,
                         env,
                     )?;
-                    sqlx::query(&format!(
-                        "UPDATE vault_credentials{s} SET {NEXT_ROTATION} WHERE tenant_id = $1 AND name = $2"
-                    ))
-                    .bind(tenant)
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?;
+                    reschedule(tx, s, tenant, name).await?;
                 }
                 "credential.version_added.v1" => {
                     let m: pb::VersionAdded = decode(env)?;
@@ -184,13 +172,7 @@ impl Projection for VaultProjection {
                     .execute(&mut *tx)
                     .await?;
                     one(r, env)?;
-                    sqlx::query(&format!(
-                        "UPDATE vault_credentials{s} SET {NEXT_ROTATION} WHERE tenant_id = $1 AND name = $2"
-                    ))
-                    .bind(tenant)
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?;
+                    reschedule(tx, s, tenant, name).await?;
                 }
                 "credential.rotation_started.v1" => {
                     let r = sqlx::query(&update("rotating = true"))
