@@ -166,6 +166,20 @@ pub async fn http_client(
     url: &str,
     timeout: std::time::Duration,
 ) -> Result<reqwest::Client, EgressError> {
+    let (parsed, host) = http_url(url)?;
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addrs = check(resolver, allow, &host, port).await?;
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .resolve_to_addrs(host.trim_start_matches('[').trim_end_matches(']'), &addrs)
+        .no_proxy()
+        .build()
+        .map_err(|e| EgressError::BadUrl(url.into(), e.to_string()))
+}
+
+/// An http(s) URL with a host, and that host.
+fn http_url(url: &str) -> Result<(reqwest::Url, String), EgressError> {
     let parsed =
         reqwest::Url::parse(url).map_err(|e| EgressError::BadUrl(url.into(), e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -178,30 +192,12 @@ pub async fn http_client(
         .host_str()
         .ok_or_else(|| EgressError::BadUrl(url.into(), "no host".into()))?
         .to_string();
-    let port = parsed.port_or_known_default().unwrap_or(443);
-    let addrs = check(resolver, allow, &host, port).await?;
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .resolve_to_addrs(host.trim_start_matches('[').trim_end_matches(']'), &addrs)
-        .no_proxy()
-        .build()
-        .map_err(|e| EgressError::BadUrl(url.into(), e.to_string()))
+    Ok((parsed, host))
 }
 
 /// Validates an outbound URL's shape when it is configured (the address is checked at use).
 pub fn parse_url(url: &str) -> Result<(), EgressError> {
-    let parsed =
-        reqwest::Url::parse(url).map_err(|e| EgressError::BadUrl(url.into(), e.to_string()))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(EgressError::BadUrl(
-            url.into(),
-            "only http and https".into(),
-        ));
-    }
-    if parsed.host_str().is_none() {
-        return Err(EgressError::BadUrl(url.into(), "no host".into()));
-    }
+    let (parsed, _) = http_url(url)?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(EgressError::BadUrl(
             url.into(),

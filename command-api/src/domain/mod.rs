@@ -140,16 +140,6 @@ mod registry {
     /// does not write. Event types are the `"<aggregate>.<what>.vN"` literals outside tests.
     #[test]
     fn the_schema_registry_knows_every_event_type_written() {
-        fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    files(&path, out);
-                } else if path.extension().is_some_and(|e| e == "rs") {
-                    out.push(path);
-                }
-            }
-        }
         fn is_event_type(s: &str) -> bool {
             let parts: Vec<&str> = s.split('.').collect();
             parts.len() == 3
@@ -160,14 +150,8 @@ mod registry {
                     .strip_prefix('v')
                     .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         }
-        let mut all = Vec::new();
-        files(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-            &mut all,
-        );
         let mut written = std::collections::BTreeSet::new();
-        for path in all {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for (_, text) in crate::source_files() {
             let code = text.split("#[cfg(test)]").next().unwrap_or_default();
             for literal in code.split('"').skip(1).step_by(2) {
                 if is_event_type(literal) {

@@ -178,24 +178,8 @@ mod tests {
     /// have a name of its own.
     #[test]
     fn schema_names_are_unique_across_the_crate() {
-        fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    files(&path, out);
-                } else if path.extension().is_some_and(|e| e == "rs") {
-                    out.push(path);
-                }
-            }
-        }
-        let mut all = Vec::new();
-        files(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-            &mut all,
-        );
         let mut seen: std::collections::HashMap<String, String> = Default::default();
-        for path in all {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for (path, text) in crate::source_files() {
             let mut derives = false;
             for line in text.lines().map(str::trim) {
                 if line.starts_with("#[derive(") && line.contains("ToSchema") {

@@ -23,10 +23,15 @@ use std::time::Instant;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+/// Seed 001's 404 for a credential the tenant does not have.
+pub fn missing(name: &str) -> ApiError {
+    ApiError::not_found(format!("Credential not found: {name}"))
+}
+
 /// Maps the credential decider's refusals to seed 001's error bodies.
 pub fn credential_error(name: &str) -> impl FnOnce(CredentialError) -> ApiError + '_ {
     move |e| match e {
-        CredentialError::NotFound => ApiError::not_found(format!("Credential not found: {name}")),
+        CredentialError::NotFound => missing(name),
         CredentialError::NameTaken => {
             ApiError::bad_request("Credential name already exists").with("credential", name)
         }
@@ -114,7 +119,7 @@ pub async fn current(state: &AppState, tenant: Uuid, name: &str) -> Result<Crede
         .get::<CredentialAggregate>(&agg)
         .await
         .map_err(|e| e.into_api(|e| ApiError::internal(&e)))?
-        .ok_or_else(|| ApiError::not_found(format!("Credential not found: {name}")))
+        .ok_or_else(|| missing(name))
 }
 
 /// A credential of the tenant, from the log; 404 in seed 001's words when there is none.
@@ -129,7 +134,7 @@ pub async fn load(
         .load::<CredentialAggregate>(&agg)
         .await
         .map_err(|e| e.into_api(|e| ApiError::internal(&e)))?;
-    let c = found.ok_or_else(|| ApiError::not_found(format!("Credential not found: {name}")))?;
+    let c = found.ok_or_else(|| missing(name))?;
     Ok((c, expected.last_seq, expected.version))
 }
 
@@ -230,9 +235,7 @@ pub async fn rotate(
         )
         .await
         .map_err(|e| e.into_api(credential_error(name)))?;
-    let c = start
-        .state
-        .ok_or_else(|| ApiError::not_found(format!("Credential not found: {name}")))?;
+    let c = start.state.ok_or_else(|| missing(name))?;
     let previous = c.version();
     let current = match c.current() {
         Some(_) => Some(open(state, tenant, &c, None).await?),

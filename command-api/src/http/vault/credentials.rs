@@ -12,7 +12,7 @@ use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::http::{aggregate, ensure_tenant, execute};
 use crate::state::AppState;
-use crate::vault::{credential_error, load};
+use crate::vault::{credential_error, load, missing};
 use aegis_projectors::vault::VaultProjection;
 use aegis_projectors::Projection;
 use axum::extract::{Path, State};
@@ -32,7 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// A path name that cannot be a credential's is simply not found.
 pub fn path_name(name: &str) -> Result<(), ApiError> {
-    body::name(name).map_err(|_| ApiError::not_found(format!("Credential not found: {name}")))
+    body::name(name).map_err(|_| missing(name))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -102,9 +102,7 @@ async fn create(
         credential_error(&body.name),
     )
     .await?;
-    let c = outcome
-        .state
-        .ok_or_else(|| ApiError::not_found(format!("Credential not found: {}", body.name)))?;
+    let c = outcome.state.ok_or_else(|| missing(&body.name))?;
     tracing::info!(credential = %c.name, id = %c.id, tenant = %tenant, "credential registered");
     Ok(Reply::body(
         StatusCode::CREATED,
@@ -476,9 +474,7 @@ async fn update(
         credential_error(&name),
     )
     .await?;
-    let c = outcome
-        .state
-        .ok_or_else(|| ApiError::not_found(format!("Credential not found: {name}")))?;
+    let c = outcome.state.ok_or_else(|| missing(&name))?;
     Ok(Reply::body(
         StatusCode::OK,
         CredentialUpdated {
@@ -525,9 +521,7 @@ async fn retire(
         credential_error(&name),
     )
     .await?;
-    let c = outcome
-        .state
-        .ok_or_else(|| ApiError::not_found(format!("Credential not found: {name}")))?;
+    let c = outcome.state.ok_or_else(|| missing(&name))?;
     Ok(Reply::body(
         StatusCode::OK,
         CredentialRetired {

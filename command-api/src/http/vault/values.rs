@@ -12,7 +12,7 @@ use crate::http::reply::Reply;
 use crate::http::{aggregate, command_context, execute};
 use crate::state::AppState;
 use crate::vault::{
-    credential_error, current, key_error, load, open, record_read, rotate, Rotated,
+    credential_error, current, key_error, load, missing, open, record_read, rotate, Rotated,
 };
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -260,9 +260,7 @@ async fn destroy(
         credential_error(&name),
     )
     .await?;
-    let c = outcome
-        .state
-        .ok_or_else(|| ApiError::not_found(format!("Credential not found: {name}")))?;
+    let c = outcome.state.ok_or_else(|| missing(&name))?;
     state
         .keys
         .destroy_secret(tenant.0, &c.id)
