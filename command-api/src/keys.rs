@@ -164,6 +164,17 @@ fn decode_wrapped(stored: &[u8]) -> Result<(String, Sealed), KeyError> {
 
 const ROOT: &str = "root";
 
+/// What a key lookup may do when the key is not in the bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// Only an existing key: a missing one was destroyed.
+    Existing,
+    /// Read it, or create it when missing.
+    OrCreate,
+    /// Create it without reading first (its id was just minted); read it if it exists.
+    New,
+}
+
 fn tenant_entry(tenant: Uuid) -> String {
     format!("tenant.{tenant}")
 }
@@ -227,26 +238,30 @@ impl KeyStore {
         }
     }
 
-    /// Reads `entry`, or creates it with a fresh key when `create` says so. Two instances
-    /// creating at once both end up with the one the bucket accepted first.
+    /// Reads `entry`, or creates it with a fresh key as `want` says. Two instances creating at
+    /// once both end up with the one the bucket accepted first.
     async fn entry(
         &self,
         entry: &str,
-        create: bool,
+        want: Want,
         unwrap: impl Fn(&[u8]) -> Result<Key, KeyError>,
         wrap: impl Fn(&[u8; 32]) -> Result<Vec<u8>, KeyError>,
     ) -> Result<Key, KeyError> {
         if let Some(k) = self.cached(entry) {
             return Ok(k);
         }
-        for _ in 0..3 {
-            if let Some(stored) = self.kv.get(entry).await.map_err(store_err)? {
-                let key = unwrap(&stored)?;
-                self.remember(entry, &key);
-                return Ok(key);
-            }
-            if !create {
-                return Err(KeyError::Shredded);
+        for attempt in 0..3 {
+            // A key just minted an id for cannot exist yet: try creating it first.
+            let look = !(want == Want::New && attempt == 0);
+            if look {
+                if let Some(stored) = self.kv.get(entry).await.map_err(store_err)? {
+                    let key = unwrap(&stored)?;
+                    self.remember(entry, &key);
+                    return Ok(key);
+                }
+                if want == Want::Existing {
+                    return Err(KeyError::Shredded);
+                }
             }
             let fresh: Key = Zeroizing::new(rand::random());
             match self.kv.create(entry, wrap(&fresh)?.into()).await {
@@ -269,14 +284,14 @@ impl KeyStore {
         let w = self.master.clone();
         self.entry(
             ROOT,
-            true,
+            Want::OrCreate,
             move |s| m.unwrap(ROOT, s).map(|(k, _)| k),
             move |k| Ok(w.wrap(ROOT, k)),
         )
         .await
     }
 
-    async fn tenant_key(&self, tenant: Uuid, create: bool) -> Result<Key, KeyError> {
+    async fn tenant_key(&self, tenant: Uuid, want: Want) -> Result<Key, KeyError> {
         let entry = tenant_entry(tenant);
         if self.cached(&entry).is_none()
             && self
@@ -290,23 +305,29 @@ impl KeyStore {
         }
         let (m, w) = (self.master.clone(), self.master.clone());
         let (e1, e2) = (entry.clone(), entry.clone());
+        // A new secret's tenant usually has its key already.
+        let want = if want == Want::New {
+            Want::OrCreate
+        } else {
+            want
+        };
         self.entry(
             &entry,
-            create,
+            want,
             move |s| m.unwrap(&e1, s).map(|(k, _)| k),
             move |k| Ok(w.wrap(&e2, k)),
         )
         .await
     }
 
-    async fn secret_key(&self, tenant: Uuid, secret: &str, create: bool) -> Result<Key, KeyError> {
-        let tenant_key = self.tenant_key(tenant, create).await?;
+    async fn secret_key(&self, tenant: Uuid, secret: &str, want: Want) -> Result<Key, KeyError> {
+        let tenant_key = self.tenant_key(tenant, want).await?;
         let entry = secret_entry(tenant, secret);
         let (t1, t2) = (tenant_key.clone(), tenant_key);
         let (e1, e2) = (entry.clone(), entry.clone());
         self.entry(
             &entry,
-            create,
+            want,
             move |s| {
                 let (_, sealed) = decode_wrapped(s)?;
                 to_key(&open_with(&t1, e1.as_bytes(), &sealed)?)
@@ -324,7 +345,7 @@ impl KeyStore {
         version: u64,
         value: &[u8],
     ) -> Result<Sealed, KeyError> {
-        let key = self.secret_key(tenant, secret, true).await?;
+        let key = self.secret_key(tenant, secret, Want::OrCreate).await?;
         Ok(seal_with(&key, &value_aad(tenant, secret, version), value))
     }
 
@@ -336,23 +357,8 @@ impl KeyStore {
         secret: &str,
         value: &[u8],
     ) -> Result<Sealed, KeyError> {
-        let tenant_key = self.tenant_key(tenant, true).await?;
-        let entry = secret_entry(tenant, secret);
-        let fresh: Key = Zeroizing::new(rand::random());
-        let wrapped = encode_wrapped(
-            "tenant",
-            &seal_with(&tenant_key, entry.as_bytes(), fresh.as_slice()),
-        );
-        match self.kv.create(&entry, wrapped.into()).await {
-            Ok(_) => {
-                self.remember(&entry, &fresh);
-                Ok(seal_with(&fresh, &value_aad(tenant, secret, 1), value))
-            }
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                self.seal(tenant, secret, 1, value).await
-            }
-            Err(e) => Err(store_err(e)),
-        }
+        let key = self.secret_key(tenant, secret, Want::New).await?;
+        Ok(seal_with(&key, &value_aad(tenant, secret, 1), value))
     }
 
     /// Opens what [`KeyStore::seal`] sealed; `Shredded` once the key is destroyed.
@@ -363,13 +369,13 @@ impl KeyStore {
         version: u64,
         sealed: &Sealed,
     ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        let key = self.secret_key(tenant, secret, false).await?;
+        let key = self.secret_key(tenant, secret, Want::Existing).await?;
         open_with(&key, &value_aad(tenant, secret, version), sealed)
     }
 
     /// Whether the secret's key still exists (false once destroyed).
     pub async fn holds(&self, tenant: Uuid, secret: &str) -> Result<bool, KeyError> {
-        match self.secret_key(tenant, secret, false).await {
+        match self.secret_key(tenant, secret, Want::Existing).await {
             Ok(_) => Ok(true),
             Err(KeyError::Shredded | KeyError::TenantErased) => Ok(false),
             Err(e) => Err(e),
