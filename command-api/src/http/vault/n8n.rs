@@ -306,29 +306,13 @@ async fn sync(
                 reply.updated.push(SyncedUpdate { name, changes });
             }
             None => {
-                let mut name = n8n::vault_name(&f.name, &f.id);
-                let taken: Option<(i64,)> = sqlx::query_as(
-                    "SELECT 1::bigint FROM vault_credentials WHERE tenant_id = $1 AND name = $2",
-                )
-                .bind(tenant.0)
-                .bind(&name)
-                .fetch_optional(&state.pool)
-                .await?;
-                if taken.is_some() {
-                    name.truncate(100);
-                    name = format!(
-                        "{name}-{}",
-                        n8n::vault_name("", &f.id).trim_start_matches("n8n-")
-                    );
-                }
-                let id = format!("cred_{}", Uuid::now_v7().simple());
-                let settings = Settings {
-                    description,
-                    provider_credential_id: Some(f.id.clone()),
-                    metadata: [("n8n_credential_type".to_string(), f.credential_type.clone())]
-                        .into(),
-                    ..Settings::default()
-                };
+                let plain = n8n::vault_name(&f.name, &f.id);
+                let mut suffixed = plain.clone();
+                suffixed.truncate(100);
+                suffixed = format!(
+                    "{suffixed}-{}",
+                    n8n::vault_name("", &f.id).trim_start_matches("n8n-")
+                );
                 let credential_type: String = f
                     .credential_type
                     .to_lowercase()
@@ -336,42 +320,60 @@ async fn sync(
                     .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
                     .take(64)
                     .collect();
-                let agg = aggregate::<CredentialAggregate>(tenant.0, name.as_str())?;
-                let created = state
-                    .executor
-                    .execute::<CredentialAggregate>(
-                        &agg,
-                        &Command::Create {
-                            credential: NewCredential {
-                                id: id.clone(),
-                                name: name.clone(),
-                                credential_type: if credential_type.is_empty() {
-                                    "n8n".into()
-                                } else {
-                                    credential_type
+                // The log decides whether a name is free: the plain name first, then one
+                // suffixed with the n8n id when another credential holds it.
+                for (attempt, name) in [plain, suffixed].into_iter().enumerate() {
+                    let id = format!("cred_{}", Uuid::now_v7().simple());
+                    let agg = aggregate::<CredentialAggregate>(tenant.0, name.as_str())?;
+                    let created = state
+                        .executor
+                        .execute::<CredentialAggregate>(
+                            &agg,
+                            &Command::Create {
+                                credential: NewCredential {
+                                    id: id.clone(),
+                                    name: name.clone(),
+                                    credential_type: if credential_type.is_empty() {
+                                        "n8n".into()
+                                    } else {
+                                        credential_type.clone()
+                                    },
+                                    provider: "n8n".into(),
+                                    settings: Settings {
+                                        description: description.clone(),
+                                        provider_credential_id: Some(f.id.clone()),
+                                        metadata: [(
+                                            "n8n_credential_type".to_string(),
+                                            f.credential_type.clone(),
+                                        )]
+                                        .into(),
+                                        ..Settings::default()
+                                    },
                                 },
-                                provider: "n8n".into(),
-                                settings,
+                                value: None,
                             },
-                            value: None,
-                        },
-                        &command_context(&principal, &headers, None),
-                        true,
-                    )
-                    .await;
-                match created {
-                    Ok(_) => {}
-                    // Registered by a sync the read model has not caught up with yet.
-                    Err(CommandError::Domain(CredentialError::NameTaken)) => {
-                        let (c, _, _) = load(&state, tenant.0, &name).await?;
-                        if c.settings.provider_credential_id.as_deref() == Some(f.id.as_str()) {
-                            continue;
+                            &command_context(&principal, &headers, None),
+                            true,
+                        )
+                        .await;
+                    match created {
+                        Ok(_) => {
+                            reply.new.push(SyncedNew { name, id });
+                            break;
                         }
-                        return Err(credential_error(&name)(CredentialError::NameTaken));
+                        Err(CommandError::Domain(CredentialError::NameTaken)) => {
+                            let (c, _, _) = load(&state, tenant.0, &name).await?;
+                            // Registered by an earlier sync the read model has not caught up with.
+                            if c.settings.provider_credential_id.as_deref() == Some(f.id.as_str()) {
+                                break;
+                            }
+                            if attempt == 1 {
+                                return Err(credential_error(&name)(CredentialError::NameTaken));
+                            }
+                        }
+                        Err(e) => return Err(e.into_api(credential_error(&name))),
                     }
-                    Err(e) => return Err(e.into_api(credential_error(&name))),
                 }
-                reply.new.push(SyncedNew { name, id });
             }
         }
     }
