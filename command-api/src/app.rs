@@ -135,6 +135,7 @@ impl Application {
             audit_key: Arc::new(audit_key),
             keys,
             vault_checked: Arc::default(),
+            ar_latency: Arc::default(),
         };
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -167,7 +168,31 @@ impl Application {
                 std::time::Duration::from_secs(state.config.vault_tick_secs.max(1)),
                 rx.clone(),
             ));
-            tracing::info!("reactor role started: audit checkpoints, vault rotation and expiry");
+            let responder = Arc::new(crate::auto_response::reactor::AutoResponder::new(
+                state.clone(),
+            ));
+            let follow = responder
+                .clone()
+                .follow_rule_changes(client.clone(), rx.clone());
+            tasks.spawn(async move {
+                if let Err(e) = follow.await {
+                    tracing::error!(error = %e, "auto-response cannot follow rule changes");
+                }
+            });
+            tasks.spawn(aegis_reactors::run(
+                store.jetstream().clone(),
+                responder,
+                aegis_reactors::RetryPolicy::default(),
+                rx.clone(),
+            ));
+            tasks.spawn(crate::auto_response::approvals::run(
+                state.clone(),
+                std::time::Duration::from_secs(state.config.ar_tick_secs.max(1)),
+                rx.clone(),
+            ));
+            tracing::info!(
+                "reactor role started: audit checkpoints, vault rotation and expiry, auto-response"
+            );
         }
         if roles.command_api {
             let follow = directory.follow(

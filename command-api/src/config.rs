@@ -65,6 +65,11 @@ pub struct Config {
     /// Seconds between passes of the vault's rotation and expiry reactor
     /// (`AEGIS_VAULT_TICK_SECS`).
     pub vault_tick_secs: u64,
+    /// How long an auto-response approval waits before it expires
+    /// (`AEGIS_AR_APPROVAL_TTL_SECS`, default one day).
+    pub ar_approval_ttl_secs: u64,
+    /// Seconds between passes that expire overdue approvals (`AEGIS_AR_TICK_SECS`).
+    pub ar_tick_secs: u64,
 }
 
 impl Default for Config {
@@ -90,6 +95,8 @@ impl Default for Config {
             audit_signing_key: None,
             audit_checkpoint_secs: 60,
             vault_tick_secs: 60,
+            ar_approval_ttl_secs: 86_400,
+            ar_tick_secs: 10,
         }
     }
 }
@@ -254,6 +261,14 @@ impl Config {
         if let Some(v) = get("AEGIS_VAULT_TICK_SECS") {
             self.vault_tick_secs = v.parse().map_err(|e| invalid("AEGIS_VAULT_TICK_SECS", e))?;
         }
+        if let Some(v) = get("AEGIS_AR_APPROVAL_TTL_SECS") {
+            self.ar_approval_ttl_secs = v
+                .parse()
+                .map_err(|e| invalid("AEGIS_AR_APPROVAL_TTL_SECS", e))?;
+        }
+        if let Some(v) = get("AEGIS_AR_TICK_SECS") {
+            self.ar_tick_secs = v.parse().map_err(|e| invalid("AEGIS_AR_TICK_SECS", e))?;
+        }
         if let Some(v) = get("AEGIS_STREAM_REPLICAS") {
             self.stream_replicas = v.parse().map_err(|e| invalid("AEGIS_STREAM_REPLICAS", e))?;
         }
@@ -288,6 +303,9 @@ impl Config {
                     format!("must decode to 32 bytes, got {}", bytes.len()),
                 ));
             }
+        }
+        if self.ar_approval_ttl_secs == 0 {
+            return Err(invalid("AEGIS_AR_APPROVAL_TTL_SECS", "must be at least 1"));
         }
         if self.audit_checkpoint_secs == 0 {
             return Err(invalid("AEGIS_AUDIT_CHECKPOINT_SECS", "must be at least 1"));

@@ -8,6 +8,7 @@ pub mod app;
 pub mod audit_bundle;
 pub mod audit_checkpoints;
 pub mod auth;
+pub mod auto_response;
 pub mod cli;
 pub mod command;
 pub mod config;

@@ -34,6 +34,8 @@ pub struct AppState {
     pub keys: crate::keys::KeyStore,
     /// When this instance's vault reactor last looked for due rotations (`/health`).
     pub vault_checked: Arc<Mutex<Option<chrono::DateTime<chrono::Utc>>>>,
+    /// `acp_ar_rule_match_latency_seconds`, observed by the auto-response reactor.
+    pub ar_latency: Arc<crate::auto_response::metrics::MatchLatency>,
     /// Rebuilds started over the API, by projection: what `GET /admin/projections` reports.
     pub rebuilds: Arc<
         Mutex<std::collections::HashMap<String, crate::http::audit::projections::RebuildState>>,

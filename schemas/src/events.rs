@@ -110,6 +110,37 @@ pub const EVENTS: &[(&str, &str)] = &[
     ("rule.updated.v1", "aegis.auto_response.v1.RuleUpdated"),
     ("rule.mode_set.v1", "aegis.auto_response.v1.RuleModeSet"),
     ("rule.deleted.v1", "aegis.auto_response.v1.RuleDeleted"),
+    ("run.started.v1", "aegis.auto_response.v1.RunStarted"),
+    ("run.completed.v1", "aegis.auto_response.v1.RunCompleted"),
+    ("brake.tripped.v1", "aegis.auto_response.v1.BrakeTripped"),
+    (
+        "approval.requested.v1",
+        "aegis.auto_response.v1.ApprovalRequested",
+    ),
+    (
+        "approval.approved.v1",
+        "aegis.auto_response.v1.ApprovalApproved",
+    ),
+    (
+        "approval.rejected.v1",
+        "aegis.auto_response.v1.ApprovalRejected",
+    ),
+    (
+        "approval.expired.v1",
+        "aegis.auto_response.v1.ApprovalExpired",
+    ),
+    (
+        "approval.executed.v1",
+        "aegis.auto_response.v1.ApprovalExecuted",
+    ),
+    (
+        "kill_switch.engaged.v1",
+        "aegis.identity.v1.KillSwitchEngaged",
+    ),
+    (
+        "kill_switch.released.v1",
+        "aegis.identity.v1.KillSwitchReleased",
+    ),
 ];
 
 fn pool() -> Option<&'static DescriptorPool> {

@@ -550,3 +550,21 @@ impl TestApp {
         r.json().await.expect("json")
     }
 }
+
+/// Whether `check` turns true within `within` (polled every 20 ms).
+pub async fn eventually<F, Fut>(within: std::time::Duration, check: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -17,6 +17,7 @@ pub use routes::{access, Access, Addon, Permission, Route, PUBLIC, ROUTES};
 
 use crate::domain::identity::agents::{AgentAggregate, AgentStatus};
 use crate::domain::identity::api_keys::ApiKeyAggregate;
+use crate::domain::identity::kill_switch::{self, KillSwitchAggregate};
 use crate::domain::identity::permissions::{BuiltinRole, Permissions};
 use crate::domain::identity::roles::RoleAggregate;
 use crate::domain::identity::users::{UserAggregate, UserStatus};
@@ -295,7 +296,7 @@ async fn bearer(state: &AppState, token: &str) -> Result<Principal, ApiError> {
 async fn lookup<A: Aggregate>(
     state: &AppState,
     tenant: Uuid,
-    id: Uuid,
+    id: impl ToString,
 ) -> Result<A::State, ApiError> {
     let agg = AggregateRef::new(tenant, A::CONTEXT, A::AGGREGATE, id.to_string())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -380,6 +381,15 @@ async fn agent(state: &AppState, secret: &str) -> Result<Principal, ApiError> {
                 "the agent is quarantined",
             ))
         }
+    }
+    let switch = lookup::<KillSwitchAggregate>(state, tenant, kill_switch::ID).await?;
+    if switch.engaged {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "kill_switch_engaged",
+            "the tenant's kill switch is engaged: every agent is refused until it is released",
+        )
+        .with("reason", switch.reason));
     }
     Ok(Principal {
         kind: PrincipalKind::Agent,

@@ -86,7 +86,11 @@ pub const ROUTES: &[Route] = {
         r("GET", "/api/v1/agents", AgentRead),
         r("POST", "/api/v1/agents/{id}/revoke", AgentRevoke),
         r("POST", "/api/v1/agents/{id}/quarantine", AgentQuarantine),
+        r("POST", "/api/v1/agents/{id}/release", AgentQuarantine),
         r("POST", "/api/v1/agents/{id}/heartbeat", AgentSelf),
+        r("GET", "/kill-switch", AgentRead),
+        r("POST", "/kill-switch/engage", KillSwitchOperate),
+        r("POST", "/kill-switch/release", KillSwitchOperate),
         r("GET", "/api/v1/audit-events", AuditRead),
         r("GET", "/audit/log", AuditRead).needs(Addon::Vault),
         r("GET", "/audit/reconstruct", AuditRead),
@@ -129,6 +133,22 @@ pub const ROUTES: &[Route] = {
         .needs(Addon::AutoResponse),
         r("PUT", "/auto-response/rules/{id}/mode", AutoResponseEdit).needs(Addon::AutoResponse),
         r("POST", "/auto-response/simulate", AutoResponseSimulate).needs(Addon::AutoResponse),
+        r("GET", "/auto-response/runs", AutoResponseRead).needs(Addon::AutoResponse),
+        r("GET", "/auto-response/runs/{id}", AutoResponseRead).needs(Addon::AutoResponse),
+        r("GET", "/auto-response/pending", AutoResponseRead).needs(Addon::AutoResponse),
+        r("GET", "/auto-response/pending/{key}", AutoResponseRead).needs(Addon::AutoResponse),
+        r(
+            "POST",
+            "/auto-response/pending/{key}/approve",
+            AutoResponseApprove,
+        )
+        .needs(Addon::AutoResponse),
+        r(
+            "POST",
+            "/auto-response/pending/{key}/reject",
+            AutoResponseApprove,
+        )
+        .needs(Addon::AutoResponse),
         r("POST", "/sync/n8n", CredentialApply).needs(Addon::Vault),
     ]
 };

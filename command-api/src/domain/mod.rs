@@ -73,6 +73,21 @@ pub trait Aggregate: 'static {
     fn decode(envelope: &Envelope) -> Result<Self::Event, DecodeError>;
 }
 
+/// An id derived from its parts: the same parts always name the same thing, so a retried
+/// reaction finds what its first attempt created instead of creating it twice.
+pub fn derived_id(label: &str, parts: &[&[u8]]) -> uuid::Uuid {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new_with_prefix(label.as_bytes());
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
+}
+
 /// The time an envelope records, as chrono.
 pub fn occurred_at(env: &Envelope) -> chrono::DateTime<chrono::Utc> {
     env.occurred_at

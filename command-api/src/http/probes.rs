@@ -205,6 +205,78 @@ impl Exposition {
     }
 }
 
+/// Seed 000's auto-response metrics: runs and pending approvals from the read model, match
+/// latency from the reactor of this process.
+async fn auto_response_metrics(state: &AppState, out: &mut Exposition) {
+    out.family(
+        "acp_ar_rule_runs_total",
+        "counter",
+        "Auto-response runs by rule and result (simulated, throttled and braked runs included).",
+    );
+    let runs: Vec<(uuid::Uuid, uuid::Uuid, String, i64)> = sqlx::query_as(
+        "SELECT tenant_id, rule_id, result, count(*) FROM auto_response_runs GROUP BY 1, 2, 3",
+    )
+    .fetch_all(&state.pool)
+    .await
+    .unwrap_or_default();
+    for (tenant, rule, result, n) in runs {
+        out.sample(
+            "acp_ar_rule_runs_total",
+            &[
+                ("tenant_id", &tenant.to_string()),
+                ("rule_id", &rule.to_string()),
+                ("result", &result),
+            ],
+            n as f64,
+        );
+    }
+    out.family(
+        "acp_ar_pending_approvals_size",
+        "gauge",
+        "Auto-response approvals waiting for a decision.",
+    );
+    let pending: Vec<(uuid::Uuid, i64)> = sqlx::query_as(
+        "SELECT tenant_id, count(*) FROM auto_response_approvals WHERE status = 'pending' GROUP BY 1",
+    )
+    .fetch_all(&state.pool)
+    .await
+    .unwrap_or_default();
+    for (tenant, n) in pending {
+        out.sample(
+            "acp_ar_pending_approvals_size",
+            &[("tenant_id", &tenant.to_string())],
+            n as f64,
+        );
+    }
+    const LATENCY: &str = "acp_ar_rule_match_latency_seconds";
+    out.family(
+        LATENCY,
+        "histogram",
+        "Time to match one event against the tenant's rules.",
+    );
+    for (tenant, h) in state.ar_latency.snapshot() {
+        let tenant = tenant.to_string();
+        for (bound, n) in crate::auto_response::metrics::BUCKETS.iter().zip(h.counts) {
+            out.sample(
+                &format!("{LATENCY}_bucket"),
+                &[("tenant_id", &tenant), ("le", &bound.to_string())],
+                n as f64,
+            );
+        }
+        out.sample(
+            &format!("{LATENCY}_bucket"),
+            &[("tenant_id", &tenant), ("le", "+Inf")],
+            h.count as f64,
+        );
+        out.sample(&format!("{LATENCY}_sum"), &[("tenant_id", &tenant)], h.sum);
+        out.sample(
+            &format!("{LATENCY}_count"),
+            &[("tenant_id", &tenant)],
+            h.count as f64,
+        );
+    }
+}
+
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "probes", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -254,6 +326,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
             n as f64,
         );
     }
+
+    auto_response_metrics(&state, &mut out).await;
 
     let cps = aegis_projectors::checkpoint::all(&state.pool)
         .await

@@ -8,9 +8,7 @@ pub mod scheduler;
 pub mod scram;
 
 use crate::command::CommandContext;
-use crate::domain::incidents::{
-    Command as IncidentCommand, IncidentAggregate, IncidentId, NewIncident, Severity,
-};
+use crate::domain::incidents::{IncidentId, NewIncident, Severity};
 use crate::domain::vault::credentials::{Command, Lifecycle, NewVersion};
 use crate::domain::vault::{Credential, CredentialAggregate, CredentialError};
 use crate::error::ApiError;
@@ -334,43 +332,31 @@ async fn open_rotation_incident(
     c: &Credential,
     error: &str,
 ) -> Option<IncidentId> {
-    use sha2::Digest;
-    let digest = sha2::Sha256::new_with_prefix(b"aegis/rotation-failed/v1")
-        .chain_update(tenant.as_bytes())
-        .chain_update(c.id.as_bytes())
-        .chain_update(c.version().to_be_bytes())
-        .finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    let id = IncidentId(uuid::Builder::from_sha1_bytes(bytes).into_uuid());
-    let agg = aggregate::<IncidentAggregate>(tenant, id.0.to_string()).ok()?;
-    let opened = state
-        .executor
-        .execute::<IncidentAggregate>(
-            &agg,
-            &IncidentCommand::Open(NewIncident {
-                id,
-                title: format!("Credential rotation failed: {}", c.name),
-                severity: Severity::High,
-                source: "vault".into(),
-                description: format!(
-                    "Rotating `{}` failed and version {} stays active. Error: {error}",
-                    c.name,
-                    c.version()
-                ),
-                agent_id: None,
-                dedup_key: None,
-            }),
-            ctx,
-            true,
-        )
-        .await;
-    match opened {
-        Ok(_) => Some(id),
-        Err(crate::command::CommandError::Domain(_)) => Some(id),
-        Err(e) => {
-            tracing::error!(credential = %c.name, error = %e, "could not open the rotation incident");
-            None
-        }
-    }
+    let id = IncidentId(crate::domain::derived_id(
+        "aegis/rotation-failed/v1",
+        &[
+            tenant.as_bytes(),
+            c.id.as_bytes(),
+            &c.version().to_be_bytes(),
+        ],
+    ));
+    crate::http::incidents::open_once(
+        state,
+        ctx,
+        tenant,
+        NewIncident {
+            id,
+            title: format!("Credential rotation failed: {}", c.name),
+            severity: Severity::High,
+            source: "vault".into(),
+            description: format!(
+                "Rotating `{}` failed and version {} stays active. Error: {error}",
+                c.name,
+                c.version()
+            ),
+            agent_id: None,
+            dedup_key: None,
+        },
+    )
+    .await
 }

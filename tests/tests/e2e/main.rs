@@ -5,6 +5,7 @@
 mod audit;
 mod authorization;
 mod auto_response;
+mod auto_response_runs;
 mod commands;
 mod controls;
 mod identity;

@@ -1,6 +1,7 @@
 //! The credential vault (seed 001) end to end: sealed values, versions, rotation through
 //! real Postgres roles and local HTTP receivers, crypto-shredding, health, and isolation.
 
+use aegis_tests::world::eventually;
 use aegis_tests::TestApp;
 use axum::http::StatusCode as AxStatus;
 use reqwest::Method;
@@ -1378,21 +1379,6 @@ async fn destroying_a_tenants_key_shreds_all_its_values_and_only_its_own() {
     assert_eq!((s, b2["reason"].as_str()), (200, Some("offboarded")));
 }
 
-/// Whether `check` turns true within two seconds.
-async fn eventually<F, Fut>(check: F) -> bool
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
-}
-
 /// Value reads are served from a cache the log keeps honest: a credential destroyed, or a
 /// tenant key destroyed, through another instance stops reads on this one at once.
 #[tokio::test]
@@ -1445,7 +1431,10 @@ async fn a_destroy_on_one_instance_stops_value_reads_on_another() {
     .await;
     assert_eq!(s, 200);
     assert!(
-        eventually(|| async { read_there("one").await == 410 }).await,
+        eventually(Duration::from_secs(2), || async {
+            read_there("one").await == 410
+        })
+        .await,
         "the other instance stops serving a destroyed credential"
     );
 
@@ -1459,7 +1448,10 @@ async fn a_destroy_on_one_instance_stops_value_reads_on_another() {
     .await;
     assert_eq!(s, 200);
     assert!(
-        eventually(|| async { read_there("two").await == 410 }).await,
+        eventually(Duration::from_secs(2), || async {
+            read_there("two").await == 410
+        })
+        .await,
         "the other instance drops the erased tenant's cached keys"
     );
 }

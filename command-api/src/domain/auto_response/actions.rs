@@ -210,6 +210,28 @@ impl Action {
         })
     }
 
+    /// The action as it would run on this event: every template filled. An action whose
+    /// template names a field the event lacks carries `skipped` instead and never runs.
+    pub fn render(&self, doc: &Value) -> Value {
+        let mut out = self.to_json();
+        let mut fill = |key: &str, raw: &str| match Template::parse(raw, key)
+            .map_err(|e| e.message)
+            .and_then(|t| t.render(doc).map_err(|m| format!("the event has no `{m}`")))
+        {
+            Ok(v) => out[key] = Value::String(v),
+            Err(why) => out["skipped"] = Value::String(why),
+        };
+        if let Some(t) = &self.target {
+            fill("target", t.as_str());
+        }
+        for (k, v) in &self.params {
+            if let (Some(raw), true) = (v.as_str(), k != "severity") {
+                fill(k, raw);
+            }
+        }
+        out
+    }
+
     /// The canonical JSON form.
     pub fn to_json(&self) -> Value {
         let mut o = Map::new();
@@ -222,10 +244,40 @@ impl Action {
     }
 }
 
+/// The distinct targets of rendered actions (what the blast-radius brake counts).
+pub fn targets(rendered: &[Value]) -> Vec<String> {
+    let mut out: Vec<String> = rendered
+        .iter()
+        .filter(|a| a.get("skipped").is_none())
+        .filter_map(|a| a.get("target").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn rendering_fills_every_template_and_marks_what_cannot_run() {
+        let a = Action::parse_all(&json!([
+            { "type": "open_incident", "title": "Injection on {event.agent_id}", "severity": "high" },
+            { "type": "quarantine_agent", "target": "{event.agent_id}" },
+            { "type": "quarantine_agent", "target": "{event.missing}" },
+        ]))
+        .expect("parses");
+        let doc = json!({ "agent_id": "a-1" });
+        let out: Vec<Value> = a.iter().map(|a| a.render(&doc)).collect();
+        assert_eq!(out[0]["title"], "Injection on a-1");
+        assert_eq!(out[0]["severity"], "high");
+        assert_eq!(out[1]["target"], "a-1");
+        assert_eq!(out[2]["skipped"], "the event has no `missing`");
+        assert_eq!(targets(&out), ["a-1"]);
+    }
 
     #[test]
     fn templates_fill_from_the_event_and_name_what_is_missing() {

@@ -25,6 +25,24 @@ pub struct Throttle {
     pub window_secs: u32,
 }
 
+/// The blast-radius brake: acting on more than `max_targets` distinct targets within
+/// `window_secs` trips the rule to `simulate`; zero targets means no brake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Brake {
+    pub max_targets: u32,
+    pub window_secs: u32,
+}
+
+impl Default for Brake {
+    /// On unless a rule says otherwise: ten agents in five minutes is already an outage.
+    fn default() -> Self {
+        Self {
+            max_targets: 10,
+            window_secs: 300,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Definition {
     pub name: String,
@@ -33,6 +51,7 @@ pub struct Definition {
     pub actions: Vec<Action>,
     pub approval_required: bool,
     pub throttle: Throttle,
+    pub brake: Brake,
 }
 
 impl Definition {
@@ -46,6 +65,8 @@ impl Definition {
             approval_required: self.approval_required,
             throttle_max_runs: self.throttle.max_runs,
             throttle_window_secs: self.throttle.window_secs,
+            brake_max_targets: self.brake.max_targets,
+            brake_window_secs: self.brake.window_secs,
         }
     }
 
@@ -61,6 +82,10 @@ impl Definition {
             throttle: Throttle {
                 max_runs: d.throttle_max_runs,
                 window_secs: d.throttle_window_secs,
+            },
+            brake: Brake {
+                max_targets: d.brake_max_targets,
+                window_secs: d.brake_window_secs,
             },
         })
     }
@@ -282,6 +307,7 @@ mod tests {
             .expect("actions"),
             approval_required: false,
             throttle: Throttle::default(),
+            brake: Brake::default(),
         }
     }
 

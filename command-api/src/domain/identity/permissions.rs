@@ -66,6 +66,8 @@ catalog! {
     AutoResponseRead = "auto_response.read", true, "Read auto-response rules, their versions and runs";
     AutoResponseEdit = "auto_response.edit", true, "Create, change, delete auto-response rules and set their mode";
     AutoResponseSimulate = "auto_response.simulate", true, "Replay history through a rule or a draft (no side effects)";
+    AutoResponseApprove = "auto_response.approve", true, "Approve or reject auto-response actions waiting for approval";
+    KillSwitchOperate = "kill_switch.operate", true, "Engage and release the tenant's kill switch (refuses every agent)";
     CredentialApply = "credential.apply", true, "Apply credentials to n8n workflows and sync credentials from n8n";
     ProjectionRead = "projection.read", false, "See every projection's position, lag and health (platform admin)";
     ProjectionOperate = "projection.operate", false, "Rebuild projections and skip a halted one's bad commit (platform admin)";
@@ -191,7 +193,8 @@ impl BuiltinRole {
         match self {
             BuiltinRole::Admin => "Everything inside the tenant",
             BuiltinRole::Security => {
-                "Reads, plus incident response, agent containment and credential rotation"
+                "Reads, plus incident response, agent containment (quarantine, kill switch) and \
+                 credential rotation"
             }
             BuiltinRole::Auditor => "Read-only, including the audit log",
         }
@@ -218,6 +221,7 @@ impl BuiltinRole {
                 IncidentUpdate,
                 AgentRevoke,
                 AgentQuarantine,
+                KillSwitchOperate,
                 CredentialRotate,
                 CredentialTest,
                 AutoResponseSimulate,

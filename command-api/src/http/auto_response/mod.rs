@@ -1,6 +1,9 @@
-//! Auto-response (seed 000): rules, and simulation of a rule over the tenant's history.
+//! Auto-response (seed 000): rules, their runs, approvals, and simulation of a rule over the
+//! tenant's history.
 
+pub mod approvals;
 pub mod rules;
+pub mod runs;
 pub mod simulate;
 
 use crate::state::AppState;
@@ -9,5 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(rules::router())
+        .merge(runs::router())
+        .merge(approvals::router())
         .merge(simulate::router())
 }

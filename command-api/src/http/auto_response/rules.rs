@@ -5,7 +5,9 @@
 use crate::auth::Principal;
 use crate::domain::auto_response::actions::Action;
 use crate::domain::auto_response::matcher::{DefinitionError, Match};
-use crate::domain::auto_response::rules::{Command, Definition, Mode, RuleVersion, Throttle};
+use crate::domain::auto_response::rules::{
+    Brake, Command, Definition, Mode, RuleVersion, Throttle,
+};
 use crate::domain::auto_response::{Rule, RuleAggregate, RuleError};
 use crate::error::ApiError;
 use crate::http::extract::{max_chars, CommandHeaders, Json, MinPosition, Query, UuidPath};
@@ -53,6 +55,15 @@ pub struct ThrottleBody {
     pub window_secs: u32,
 }
 
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BrakeBody {
+    /// Distinct targets allowed per window; 0 turns the brake off.
+    pub max_targets: u32,
+    /// 1 to 86400 seconds.
+    pub window_secs: u32,
+}
+
 /// A rule definition (seed 000's example is a valid one).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -72,6 +83,9 @@ pub struct RuleBody {
     pub mode: Option<Mode>,
     pub approval_required: Option<bool>,
     pub throttle: Option<ThrottleBody>,
+    /// The blast-radius brake; default 10 distinct targets per 300 s. Tripping it switches
+    /// the rule to `simulate` and opens an incident.
+    pub blast_radius: Option<BrakeBody>,
 }
 
 impl RuleBody {
@@ -98,6 +112,19 @@ impl RuleBody {
             },
             None => Throttle::default(),
         };
+        let brake = match self.blast_radius {
+            Some(b) if b.max_targets > 0 && !(1..=86_400).contains(&b.window_secs) => {
+                return Err(ApiError::validation(
+                    "blast_radius.window_secs",
+                    "blast_radius.window_secs must be between 1 and 86400",
+                ))
+            }
+            Some(b) => Brake {
+                max_targets: b.max_targets,
+                window_secs: b.window_secs,
+            },
+            None => Brake::default(),
+        };
         Ok(Definition {
             name: name.to_string(),
             description,
@@ -105,6 +132,7 @@ impl RuleBody {
             actions: Action::parse_all(&self.actions).map_err(definition_error)?,
             approval_required: self.approval_required.unwrap_or(false),
             throttle,
+            brake,
         })
     }
 }
@@ -121,8 +149,11 @@ pub struct RuleView {
     #[schema(value_type = Vec<Object>)]
     pub actions: Value,
     pub mode: Mode,
+    /// Why the mode was last set (a tripped brake says so here).
+    pub mode_reason: String,
     pub approval_required: bool,
     pub throttle: ThrottleBody,
+    pub blast_radius: BrakeBody,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -138,10 +169,15 @@ fn version_view(r: &Rule, v: &RuleVersion) -> RuleView {
         matcher: d.matcher.to_json(),
         actions: Value::Array(d.actions.iter().map(Action::to_json).collect()),
         mode: r.mode,
+        mode_reason: r.mode_reason.clone(),
         approval_required: d.approval_required,
         throttle: ThrottleBody {
             max_runs: d.throttle.max_runs,
             window_secs: d.throttle.window_secs,
+        },
+        blast_radius: BrakeBody {
+            max_targets: d.brake.max_targets,
+            window_secs: d.brake.window_secs,
         },
         created_by: v.created_by.clone(),
         created_at: v.created_at,

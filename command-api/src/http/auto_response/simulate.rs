@@ -5,8 +5,13 @@
 
 use super::rules::RuleBody;
 use crate::auth::Principal;
-use crate::domain::auto_response::rules::{Definition, Throttle};
-use crate::domain::auto_response::RuleAggregate;
+use crate::domain::auto_response::actions;
+use crate::domain::auto_response::rules::Definition;
+use crate::domain::auto_response::runs::{
+    self, Admission, RuleRuns, RunMode, RunResult, Started, Trigger,
+};
+use crate::domain::auto_response::{RuleAggregate, RunsAggregate};
+use crate::domain::Aggregate;
 use crate::error::ApiError;
 use crate::http::audit::reconstruct::Moment;
 use crate::http::current;
@@ -22,7 +27,6 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::VecDeque;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -67,32 +71,6 @@ pub fn document(env: &Envelope) -> Value {
     doc
 }
 
-/// Runs a throttle over event times: whether a run at `at` (seconds) would have been allowed.
-struct Window {
-    throttle: Throttle,
-    runs: VecDeque<i64>,
-}
-
-impl Window {
-    fn admit(&mut self, at: i64) -> bool {
-        if self.throttle.max_runs == 0 {
-            return true;
-        }
-        while self
-            .runs
-            .front()
-            .is_some_and(|t| at - t >= i64::from(self.throttle.window_secs))
-        {
-            self.runs.pop_front();
-        }
-        if self.runs.len() >= self.throttle.max_runs as usize {
-            return false;
-        }
-        self.runs.push_back(at);
-        true
-    }
-}
-
 fn line(v: Value) -> Bytes {
     let mut b = v.to_string().into_bytes();
     b.push(b'\n');
@@ -113,38 +91,46 @@ async fn simulate(
     Json(body): Json<SimulateBody>,
 ) -> Result<Response, ApiError> {
     let tenant = principal.tenant()?;
-    let (definition, label): (Definition, Value) = match (&body.rule_id, &body.rule) {
-        (Some(id), None) => {
-            let (rule, _, _) = current::<RuleAggregate>(&state, tenant, id.to_string()).await?;
-            let rule = rule.ok_or_else(|| ApiError::not_found("rule not found"))?;
-            let v = match body.version {
-                Some(n) => rule
-                    .versions
-                    .iter()
-                    .find(|v| v.version == n)
-                    .ok_or_else(|| ApiError::not_found(format!("rule {id} has no version {n}")))?,
-                None => rule
-                    .current()
-                    .ok_or_else(|| ApiError::not_found("rule not found"))?,
-            };
-            (
-                v.definition.clone(),
-                json!({ "rule_id": id, "version": v.version }),
-            )
-        }
-        (None, Some(draft)) => {
-            if body.version.is_some() {
-                return Err(ApiError::validation("version", "a draft has no versions"));
+    let (definition, label, rule_key): (Definition, Value, String) =
+        match (&body.rule_id, &body.rule) {
+            (Some(id), None) => {
+                let (rule, _, _) = current::<RuleAggregate>(&state, tenant, id.to_string()).await?;
+                let rule = rule.ok_or_else(|| ApiError::not_found("rule not found"))?;
+                let v = match body.version {
+                    Some(n) => rule
+                        .versions
+                        .iter()
+                        .find(|v| v.version == n)
+                        .ok_or_else(|| {
+                            ApiError::not_found(format!("rule {id} has no version {n}"))
+                        })?,
+                    None => rule
+                        .current()
+                        .ok_or_else(|| ApiError::not_found("rule not found"))?,
+                };
+                (
+                    v.definition.clone(),
+                    json!({ "rule_id": id, "version": v.version }),
+                    id.to_string(),
+                )
             }
-            (draft.definition()?, json!({ "draft": true }))
-        }
-        _ => {
-            return Err(ApiError::validation(
-                "rule_id",
-                "give either rule_id (a saved rule) or rule (an inline draft)",
-            ))
-        }
-    };
+            (None, Some(draft)) => {
+                if body.version.is_some() {
+                    return Err(ApiError::validation("version", "a draft has no versions"));
+                }
+                (
+                    draft.definition()?,
+                    json!({ "draft": true }),
+                    "draft".to_string(),
+                )
+            }
+            _ => {
+                return Err(ApiError::validation(
+                    "rule_id",
+                    "give either rule_id (a saved rule) or rule (an inline draft)",
+                ))
+            }
+        };
     let from = body
         .from
         .as_deref()
@@ -168,11 +154,10 @@ async fn simulate(
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let filter = tenant_filter(tenant.0, None);
     tokio::spawn(async move {
-        let mut window = Window {
-            throttle: definition.throttle,
-            runs: VecDeque::new(),
-        };
-        let (mut scanned, mut matched, mut would_run, mut throttled) = (0u64, 0u64, 0u64, 0u64);
+        let mut runs = RuleRuns::default();
+        let mut tripped_at: Option<u64> = None;
+        let (mut scanned, mut matched, mut would_run, mut throttled, mut braked) =
+            (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut last = start.saturating_sub(1);
         if start <= end {
             let commits = match store.read_range(vec![filter], start, Some(end)).await {
@@ -216,34 +201,70 @@ async fn simulate(
                         continue;
                     }
                     matched += 1;
-                    let admitted = window.admit(at.timestamp());
-                    if admitted {
-                        would_run += 1;
+                    let actions: Vec<Value> =
+                        definition.actions.iter().map(|a| a.render(&doc)).collect();
+                    let targets = actions::targets(&actions);
+                    let run_id = runs::run_id(&rule_key, &env.event_id);
+                    // After the brake would have tripped, the rule would only have simulated.
+                    let mode = if tripped_at.is_some() {
+                        RunMode::Simulate
                     } else {
-                        throttled += 1;
+                        RunMode::Active
+                    };
+                    let start = runs::Command::Start {
+                        run: Started {
+                            run_id,
+                            rule_version: 0,
+                            mode,
+                            trigger: Trigger {
+                                event_id: env.event_id.clone(),
+                                position: commit.position,
+                                event_type: env.event_type.clone(),
+                                aggregate: format!("{}/{}", env.aggregate_type, env.aggregate_id),
+                                at: at.timestamp(),
+                            },
+                            targets,
+                            admission: Admission::Admitted,
+                            actions: Value::Array(actions.clone()),
+                            approval_required: definition.approval_required,
+                        },
+                        throttle: definition.throttle,
+                        brake: definition.brake,
+                        brake_incident: Uuid::nil(),
+                    };
+                    let mut events = RunsAggregate::decide(&runs, &start).unwrap_or_default();
+                    // The replay completes what a live run would complete after acting.
+                    events.push(runs::Event::Completed {
+                        run_id,
+                        result: RunResult::Simulated,
+                        actions: Value::Null,
+                    });
+                    let mut admission = Admission::Admitted;
+                    let mut trips = false;
+                    for e in &events {
+                        match e {
+                            runs::Event::Started(s) => admission = s.admission,
+                            runs::Event::BrakeTripped { .. } => trips = true,
+                            runs::Event::Completed { .. } => {}
+                        }
+                        runs = RunsAggregate::evolve(runs, e, &Envelope::default());
                     }
-                    let actions: Vec<Value> = definition
-                        .actions
-                        .iter()
-                        .map(|a| {
-                            let mut out = a.to_json();
-                            if let Some(t) = &a.target {
-                                match t.render(&doc) {
-                                    Ok(target) => out["target"] = json!(target),
-                                    Err(missing) => {
-                                        out["skipped"] =
-                                            json!(format!("the event has no `{missing}`"))
-                                    }
-                                }
-                            }
-                            out
-                        })
-                        .collect();
+                    if trips {
+                        tripped_at = Some(commit.position);
+                    }
+                    let runs_now = admission == Admission::Admitted && mode == RunMode::Active;
+                    match admission {
+                        Admission::Admitted if runs_now => would_run += 1,
+                        Admission::Admitted => {}
+                        Admission::Throttled => throttled += 1,
+                        Admission::Braked => braked += 1,
+                    }
                     let hit = json!({
                         "type": "match", "position": commit.position, "event_id": env.event_id,
                         "event_type": env.event_type, "occurred_at": at,
                         "aggregate": format!("{}/{}", env.aggregate_type, env.aggregate_id),
-                        "throttled": !admitted,
+                        "admission": admission, "throttled": admission == Admission::Throttled,
+                        "brake_tripped": trips, "would_run": runs_now,
                         "approval_required": definition.approval_required,
                         "actions": actions,
                     });
@@ -256,7 +277,7 @@ async fn simulate(
         let summary = json!({
             "type": "summary", "rule": label, "from": start, "to": last.max(start.saturating_sub(1)),
             "scanned": scanned, "matched": matched, "would_run": would_run, "throttled": throttled,
-            "executed": 0,
+            "braked": braked, "brake_tripped_at": tripped_at, "executed": 0,
         });
         let _ = tx.send(line(summary)).await;
     });
@@ -269,29 +290,4 @@ async fn simulate(
         Body::from_stream(stream),
     )
         .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_throttle_counts_runs_within_the_window() {
-        let mut w = Window {
-            throttle: Throttle {
-                max_runs: 2,
-                window_secs: 60,
-            },
-            runs: VecDeque::new(),
-        };
-        assert!(w.admit(0));
-        assert!(w.admit(10));
-        assert!(!w.admit(20), "a third run within a minute");
-        assert!(w.admit(60), "the first run left the window");
-        let mut off = Window {
-            throttle: Throttle::default(),
-            runs: VecDeque::new(),
-        };
-        assert!((0..100).all(|t| off.admit(t)));
-    }
 }

@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mint, list))
         .routes(routes!(revoke))
         .routes(routes!(quarantine))
+        .routes(routes!(release))
         .routes(routes!(heartbeat))
 }
 
@@ -202,7 +203,7 @@ pub struct ReasonBody {
 }
 
 /// The body is optional; when present it must be a valid `ReasonBody`.
-fn optional_body(bytes: &[u8]) -> Result<ReasonBody, ApiError> {
+pub(crate) fn optional_body(bytes: &[u8]) -> Result<ReasonBody, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(ReasonBody::default());
     }
@@ -311,6 +312,35 @@ async fn quarantine(
         &headers,
         id,
         AgentStatus::Quarantined,
+        reason,
+    )
+    .await
+}
+
+/// Release a quarantined agent: its secret works again. A revoked agent stays revoked (409).
+#[utoipa::path(post, path = "/api/v1/agents/{id}/release", tag = "agents", security(("bearer" = [])),
+    params(("id" = Uuid, Path), params::Tenant), request_body(content = Option<ReasonBody>),
+    responses(
+        (status = 200, description = "Active again", body = Data<AgentView>, headers(("Aegis-Position" = u64), ("ETag" = String))),
+        AuthErrors,
+        (status = 404, description = "No such agent in this tenant", body = ErrorBody),
+        (status = 409, description = "The agent is revoked", body = ErrorBody),
+        BodyErrors,
+    ))]
+async fn release(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: CommandHeaders,
+    UuidPath(id): UuidPath,
+    body: axum::body::Bytes,
+) -> Result<Reply, ApiError> {
+    let reason = optional_body(&body)?.reason;
+    set_status(
+        &state,
+        &principal,
+        &headers,
+        id,
+        AgentStatus::Active,
         reason,
     )
     .await

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod api_keys;
+pub mod kill_switch;
 pub mod login;
 pub mod roles;
 pub mod tenants;
@@ -22,5 +23,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(roles::router())
         .merge(api_keys::router())
         .merge(agents::router())
+        .merge(kill_switch::router())
         .merge(usage::router())
 }
