@@ -2,6 +2,7 @@
 //! (from the project's nats.conf, on a free port, in a temporary store directory) and its own
 //! PostgreSQL database, both removed when the test ends.
 
+pub mod bench;
 pub mod world;
 
 pub use world::{NatsServer, TestApp, TestDb};
