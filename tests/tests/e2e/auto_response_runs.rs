@@ -583,3 +583,109 @@ async fn the_kill_switch_refuses_every_agent_of_its_tenant_only() {
     assert_eq!((s, &body["data"]["status"]), (200, &json!("active")));
     assert_eq!(beat(&app, &a, &sa).await.0, 204);
 }
+
+/// `rotate_credential` rotates through the vault's own rotation path (lease, new sealed
+/// version), so the value a client reads afterwards is new.
+#[tokio::test]
+async fn a_rule_rotates_a_credential_through_the_vault() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Leaky").await;
+    app.set_plan(tenant, json!({ "addons": ["vault", "auto_response"] }))
+        .await;
+    let (s, b) = app
+        .call(
+            tenant,
+            Method::POST,
+            "/credentials",
+            Some(json!({
+                "name": "db-password", "credential_type": "password", "provider": "postgres",
+                "value": "first-secret-value"
+            })),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let rule = create_rule(
+        &app,
+        tenant,
+        json!({
+            "name": "rotate on leak",
+            "match": { "event_type": "incident.opened.v1", "title": { "glob": "*leak*" } },
+            "actions": [{ "type": "rotate_credential", "target": "db-password" }],
+            "mode": "active"
+        }),
+    )
+    .await;
+    app.open_incident(tenant, incident("password leak on pastebin", "high"))
+        .await;
+    let run = &runs_of(&app, tenant, &rule, 1).await[0];
+    assert_eq!(run["result"], "succeeded", "{run}");
+    assert_eq!(run["actions"][0]["outcome"], "done");
+    let (s, value) = app
+        .call(tenant, Method::GET, "/credentials/db-password/value", None)
+        .await;
+    assert_eq!(s, 200, "{value}");
+    assert_eq!(value["version"], 2, "{value}");
+    assert_ne!(value["value"], "first-secret-value");
+    assert!(!run.to_string().contains(value["value"].as_str().unwrap()));
+}
+
+/// Simulation applies the blast-radius brake as the reactor would have: the run past the
+/// limit is braked, and afterwards the rule would only have simulated.
+#[tokio::test]
+async fn simulation_applies_the_brake_as_it_would_have_been() {
+    let app = TestApp::spawn().await;
+    let tenant = responder_tenant(&app, "Hindsight").await;
+    for agent in ["a", "b", "c", "a"] {
+        app.open_incident(tenant, critical_on(agent)).await;
+    }
+    let r = app
+        .admin(Method::POST, "/auto-response/simulate", Some(tenant))
+        .json(&json!({ "rule": {
+            "name": "draft",
+            "match": { "event_type": "incident.opened.v1" },
+            "actions": [{ "type": "quarantine_agent", "target": "{event.agent_id}" }],
+            "blast_radius": { "max_targets": 2, "window_secs": 600 }
+        }}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let lines: Vec<Value> = r
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let matches: Vec<&Value> = lines.iter().filter(|l| l["type"] == "match").collect();
+    let seen: Vec<(&str, bool, bool)> = matches
+        .iter()
+        .map(|m| {
+            (
+                m["admission"].as_str().unwrap(),
+                m["brake_tripped"].as_bool().unwrap(),
+                m["would_run"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("admitted", false, true),
+            ("admitted", false, true),
+            ("braked", true, false),
+            ("admitted", false, false),
+        ],
+        "{lines:?}"
+    );
+    let summary = lines.last().unwrap();
+    assert_eq!(
+        (
+            &summary["would_run"],
+            &summary["braked"],
+            &summary["executed"]
+        ),
+        (&json!(2), &json!(1), &json!(0))
+    );
+    assert_eq!(summary["brake_tripped_at"], matches[2]["position"]);
+}

@@ -19,7 +19,6 @@ use crate::http::extract::Json;
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::state::AppState;
 use aegis_schemas::envelope::v1::Envelope;
-use aegis_streams::subject::tenant_filter;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -152,7 +151,6 @@ async fn simulate(
         _ => head,
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-    let filter = tenant_filter(tenant.0, None);
     tokio::spawn(async move {
         let mut runs = RuleRuns::default();
         let mut tripped_at: Option<u64> = None;
@@ -160,7 +158,7 @@ async fn simulate(
             (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut last = start.saturating_sub(1);
         if start <= end {
-            let commits = match store.read_range(vec![filter], start, Some(end)).await {
+            let stored = match store.read_tenant_range(tenant.0, start, end).await {
                 Ok(c) => c,
                 Err(e) => {
                     let _ = tx
@@ -169,8 +167,19 @@ async fn simulate(
                     return;
                 }
             };
-            let mut commits = std::pin::pin!(commits);
-            while let Some(commit) = commits.next().await {
+            // Reading and decoding commits run on their own task, matching on this one: two
+            // cores' worth. The channel is bounded, so memory stays flat on any range.
+            let (commit_tx, mut commits) = tokio::sync::mpsc::channel(4096);
+            tokio::spawn(async move {
+                let mut read = std::pin::pin!(stored);
+                while let Some(commit) = read.next().await {
+                    let stop = commit.is_err();
+                    if commit_tx.send(commit).await.is_err() || stop {
+                        break;
+                    }
+                }
+            });
+            while let Some(commit) = commits.recv().await {
                 let commit = match commit {
                     Ok(c) => c,
                     Err(e) => {
