@@ -12,7 +12,11 @@ CREATE TABLE auto_response_runs (
     rule_version integer NOT NULL,
     mode text NOT NULL,
     admission text NOT NULL,
+    -- Now: how the run ended, approvals included.
     result text NOT NULL,
+    -- How the run itself completed (`pending_approval` for a gated run, never changed), so
+    -- acp_ar_rule_runs_total only ever counts up.
+    completed_result text,
     trigger_event_id text NOT NULL,
     trigger_position bigint NOT NULL,
     trigger_event_type text NOT NULL,

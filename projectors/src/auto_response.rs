@@ -191,8 +191,11 @@ async fn runs(
             let m: pb::RunCompleted = decode(env)?;
             sqlx::query(&format!(
                 // An approval decided before this arrived already holds the final result.
-                "UPDATE auto_response_runs{s} SET result = $3, actions = $4, completed_at = $5, position = $6 \
-                 WHERE tenant_id = $1 AND id = $2 AND result = 'running'"
+                "UPDATE auto_response_runs{s} SET completed_result = $3, position = $6, \
+                 result = CASE WHEN result = 'running' THEN $3 ELSE result END, \
+                 actions = CASE WHEN result = 'running' THEN $4 ELSE actions END, \
+                 completed_at = coalesce(completed_at, $5) \
+                 WHERE tenant_id = $1 AND id = $2"
             ))
             .bind(tenant)
             .bind(uuid(&m.run_id)?)

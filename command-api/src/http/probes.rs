@@ -213,8 +213,13 @@ async fn auto_response_metrics(state: &AppState, out: &mut Exposition) {
         "counter",
         "Auto-response runs by rule and result (simulated, throttled and braked runs included).",
     );
+    // A gated run counts once as `pending_approval`, then once more with its approval's end.
     let runs: Vec<(uuid::Uuid, uuid::Uuid, String, i64)> = sqlx::query_as(
-        "SELECT tenant_id, rule_id, result, count(*) FROM auto_response_runs GROUP BY 1, 2, 3",
+        "SELECT tenant_id, rule_id, result, sum(n)::bigint FROM ( \
+           SELECT tenant_id, rule_id, completed_result AS result, count(*) AS n FROM auto_response_runs \
+           WHERE completed_result IS NOT NULL GROUP BY 1, 2, 3 \
+           UNION ALL SELECT tenant_id, rule_id, result, count(*) FROM auto_response_approvals \
+           WHERE result IS NOT NULL GROUP BY 1, 2, 3) AS counted GROUP BY 1, 2, 3",
     )
     .fetch_all(&state.pool)
     .await

@@ -327,6 +327,22 @@ async fn approvals_gate_actions_until_a_person_decides() {
         .caught_up(tenant, &format!("/auto-response/runs/{key}"))
         .await;
     assert_eq!(run["data"]["result"], "succeeded");
+    // The counter counted the run when it began to wait, and again when it ran.
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for result in ["pending_approval", "succeeded"] {
+        let sample = format!(
+            "acp_ar_rule_runs_total{{tenant_id=\"{tenant}\",rule_id=\"{rule}\",result=\"{result}\"}} 1"
+        );
+        assert!(metrics.contains(&sample), "{sample} in {metrics}");
+    }
 
     // A second run is rejected: it never acts, and cannot be approved afterwards.
     let (s, _) = app
