@@ -370,6 +370,18 @@ impl TestApp {
         (id, position.unwrap_or(0), body)
     }
 
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("send")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// The stream head: how many commits the log holds.
     pub async fn head(&self) -> u64 {
         self.state().executor.store().head().await.expect("head")

@@ -298,19 +298,7 @@ async fn fill(nats: &NatsServer, count: usize) -> anyhow::Result<()> {
 /// (c) Raw ordered-consumer read of the whole event stream.
 async fn raw_read(nats: &NatsServer) -> anyhow::Result<(f64, u64)> {
     let js = jetstream::new(async_nats::connect(nats.url()).await?);
-    let stream = js.get_stream("AEGIS_EVENTS").await?;
-    let total = stream.get_info().await?.state.messages;
-    let started = Instant::now();
-    let consumer = stream
-        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
-        .await?;
-    let mut messages = consumer.messages().await?.take(total as usize);
-    let mut n = 0u64;
-    while let Some(m) = messages.next().await {
-        let m = m?;
-        n += Commit::decode(m.payload.as_ref())?.events.len() as u64;
-    }
-    Ok((n as f64 / started.elapsed().as_secs_f64(), n))
+    aegis_tests::bench::raw_read(&js).await
 }
 
 /// (d) `aegis rebuild incidents` as an operator runs it.

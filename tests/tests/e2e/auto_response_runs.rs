@@ -204,15 +204,7 @@ async fn an_active_rule_acts_through_commands_and_records_every_run() {
         .await;
     assert_eq!(s, 404);
 
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(&format!(
             "acp_ar_rule_runs_total{{tenant_id=\"{tenant}\",rule_id=\"{quarantine}\",result=\"succeeded\"}} 2"
@@ -255,15 +247,7 @@ async fn approvals_gate_actions_until_a_person_decides() {
         pending["data"][0]["actions"][0]["reason"],
         json!(format!("critical on {a1}"))
     );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains(&format!(
         "acp_ar_pending_approvals_size{{tenant_id=\"{tenant}\"}} 1"
     )));
@@ -328,15 +312,7 @@ async fn approvals_gate_actions_until_a_person_decides() {
         .await;
     assert_eq!(run["data"]["result"], "succeeded");
     // The counter counted the run when it began to wait, and again when it ran.
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for result in ["pending_approval", "succeeded"] {
         let sample = format!(
             "acp_ar_rule_runs_total{{tenant_id=\"{tenant}\",rule_id=\"{rule}\",result=\"{result}\"}} 1"

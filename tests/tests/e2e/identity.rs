@@ -282,15 +282,7 @@ async fn an_api_key_is_shown_once_scoped_and_refused_right_after_revocation() {
         .send()
         .await
         .unwrap();
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(&format!(
             "acp_api_keys_created_total{{tenant_id=\"{tenant}\"}} 1"

@@ -59,15 +59,7 @@ async fn metrics_expose_open_incidents_lag_and_dead_letters() {
         .send()
         .await
         .unwrap();
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains(&format!(
             "acp_incidents_open_total{{tenant_id=\"{tenant}\",severity=\"critical\"}} 1"

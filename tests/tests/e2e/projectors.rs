@@ -346,15 +346,7 @@ async fn an_event_that_cannot_be_applied_halts_the_projection_visibly() {
         assert!(Instant::now() < deadline, "projection never halted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("aegis_projector_halted{projection=\"incidents\"} 1"),
         "{metrics}"

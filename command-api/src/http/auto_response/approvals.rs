@@ -174,9 +174,8 @@ async fn approve(
     body: axum::body::Bytes,
 ) -> Result<Reply, ApiError> {
     let tenant = principal.tenant()?;
-    let comment = decision(&body)?;
     let ctx = command_context(&principal, &headers, None);
-    let a = run_approved(&state, &ctx, tenant.0, key, comment).await?;
+    let a = run_approved(&state, &ctx, tenant.0, key, decision(&body)?).await?;
     Ok(Reply::data(StatusCode::OK, view(key, a)))
 }
 
@@ -195,8 +194,7 @@ async fn reject(
     body: axum::body::Bytes,
 ) -> Result<Reply, ApiError> {
     let tenant = principal.tenant()?;
-    let reason = decision(&body)?;
     let ctx = command_context(&principal, &headers, None);
-    let a = record_rejection(&state, &ctx, tenant.0, key, reason).await?;
+    let a = record_rejection(&state, &ctx, tenant.0, key, decision(&body)?).await?;
     Ok(Reply::data(StatusCode::OK, view(key, a)))
 }
