@@ -392,6 +392,20 @@ impl TestApp {
             app.stop().await;
         }
     }
+
+    /// Starts Aegis again, every role, on the same NATS and database (after `stop`: a
+    /// restart). It listens on a new port; `url` follows it.
+    pub async fn start_again(&mut self) {
+        self.stop().await;
+        let app = Application::build(self.config.clone(), Roles::ALL)
+            .await
+            .expect("Aegis starts again");
+        self.base = app
+            .address()
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default();
+        self.app = Some(app);
+    }
 }
 
 pub fn position(r: &reqwest::Response) -> Option<u64> {

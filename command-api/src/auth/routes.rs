@@ -94,6 +94,7 @@ pub const ROUTES: &[Route] = {
         r("GET", "/api/v1/audit-events", AuditRead),
         r("GET", "/audit/log", AuditRead).needs(Addon::Vault),
         r("GET", "/audit/reconstruct", AuditRead),
+        r("GET", "/events/stream", AuditRead),
         r("GET", "/audit/export", AuditRead),
         r("GET", "/audit/public-key", AuditRead),
         r("GET", "/admin/projections", ProjectionRead),

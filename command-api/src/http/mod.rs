@@ -8,6 +8,7 @@ pub mod incidents;
 pub mod openapi;
 pub mod probes;
 pub mod reply;
+pub mod subscriptions;
 pub mod vault;
 
 use crate::auth::Principal;
@@ -31,6 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(incidents::router())
         .merge(vault::router())
         .merge(auto_response::router())
+        .merge(subscriptions::router())
         .merge(probes::router())
         .merge(openapi::router())
 }

@@ -15,6 +15,7 @@ mod probes;
 mod projectors;
 mod reactors;
 mod streams;
+mod subscriptions;
 mod tenants;
 mod tracing;
 mod vault;
