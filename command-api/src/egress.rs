@@ -166,9 +166,7 @@ pub async fn http_client(
     url: &str,
     timeout: std::time::Duration,
 ) -> Result<reqwest::Client, EgressError> {
-    let (parsed, host) = http_url(url)?;
-    let port = parsed.port_or_known_default().unwrap_or(443);
-    let addrs = check(resolver, allow, &host, port).await?;
+    let (host, addrs) = check_url(resolver, allow, url).await?;
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
@@ -176,6 +174,22 @@ pub async fn http_client(
         .no_proxy()
         .build()
         .map_err(|e| EgressError::BadUrl(url.into(), e.to_string()))
+}
+
+/// Checks a whole URL: its shape ([`parse_url`]), then every address its host resolves to
+/// ([`check`]). The host is the URL parser's own reading of it, so decimal, octal and hex
+/// forms of an address (`http://2130706433/`, `http://0x7f.1/`) are judged as the address
+/// they are. Returns the host and the addresses a client may dial.
+pub async fn check_url(
+    resolver: &impl Resolver,
+    allow: Option<&[String]>,
+    url: &str,
+) -> Result<(String, Vec<SocketAddr>), EgressError> {
+    parse_url(url)?;
+    let (parsed, host) = http_url(url)?;
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addrs = check(resolver, allow, &host, port).await?;
+    Ok((host, addrs))
 }
 
 /// An http(s) URL with a host, and that host.
@@ -290,6 +304,81 @@ mod tests {
         assert!(check(&stub, Some(&["127.0.0.1".into()]), "127.0.0.1", 80)
             .await
             .is_ok());
+    }
+
+    /// The SSRF table: every URL here is refused before anything is dialled (the stub
+    /// resolver answers names; addresses are judged as the URL parser reads them).
+    #[tokio::test]
+    async fn the_ssrf_table_refuses_every_vector() {
+        let stub = Stub(vec![
+            ("metadata.google.internal", "169.254.169.254"),
+            ("localtest.me", "127.0.0.1"),
+            ("intranet.corp", "10.0.0.5"),
+            ("mixed.example", "93.184.216.34"),
+            ("mixed.example", "192.168.0.10"),
+            ("six.example", "fe80::1"),
+            ("ula.example", "fd12:3456::1"),
+            ("public.example", "93.184.216.34"),
+        ]);
+        let vectors = [
+            "http://127.0.0.1/",
+            "http://127.1/",
+            "http://2130706433/",
+            "http://0x7f000001/",
+            "http://0x7f.1/",
+            "http://0177.0.0.1/",
+            "http://017700000001/",
+            "http://[::1]/",
+            "http://[::]/",
+            "http://0.0.0.0/",
+            "http://0/",
+            "http://localhost/",
+            "http://localtest.me/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://metadata.google.internal/computeMetadata/v1/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://[::ffff:7f00:1]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://10.0.0.1/",
+            "http://172.16.0.1/",
+            "http://172.31.255.255/",
+            "http://192.168.1.1/",
+            "http://100.64.0.1/",
+            "http://100.127.255.254/",
+            "http://224.0.0.1/",
+            "http://255.255.255.255/",
+            "http://[ff02::1]/",
+            "http://[fe80::1]/",
+            "http://[fd00::1]/",
+            "http://six.example/",
+            "http://ula.example/",
+            "http://intranet.corp:8080/",
+            "http://mixed.example/",
+            "http://user:pass@public.example/",
+            "http://public.example@127.0.0.1/",
+            "https://public.example:443@10.0.0.1/",
+            "ftp://public.example/",
+            "file:///etc/passwd",
+            "gopher://public.example:70/",
+            "javascript:alert(1)",
+            "http:///nohost",
+        ];
+        assert!(vectors.len() >= 30);
+        for url in vectors {
+            let got = check_url(&stub, Some(&[]), url).await;
+            assert!(got.is_err(), "{url} was allowed: {got:?}");
+        }
+        assert!(check_url(&stub, Some(&[]), "https://public.example/hook")
+            .await
+            .is_ok());
+        // The allow list exempts a named host (a local test receiver), nothing else.
+        let allow = vec!["localtest.me".to_string()];
+        assert!(check_url(&stub, Some(&allow), "http://localtest.me:9000/")
+            .await
+            .is_ok());
+        assert!(check_url(&stub, Some(&allow), "http://127.0.0.1:9000/")
+            .await
+            .is_err());
     }
 
     #[test]
