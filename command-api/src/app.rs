@@ -119,6 +119,9 @@ impl Application {
         let executor = Executor::new(store.clone());
         let directory = Directory::new(executor.clone());
         let directory_executor = executor.clone();
+        let threat_intel = Arc::new(crate::threat_intel::ThreatIntel::new(
+            config.threat_intel_per_minute,
+        ));
         let state = AppState {
             config: Arc::new(config),
             executor,
@@ -136,6 +139,7 @@ impl Application {
             keys,
             vault_checked: Arc::default(),
             ar_latency: Arc::default(),
+            threat_intel,
         };
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();

@@ -70,6 +70,14 @@ pub struct Config {
     pub ar_approval_ttl_secs: u64,
     /// Seconds between passes that expire overdue approvals (`AEGIS_AR_TICK_SECS`).
     pub ar_tick_secs: u64,
+    /// Threat-intel providers (seed 000): keys (`AEGIS_ABUSEIPDB_API_KEY`,
+    /// `AEGIS_SHODAN_API_KEY`) and base URLs (`AEGIS_ABUSEIPDB_URL`, `AEGIS_SHODAN_URL`).
+    pub abuseipdb_api_key: Option<Secret>,
+    pub abuseipdb_url: String,
+    pub shodan_api_key: Option<Secret>,
+    pub shodan_url: String,
+    /// Provider calls a tenant may cause per minute (`AEGIS_THREAT_INTEL_PER_MINUTE`).
+    pub threat_intel_per_minute: usize,
 }
 
 impl Default for Config {
@@ -97,6 +105,11 @@ impl Default for Config {
             vault_tick_secs: 60,
             ar_approval_ttl_secs: 86_400,
             ar_tick_secs: 10,
+            abuseipdb_api_key: None,
+            abuseipdb_url: "https://api.abuseipdb.com/api/v2".into(),
+            shodan_api_key: None,
+            shodan_url: "https://api.shodan.io".into(),
+            threat_intel_per_minute: 60,
         }
     }
 }
@@ -268,6 +281,23 @@ impl Config {
         }
         if let Some(v) = get("AEGIS_AR_TICK_SECS") {
             self.ar_tick_secs = v.parse().map_err(|e| invalid("AEGIS_AR_TICK_SECS", e))?;
+        }
+        if let Some(v) = get("AEGIS_ABUSEIPDB_API_KEY").filter(|v| !v.is_empty()) {
+            self.abuseipdb_api_key = Some(Secret(v));
+        }
+        if let Some(v) = get("AEGIS_SHODAN_API_KEY").filter(|v| !v.is_empty()) {
+            self.shodan_api_key = Some(Secret(v));
+        }
+        if let Some(v) = get("AEGIS_ABUSEIPDB_URL") {
+            self.abuseipdb_url = v;
+        }
+        if let Some(v) = get("AEGIS_SHODAN_URL") {
+            self.shodan_url = v;
+        }
+        if let Some(v) = get("AEGIS_THREAT_INTEL_PER_MINUTE") {
+            self.threat_intel_per_minute = v
+                .parse()
+                .map_err(|e| invalid("AEGIS_THREAT_INTEL_PER_MINUTE", e))?;
         }
         if let Some(v) = get("AEGIS_STREAM_REPLICAS") {
             self.stream_replicas = v.parse().map_err(|e| invalid("AEGIS_STREAM_REPLICAS", e))?;

@@ -21,6 +21,7 @@ pub mod keys;
 pub mod nats_bridge;
 pub mod state;
 pub mod telemetry;
+pub mod threat_intel;
 pub mod vault;
 
 /// Every `.rs` file under `src/` with its text, for tests that check the code as written.

@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod probes;
 pub mod reply;
 pub mod subscriptions;
+pub mod threat_intel;
 pub mod vault;
 
 use crate::auth::Principal;
@@ -33,6 +34,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(vault::router())
         .merge(auto_response::router())
         .merge(subscriptions::router())
+        .merge(threat_intel::router())
         .merge(probes::router())
         .merge(openapi::router())
 }

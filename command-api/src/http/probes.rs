@@ -333,6 +333,22 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
 
     auto_response_metrics(&state, &mut out).await;
+    out.family(
+        "acp_threat_intel_lookup_total",
+        "counter",
+        "Threat-intel provider answers by result: ok, not_found, error, cached, not_configured, rate_limited.",
+    );
+    for (tenant, provider, result, n) in state.threat_intel.counts() {
+        out.sample(
+            "acp_threat_intel_lookup_total",
+            &[
+                ("tenant_id", &tenant.to_string()),
+                ("provider", provider),
+                ("result", result),
+            ],
+            n as f64,
+        );
+    }
 
     let cps = aegis_projectors::checkpoint::all(&state.pool)
         .await

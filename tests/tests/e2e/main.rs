@@ -17,5 +17,6 @@ mod reactors;
 mod streams;
 mod subscriptions;
 mod tenants;
+mod threat_intel;
 mod tracing;
 mod vault;

@@ -54,14 +54,12 @@ fn refused() -> ApiError {
 
 fn throttled(wait: std::time::Duration) -> ApiError {
     let secs = wait.as_secs().max(1);
-    let mut e = ApiError::new(
+    ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "too_many_attempts",
         format!("too many failed logins; retry in {secs} s"),
     )
-    .with("retry_after_ms", secs * 1000);
-    e.retry_after = Some(secs);
-    e
+    .with_retry_after(secs)
 }
 
 /// A hash of a password nobody has, verified when the email is unknown.
