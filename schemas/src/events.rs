@@ -133,6 +133,7 @@ pub const EVENTS: &[(&str, &str)] = &[
         "approval.executed.v1",
         "aegis.auto_response.v1.ApprovalExecuted",
     ),
+    ("dashboard.saved.v1", "aegis.identity.v1.DashboardSaved"),
     (
         "kill_switch.engaged.v1",
         "aegis.identity.v1.KillSwitchEngaged",

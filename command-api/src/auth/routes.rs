@@ -89,6 +89,8 @@ pub const ROUTES: &[Route] = {
         r("POST", "/api/v1/agents/{id}/release", AgentQuarantine),
         r("POST", "/api/v1/agents/{id}/heartbeat", AgentSelf),
         r("GET", "/kill-switch", AgentRead),
+        r("GET", "/dashboard/state", DashboardUse),
+        r("PUT", "/dashboard/state", DashboardUse),
         r("POST", "/kill-switch/engage", KillSwitchOperate),
         r("POST", "/kill-switch/release", KillSwitchOperate),
         r("GET", "/api/v1/audit-events", AuditRead),

@@ -8,6 +8,7 @@ mod auto_response;
 mod auto_response_runs;
 mod commands;
 mod controls;
+mod dashboard;
 mod identity;
 mod incidents;
 mod openapi;

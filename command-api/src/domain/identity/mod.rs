@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod api_keys;
 pub mod controls;
+pub mod dashboard;
 pub mod kill_switch;
 pub mod permissions;
 pub mod roles;

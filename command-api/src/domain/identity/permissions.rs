@@ -67,6 +67,7 @@ catalog! {
     AutoResponseEdit = "auto_response.edit", true, "Create, change, delete auto-response rules and set their mode";
     AutoResponseSimulate = "auto_response.simulate", true, "Replay history through a rule or a draft (no side effects)";
     AutoResponseApprove = "auto_response.approve", true, "Approve or reject auto-response actions waiting for approval";
+    DashboardUse = "dashboard.use", true, "Read and save one's own dashboard state (saved filters)";
     ThreatIntelLookup = "threat_intel.lookup", true, "Enrich IPs and domains with threat intel and read the summary";
     KillSwitchOperate = "kill_switch.operate", true, "Engage and release the tenant's kill switch (refuses every agent)";
     CredentialApply = "credential.apply", true, "Apply credentials to n8n workflows and sync credentials from n8n";
@@ -216,6 +217,7 @@ impl BuiltinRole {
             CredentialRead,
             AutoResponseRead,
             ThreatIntelLookup,
+            DashboardUse,
         ];
         match self {
             BuiltinRole::Admin => Permissions::grantable(),

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod api_keys;
+pub mod dashboard;
 pub mod kill_switch;
 pub mod login;
 pub mod roles;
@@ -24,5 +25,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(api_keys::router())
         .merge(agents::router())
         .merge(kill_switch::router())
+        .merge(dashboard::router())
         .merge(usage::router())
 }
