@@ -1,0 +1,134 @@
+//! Live-subscription benchmark, one run: (c) a raw ordered-consumer read of a filled log,
+//! (t) the events/s `GET /events/stream` delivers to 100 concurrent SSE clients replaying the
+//! same log, and (l) the latency from append to each of 100 live clients, as each client sees
+//! it (receive time minus the event's `time`). `scripts/bench events`
+//! (`BENCH_EVENTS_LOG`, default 20,000 events; `BENCH_EVENTS_LIVE`, default 500 appends).
+//!
+//! Bounded: fixed counts, and every phase ends by itself (clients stop after their count).
+
+use aegis_command_api::app::Roles;
+use aegis_tests::bench::{fill, raw_read, relaxed_conf};
+use aegis_tests::world::{incident, BOOTSTRAP};
+use aegis_tests::TestApp;
+use anyhow::ensure;
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const CLIENTS: usize = 100;
+
+/// Reads `count` events from the stream; each one's latency (µs) when `live`.
+async fn client(
+    http: reqwest::Client,
+    url: String,
+    tenant: Uuid,
+    count: usize,
+    live: bool,
+) -> anyhow::Result<Vec<u64>> {
+    let r = http
+        .get(url)
+        .bearer_auth(BOOTSTRAP)
+        .header("X-Tenant-ID", tenant.to_string())
+        .send()
+        .await?;
+    ensure!(r.status() == 200, "stream answered {}", r.status());
+    let mut body = r.bytes_stream();
+    let mut buf = Vec::new();
+    let (mut seen, mut latencies) = (0usize, Vec::new());
+    while seen < count {
+        let chunk = tokio::time::timeout(Duration::from_secs(60), body.next())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("stream ended"))??;
+        buf.extend_from_slice(&chunk);
+        while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+            let frame: Vec<u8> = buf.drain(..end + 2).collect();
+            let Some(data) = std::str::from_utf8(&frame)?
+                .lines()
+                .find_map(|l| l.strip_prefix("data:"))
+                .map(str::trim)
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            seen += 1;
+            if live {
+                let event: Value = serde_json::from_str(&data)?;
+                let at: chrono::DateTime<chrono::Utc> =
+                    event["time"].as_str().unwrap_or_default().parse()?;
+                let micros = (chrono::Utc::now() - at).num_microseconds().unwrap_or(0);
+                latencies.push(micros.max(0) as u64);
+            }
+        }
+    }
+    Ok(latencies)
+}
+
+fn main() -> anyhow::Result<()> {
+    std::env::set_var("AEGIS_NATS_CONF", relaxed_conf()?);
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let log = env("BENCH_EVENTS_LOG", 20_000);
+    let live = env("BENCH_EVENTS_LIVE", 500);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let roles = Roles { command_api: true, projectors: false, reactors: false };
+            let app = TestApp::spawn_configured(roles, |c| c.tenant_rate_limit = 0).await;
+            let js = app.state().executor.store().jetstream().clone();
+            let tenant = app.create_tenant("Subscribers").await;
+            fill(&js, tenant, 100, log / 100, 1).await?;
+            println!(
+                "Live-subscription benchmark: {} cores, {CLIENTS} SSE clients",
+                std::thread::available_parallelism()?.get()
+            );
+            let (raw, n) = raw_read(&js).await?;
+            println!("(c) raw ordered-consumer read of {n} events:            {raw:>9.0} events/s");
+
+            let url = app.url("/events/stream?context=incidents&from=1");
+            let started = Instant::now();
+            let replays: Vec<_> = (0..CLIENTS)
+                .map(|_| tokio::spawn(client(app.http.clone(), url.clone(), tenant, log, false)))
+                .collect();
+            for r in replays {
+                r.await??;
+            }
+            let delivered = (CLIENTS * log) as f64 / started.elapsed().as_secs_f64();
+            println!(
+                "(t) /events/stream to {CLIENTS} clients, {log} events each:  {delivered:>9.0} events/s   t/c = {:.2}",
+                delivered / raw
+            );
+
+            let url = app.url("/events/stream?context=incidents");
+            let listeners: Vec<_> = (0..CLIENTS)
+                .map(|_| tokio::spawn(client(app.http.clone(), url.clone(), tenant, live, true)))
+                .collect();
+            // Every client is connected (and its consumer created) before the first append.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            for i in 0..live {
+                app.open_incident(tenant, incident(&format!("live {i}"), "low")).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let mut hist = Histogram::<u64>::new(3)?;
+            for l in listeners {
+                for micros in l.await?? {
+                    hist.record(micros)?;
+                }
+            }
+            println!(
+                "(l) append -> SSE client, {live} appends x {CLIENTS} clients: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                hist.value_at_quantile(0.5) as f64 / 1e3,
+                hist.value_at_quantile(0.99) as f64 / 1e3,
+                hist.max() as f64 / 1e3
+            );
+            let mut app = app;
+            app.stop().await;
+            Ok(())
+        })
+}
