@@ -9,13 +9,12 @@
 //! instance consumed it.
 
 use super::actions::{execute_all, RunContext, ACTOR_PREFIX};
-use crate::domain::auto_response::actions::targets;
 use crate::domain::auto_response::approvals::{self, ApprovalAggregate};
 use crate::domain::auto_response::rules::{Command as RuleCommand, Definition, Mode};
-use crate::domain::auto_response::runs::{self, Admission, RunMode, RunResult, Started, Trigger};
+use crate::domain::auto_response::runs::{self, RunMode, RunResult, Started};
 use crate::domain::auto_response::{RuleAggregate, RunsAggregate};
 use crate::domain::incidents::{IncidentId, NewIncident, Severity};
-use crate::domain::{derived_id, occurred_at, Aggregate};
+use crate::domain::Aggregate;
 use crate::http::aggregate;
 use crate::http::auto_response::simulate::document;
 use crate::state::AppState;
@@ -166,13 +165,21 @@ impl AutoResponder {
     ) -> Result<(), ReactorError> {
         let store_err =
             |e: crate::command::CommandError<runs::RunError>| ReactorError(e.to_string());
-        let rendered: Vec<Value> = rule
-            .definition
-            .actions
-            .iter()
-            .map(|a| a.render(doc))
-            .collect();
-        let run_id = runs::run_id(&rule.id.to_string(), &env.event_id);
+        let mode = if rule.mode == Mode::Active {
+            RunMode::Active
+        } else {
+            RunMode::Simulate
+        };
+        let run = Started::of(
+            &rule.id.to_string(),
+            rule.version,
+            mode,
+            &rule.definition,
+            env,
+            position,
+            doc,
+        );
+        let run_id = run.run_id;
         let rc = RunContext::new(
             tenant,
             rule.id,
@@ -182,31 +189,7 @@ impl AutoResponder {
         );
         let agg = aggregate::<RunsAggregate>(tenant, rule.id.to_string())
             .map_err(|e| ReactorError(e.message))?;
-        let start = runs::Command::Start {
-            run: Started {
-                run_id,
-                rule_version: rule.version,
-                mode: if rule.mode == Mode::Active {
-                    RunMode::Active
-                } else {
-                    RunMode::Simulate
-                },
-                trigger: Trigger {
-                    event_id: env.event_id.clone(),
-                    position,
-                    event_type: env.event_type.clone(),
-                    aggregate: format!("{}/{}", env.aggregate_type, env.aggregate_id),
-                    at: occurred_at(env).timestamp(),
-                },
-                targets: targets(&rendered),
-                admission: Admission::Admitted,
-                actions: Value::Array(rendered),
-                approval_required: rule.definition.approval_required,
-            },
-            throttle: rule.definition.throttle,
-            brake: rule.definition.brake,
-            brake_incident: derived_id("aegis/auto-response/brake/v1", &[run_id.as_bytes()]),
-        };
+        let start = runs::Command::start(run, &rule.definition);
         let runs = self
             .state
             .executor

@@ -7,7 +7,8 @@
 //! its actions execute; a retried start of an open run returns it, so a reactor that crashed
 //! half way finishes the same run instead of starting another.
 
-use super::rules::{Brake, Throttle};
+use super::actions::targets;
+use super::rules::{Brake, Definition, Throttle};
 use crate::domain::{Aggregate, DecodeError};
 use aegis_schemas::auto_response::v1 as pb;
 use aegis_schemas::envelope::v1::Envelope;
@@ -79,6 +80,39 @@ pub struct Started {
     pub approval_required: bool,
 }
 
+impl Started {
+    /// `rule`'s run on the event `env` (committed at `position`): its actions rendered from
+    /// `doc`, their targets counted, its id derived. The reactor executes the start; the
+    /// simulation folds it in memory; both begin here.
+    pub fn of(
+        rule: &str,
+        rule_version: u32,
+        mode: RunMode,
+        definition: &Definition,
+        env: &Envelope,
+        position: u64,
+        doc: &Value,
+    ) -> Started {
+        let actions: Vec<Value> = definition.actions.iter().map(|a| a.render(doc)).collect();
+        Started {
+            run_id: run_id(rule, &env.event_id),
+            rule_version,
+            mode,
+            trigger: Trigger {
+                event_id: env.event_id.clone(),
+                position,
+                event_type: env.event_type.clone(),
+                aggregate: format!("{}/{}", env.aggregate_type, env.aggregate_id),
+                at: crate::domain::occurred_at(env).timestamp(),
+            },
+            targets: targets(&actions),
+            admission: Admission::Admitted,
+            actions: Value::Array(actions),
+            approval_required: definition.approval_required,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Start {
@@ -93,6 +127,21 @@ pub enum Command {
         result: RunResult,
         actions: Value,
     },
+}
+
+impl Command {
+    /// Starts `run` under the definition's throttle and brake; the incident a tripped brake
+    /// opens is derived from the run.
+    pub fn start(run: Started, definition: &Definition) -> Command {
+        let brake_incident =
+            crate::domain::derived_id("aegis/auto-response/brake/v1", &[run.run_id.as_bytes()]);
+        Command::Start {
+            run,
+            throttle: definition.throttle,
+            brake: definition.brake,
+            brake_incident,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -5,11 +5,8 @@
 
 use super::rules::RuleBody;
 use crate::auth::Principal;
-use crate::domain::auto_response::actions;
 use crate::domain::auto_response::rules::Definition;
-use crate::domain::auto_response::runs::{
-    self, Admission, RuleRuns, RunMode, RunResult, Started, Trigger,
-};
+use crate::domain::auto_response::runs::{self, Admission, RuleRuns, RunMode, RunResult, Started};
 use crate::domain::auto_response::{RuleAggregate, RunsAggregate};
 use crate::domain::Aggregate;
 use crate::error::ApiError;
@@ -210,37 +207,16 @@ async fn simulate(
                         continue;
                     }
                     matched += 1;
-                    let actions: Vec<Value> =
-                        definition.actions.iter().map(|a| a.render(&doc)).collect();
-                    let targets = actions::targets(&actions);
-                    let run_id = runs::run_id(&rule_key, &env.event_id);
                     // After the brake would have tripped, the rule would only have simulated.
                     let mode = if tripped_at.is_some() {
                         RunMode::Simulate
                     } else {
                         RunMode::Active
                     };
-                    let start = runs::Command::Start {
-                        run: Started {
-                            run_id,
-                            rule_version: 0,
-                            mode,
-                            trigger: Trigger {
-                                event_id: env.event_id.clone(),
-                                position: commit.position,
-                                event_type: env.event_type.clone(),
-                                aggregate: format!("{}/{}", env.aggregate_type, env.aggregate_id),
-                                at: at.timestamp(),
-                            },
-                            targets,
-                            admission: Admission::Admitted,
-                            actions: Value::Array(actions.clone()),
-                            approval_required: definition.approval_required,
-                        },
-                        throttle: definition.throttle,
-                        brake: definition.brake,
-                        brake_incident: Uuid::nil(),
-                    };
+                    let run =
+                        Started::of(&rule_key, 0, mode, &definition, env, commit.position, &doc);
+                    let (run_id, actions) = (run.run_id, run.actions.clone());
+                    let start = runs::Command::start(run, &definition);
                     let mut events = RunsAggregate::decide(&runs, &start).unwrap_or_default();
                     // The replay completes what a live run would complete after acting.
                     events.push(runs::Event::Completed {
