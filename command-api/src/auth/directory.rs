@@ -27,8 +27,10 @@ pub const CREDENTIAL_EVENTS: &str = "aegis.evt.*.vault.credential.>";
 struct Trust {
     /// Bumped by every event seen on a subject.
     epochs: HashMap<String, u64>,
-    /// Subjects whose cached state was read from the log at a given epoch.
-    trusted: HashMap<String, (u64, Instant)>,
+    /// Subjects whose cached state was read from the log at a given epoch, and whether the log
+    /// held nothing there (an aggregate never written, like a kill switch never engaged, has
+    /// no cached state to peek at; its absence is what is trusted).
+    trusted: HashMap<String, (u64, Instant, bool)>,
 }
 
 #[derive(Clone)]
@@ -57,24 +59,32 @@ impl Directory {
             let fresh = trust
                 .trusted
                 .get(&subject)
-                .is_some_and(|(e, at)| *e == epoch && at.elapsed() < TRUST_TTL);
-            if fresh {
+                .filter(|(e, at, _)| *e == epoch && at.elapsed() < TRUST_TTL);
+            if let Some((_, _, empty)) = fresh {
+                // A command of this instance may have written the subject since: its state is
+                // in the executor's cache before the event comes back to withdraw trust.
                 if let Some(state) = self.executor.peek::<A>(&subject) {
                     return Ok(state);
+                }
+                if *empty {
+                    return Ok(A::State::default());
                 }
             }
             epoch
         } else {
             u64::MAX
         };
-        let (state, _) = self.executor.load::<A>(agg).await?;
+        let (state, expected) = self.executor.load::<A>(agg).await?;
         if let Ok(mut trust) = self.trust.lock() {
             // An event that arrived while we read may be newer than what we read.
             if trust.epochs.get(&subject).copied().unwrap_or(0) == epoch {
                 if trust.trusted.len() >= MAX_ENTRIES {
                     trust.trusted.clear();
                 }
-                trust.trusted.insert(subject, (epoch, Instant::now()));
+                let empty = expected.version == 0;
+                trust
+                    .trusted
+                    .insert(subject, (epoch, Instant::now(), empty));
             }
         }
         Ok(state)
