@@ -139,6 +139,7 @@ impl Application {
             keys,
             vault_checked: Arc::default(),
             ar_latency: Arc::default(),
+            deliveries: Arc::default(),
             threat_intel,
         };
         let (shutdown, rx) = watch::channel(false);
@@ -156,6 +157,7 @@ impl Application {
                     Arc::new(AuditProjection),
                     Arc::new(aegis_projectors::vault::VaultProjection),
                     Arc::new(aegis_projectors::auto_response::AutoResponseProjection),
+                    Arc::new(aegis_projectors::integrations::IntegrationsProjection),
                 ],
                 rx.clone(),
             ));
@@ -189,13 +191,21 @@ impl Application {
                 aegis_reactors::RetryPolicy::default(),
                 rx.clone(),
             ));
+            tasks.spawn(aegis_reactors::run(
+                store.jetstream().clone(),
+                Arc::new(crate::integrations::fanout::WebhookFanout::new(
+                    state.clone(),
+                )),
+                aegis_reactors::RetryPolicy::default(),
+                rx.clone(),
+            ));
             tasks.spawn(crate::auto_response::approvals::run(
                 state.clone(),
                 std::time::Duration::from_secs(state.config.ar_tick_secs.max(1)),
                 rx.clone(),
             ));
             tracing::info!(
-                "reactor role started: audit checkpoints, vault rotation and expiry, auto-response"
+                "reactor role started: audit checkpoints, vault rotation and expiry, auto-response, webhook fan-out"
             );
         }
         if roles.command_api {

@@ -78,6 +78,11 @@ pub struct Config {
     pub shodan_url: String,
     /// Provider calls a tenant may cause per minute (`AEGIS_THREAT_INTEL_PER_MINUTE`).
     pub threat_intel_per_minute: usize,
+    /// Attempts per webhook delivery before it is dead-lettered (`AEGIS_WEBHOOK_ATTEMPTS`).
+    pub webhook_attempts: i64,
+    /// The first retry's backoff ceiling in ms, doubling per attempt up to 30 s, with full
+    /// jitter (`AEGIS_WEBHOOK_BACKOFF_MS`).
+    pub webhook_backoff_ms: u64,
 }
 
 impl Default for Config {
@@ -110,6 +115,8 @@ impl Default for Config {
             shodan_api_key: None,
             shodan_url: "https://api.shodan.io".into(),
             threat_intel_per_minute: 60,
+            webhook_attempts: 5,
+            webhook_backoff_ms: 500,
         }
     }
 }
@@ -298,6 +305,18 @@ impl Config {
             self.threat_intel_per_minute = v
                 .parse()
                 .map_err(|e| invalid("AEGIS_THREAT_INTEL_PER_MINUTE", e))?;
+        }
+        if let Some(v) = get("AEGIS_WEBHOOK_ATTEMPTS") {
+            self.webhook_attempts = v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=20).contains(n))
+                .ok_or_else(|| invalid("AEGIS_WEBHOOK_ATTEMPTS", "expected 1 to 20"))?;
+        }
+        if let Some(v) = get("AEGIS_WEBHOOK_BACKOFF_MS") {
+            self.webhook_backoff_ms = v
+                .parse()
+                .map_err(|e| invalid("AEGIS_WEBHOOK_BACKOFF_MS", e))?;
         }
         if let Some(v) = get("AEGIS_STREAM_REPLICAS") {
             self.stream_replicas = v.parse().map_err(|e| invalid("AEGIS_STREAM_REPLICAS", e))?;

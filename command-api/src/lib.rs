@@ -17,6 +17,7 @@ pub mod egress;
 pub mod error;
 pub mod http;
 pub mod idempotency;
+pub mod integrations;
 pub mod keys;
 pub mod nats_bridge;
 pub mod state;

@@ -36,6 +36,8 @@ pub struct AppState {
     pub vault_checked: Arc<Mutex<Option<chrono::DateTime<chrono::Utc>>>>,
     /// `acp_ar_rule_match_latency_seconds`, observed by the auto-response reactor.
     pub ar_latency: Arc<crate::auto_response::metrics::MatchLatency>,
+    /// `acp_webhook_delivery_total`, counted as deliveries end.
+    pub deliveries: Arc<crate::integrations::metrics::Outcomes>,
     /// Threat-intel: the per-tenant budget of provider calls and the lookup counter.
     pub threat_intel: Arc<crate::threat_intel::ThreatIntel>,
     /// Rebuilds started over the API, by projection: what `GET /admin/projections` reports.

@@ -10,6 +10,7 @@ pub mod checkpoint;
 mod event;
 pub mod identity;
 pub mod incidents;
+pub mod integrations;
 pub mod rebuild;
 pub mod runner;
 pub mod vault;
@@ -33,4 +34,5 @@ pub const PROJECTIONS: &[&str] = &[
     audit::AuditProjection::NAME,
     vault::VaultProjection::NAME,
     auto_response::AutoResponseProjection::NAME,
+    integrations::IntegrationsProjection::NAME,
 ];

@@ -152,6 +152,9 @@ pub async fn rebuild_named(
         crate::auto_response::AutoResponseProjection::NAME => {
             rebuild(pool, store, &crate::auto_response::AutoResponseProjection).await
         }
+        crate::integrations::IntegrationsProjection::NAME => {
+            rebuild(pool, store, &crate::integrations::IntegrationsProjection).await
+        }
         crate::vault::VaultProjection::NAME => {
             rebuild(pool, store, &crate::vault::VaultProjection).await
         }

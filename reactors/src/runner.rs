@@ -25,6 +25,11 @@ pub trait Reactor: Send + Sync + 'static {
         &self,
         commit: &StoredCommit,
     ) -> impl Future<Output = Result<(), ReactorError>> + Send;
+    /// How long one commit may take before JetStream delivers it again: longer than the
+    /// slowest `handle` can legitimately run.
+    fn ack_wait(&self) -> Duration {
+        Duration::from_secs(30)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -139,7 +144,7 @@ async fn run_once<R: Reactor>(
                 durable_name: Some(reactor.name().to_string()),
                 filter_subjects: reactor.filters(),
                 ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
+                ack_wait: reactor.ack_wait(),
                 // A new reactor reacts to what happens from now on, never to old history.
                 deliver_policy: consumer::DeliverPolicy::New,
                 ..Default::default()

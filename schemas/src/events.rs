@@ -142,6 +142,13 @@ pub const EVENTS: &[(&str, &str)] = &[
         "kill_switch.released.v1",
         "aegis.identity.v1.KillSwitchReleased",
     ),
+    ("webhook.created.v1", "aegis.integrations.v1.WebhookCreated"),
+    ("webhook.updated.v1", "aegis.integrations.v1.WebhookUpdated"),
+    ("webhook.deleted.v1", "aegis.integrations.v1.WebhookDeleted"),
+    (
+        "webhook.delivery_replayed.v1",
+        "aegis.integrations.v1.WebhookDeliveryReplayed",
+    ),
 ];
 
 fn pool() -> Option<&'static DescriptorPool> {

@@ -32,6 +32,12 @@ pub mod identity {
     }
 }
 
+pub mod integrations {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/aegis.integrations.v1.rs"));
+    }
+}
+
 pub mod incidents {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/aegis.incidents.v1.rs"));

@@ -127,10 +127,7 @@ async fn execute(state: &AppState, run: &RunContext, index: usize, action: &Valu
             kill_switch(state, run, kill_switch::Command::Release { reason }).await
         }
         ActionKind::OpenIncident => open_incident(state, run, index, action).await,
-        ActionKind::Notify => Outcome::Recorded(format!(
-            "no webhook fan-out is configured yet; the message is kept in this run: {}",
-            text(action, "message").unwrap_or("(no message)")
-        )),
+        ActionKind::Notify => notify(state, run, action).await,
         ActionKind::RotateCredential => {
             match crate::vault::rotate(
                 state,
@@ -235,5 +232,24 @@ async fn open_incident(
     match crate::http::incidents::open_once(state, &run.ctx, run.tenant, incident).await {
         Some(id) => Outcome::Done(format!("incident {id}")),
         None => Outcome::Failed("the incident could not be opened".into()),
+    }
+}
+
+/// Hands the message to the webhook fan-out, which delivers it from this run's completion;
+/// with no webhook to take it, the message is kept in the run.
+async fn notify(state: &AppState, run: &RunContext, action: &Value) -> Outcome {
+    let channel = text(action, "channel").unwrap_or_default();
+    match crate::integrations::fanout::notify_targets(state, run.tenant, channel).await {
+        Ok(0) => Outcome::Recorded(format!(
+            "no enabled webhook takes auto_response.notify{}; the message is kept in this run: {}",
+            if channel.is_empty() {
+                String::new()
+            } else {
+                format!(" on channel `{channel}`")
+            },
+            text(action, "message").unwrap_or("(no message)")
+        )),
+        Ok(n) => Outcome::Done(format!("handed to {n} webhook(s)")),
+        Err(e) => Outcome::Failed(format!("the webhooks could not be read: {e}")),
     }
 }

@@ -31,6 +31,7 @@ pub mod audit;
 pub mod auto_response;
 pub mod identity;
 pub mod incidents;
+pub mod integrations;
 pub mod vault;
 
 use aegis_schemas::envelope::v1::Envelope;

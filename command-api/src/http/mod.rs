@@ -5,6 +5,7 @@ pub mod auto_response;
 pub mod extract;
 pub mod identity;
 pub mod incidents;
+pub mod integrations;
 pub mod openapi;
 pub mod probes;
 pub mod reply;
@@ -35,6 +36,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(auto_response::router())
         .merge(subscriptions::router())
         .merge(threat_intel::router())
+        .merge(integrations::router())
         .merge(probes::router())
         .merge(openapi::router())
 }

@@ -108,6 +108,7 @@ impl Modify for SecuritySchemes {
         (name = "audit", description = "The audit log (seeds 001, 004)"),
         (name = "vault", description = "The credential vault (seed 001)"),
         (name = "auto-response", description = "Auto-response rules (seed 000)"),
+        (name = "integrations", description = "Webhooks and their dead letters (seed 000)"),
         (name = "probes", description = "Health, readiness and metrics"),
     )
 )]

@@ -334,6 +334,22 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
     auto_response_metrics(&state, &mut out).await;
     out.family(
+        "acp_webhook_delivery_total",
+        "counter",
+        "Webhook deliveries by outcome: delivered, retried, dead_lettered (this instance)",
+    );
+    for ((tenant, target, result), n) in state.deliveries.snapshot() {
+        out.sample(
+            "acp_webhook_delivery_total",
+            &[
+                ("tenant_id", &tenant.to_string()),
+                ("target", target),
+                ("result", result),
+            ],
+            n as f64,
+        );
+    }
+    out.family(
         "acp_threat_intel_lookup_total",
         "counter",
         "Threat-intel provider answers by result: ok, not_found, error, cached, not_configured, rate_limited.",

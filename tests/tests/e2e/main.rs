@@ -21,3 +21,4 @@ mod tenants;
 mod threat_intel;
 mod tracing;
 mod vault;
+mod webhooks;

@@ -70,6 +70,8 @@ catalog! {
     DashboardUse = "dashboard.use", true, "Read and save one's own dashboard state (saved filters)";
     ThreatIntelLookup = "threat_intel.lookup", true, "Enrich IPs and domains with threat intel and read the summary";
     KillSwitchOperate = "kill_switch.operate", true, "Engage and release the tenant's kill switch (refuses every agent)";
+    IntegrationRead = "integration.read", true, "List webhooks and their dead letters (never a URL, key or secret)";
+    IntegrationManage = "integration.manage", true, "Create, change and delete webhooks, test them and replay dead letters";
     CredentialApply = "credential.apply", true, "Apply credentials to n8n workflows and sync credentials from n8n";
     ProjectionRead = "projection.read", false, "See every projection's position, lag and health (platform admin)";
     ProjectionOperate = "projection.operate", false, "Rebuild projections and skip a halted one's bad commit (platform admin)";
@@ -218,6 +220,7 @@ impl BuiltinRole {
             AutoResponseRead,
             ThreatIntelLookup,
             DashboardUse,
+            IntegrationRead,
         ];
         match self {
             BuiltinRole::Admin => Permissions::grantable(),

@@ -1,0 +1,13 @@
+//! Integration routes (seed 000): webhook configs, the Slack test, and dead letters.
+
+pub mod dead_letters;
+pub mod webhooks;
+
+use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(webhooks::router())
+        .merge(dead_letters::router())
+}

@@ -1,0 +1,406 @@
+//! The webhook fan-out reactor (durable consumer `webhook_fanout`): incident events and the
+//! `notify` actions of auto-response runs become notifications, and each goes to every
+//! enabled webhook of the tenant that takes its topic, with retries; what still fails is
+//! dead-lettered, and one failing webhook never holds up the others.
+//!
+//! Webhooks are read from the integrations read model once it has applied the event's own
+//! position, so a webhook saved just before an incident receives it.
+
+use super::dead_letters::{self, DeadLetter};
+use super::webhooks::{deliver, Notification, Secrets, Target};
+use crate::domain::auto_response::{ApprovalAggregate, RuleAggregate};
+use crate::domain::identity::tenants::TenantId;
+use crate::domain::incidents::IncidentAggregate;
+use crate::domain::integrations::webhooks::{SealedSecrets, Topic, WebhookKind};
+use crate::http::current;
+use crate::http::extract::MinPosition;
+use crate::state::AppState;
+use aegis_projectors::integrations::IntegrationsProjection;
+use aegis_projectors::Projection;
+use aegis_reactors::{Reactor, ReactorError};
+use aegis_schemas::auto_response::v1 as ar_pb;
+use aegis_schemas::envelope::v1::Envelope;
+use aegis_schemas::incidents::v1 as incidents_pb;
+use aegis_schemas::Message;
+use aegis_streams::StoredCommit;
+use serde_json::{json, Value};
+use std::time::Duration;
+use uuid::Uuid;
+
+pub struct WebhookFanout {
+    state: AppState,
+}
+
+impl WebhookFanout {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+fn fail(e: impl std::fmt::Display) -> ReactorError {
+    ReactorError(e.to_string())
+}
+
+fn at(env: &Envelope) -> chrono::DateTime<chrono::Utc> {
+    crate::domain::occurred_at(env)
+}
+
+fn base(env: &Envelope, position: u64, topic: Topic) -> Notification {
+    Notification {
+        topic,
+        key: env.event_id.clone(),
+        event_id: env.event_id.clone(),
+        event_type: env.event_type.clone(),
+        position,
+        occurred_at: at(env),
+        title: String::new(),
+        severity: String::new(),
+        message: String::new(),
+        dedup_key: env.aggregate_id.clone(),
+        details: Value::Null,
+    }
+}
+
+/// Whether a status ends an incident (PagerDuty's `resolve`).
+fn ended(status: &str) -> bool {
+    matches!(status, "resolved" | "closed")
+}
+
+/// The notifications one event makes.
+pub async fn notifications(
+    state: &AppState,
+    tenant: Uuid,
+    env: &Envelope,
+    position: u64,
+) -> Result<Vec<Notification>, ReactorError> {
+    match env.event_type.as_str() {
+        "incident.opened.v1" => {
+            let m = incidents_pb::IncidentOpened::decode(env.payload.as_slice())
+                .map_err(|e| fail(format!("{}: {e}", env.event_type)))?;
+            let mut n = base(env, position, Topic::IncidentOpened);
+            n.title = m.title;
+            n.severity = m.severity;
+            n.message = m.description;
+            n.details = json!({
+                "incident_id": env.aggregate_id,
+                "status": "open",
+                "source": m.source,
+                "agent_id": (!m.agent_id.is_empty()).then_some(m.agent_id),
+            });
+            Ok(vec![n])
+        }
+        "incident.status_changed.v1" => {
+            let m = incidents_pb::IncidentStatusChanged::decode(env.payload.as_slice())
+                .map_err(|e| fail(format!("{}: {e}", env.event_type)))?;
+            let (incident, _, _) =
+                current::<IncidentAggregate>(state, TenantId(tenant), env.aggregate_id.clone())
+                    .await
+                    .map_err(|e| fail(e.message))?;
+            let (title, severity) = incident
+                .map(|i| (i.title, i.severity.as_str().to_string()))
+                .unwrap_or_default();
+            let mut topics = vec![Topic::IncidentStatusChanged];
+            if ended(&m.to) && !ended(&m.from) {
+                topics.push(Topic::IncidentResolved);
+            }
+            Ok(topics
+                .into_iter()
+                .map(|topic| {
+                    let mut n = base(env, position, topic);
+                    n.title = title.clone();
+                    n.severity = severity.clone();
+                    n.message = format!("{} → {}", m.from, m.to);
+                    n.details = json!({
+                        "incident_id": env.aggregate_id,
+                        "status": m.to,
+                        "previous_status": m.from,
+                    });
+                    n
+                })
+                .collect())
+        }
+        "run.completed.v1" => {
+            let m = ar_pb::RunCompleted::decode(env.payload.as_slice())
+                .map_err(|e| fail(format!("{}: {e}", env.event_type)))?;
+            let rule_id = env.aggregate_id.clone();
+            notify_actions(
+                state,
+                tenant,
+                env,
+                position,
+                &rule_id,
+                &m.run_id,
+                &m.actions_json,
+            )
+            .await
+        }
+        "approval.executed.v1" => {
+            let m = ar_pb::ApprovalExecuted::decode(env.payload.as_slice())
+                .map_err(|e| fail(format!("{}: {e}", env.event_type)))?;
+            let (approval, _, _) =
+                current::<ApprovalAggregate>(state, TenantId(tenant), env.aggregate_id.clone())
+                    .await
+                    .map_err(|e| fail(e.message))?;
+            let Some(approval) = approval else {
+                return Ok(vec![]);
+            };
+            let rule_id = approval.request.rule_id.to_string();
+            notify_actions(
+                state,
+                tenant,
+                env,
+                position,
+                &rule_id,
+                &env.aggregate_id,
+                &m.actions_json,
+            )
+            .await
+        }
+        _ => Ok(vec![]),
+    }
+}
+
+/// A run's `notify` actions that ran: each is one notification, keyed by its index.
+async fn notify_actions(
+    state: &AppState,
+    tenant: Uuid,
+    env: &Envelope,
+    position: u64,
+    rule_id: &str,
+    run_id: &str,
+    actions_json: &str,
+) -> Result<Vec<Notification>, ReactorError> {
+    let actions: Value = serde_json::from_str(actions_json).map_err(fail)?;
+    let notify: Vec<(usize, &Value)> = actions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, a)| a["type"] == "notify" && a["outcome"] == "done")
+        .collect();
+    if notify.is_empty() {
+        return Ok(vec![]);
+    }
+    let (rule, _, _) = current::<RuleAggregate>(state, TenantId(tenant), rule_id.to_string())
+        .await
+        .map_err(|e| fail(e.message))?;
+    let rule_name = rule
+        .and_then(|r| r.current().map(|v| v.definition.name.clone()))
+        .unwrap_or_else(|| rule_id.to_string());
+    let text = |a: &Value, k: &str| {
+        a.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Ok(notify
+        .into_iter()
+        .map(|(i, a)| {
+            let mut n = base(env, position, Topic::AutoResponseNotify);
+            n.key = format!("{}/{i}", env.event_id);
+            n.title = format!("Auto-response: {rule_name}");
+            n.severity = Some(text(a, "severity"))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "high".into());
+            n.message = text(a, "message");
+            n.dedup_key = format!("{run_id}/{i}");
+            n.details = json!({
+                "rule_id": rule_id,
+                "rule_name": rule_name,
+                "run_id": run_id,
+                "channel": (!text(a, "channel").is_empty()).then(|| text(a, "channel")),
+            });
+            n
+        })
+        .collect())
+}
+
+/// A webhook row with its secrets still sealed.
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    name: String,
+    kind: String,
+    topics: Vec<String>,
+    secret_version: i64,
+    secret_nonce: Vec<u8>,
+    secret_ciphertext: Vec<u8>,
+}
+
+/// The tenant's enabled webhooks, with their topics, as the read model has them.
+async fn webhooks(state: &AppState, tenant: Uuid) -> Result<Vec<(Row, Vec<Topic>)>, ReactorError> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, name, kind, topics, secret_version, secret_nonce, secret_ciphertext \
+         FROM webhooks WHERE tenant_id = $1 AND NOT deleted AND enabled ORDER BY created_at",
+    )
+    .bind(tenant)
+    .fetch_all(&state.pool)
+    .await
+    .map_err(fail)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let topics = r.topics.iter().filter_map(|t| Topic::parse(t)).collect();
+            (r, topics)
+        })
+        .collect())
+}
+
+/// Whether a webhook takes a notification: its topic, and for a `notify` that names a
+/// channel, only the webhook of that name.
+fn takes(name: &str, topics: &[Topic], n: &Notification) -> bool {
+    topics.contains(&n.topic)
+        && n.details
+            .get("channel")
+            .and_then(Value::as_str)
+            .is_none_or(|c| c == name)
+}
+
+/// How many enabled webhooks of the tenant would take a `notify` on `channel` (any, when
+/// empty): what the auto-response action reports when it hands its message over.
+pub async fn notify_targets(
+    state: &AppState,
+    tenant: Uuid,
+    channel: &str,
+) -> Result<i64, sqlx::Error> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM webhooks WHERE tenant_id = $1 AND NOT deleted AND enabled \
+         AND 'auto_response.notify' = ANY(topics) AND ($2 = '' OR name = $2)",
+    )
+    .bind(tenant)
+    .bind(channel)
+    .fetch_one(&state.pool)
+    .await?;
+    Ok(n)
+}
+
+impl WebhookFanout {
+    async fn target(&self, tenant: Uuid, row: &Row) -> Result<Target, String> {
+        let sealed = SealedSecrets {
+            version: row.secret_version as u64,
+            nonce: row.secret_nonce.clone(),
+            ciphertext: row.secret_ciphertext.clone(),
+        };
+        let secrets = Secrets::open(&self.state, tenant, &row.id.to_string(), &sealed)
+            .await
+            .map_err(|e| format!("the webhook's secrets cannot be opened: {e}"))?;
+        let kind = WebhookKind::parse(&row.kind).ok_or("unknown webhook kind")?;
+        Ok(Target {
+            id: row.id,
+            name: row.name.clone(),
+            kind,
+            secrets,
+        })
+    }
+
+    async fn send_one(
+        &self,
+        tenant: Uuid,
+        row: &Row,
+        n: &Notification,
+    ) -> Result<(), ReactorError> {
+        let (attempts, error) = match self.target(tenant, row).await {
+            Ok(target) => match deliver(&self.state, tenant, &target, n).await {
+                Some(d) => match d.outcome.error() {
+                    Some(e) => (d.attempts, e.to_string()),
+                    None => return Ok(()),
+                },
+                // The vendor has nothing to say for this topic.
+                None => return Ok(()),
+            },
+            Err(e) => (0, e),
+        };
+        tracing::warn!(webhook = %row.id, topic = %n.topic, attempts, error = %error, "webhook delivery dead-lettered");
+        let letter = DeadLetter {
+            webhook_id: row.id,
+            webhook_name: row.name.clone(),
+            kind: WebhookKind::parse(&row.kind).unwrap_or(WebhookKind::Generic),
+            notification: n.clone(),
+            attempts,
+            error,
+            failed_at: chrono::Utc::now(),
+        };
+        dead_letters::publish(self.state.executor.store().jetstream(), tenant, &letter)
+            .await
+            .map_err(fail)
+    }
+}
+
+impl Reactor for WebhookFanout {
+    fn name(&self) -> &'static str {
+        "webhook_fanout"
+    }
+
+    fn filters(&self) -> Vec<String> {
+        vec![
+            "aegis.evt.*.incidents.incident.>".into(),
+            "aegis.evt.*.auto_response.runs.>".into(),
+            "aegis.evt.*.auto_response.approval.>".into(),
+        ]
+    }
+
+    /// Every webhook of a commit is delivered at once, each with up to 30 s of backoff and
+    /// 10 s per attempt.
+    fn ack_wait(&self) -> Duration {
+        Duration::from_secs(300)
+    }
+
+    async fn handle(&self, commit: &StoredCommit) -> Result<(), ReactorError> {
+        let Some(first) = commit.events.first() else {
+            return Ok(());
+        };
+        let Ok(tenant) = Uuid::parse_str(&first.tenant_id) else {
+            return Ok(());
+        };
+        let mut all = Vec::new();
+        for env in &commit.events {
+            all.extend(notifications(&self.state, tenant, env, commit.position).await?);
+        }
+        if all.is_empty() {
+            return Ok(());
+        }
+        MinPosition(Some(commit.position))
+            .wait(&self.state, &[IntegrationsProjection::NAME])
+            .await
+            .map_err(|e| fail(e.message))?;
+        let hooks = webhooks(&self.state, tenant).await?;
+        let sends = all.iter().flat_map(|n| {
+            hooks
+                .iter()
+                .filter(move |(row, topics)| takes(&row.name, topics, n))
+                .map(move |(row, _)| self.send_one(tenant, row, n))
+        });
+        for r in futures::future::join_all(sends).await {
+            r?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_channel_picks_its_webhook_and_no_channel_picks_every_subscriber() {
+        let mut n = Notification {
+            topic: Topic::AutoResponseNotify,
+            key: "k".into(),
+            event_id: "e".into(),
+            event_type: "run.completed.v1".into(),
+            position: 1,
+            occurred_at: chrono::Utc::now(),
+            title: "t".into(),
+            severity: "high".into(),
+            message: "m".into(),
+            dedup_key: "d".into(),
+            details: json!({"channel": "soc"}),
+        };
+        let all = Topic::defaults();
+        assert!(takes("soc", &all, &n));
+        assert!(!takes("oncall", &all, &n));
+        assert!(!takes("soc", &[Topic::IncidentOpened], &n));
+        n.details = json!({"channel": null});
+        assert!(takes("oncall", &all, &n));
+    }
+}

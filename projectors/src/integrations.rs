@@ -1,0 +1,128 @@
+//! Read model of the integrations context: each webhook's definition in force, its secrets
+//! still sealed (`webhooks`).
+
+use crate::event::{decode, occurred_at, one, uuid};
+use crate::runner::{Projection, ProjectionError};
+use aegis_schemas::envelope::v1::Envelope;
+use aegis_schemas::integrations::v1 as pb;
+use aegis_streams::StoredCommit;
+use sqlx::PgConnection;
+
+pub struct IntegrationsProjection;
+
+impl Projection for IntegrationsProjection {
+    const NAME: &'static str = "integrations";
+    const TABLES: &'static [&'static str] = &["webhooks"];
+
+    fn handles(&self, e: &Envelope) -> bool {
+        e.context == "integrations"
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        s: &str,
+        commit: &StoredCommit,
+    ) -> Result<(), ProjectionError> {
+        let position = commit.position as i64;
+        for env in commit.events.iter().filter(|e| self.handles(e)) {
+            webhook(tx, s, env, position).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn webhook(
+    tx: &mut PgConnection,
+    s: &str,
+    env: &Envelope,
+    position: i64,
+) -> Result<(), ProjectionError> {
+    let tenant = uuid(&env.tenant_id)?;
+    let id = uuid(&env.aggregate_id)?;
+    let at = occurred_at(env);
+    let v = env.aggregate_version as i64;
+    let r = match env.event_type.as_str() {
+        "webhook.created.v1" => {
+            let m: pb::WebhookCreated = decode(env)?;
+            let d = m.definition.unwrap_or_default();
+            let sealed = m.secrets.unwrap_or_default();
+            let by = env
+                .actor
+                .as_ref()
+                .map(|a| format!("{}:{}", a.kind, a.subject))
+                .unwrap_or_default();
+            sqlx::query(&format!(
+                "INSERT INTO webhooks{s} (tenant_id, id, name, kind, host, topics, enabled, secret_version, \
+                 secret_nonce, secret_ciphertext, created_by, created_at, updated_at, agg_version, position) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14)"
+            ))
+            .bind(tenant)
+            .bind(id)
+            .bind(&d.name)
+            .bind(&d.kind)
+            .bind(&d.host)
+            .bind(&d.topics)
+            .bind(d.enabled)
+            .bind(sealed.version as i64)
+            .bind(&sealed.nonce)
+            .bind(&sealed.ciphertext)
+            .bind(&by)
+            .bind(at)
+            .bind(v)
+            .bind(position)
+            .execute(&mut *tx)
+            .await?;
+            return Ok(());
+        }
+        "webhook.updated.v1" => {
+            let m: pb::WebhookUpdated = decode(env)?;
+            let d = m.definition.unwrap_or_default();
+            let (version, nonce, ciphertext) = match m.secrets {
+                Some(s) => (Some(s.version as i64), Some(s.nonce), Some(s.ciphertext)),
+                None => (None, None, None),
+            };
+            sqlx::query(&format!(
+                "UPDATE webhooks{s} SET name = $4, host = $5, topics = $6, enabled = $7, \
+                 secret_version = coalesce($8, secret_version), secret_nonce = coalesce($9, secret_nonce), \
+                 secret_ciphertext = coalesce($10, secret_ciphertext), updated_at = $11, agg_version = $3, \
+                 position = $12 WHERE tenant_id = $1 AND id = $2 AND agg_version = $3 - 1"
+            ))
+            .bind(tenant)
+            .bind(id)
+            .bind(v)
+            .bind(&d.name)
+            .bind(&d.host)
+            .bind(&d.topics)
+            .bind(d.enabled)
+            .bind(version)
+            .bind(nonce)
+            .bind(ciphertext)
+            .bind(at)
+            .bind(position)
+            .execute(&mut *tx)
+            .await?
+        }
+        "webhook.deleted.v1" | "webhook.delivery_replayed.v1" => {
+            let deleted = env.event_type == "webhook.deleted.v1";
+            sqlx::query(&format!(
+                "UPDATE webhooks{s} SET deleted = deleted OR $4, updated_at = $5, agg_version = $3, \
+                 position = $6 WHERE tenant_id = $1 AND id = $2 AND agg_version = $3 - 1"
+            ))
+            .bind(tenant)
+            .bind(id)
+            .bind(v)
+            .bind(deleted)
+            .bind(at)
+            .bind(position)
+            .execute(&mut *tx)
+            .await?
+        }
+        other => {
+            return Err(ProjectionError::Decode(format!(
+                "unknown integrations event {other}"
+            )))
+        }
+    };
+    one(r, env)
+}
