@@ -140,6 +140,7 @@ impl Application {
             vault_checked: Arc::default(),
             ar_latency: Arc::default(),
             deliveries: Arc::default(),
+            siem_pushes: Arc::default(),
             threat_intel,
         };
         let (shutdown, rx) = watch::channel(false);
@@ -199,13 +200,18 @@ impl Application {
                 aegis_reactors::RetryPolicy::default(),
                 rx.clone(),
             ));
+            tasks.spawn(crate::integrations::siem::run(
+                state.clone(),
+                std::time::Duration::from_millis(state.config.siem_tick_ms.max(10)),
+                rx.clone(),
+            ));
             tasks.spawn(crate::auto_response::approvals::run(
                 state.clone(),
                 std::time::Duration::from_secs(state.config.ar_tick_secs.max(1)),
                 rx.clone(),
             ));
             tracing::info!(
-                "reactor role started: audit checkpoints, vault rotation and expiry, auto-response, webhook fan-out"
+                "reactor role started: audit checkpoints, vault rotation and expiry, auto-response, webhook fan-out, SIEM forwarders"
             );
         }
         if roles.command_api {

@@ -83,6 +83,9 @@ pub struct Config {
     /// The first retry's backoff ceiling in ms, doubling per attempt up to 30 s, with full
     /// jitter (`AEGIS_WEBHOOK_BACKOFF_MS`).
     pub webhook_backoff_ms: u64,
+    /// How often the SIEM supervisor looks for new, changed or removed connections
+    /// (`AEGIS_SIEM_TICK_MS`).
+    pub siem_tick_ms: u64,
 }
 
 impl Default for Config {
@@ -117,6 +120,7 @@ impl Default for Config {
             threat_intel_per_minute: 60,
             webhook_attempts: 5,
             webhook_backoff_ms: 500,
+            siem_tick_ms: 1000,
         }
     }
 }
@@ -317,6 +321,9 @@ impl Config {
             self.webhook_backoff_ms = v
                 .parse()
                 .map_err(|e| invalid("AEGIS_WEBHOOK_BACKOFF_MS", e))?;
+        }
+        if let Some(v) = get("AEGIS_SIEM_TICK_MS") {
+            self.siem_tick_ms = v.parse().map_err(|e| invalid("AEGIS_SIEM_TICK_MS", e))?;
         }
         if let Some(v) = get("AEGIS_STREAM_REPLICAS") {
             self.stream_replicas = v.parse().map_err(|e| invalid("AEGIS_STREAM_REPLICAS", e))?;

@@ -38,6 +38,8 @@ pub struct AppState {
     pub ar_latency: Arc<crate::auto_response::metrics::MatchLatency>,
     /// `acp_webhook_delivery_total`, counted as deliveries end.
     pub deliveries: Arc<crate::integrations::metrics::Outcomes>,
+    /// `acp_siem_push_total`, counted by event as pushes end.
+    pub siem_pushes: Arc<crate::integrations::metrics::Outcomes>,
     /// Threat-intel: the per-tenant budget of provider calls and the lookup counter.
     pub threat_intel: Arc<crate::threat_intel::ThreatIntel>,
     /// Rebuilds started over the API, by projection: what `GET /admin/projections` reports.

@@ -1,5 +1,5 @@
-//! Read model of the integrations context: each webhook's definition in force, its secrets
-//! still sealed (`webhooks`).
+//! Read model of the integrations context: each webhook's and SIEM connection's definition
+//! in force, their secrets still sealed (`webhooks`, `siem_connections`).
 
 use crate::event::{decode, occurred_at, one, uuid};
 use crate::runner::{Projection, ProjectionError};
@@ -12,7 +12,7 @@ pub struct IntegrationsProjection;
 
 impl Projection for IntegrationsProjection {
     const NAME: &'static str = "integrations";
-    const TABLES: &'static [&'static str] = &["webhooks"];
+    const TABLES: &'static [&'static str] = &["webhooks", "siem_connections"];
 
     fn handles(&self, e: &Envelope) -> bool {
         e.context == "integrations"
@@ -26,7 +26,10 @@ impl Projection for IntegrationsProjection {
     ) -> Result<(), ProjectionError> {
         let position = commit.position as i64;
         for env in commit.events.iter().filter(|e| self.handles(e)) {
-            webhook(tx, s, env, position).await?;
+            match env.aggregate_type.as_str() {
+                "siem" => siem(tx, s, env, position).await?,
+                _ => webhook(tx, s, env, position).await?,
+            }
         }
         Ok(())
     }
@@ -124,5 +127,112 @@ async fn webhook(
             )))
         }
     };
+    one(r, env)
+}
+
+async fn siem(
+    tx: &mut PgConnection,
+    s: &str,
+    env: &Envelope,
+    position: i64,
+) -> Result<(), ProjectionError> {
+    let tenant = uuid(&env.tenant_id)?;
+    let id = uuid(&env.aggregate_id)?;
+    let at = occurred_at(env);
+    let v = env.aggregate_version as i64;
+    let (definition, sealed) = match env.event_type.as_str() {
+        "siem.created.v1" => {
+            let m: pb::SiemCreated = decode(env)?;
+            (m.definition.unwrap_or_default(), m.secrets)
+        }
+        "siem.updated.v1" => {
+            let m: pb::SiemUpdated = decode(env)?;
+            (m.definition.unwrap_or_default(), m.secrets)
+        }
+        "siem.deleted.v1" => {
+            let r = sqlx::query(&format!(
+                "UPDATE siem_connections{s} SET deleted = true, updated_at = $4, agg_version = $3, \
+                 position = $5 WHERE tenant_id = $1 AND id = $2 AND agg_version = $3 - 1"
+            ))
+            .bind(tenant)
+            .bind(id)
+            .bind(v)
+            .bind(at)
+            .bind(position)
+            .execute(&mut *tx)
+            .await?;
+            return one(r, env);
+        }
+        other => {
+            return Err(ProjectionError::Decode(format!(
+                "unknown integrations event {other}"
+            )))
+        }
+    };
+    let d = definition;
+    let (version, nonce, ciphertext) = match sealed {
+        Some(x) => (Some(x.version as i64), Some(x.nonce), Some(x.ciphertext)),
+        None => (None, None, None),
+    };
+    if env.event_type == "siem.created.v1" {
+        let by = env
+            .actor
+            .as_ref()
+            .map(|a| format!("{}:{}", a.kind, a.subject))
+            .unwrap_or_default();
+        sqlx::query(&format!(
+            "INSERT INTO siem_connections{s} (tenant_id, id, name, kind, host, index_name, sourcetype, site, \
+             contexts, event_types, enabled, start_position, secret_version, secret_nonce, secret_ciphertext, \
+             created_by, created_at, updated_at, agg_version, position) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19)"
+        ))
+        .bind(tenant)
+        .bind(id)
+        .bind(&d.name)
+        .bind(&d.kind)
+        .bind(&d.host)
+        .bind(&d.index)
+        .bind(&d.sourcetype)
+        .bind(&d.site)
+        .bind(&d.contexts)
+        .bind(&d.event_types)
+        .bind(d.enabled)
+        .bind(d.start_position as i64)
+        .bind(version.unwrap_or(1))
+        .bind(nonce.unwrap_or_default())
+        .bind(ciphertext.unwrap_or_default())
+        .bind(&by)
+        .bind(at)
+        .bind(v)
+        .bind(position)
+        .execute(&mut *tx)
+        .await?;
+        return Ok(());
+    }
+    let r = sqlx::query(&format!(
+        "UPDATE siem_connections{s} SET name = $4, host = $5, index_name = $6, sourcetype = $7, site = $8, \
+         contexts = $9, event_types = $10, enabled = $11, \
+         secret_version = coalesce($12, secret_version), secret_nonce = coalesce($13, secret_nonce), \
+         secret_ciphertext = coalesce($14, secret_ciphertext), updated_at = $15, agg_version = $3, \
+         position = $16 WHERE tenant_id = $1 AND id = $2 AND agg_version = $3 - 1"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(v)
+    .bind(&d.name)
+    .bind(&d.host)
+    .bind(&d.index)
+    .bind(&d.sourcetype)
+    .bind(&d.site)
+    .bind(&d.contexts)
+    .bind(&d.event_types)
+    .bind(d.enabled)
+    .bind(version)
+    .bind(nonce)
+    .bind(ciphertext)
+    .bind(at)
+    .bind(position)
+    .execute(&mut *tx)
+    .await?;
     one(r, env)
 }

@@ -149,6 +149,9 @@ pub const EVENTS: &[(&str, &str)] = &[
         "webhook.delivery_replayed.v1",
         "aegis.integrations.v1.WebhookDeliveryReplayed",
     ),
+    ("siem.created.v1", "aegis.integrations.v1.SiemCreated"),
+    ("siem.updated.v1", "aegis.integrations.v1.SiemUpdated"),
+    ("siem.deleted.v1", "aegis.integrations.v1.SiemDeleted"),
 ];
 
 fn pool() -> Option<&'static DescriptorPool> {

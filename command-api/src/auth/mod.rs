@@ -123,10 +123,11 @@ pub fn platform_admin_permissions() -> Permissions {
     Permissions::all()
         .without(Permission::IncidentOpen)
         .without(Permission::AgentSelf)
+        .without(Permission::SiemPush)
 }
 
-/// Internal callers (reactors, other services): incidents, and containing agents, which
-/// auto-response does.
+/// Internal callers (reactors, other services): incidents, containing agents (which
+/// auto-response does), and pushing events to SIEMs.
 pub fn internal_permissions() -> Permissions {
     Permissions::of(&[
         Permission::IncidentOpen,
@@ -135,6 +136,7 @@ pub fn internal_permissions() -> Permissions {
         Permission::AgentRead,
         Permission::AgentQuarantine,
         Permission::AgentRevoke,
+        Permission::SiemPush,
     ])
 }
 

@@ -334,6 +334,22 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
     auto_response_metrics(&state, &mut out).await;
     out.family(
+        "acp_siem_push_total",
+        "counter",
+        "Events pushed to SIEMs by outcome: delivered, failed (this instance)",
+    );
+    for ((tenant, target, result), n) in state.siem_pushes.snapshot() {
+        out.sample(
+            "acp_siem_push_total",
+            &[
+                ("tenant_id", &tenant.to_string()),
+                ("target", target),
+                ("result", result),
+            ],
+            n as f64,
+        );
+    }
+    out.family(
         "acp_webhook_delivery_total",
         "counter",
         "Webhook deliveries by outcome: delivered, retried, dead_lettered (this instance)",

@@ -10,7 +10,6 @@
 
 use crate::domain::integrations::webhooks::{secret_name, SealedSecrets, Topic, WebhookKind};
 use crate::egress::{self, SystemResolver};
-use crate::keys::Sealed;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -19,7 +18,6 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use std::time::Duration;
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -49,23 +47,7 @@ impl Secrets {
         webhook: &str,
         version: u64,
     ) -> Result<SealedSecrets, crate::keys::KeyError> {
-        let clear = Zeroizing::new(serde_json::to_vec(self).unwrap_or_default());
-        let sealed = if version == 1 {
-            state
-                .keys
-                .seal_first(tenant, &secret_name(webhook), &clear)
-                .await?
-        } else {
-            state
-                .keys
-                .seal(tenant, &secret_name(webhook), version, &clear)
-                .await?
-        };
-        Ok(SealedSecrets {
-            version,
-            nonce: sealed.nonce,
-            ciphertext: sealed.ciphertext,
-        })
+        super::seal_json(state, tenant, &secret_name(webhook), version, self).await
     }
 
     pub async fn open(
@@ -74,19 +56,7 @@ impl Secrets {
         webhook: &str,
         sealed: &SealedSecrets,
     ) -> Result<Secrets, crate::keys::KeyError> {
-        let clear = state
-            .keys
-            .open(
-                tenant,
-                &secret_name(webhook),
-                sealed.version,
-                &Sealed {
-                    nonce: sealed.nonce.clone(),
-                    ciphertext: sealed.ciphertext.clone(),
-                },
-            )
-            .await?;
-        serde_json::from_slice(&clear).map_err(|_| crate::keys::KeyError::Tampered)
+        super::open_json(state, tenant, &secret_name(webhook), sealed).await
     }
 }
 

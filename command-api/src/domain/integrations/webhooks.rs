@@ -122,7 +122,7 @@ pub struct SealedSecrets {
 }
 
 impl SealedSecrets {
-    fn to_pb(&self) -> pb::SealedSecrets {
+    pub(super) fn to_pb(&self) -> pb::SealedSecrets {
         pb::SealedSecrets {
             version: self.version,
             nonce: self.nonce.clone(),
@@ -130,7 +130,7 @@ impl SealedSecrets {
         }
     }
 
-    fn from_pb(s: pb::SealedSecrets) -> Self {
+    pub(super) fn from_pb(s: pb::SealedSecrets) -> Self {
         Self {
             version: s.version,
             nonce: s.nonce,

@@ -1,6 +1,8 @@
-//! Integration routes (seed 000): webhook configs, the Slack test, and dead letters.
+//! Integration routes (seed 000): webhook configs, the Slack test, dead letters, and SIEM
+//! connections.
 
 pub mod dead_letters;
+pub mod siem;
 pub mod webhooks;
 
 use crate::state::AppState;
@@ -10,4 +12,5 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(webhooks::router())
         .merge(dead_letters::router())
+        .merge(siem::router())
 }

@@ -74,7 +74,7 @@ pub struct WebhookPatch {
     pub enabled: Option<bool>,
 }
 
-fn name(raw: &str) -> Result<String, ApiError> {
+pub(super) fn name(raw: &str) -> Result<String, ApiError> {
     let n = raw.trim();
     if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
         return Err(ApiError::validation(
@@ -99,7 +99,7 @@ fn topics(list: Option<Vec<Topic>>) -> Result<Vec<Topic>, ApiError> {
     Ok(out)
 }
 
-fn token(field: &str, raw: &str, min: usize) -> Result<String, ApiError> {
+pub(super) fn token(field: &str, raw: &str, min: usize) -> Result<String, ApiError> {
     let n = raw.chars().count();
     if n < min || n > 256 || raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(ApiError::validation(
@@ -111,7 +111,7 @@ fn token(field: &str, raw: &str, min: usize) -> Result<String, ApiError> {
 }
 
 /// The URL's shape and every address it resolves to, now; the host, for display.
-async fn checked_url(state: &AppState, url: &str) -> Result<String, ApiError> {
+pub(super) async fn checked_url(state: &AppState, url: &str) -> Result<String, ApiError> {
     max_chars("url", Some(url), 2000)?;
     let (host, _) = egress::check_url(&SystemResolver, state.config.egress(), url)
         .await
@@ -211,7 +211,7 @@ fn view(w: &Webhook) -> WebhookView {
     }
 }
 
-fn key_error(e: crate::keys::KeyError) -> ApiError {
+pub(super) fn key_error(e: crate::keys::KeyError) -> ApiError {
     ApiError::internal(&e)
 }
 
