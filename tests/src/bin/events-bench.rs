@@ -1,7 +1,8 @@
 //! Live-subscription benchmark, one run: (c) a raw ordered-consumer read of a filled log,
 //! (t) the events/s `GET /events/stream` delivers to 100 concurrent SSE clients replaying the
 //! same log, and (l) the latency from append to each of 100 live clients, as each client sees
-//! it (receive time minus the event's `time`). `scripts/bench events`
+//! it (receive time minus the event's `time`), and (h) the events/s a SIEM forwarder delivers
+//! to a local Splunk HEC receiver backfilling the same log. `scripts/bench events`
 //! (`BENCH_EVENTS_LOG`, default 20,000 events; `BENCH_EVENTS_LIVE`, default 500 appends).
 //!
 //! Bounded: fixed counts, and every phase ends by itself (clients stop after their count).
@@ -14,10 +15,33 @@ use anyhow::ensure;
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 const CLIENTS: usize = 100;
+
+/// A Splunk HEC stand-in that counts the event objects it accepts; its URL and the count.
+async fn hec_receiver() -> (String, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    let app = axum::Router::new().route(
+        "/services/collector/event",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let c = c.clone();
+            async move {
+                let n = body
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .count();
+                c.fetch_add(n, Ordering::Relaxed);
+                axum::Json(serde_json::json!({"text": "Success", "code": 0}))
+            }
+        }),
+    );
+    (aegis_tests::world::serve(app).await, count)
+}
 
 /// Reads `count` events from the stream; each one's latency (µs) when `live`.
 async fn client(
@@ -79,11 +103,18 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(async move {
-            let roles = Roles { command_api: true, projectors: false, reactors: false };
-            let app = TestApp::spawn_configured(roles, |c| c.tenant_rate_limit = 0).await;
+            let hec = hec_receiver().await;
+            let app = TestApp::spawn_configured(Roles::ALL, |c| {
+                c.tenant_rate_limit = 0;
+                c.egress_allow = vec!["127.0.0.1".into()];
+                c.siem_tick_ms = 50;
+            })
+            .await;
             let js = app.state().executor.store().jetstream().clone();
             let tenant = app.create_tenant("Subscribers").await;
             fill(&js, tenant, 100, log / 100, 1).await?;
+            // The projectors fold the filled log before anything is measured.
+            app.caught_up(tenant, "/incidents?limit=1").await;
             println!(
                 "Live-subscription benchmark: {} cores, {CLIENTS} SSE clients",
                 std::thread::available_parallelism()?.get()
@@ -126,6 +157,27 @@ fn main() -> anyhow::Result<()> {
                 hist.value_at_quantile(0.5) as f64 / 1e3,
                 hist.value_at_quantile(0.99) as f64 / 1e3,
                 hist.max() as f64 / 1e3
+            );
+            let started = Instant::now();
+            let (status, body) = app
+                .call(
+                    tenant,
+                    reqwest::Method::POST,
+                    "/siem/config",
+                    Some(serde_json::json!({"name": "bench", "kind": "splunk", "url": hec.0,
+                        "token": "bench-token", "contexts": ["incidents"], "backfill": true})),
+                )
+                .await;
+            ensure!(status == 201, "SIEM connection: {status} {body}");
+            let want = log + live;
+            while hec.1.load(Ordering::Relaxed) < want {
+                ensure!(started.elapsed() < Duration::from_secs(300), "HEC got {} of {want}", hec.1.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let forwarded = want as f64 / started.elapsed().as_secs_f64();
+            println!(
+                "(h) SIEM forwarder to a local HEC receiver, {want} events: {forwarded:>9.0} events/s   h/c = {:.2}",
+                forwarded / raw
             );
             let mut app = app;
             app.stop().await;
