@@ -78,11 +78,11 @@ print(tenant)
 PY
 )"
   # Each run presents one credential, so `ignored_auth` can prove that removing or forging it
-  # is refused: the internal secret for incidents (opening one is internal-only), the platform
-  # admin's bearer for everything else.
+  # is refused: the internal secret for incidents (opening one is internal-only) and the
+  # internal-only routes, the platform admin's bearer for everything else.
   local status=0
-  st_run "$base" "$tenant" --include-tag incidents --header "X-Internal-Secret: $internal" || status=$?
-  st_run "$base" "$tenant" --exclude-tag incidents --header "Authorization: Bearer $boot" || status=$?
+  st_run "$base" "$tenant" --include-tag incidents --include-tag internal --header "X-Internal-Secret: $internal" || status=$?
+  st_run "$base" "$tenant" --exclude-tag incidents --exclude-tag internal --header "Authorization: Bearer $boot" || status=$?
   kill "$aegis_pid" "$nats_pid" 2>/dev/null; wait "$aegis_pid" "$nats_pid" 2>/dev/null
   psql "$PG_ADMIN_URL" -qc "drop database if exists $db with (force)" >/dev/null
   rm -rf "$work"

@@ -205,13 +205,18 @@ impl Application {
                 std::time::Duration::from_millis(state.config.siem_tick_ms.max(10)),
                 rx.clone(),
             ));
+            tasks.spawn(crate::integrations::reports::run(
+                state.clone(),
+                std::time::Duration::from_millis(state.config.reports_tick_ms.max(10)),
+                rx.clone(),
+            ));
             tasks.spawn(crate::auto_response::approvals::run(
                 state.clone(),
                 std::time::Duration::from_secs(state.config.ar_tick_secs.max(1)),
                 rx.clone(),
             ));
             tracing::info!(
-                "reactor role started: audit checkpoints, vault rotation and expiry, auto-response, webhook fan-out, SIEM forwarders"
+                "reactor role started: audit checkpoints, vault rotation and expiry, auto-response, webhook fan-out, SIEM forwarders, scheduled reports"
             );
         }
         if roles.command_api {

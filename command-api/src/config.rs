@@ -86,6 +86,8 @@ pub struct Config {
     /// How often the SIEM supervisor looks for new, changed or removed connections
     /// (`AEGIS_SIEM_TICK_MS`).
     pub siem_tick_ms: u64,
+    /// How often due scheduled reports are looked for (`AEGIS_REPORTS_TICK_MS`).
+    pub reports_tick_ms: u64,
 }
 
 impl Default for Config {
@@ -121,6 +123,7 @@ impl Default for Config {
             webhook_attempts: 5,
             webhook_backoff_ms: 500,
             siem_tick_ms: 1000,
+            reports_tick_ms: 15_000,
         }
     }
 }
@@ -324,6 +327,9 @@ impl Config {
         }
         if let Some(v) = get("AEGIS_SIEM_TICK_MS") {
             self.siem_tick_ms = v.parse().map_err(|e| invalid("AEGIS_SIEM_TICK_MS", e))?;
+        }
+        if let Some(v) = get("AEGIS_REPORTS_TICK_MS") {
+            self.reports_tick_ms = v.parse().map_err(|e| invalid("AEGIS_REPORTS_TICK_MS", e))?;
         }
         if let Some(v) = get("AEGIS_STREAM_REPLICAS") {
             self.stream_replicas = v.parse().map_err(|e| invalid("AEGIS_STREAM_REPLICAS", e))?;

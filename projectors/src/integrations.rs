@@ -1,5 +1,6 @@
 //! Read model of the integrations context: each webhook's and SIEM connection's definition
-//! in force, their secrets still sealed (`webhooks`, `siem_connections`).
+//! in force, their secrets still sealed (`webhooks`, `siem_connections`), and scheduled
+//! reports with their runs (`scheduled_reports`, `report_runs`).
 
 use crate::event::{decode, occurred_at, one, uuid};
 use crate::runner::{Projection, ProjectionError};
@@ -12,7 +13,12 @@ pub struct IntegrationsProjection;
 
 impl Projection for IntegrationsProjection {
     const NAME: &'static str = "integrations";
-    const TABLES: &'static [&'static str] = &["webhooks", "siem_connections"];
+    const TABLES: &'static [&'static str] = &[
+        "webhooks",
+        "siem_connections",
+        "scheduled_reports",
+        "report_runs",
+    ];
 
     fn handles(&self, e: &Envelope) -> bool {
         e.context == "integrations"
@@ -28,6 +34,7 @@ impl Projection for IntegrationsProjection {
         for env in commit.events.iter().filter(|e| self.handles(e)) {
             match env.aggregate_type.as_str() {
                 "siem" => siem(tx, s, env, position).await?,
+                "report" => report(tx, s, env, position).await?,
                 _ => webhook(tx, s, env, position).await?,
             }
         }
@@ -234,5 +241,144 @@ async fn siem(
     .bind(position)
     .execute(&mut *tx)
     .await?;
+    one(r, env)
+}
+
+fn at_secs(secs: i64) -> Result<chrono::DateTime<chrono::Utc>, ProjectionError> {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .ok_or_else(|| ProjectionError::Decode(format!("time {secs} out of range")))
+}
+
+async fn report(
+    tx: &mut PgConnection,
+    s: &str,
+    env: &Envelope,
+    position: i64,
+) -> Result<(), ProjectionError> {
+    let tenant = uuid(&env.tenant_id)?;
+    let id = uuid(&env.aggregate_id)?;
+    let at = occurred_at(env);
+    let v = env.aggregate_version as i64;
+    let by = env
+        .actor
+        .as_ref()
+        .map(|a| format!("{}:{}", a.kind, a.subject))
+        .unwrap_or_default();
+    let webhook = |d: &pb::ReportDefinition| -> Result<Option<uuid::Uuid>, ProjectionError> {
+        (!d.webhook_id.is_empty())
+            .then(|| uuid(&d.webhook_id))
+            .transpose()
+    };
+    let r = match env.event_type.as_str() {
+        "report.created.v1" => {
+            let d = decode::<pb::ReportCreated>(env)?
+                .definition
+                .unwrap_or_default();
+            sqlx::query(&format!(
+                "INSERT INTO scheduled_reports{s} (tenant_id, id, name, kind, cron, timezone, format, window_hours, \
+                 webhook_id, enabled, created_by, created_at, updated_at, agg_version, position) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14)"
+            ))
+            .bind(tenant)
+            .bind(id)
+            .bind(&d.name)
+            .bind(&d.kind)
+            .bind(&d.cron)
+            .bind(&d.timezone)
+            .bind(&d.format)
+            .bind(d.window_hours as i32)
+            .bind(webhook(&d)?)
+            .bind(d.enabled)
+            .bind(&by)
+            .bind(at)
+            .bind(v)
+            .bind(position)
+            .execute(&mut *tx)
+            .await?;
+            return Ok(());
+        }
+        "report.updated.v1" => {
+            let d = decode::<pb::ReportUpdated>(env)?
+                .definition
+                .unwrap_or_default();
+            sqlx::query(&format!(
+                "UPDATE scheduled_reports{s} SET name = $4, cron = $5, timezone = $6, format = $7, \
+                 window_hours = $8, webhook_id = $9, enabled = $10, updated_at = $11, agg_version = $3, \
+                 position = $12 WHERE tenant_id = $1 AND id = $2 AND agg_version = $3 - 1"
+            ))
+            .bind(tenant)
+            .bind(id)
+            .bind(v)
+            .bind(&d.name)
+            .bind(&d.cron)
+            .bind(&d.timezone)
+            .bind(&d.format)
+            .bind(d.window_hours as i32)
+            .bind(webhook(&d)?)
+            .bind(d.enabled)
+            .bind(at)
+            .bind(position)
+            .execute(&mut *tx)
+            .await?
+        }
+        "report.deleted.v1" => {
+            sqlx::query(&format!(
+            "UPDATE scheduled_reports{s} SET deleted = true, updated_at = $4, agg_version = $3, \
+                 position = $5 WHERE tenant_id = $1 AND id = $2 AND agg_version = $3 - 1"
+        ))
+            .bind(tenant)
+            .bind(id)
+            .bind(v)
+            .bind(at)
+            .bind(position)
+            .execute(&mut *tx)
+            .await?
+        }
+        "report.ran.v1" => {
+            let m: pb::ReportRan = decode(env)?;
+            let slot = (m.slot > 0).then(|| at_secs(m.slot)).transpose()?;
+            sqlx::query(&format!(
+                "INSERT INTO report_runs{s} (tenant_id, id, report_id, trigger, slot, status, rows, bytes, \
+                 delivery, detail, window_from, window_to, ran_by, ran_at, position) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ))
+            .bind(tenant)
+            .bind(uuid(&m.run_id)?)
+            .bind(id)
+            .bind(&m.trigger)
+            .bind(slot)
+            .bind(&m.status)
+            .bind(m.rows as i32)
+            .bind(m.bytes as i64)
+            .bind(&m.delivery)
+            .bind(&m.detail)
+            .bind(at_secs(m.window_from)?)
+            .bind(at_secs(m.window_to)?)
+            .bind(&by)
+            .bind(at)
+            .bind(position)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(&format!(
+                "UPDATE scheduled_reports{s} SET last_run_at = $4, \
+                 last_slot = CASE WHEN $5::timestamptz IS NULL THEN last_slot ELSE greatest(last_slot, $5) END, \
+                 agg_version = $3, position = $6 \
+                 WHERE tenant_id = $1 AND id = $2 AND agg_version = $3 - 1"
+            ))
+            .bind(tenant)
+            .bind(id)
+            .bind(v)
+            .bind(at)
+            .bind(slot)
+            .bind(position)
+            .execute(&mut *tx)
+            .await?
+        }
+        other => {
+            return Err(ProjectionError::Decode(format!(
+                "unknown integrations event {other}"
+            )))
+        }
+    };
     one(r, env)
 }

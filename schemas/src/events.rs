@@ -152,6 +152,10 @@ pub const EVENTS: &[(&str, &str)] = &[
     ("siem.created.v1", "aegis.integrations.v1.SiemCreated"),
     ("siem.updated.v1", "aegis.integrations.v1.SiemUpdated"),
     ("siem.deleted.v1", "aegis.integrations.v1.SiemDeleted"),
+    ("report.created.v1", "aegis.integrations.v1.ReportCreated"),
+    ("report.updated.v1", "aegis.integrations.v1.ReportUpdated"),
+    ("report.deleted.v1", "aegis.integrations.v1.ReportDeleted"),
+    ("report.ran.v1", "aegis.integrations.v1.ReportRan"),
 ];
 
 fn pool() -> Option<&'static DescriptorPool> {

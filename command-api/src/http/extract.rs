@@ -278,3 +278,13 @@ impl MinPosition {
         }
     }
 }
+
+/// For a field that may be left out (`None`: unchanged), set (`Some(Some(v))`) or `null`
+/// (`Some(None)`: cleared); use with `#[serde(default, deserialize_with = ...)]`.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}

@@ -108,7 +108,8 @@ impl Modify for SecuritySchemes {
         (name = "audit", description = "The audit log (seeds 001, 004)"),
         (name = "vault", description = "The credential vault (seed 001)"),
         (name = "auto-response", description = "Auto-response rules (seed 000)"),
-        (name = "integrations", description = "Webhooks and their dead letters (seed 000)"),
+        (name = "integrations", description = "Webhooks and their dead letters, SIEM connections, scheduled reports (seed 000)"),
+        (name = "internal", description = "Routes for internal services only (`X-Internal-Secret`)"),
         (name = "probes", description = "Health, readiness and metrics"),
     )
 )]

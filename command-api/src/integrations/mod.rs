@@ -1,9 +1,10 @@
-//! Integrations (seed 000): webhook fan-out with retries and dead letters, and SIEM
-//! forwarders with their own checkpoints.
+//! Integrations (seed 000): webhook fan-out with retries and dead letters, SIEM forwarders
+//! with their own checkpoints, and scheduled reports.
 
 pub mod dead_letters;
 pub mod fanout;
 pub mod metrics;
+pub mod reports;
 pub mod siem;
 pub mod webhooks;
 

@@ -211,19 +211,38 @@ pub fn render(target: &Target, n: &Notification, tenant: Uuid, now: i64) -> Opti
             })
             .to_string()
             .into_bytes();
-            let secret = target.secrets.signing_secret.clone().unwrap_or_default();
-            Some(Request {
-                url: target.secrets.url.clone(),
-                headers: vec![
-                    json_header,
-                    (headers::EVENT_ID, n.key.clone()),
-                    (headers::TOPIC, n.topic.as_str().to_string()),
-                    (headers::TIMESTAMP, now.to_string()),
-                    (headers::SIGNATURE, signature(&secret, now, &body)),
-                ],
+            Some(signed(
+                &target.secrets,
+                &n.key,
+                n.topic.as_str(),
+                "application/json",
                 body,
-            })
+                now,
+            ))
         }
+    }
+}
+
+/// A generic webhook's request: `body` signed over `<now>.<body>` with its secret.
+pub fn signed(
+    secrets: &Secrets,
+    key: &str,
+    topic: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    now: i64,
+) -> Request {
+    let secret = secrets.signing_secret.clone().unwrap_or_default();
+    Request {
+        url: secrets.url.clone(),
+        headers: vec![
+            ("Content-Type", content_type.to_string()),
+            (headers::EVENT_ID, key.to_string()),
+            (headers::TOPIC, topic.to_string()),
+            (headers::TIMESTAMP, now.to_string()),
+            (headers::SIGNATURE, signature(&secret, now, &body)),
+        ],
+        body,
     }
 }
 

@@ -15,6 +15,7 @@ mod openapi;
 mod probes;
 mod projectors;
 mod reactors;
+mod reports;
 mod siem;
 mod streams;
 mod subscriptions;

@@ -70,8 +70,8 @@ catalog! {
     DashboardUse = "dashboard.use", true, "Read and save one's own dashboard state (saved filters)";
     ThreatIntelLookup = "threat_intel.lookup", true, "Enrich IPs and domains with threat intel and read the summary";
     KillSwitchOperate = "kill_switch.operate", true, "Engage and release the tenant's kill switch (refuses every agent)";
-    IntegrationRead = "integration.read", true, "List webhooks, their dead letters and SIEM connections (never a URL, key or token)";
-    IntegrationManage = "integration.manage", true, "Create, change, delete and test webhooks and SIEM connections; replay dead letters";
+    IntegrationRead = "integration.read", true, "List webhooks, their dead letters, SIEM connections and scheduled reports with their runs (never a URL, key or token)";
+    IntegrationManage = "integration.manage", true, "Create, change, delete and test webhooks, SIEM connections and scheduled reports; replay dead letters; run reports now";
     SiemPush = "siem.push", false, "Push events to the tenant's SIEMs (internal services)";
     CredentialApply = "credential.apply", true, "Apply credentials to n8n workflows and sync credentials from n8n";
     ProjectionRead = "projection.read", false, "See every projection's position, lag and health (platform admin)";

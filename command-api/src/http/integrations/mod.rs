@@ -1,7 +1,8 @@
-//! Integration routes (seed 000): webhook configs, the Slack test, dead letters, and SIEM
-//! connections.
+//! Integration routes (seed 000): webhook configs, the Slack test, dead letters, SIEM
+//! connections and scheduled reports.
 
 pub mod dead_letters;
+pub mod reports;
 pub mod siem;
 pub mod webhooks;
 
@@ -13,4 +14,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(webhooks::router())
         .merge(dead_letters::router())
         .merge(siem::router())
+        .merge(reports::router())
 }

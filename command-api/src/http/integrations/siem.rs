@@ -613,7 +613,7 @@ pub struct PushBody {
 }
 
 /// Push events to the tenant's SIEMs now (internal services only, `X-Internal-Secret`).
-#[utoipa::path(post, path = "/siem/push", tag = "integrations", security(("internal_secret" = [])),
+#[utoipa::path(post, path = "/siem/push", tag = "internal", security(("internal_secret" = [])),
     params(params::Tenant), request_body = PushBody,
     responses((status = 200, description = "Each connection's outcome", body = Data<Vec<PushResult>>),
         AuthErrors, BodyErrors))]

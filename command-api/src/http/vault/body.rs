@@ -181,7 +181,7 @@ pub struct CreateBody {
 pub struct PatchBody {
     pub description: Option<String>,
     /// `null` removes the expiry.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::http::extract::nullable")]
     #[schema(value_type = Option<DateTime<Utc>>)]
     pub expires_at: Option<Option<DateTime<Utc>>>,
     pub rotation_enabled: Option<bool>,
@@ -193,12 +193,6 @@ pub struct PatchBody {
     pub provider_credential_id: Option<String>,
     pub rotator: Option<RotatorBody>,
     pub value: Option<String>,
-}
-
-fn double_option<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<DateTime<Utc>>>, D::Error> {
-    Option::<DateTime<Utc>>::deserialize(d).map(Some)
 }
 
 /// A credential name: safe in a URL path segment and unambiguous in the audit log.
