@@ -258,11 +258,18 @@ fn takes(name: &str, topics: &[Topic], n: &Notification) -> bool {
 
 /// How many enabled webhooks of the tenant would take a `notify` on `channel` (any, when
 /// empty): what the auto-response action reports when it hands its message over.
-pub async fn notify_targets(
-    state: &AppState,
-    tenant: Uuid,
-    channel: &str,
-) -> Result<i64, sqlx::Error> {
+pub async fn notify_targets(state: &AppState, tenant: Uuid, channel: &str) -> Result<i64, String> {
+    // Read once the read model holds every webhook saved before now.
+    let head = state
+        .executor
+        .store()
+        .head()
+        .await
+        .map_err(|e| e.to_string())?;
+    MinPosition(Some(head))
+        .wait(state, &[IntegrationsProjection::NAME])
+        .await
+        .map_err(|e| e.message)?;
     let (n,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM webhooks WHERE tenant_id = $1 AND NOT deleted AND enabled \
          AND 'auto_response.notify' = ANY(topics) AND ($2 = '' OR name = $2)",
@@ -270,7 +277,8 @@ pub async fn notify_targets(
     .bind(tenant)
     .bind(channel)
     .fetch_one(&state.pool)
-    .await?;
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(n)
 }
 
