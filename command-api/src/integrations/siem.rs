@@ -140,14 +140,18 @@ pub fn render(sink: &Sink, events: &[Value]) -> Request {
 
 /// One push of `events`, counted in `acp_siem_push_total` (by event).
 pub async fn push(state: &AppState, sink: &Sink, events: &[Value]) -> Attempt {
-    let attempt = send(state, &render(sink, events)).await;
+    send_counted(state, sink, &render(sink, events), events.len()).await
+}
+
+async fn send_counted(state: &AppState, sink: &Sink, request: &Request, events: usize) -> Attempt {
+    let attempt = send(state, request).await;
     let result = match attempt {
         Attempt::Delivered(_) => "delivered",
         _ => "failed",
     };
     state
         .siem_pushes
-        .add(sink.tenant, sink.kind.as_str(), result, events.len() as u64);
+        .add(sink.tenant, sink.kind.as_str(), result, events as u64);
     attempt
 }
 
@@ -281,43 +285,33 @@ async fn forward_inner(
             .map(|c| tenant_filter(row.tenant_id, Some(c)))
             .collect()
     };
-    let mut commits = state.executor.store().subscribe(filters, from).await?;
+    let commits = state.executor.store().subscribe(filters, from).await?;
+    // Reading and rendering the next batch overlaps sending this one.
+    let (tx, mut batches) = tokio::sync::mpsc::channel(2);
+    let reader = Reader(tokio::spawn(read_batches(
+        commits,
+        sink.clone(),
+        row.event_types.clone(),
+        tx,
+    )));
     let policy = aegis_reactors::RetryPolicy {
         max_attempts: i64::MAX,
         base: Duration::from_millis(state.config.webhook_backoff_ms.max(1)),
         max: Duration::from_secs(30),
     };
     loop {
-        let first = tokio::select! {
-            c = commits.next() => c,
+        let next = tokio::select! {
+            b = batches.recv() => b,
             _ = shutdown.changed() => return Ok(()),
         };
-        let Some(first) = first else {
+        let Some(batch) = next else {
+            drop(reader);
             return Err("the log subscription ended".into());
         };
-        let mut batch = vec![first?];
-        let mut count = batch[0].events.len();
-        while count < BATCH {
-            match tokio::time::timeout(Duration::from_millis(20), commits.next()).await {
-                Ok(Some(c)) => {
-                    let c = c?;
-                    count += c.events.len();
-                    batch.push(c);
-                }
-                _ => break,
-            }
-        }
-        let last = batch.last().map(|c| c.position).unwrap_or_default();
-        let events: Vec<Value> = batch
-            .iter()
-            .flat_map(|c| c.events.iter().map(move |e| (c.position, e)))
-            .filter(|(_, e)| row.event_types.is_empty() || row.event_types.contains(&e.event_type))
-            .map(|(p, e)| cloud_event(row.tenant_id, p, e))
-            .collect();
         let mut attempt = 0;
-        while !events.is_empty() {
+        while let Some(request) = &batch.request {
             attempt += 1;
-            match push(state, &sink, &events).await {
+            match send_counted(state, &sink, request, batch.events).await {
                 Attempt::Delivered(_) => break,
                 failed => {
                     let error = failed.error().unwrap_or_default().to_string();
@@ -331,7 +325,67 @@ async fn forward_inner(
                 }
             }
         }
-        record(state, row, Some(last), events.len() as i64, None).await;
+        record(state, row, Some(batch.last), batch.events as i64, None).await;
+    }
+}
+
+/// A rendered batch: the request (none when the filter left no event), how many events it
+/// carries, and the last log position it covers.
+struct Batch {
+    request: Option<Request>,
+    events: usize,
+    last: u64,
+}
+
+/// Stops the reader with its forwarder.
+struct Reader(JoinHandle<()>);
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads commits into batches of up to [`BATCH`] events (whole commits), filters and renders
+/// them, and hands them on; ends when the subscription fails or the forwarder is gone.
+async fn read_batches(
+    mut commits: impl futures::Stream<Item = Result<aegis_streams::StoredCommit, aegis_streams::StoreError>>
+        + Unpin,
+    sink: Sink,
+    event_types: Vec<String>,
+    out: tokio::sync::mpsc::Sender<Batch>,
+) {
+    loop {
+        let Some(Ok(first)) = commits.next().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        let mut count = batch[0].events.len();
+        while count < BATCH {
+            match tokio::time::timeout(Duration::from_millis(20), commits.next()).await {
+                Ok(Some(Ok(c))) => {
+                    count += c.events.len();
+                    batch.push(c);
+                }
+                Ok(Some(Err(_)) | None) => return,
+                Err(_) => break,
+            }
+        }
+        let last = batch.last().map(|c| c.position).unwrap_or_default();
+        let events: Vec<Value> = batch
+            .iter()
+            .flat_map(|c| c.events.iter().map(move |e| (c.position, e)))
+            .filter(|(_, e)| event_types.is_empty() || event_types.contains(&e.event_type))
+            .map(|(p, e)| cloud_event(sink.tenant, p, e))
+            .collect();
+        let rendered = Batch {
+            request: (!events.is_empty()).then(|| render(&sink, &events)),
+            events: events.len(),
+            last,
+        };
+        if out.send(rendered).await.is_err() {
+            return;
+        }
     }
 }
 
