@@ -39,14 +39,41 @@ pub struct Application {
     tasks: JoinSet<()>,
 }
 
+/// `NATS_URL` without its userinfo, and the user and password it carried: the client takes
+/// credentials as options, and the URL is logged.
+fn nats_credentials(raw: &str) -> (String, Option<(String, String)>) {
+    match reqwest::Url::parse(raw) {
+        Ok(mut url) if !url.username().is_empty() => {
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            let user = decode(url.username());
+            let password = decode(url.password().unwrap_or_default());
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            (url.to_string(), Some((user, password)))
+        }
+        _ => (raw.to_string(), None),
+    }
+}
+
 /// Connects to NATS and JetStream and provisions streams and buckets.
 pub async fn connect_store(config: &Config) -> anyhow::Result<(async_nats::Client, EventStore)> {
-    let client = async_nats::ConnectOptions::new()
+    let (url, credentials) = nats_credentials(&config.nats_url);
+    let options = match credentials {
+        Some((user, password)) => {
+            async_nats::ConnectOptions::with_user_and_password(user, password)
+        }
+        None => async_nats::ConnectOptions::new(),
+    };
+    let client = options
         .name("aegis")
         .retry_on_initial_connect()
-        .connect(&config.nats_url)
+        .connect(&url)
         .await
-        .with_context(|| format!("connecting to NATS at {}", config.nats_url))?;
+        .with_context(|| format!("connecting to NATS at {url}"))?;
     let js = async_nats::jetstream::new(client.clone());
     provision(
         &js,
@@ -220,6 +247,18 @@ impl Application {
             );
         }
         if roles.command_api {
+            if let Some(seed) = state.config.nats_auth_seed.clone() {
+                let callout = crate::integrations::nats_auth::run(
+                    state.clone(),
+                    seed.expose().to_string(),
+                    rx.clone(),
+                );
+                tasks.spawn(async move {
+                    if let Err(e) = callout.await {
+                        tracing::error!(error = %e, "the NATS auth callout stopped");
+                    }
+                });
+            }
             let follow = directory.follow(
                 client.clone(),
                 crate::auth::directory::IDENTITY_EVENTS,
@@ -310,5 +349,21 @@ impl Application {
         tracing::info!("shutting down");
         self.stop().await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nats_credentials;
+
+    #[test]
+    fn nats_credentials_leave_the_url_and_are_decoded() {
+        let (url, creds) = nats_credentials("nats://aegis:p%40ss@127.0.0.1:4322");
+        assert_eq!(url, "nats://127.0.0.1:4322");
+        assert_eq!(creds, Some(("aegis".into(), "p@ss".into())));
+        assert_eq!(
+            nats_credentials("nats://127.0.0.1:4322"),
+            ("nats://127.0.0.1:4322".into(), None)
+        );
     }
 }

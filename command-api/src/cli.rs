@@ -33,6 +33,9 @@ enum Cmd {
     /// Rewrap every key the master key wraps under AEGIS_MASTER_KEY, opening them with it or
     /// AEGIS_MASTER_KEY_PREVIOUS; servers keep running throughout.
     Rewrap,
+    /// Print a fresh auth-callout issuer key and the nats.conf block that gives each tenant's
+    /// NATS subscribers that tenant's subjects only (README, "NATS credentials per tenant").
+    NatsCallout,
     /// Verify an audit export bundle offline: no server, no database.
     VerifyAudit {
         /// The JSON from `GET /audit/export`.
@@ -60,6 +63,22 @@ pub async fn main() -> anyhow::Result<()> {
             }
             Err(e) => anyhow::bail!("verification failed: {e}"),
         }
+    }
+    if let Some(Cmd::NatsCallout) = &cli.command {
+        let issuer = nkeys::KeyPair::new_account();
+        let password = hex::encode(rand::random::<[u8; 24]>());
+        println!("# Aegis's environment:");
+        println!(
+            "AEGIS_NATS_AUTH_SEED={}",
+            issuer.seed().map_err(|e| anyhow::anyhow!("{e}"))?
+        );
+        println!("NATS_URL=nats://aegis:{password}@127.0.0.1:4322");
+        println!("\n# Add to nats.conf:");
+        print!(
+            "{}",
+            crate::integrations::nats_auth::conf_block(&issuer.public_key(), &password)
+        );
+        return Ok(());
     }
     let config = Config::load()?;
     crate::telemetry::init(config.otlp_endpoint.as_deref());
@@ -101,7 +120,9 @@ pub async fn main() -> anyhow::Result<()> {
             );
             return Ok(());
         }
-        Cmd::VerifyAudit { .. } => unreachable!("handled before configuration is loaded"),
+        Cmd::VerifyAudit { .. } | Cmd::NatsCallout => {
+            unreachable!("handled before configuration is loaded")
+        }
         Cmd::Rebuild { projection } => {
             let (_, store) = connect_store(&config).await?;
             let pool = connect_db(&config).await?;

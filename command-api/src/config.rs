@@ -88,6 +88,10 @@ pub struct Config {
     pub siem_tick_ms: u64,
     /// How often due scheduled reports are looked for (`AEGIS_REPORTS_TICK_MS`).
     pub reports_tick_ms: u64,
+    /// The account nkey seed (`SA...`) whose public key nats.conf names as the auth callout
+    /// issuer (`AEGIS_NATS_AUTH_SEED`); when set, Aegis answers the callout and hands each
+    /// tenant's subscribers credentials for that tenant's subjects only.
+    pub nats_auth_seed: Option<Secret>,
 }
 
 impl Default for Config {
@@ -124,6 +128,7 @@ impl Default for Config {
             webhook_backoff_ms: 500,
             siem_tick_ms: 1000,
             reports_tick_ms: 15_000,
+            nats_auth_seed: None,
         }
     }
 }
@@ -330,6 +335,9 @@ impl Config {
         }
         if let Some(v) = get("AEGIS_REPORTS_TICK_MS") {
             self.reports_tick_ms = v.parse().map_err(|e| invalid("AEGIS_REPORTS_TICK_MS", e))?;
+        }
+        if let Some(v) = get("AEGIS_NATS_AUTH_SEED").filter(|v| !v.is_empty()) {
+            self.nats_auth_seed = Some(Secret(v));
         }
         if let Some(v) = get("AEGIS_STREAM_REPLICAS") {
             self.stream_replicas = v.parse().map_err(|e| invalid("AEGIS_STREAM_REPLICAS", e))?;

@@ -242,8 +242,16 @@ impl TestApp {
 
     /// Aegis with only `roles` and the test configuration changed by `adjust`.
     pub async fn spawn_configured(roles: Roles, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_on(NatsServer::start(), roles, adjust).await
+    }
+
+    /// Aegis on a nats-server the test started itself (its own configuration).
+    pub async fn spawn_on(
+        nats: NatsServer,
+        roles: Roles,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         aegis_command_api::telemetry::init(None);
-        let nats = NatsServer::start();
         let db = TestDb::create().await;
         let mut config = test_config(&nats, &db);
         adjust(&mut config);

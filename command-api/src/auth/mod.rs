@@ -343,7 +343,7 @@ async fn user(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     })
 }
 
-async fn api_key(state: &AppState, key: &str) -> Result<Principal, ApiError> {
+pub(crate) async fn api_key(state: &AppState, key: &str) -> Result<Principal, ApiError> {
     let invalid = || ApiError::unauthorized("invalid API key");
     let (tenant, id) = tokens::parse(CredentialKind::ApiKey, key).ok_or_else(invalid)?;
     let found = lookup::<ApiKeyAggregate>(state, tenant, id)

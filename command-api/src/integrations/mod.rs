@@ -4,6 +4,7 @@
 pub mod dead_letters;
 pub mod fanout;
 pub mod metrics;
+pub mod nats_auth;
 pub mod reports;
 pub mod siem;
 pub mod webhooks;

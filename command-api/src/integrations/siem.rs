@@ -299,6 +299,7 @@ async fn forward_inner(
         base: Duration::from_millis(state.config.webhook_backoff_ms.max(1)),
         max: Duration::from_secs(30),
     };
+    let (mut pending, mut recorded) = (0i64, std::time::Instant::now());
     loop {
         let next = tokio::select! {
             b = batches.recv() => b,
@@ -325,9 +326,19 @@ async fn forward_inner(
                 }
             }
         }
-        record(state, row, Some(batch.last), batch.events as i64, None).await;
+        // The checkpoint moves at most every quarter second while a backlog drains, and at
+        // once when the forwarder has caught up: a crash resends at most that much, and the
+        // SIEM drops the repeats by event id.
+        pending += batch.events as i64;
+        if batch.events < BATCH || recorded.elapsed() >= CHECKPOINT_EVERY {
+            record(state, row, Some(batch.last), pending, None).await;
+            pending = 0;
+            recorded = std::time::Instant::now();
+        }
     }
 }
+
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// A rendered batch: the request (none when the filter left no event), how many events it
 /// carries, and the last log position it covers.

@@ -11,6 +11,7 @@ mod controls;
 mod dashboard;
 mod identity;
 mod incidents;
+mod nats_tenants;
 mod openapi;
 mod probes;
 mod projectors;
