@@ -79,24 +79,51 @@ pub fn render(sink: &Sink, events: &[Value]) -> Request {
     let base = sink.secrets.url.trim_end_matches('/');
     match sink.kind {
         SiemKind::Splunk => {
-            let mut body = Vec::new();
+            #[derive(Serialize)]
+            struct Fields<'a> {
+                aegis_event_id: &'a Value,
+                tenant_id: Uuid,
+                event_type: &'a Value,
+            }
+            #[derive(Serialize)]
+            struct HecEvent<'a> {
+                time: Option<f64>,
+                host: &'static str,
+                source: &'a str,
+                sourcetype: &'a str,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                index: Option<&'a str>,
+                event: &'a Value,
+                fields: Fields<'a>,
+            }
+            let source = format!("aegis:{}", sink.tenant);
+            let sourcetype = if sink.sourcetype.is_empty() {
+                "aegis:event"
+            } else {
+                &sink.sourcetype
+            };
+            let index = (!sink.index.is_empty()).then_some(sink.index.as_str());
+            let mut body = Vec::with_capacity(events.len() * 1024);
             for e in events {
                 let time = e["time"]
                     .as_str()
                     .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
                     .map(|t| t.timestamp_millis() as f64 / 1000.0);
-                let mut entry = json!({
-                    "time": time,
-                    "host": "aegis",
-                    "source": format!("aegis:{}", sink.tenant),
-                    "sourcetype": if sink.sourcetype.is_empty() { "aegis:event" } else { &sink.sourcetype },
-                    "event": e,
-                    "fields": { "aegis_event_id": e["id"], "tenant_id": sink.tenant, "event_type": e["type"] },
-                });
-                if !sink.index.is_empty() {
-                    entry["index"] = json!(sink.index);
-                }
-                body.extend_from_slice(entry.to_string().as_bytes());
+                let entry = HecEvent {
+                    time,
+                    host: "aegis",
+                    source: &source,
+                    sourcetype,
+                    index,
+                    event: e,
+                    fields: Fields {
+                        aegis_event_id: &e["id"],
+                        tenant_id: sink.tenant,
+                        event_type: &e["type"],
+                    },
+                };
+                // Serializing plain data into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut body, &entry);
                 body.push(b'\n');
             }
             Request {
@@ -301,7 +328,7 @@ async fn forward_inner(
         Box::pin(live)
     };
     // Reading and rendering the next batch overlaps sending this one.
-    let (tx, mut batches) = tokio::sync::mpsc::channel(2);
+    let (tx, mut batches) = tokio::sync::mpsc::channel(3);
     let reader = Reader(tokio::spawn(read_batches(
         commits,
         sink.clone(),
@@ -322,10 +349,11 @@ async fn forward_inner(
             b = batches.recv() => b,
             _ = shutdown.changed() => return Ok(()),
         };
-        let Some(batch) = next else {
+        let Some(rendering) = next else {
             drop(reader);
             return Err("the log subscription ended".into());
         };
+        let batch = rendering.await?;
         let mut attempt = 0;
         while let Some(request) = &batch.request {
             attempt += 1;
@@ -382,6 +410,7 @@ type CommitStream = std::pin::Pin<
 >;
 
 /// Which events a connection forwards (empty: all).
+#[derive(Clone)]
 struct Filter {
     contexts: Vec<String>,
     event_types: Vec<String>,
@@ -400,7 +429,7 @@ async fn read_batches(
     mut commits: CommitStream,
     sink: Sink,
     filter: Filter,
-    out: tokio::sync::mpsc::Sender<Batch>,
+    out: tokio::sync::mpsc::Sender<JoinHandle<Batch>>,
 ) {
     loop {
         let Some(Ok(first)) = commits.next().await else {
@@ -419,18 +448,23 @@ async fn read_batches(
             }
         }
         let last = batch.last().map(|c| c.position).unwrap_or_default();
-        let events: Vec<Value> = batch
-            .iter()
-            .flat_map(|c| c.events.iter().map(move |e| (c.position, e)))
-            .filter(|(_, e)| filter.takes(e))
-            .map(|(p, e)| cloud_event(sink.tenant, p, e))
-            .collect();
-        let rendered = Batch {
-            request: (!events.is_empty()).then(|| render(&sink, &events)),
-            events: events.len(),
-            last,
-        };
-        if out.send(rendered).await.is_err() {
+        // Rendering is the costly part (payloads to JSON, then the vendor's format): it runs
+        // on the blocking pool, so consecutive batches render on every core, in order.
+        let (sink, filter) = (sink.clone(), filter.clone());
+        let rendering = tokio::task::spawn_blocking(move || {
+            let events: Vec<Value> = batch
+                .iter()
+                .flat_map(|c| c.events.iter().map(move |e| (c.position, e)))
+                .filter(|(_, e)| filter.takes(e))
+                .map(|(p, e)| cloud_event(sink.tenant, p, e))
+                .collect();
+            Batch {
+                request: (!events.is_empty()).then(|| render(&sink, &events)),
+                events: events.len(),
+                last,
+            }
+        });
+        if out.send(rendering).await.is_err() {
             return;
         }
     }
