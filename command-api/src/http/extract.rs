@@ -47,7 +47,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             })?;
         // serde reads a struct from an array as readily as from an object; every body here is
         // an object, so anything else is refused before it can be read positionally.
-        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        let first = bytes.iter().find(|b| !json_whitespace(b));
         if first.is_some_and(|b| *b != b'{') {
             return Err(
                 match serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
@@ -287,4 +287,28 @@ where
     T: serde::Deserialize<'de>,
 {
     <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// The four bytes JSON counts as white space (RFC 8259); `u8::is_ascii_whitespace` also
+/// takes form feed, which JSON does not.
+pub fn json_whitespace(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// An absent body: nothing, or only JSON white space.
+pub fn blank(bytes: &[u8]) -> bool {
+    bytes.iter().all(json_whitespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::blank;
+
+    #[test]
+    fn only_jsons_own_white_space_makes_a_body_blank() {
+        assert!(blank(b""));
+        assert!(blank(b" \t\r\n"));
+        assert!(!blank(b"\x0c"), "form feed is not JSON white space");
+        assert!(!blank(b" {}"));
+    }
 }

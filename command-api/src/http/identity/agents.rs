@@ -204,7 +204,7 @@ pub struct ReasonBody {
 
 /// The body is optional; when present it must be a valid `ReasonBody`.
 pub(crate) fn optional_body(bytes: &[u8]) -> Result<ReasonBody, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    if crate::http::extract::blank(bytes) {
         return Ok(ReasonBody::default());
     }
     let value: serde_json::Value = serde_json::from_slice(bytes)

@@ -534,7 +534,7 @@ async fn push_to(state: &AppState, row: &ConnectionRow, events: &[Value]) -> Pus
 
 /// The optional body of a test: none, or `{"connection_id"}`.
 fn test_body(raw: &[u8]) -> Result<Option<SiemTestBody>, ApiError> {
-    if raw.iter().all(u8::is_ascii_whitespace) {
+    if crate::http::extract::blank(raw) {
         return Ok(None);
     }
     serde_json::from_slice(raw)

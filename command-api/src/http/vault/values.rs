@@ -129,6 +129,7 @@ async fn rotate_now(
 #[serde(deny_unknown_fields)]
 pub struct RollbackBody {
     /// The version whose value becomes current again (as a new version).
+    #[schema(minimum = 1, maximum = 9223372036854775807_u64)]
     pub version: u64,
 }
 
@@ -161,6 +162,14 @@ async fn rollback(
 ) -> Result<Reply, ApiError> {
     let tenant = principal.tenant()?;
     path_name(&name)?;
+    // Checked before the credential is read: a body out of range is refused as such, whatever
+    // state the credential is in.
+    if body.version == 0 || body.version > i64::MAX as u64 {
+        return Err(ApiError::validation(
+            "version",
+            "version must be between 1 and 9223372036854775807",
+        ));
+    }
     let (c, _, _) = load(&state, tenant.0, &name).await?;
     let from = c.version();
     if body.version == from {
