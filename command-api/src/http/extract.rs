@@ -237,6 +237,13 @@ impl<S: Send + Sync> FromRequestParts<S> for MinPosition {
 }
 
 impl MinPosition {
+    /// Waits until every projection in `names` holds what the log held when this was called:
+    /// read-your-writes for a reader with no position to send (a reactor, a test route).
+    pub async fn caught_up(state: &AppState, names: &[&str]) -> Result<(), ApiError> {
+        let head = state.executor.store().head().await?;
+        MinPosition(Some(head)).wait(state, names).await
+    }
+
     /// Waits until every projection in `names` has applied position N, or answers 503.
     pub async fn wait(&self, state: &AppState, names: &[&str]) -> Result<(), ApiError> {
         let Some(min) = self.0 else { return Ok(()) };

@@ -160,6 +160,35 @@ pub async fn notifications(
     }
 }
 
+/// A run's `notify` actions that were handed to the fan-out, with their indexes.
+fn handed_over(actions: &Value) -> Vec<(usize, &Value)> {
+    actions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, a)| a["type"] == "notify" && a["outcome"] == "done")
+        .collect()
+}
+
+/// Whether an event can make a notification, judged from the event alone: the reactor reads
+/// the webhooks, and then the log, only for those that can.
+fn may_notify(env: &Envelope) -> bool {
+    let actions_json = match env.event_type.as_str() {
+        "incident.opened.v1" | "incident.status_changed.v1" => return true,
+        "run.completed.v1" => ar_pb::RunCompleted::decode(env.payload.as_slice())
+            .map(|m| m.actions_json)
+            .ok(),
+        "approval.executed.v1" => ar_pb::ApprovalExecuted::decode(env.payload.as_slice())
+            .map(|m| m.actions_json)
+            .ok(),
+        _ => None,
+    };
+    actions_json
+        .and_then(|a| serde_json::from_str::<Value>(&a).ok())
+        .is_some_and(|a| !handed_over(&a).is_empty())
+}
+
 /// A run's `notify` actions that ran: each is one notification, keyed by its index.
 async fn notify_actions(
     state: &AppState,
@@ -171,13 +200,7 @@ async fn notify_actions(
     actions_json: &str,
 ) -> Result<Vec<Notification>, ReactorError> {
     let actions: Value = serde_json::from_str(actions_json).map_err(fail)?;
-    let notify: Vec<(usize, &Value)> = actions
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .filter(|(_, a)| a["type"] == "notify" && a["outcome"] == "done")
-        .collect();
+    let notify = handed_over(&actions);
     if notify.is_empty() {
         return Ok(vec![]);
     }
@@ -260,14 +283,7 @@ fn takes(name: &str, topics: &[Topic], n: &Notification) -> bool {
 /// empty): what the auto-response action reports when it hands its message over.
 pub async fn notify_targets(state: &AppState, tenant: Uuid, channel: &str) -> Result<i64, String> {
     // Read once the read model holds every webhook saved before now.
-    let head = state
-        .executor
-        .store()
-        .head()
-        .await
-        .map_err(|e| e.to_string())?;
-    MinPosition(Some(head))
-        .wait(state, &[IntegrationsProjection::NAME])
+    MinPosition::caught_up(state, &[IntegrationsProjection::NAME])
         .await
         .map_err(|e| e.message)?;
     let (n,): (i64,) = sqlx::query_as(
@@ -360,11 +376,7 @@ impl Reactor for WebhookFanout {
         let Ok(tenant) = Uuid::parse_str(&first.tenant_id) else {
             return Ok(());
         };
-        let mut all = Vec::new();
-        for env in &commit.events {
-            all.extend(notifications(&self.state, tenant, env, commit.position).await?);
-        }
-        if all.is_empty() {
+        if !commit.events.iter().any(may_notify) {
             return Ok(());
         }
         MinPosition(Some(commit.position))
@@ -372,6 +384,14 @@ impl Reactor for WebhookFanout {
             .await
             .map_err(|e| fail(e.message))?;
         let hooks = webhooks(&self.state, tenant).await?;
+        // A tenant without webhooks costs no read of the log.
+        if hooks.is_empty() {
+            return Ok(());
+        }
+        let mut all = Vec::new();
+        for env in commit.events.iter().filter(|e| may_notify(e)) {
+            all.extend(notifications(&self.state, tenant, env, commit.position).await?);
+        }
         let sends = all.iter().flat_map(|n| {
             hooks
                 .iter()
@@ -388,6 +408,39 @@ impl Reactor for WebhookFanout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_incidents_and_runs_that_handed_over_a_notify_may_notify() {
+        let run = |actions: Value| Envelope {
+            event_type: "run.completed.v1".into(),
+            payload: ar_pb::RunCompleted {
+                run_id: "r".into(),
+                result: "succeeded".into(),
+                actions_json: actions.to_string(),
+            }
+            .encode_to_vec(),
+            ..Envelope::default()
+        };
+        assert!(may_notify(&run(
+            json!([{"type": "notify", "outcome": "done"}])
+        )));
+        assert!(!may_notify(&run(
+            json!([{"type": "notify", "outcome": "recorded"}])
+        )));
+        assert!(!may_notify(&run(
+            json!([{"type": "quarantine_agent", "outcome": "done"}])
+        )));
+        let incident = Envelope {
+            event_type: "incident.opened.v1".into(),
+            ..Envelope::default()
+        };
+        assert!(may_notify(&incident));
+        let started = Envelope {
+            event_type: "run.started.v1".into(),
+            ..Envelope::default()
+        };
+        assert!(!may_notify(&started));
+    }
 
     #[test]
     fn a_channel_picks_its_webhook_and_no_channel_picks_every_subscriber() {

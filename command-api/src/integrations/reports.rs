@@ -3,7 +3,7 @@
 //! signed. The scheduler in the reactor role runs every due slot once: a slot's run id is
 //! derived from (report, slot), and the report's decider records a slot only once.
 
-use super::webhooks::{send, signed, Attempt, Secrets};
+use super::webhooks::{signed, with_retries, Attempt, Delivery, Secrets};
 use crate::domain::derived_id;
 use crate::domain::identity::tenants::TenantId;
 use crate::domain::integrations::reports::{
@@ -277,38 +277,38 @@ async fn deliver(
             )
         }
     };
-    let policy = aegis_reactors::RetryPolicy {
-        max_attempts: state.config.webhook_attempts,
-        base: Duration::from_millis(state.config.webhook_backoff_ms),
-        max: Duration::from_secs(30),
-    };
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let request = signed(
+    let request = |now| {
+        Some(signed(
             &secrets,
             run_id,
             "report",
             content_type,
             body.clone(),
-            Utc::now().timestamp(),
-        );
-        match send(state, &request).await {
-            Attempt::Delivered(code) => {
-                state.deliveries.add(tenant, "generic", "delivered", 1);
-                return (true, format!("delivered ({code})"));
-            }
-            Attempt::Retry(_, e) if attempt < policy.max_attempts => {
-                state.deliveries.add(tenant, "generic", "retried", 1);
-                tracing::info!(run = run_id, attempt, error = %e, "report delivery failed; retrying");
-                let wait = policy.delay(attempt, &mut rand::thread_rng());
-                tokio::time::sleep(wait).await;
-            }
-            Attempt::Retry(_, e) | Attempt::Permanent(_, e) => {
-                state.deliveries.add(tenant, "generic", "failed", 1);
-                return (false, format!("failed after {attempt} attempt(s): {e}"));
-            }
-        }
+            now,
+        ))
+    };
+    match with_retries(
+        state,
+        tenant,
+        WebhookKind::Generic,
+        "failed",
+        run_id,
+        request,
+    )
+    .await
+    {
+        Some(Delivery {
+            outcome: Attempt::Delivered(code),
+            ..
+        }) => (true, format!("delivered ({code})")),
+        Some(Delivery { attempts, outcome }) => (
+            false,
+            format!(
+                "failed after {attempts} attempt(s): {}",
+                outcome.error().unwrap_or_default()
+            ),
+        ),
+        None => (false, "nothing to send".into()),
     }
 }
 

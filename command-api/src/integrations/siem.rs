@@ -338,10 +338,12 @@ async fn forward_inner(
         },
         tx,
     )));
+    // A SIEM batch is retried until the SIEM takes it (the checkpoint waits for it), never
+    // without a pause.
     let policy = aegis_reactors::RetryPolicy {
         max_attempts: i64::MAX,
         base: Duration::from_millis(state.config.webhook_backoff_ms.max(1)),
-        max: Duration::from_secs(30),
+        ..super::webhooks::retry_policy(state)
     };
     let (mut pending, mut recorded) = (0i64, std::time::Instant::now());
     loop {

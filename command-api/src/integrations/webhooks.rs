@@ -319,25 +319,49 @@ pub struct Delivery {
     pub outcome: Attempt,
 }
 
-/// Delivers with retries: exponential backoff from `AEGIS_WEBHOOK_BACKOFF_MS`, full jitter,
-/// at most `AEGIS_WEBHOOK_ATTEMPTS` attempts. Ends delivered, or with the last failure.
+/// The retry policy of every outbound delivery: exponential backoff from
+/// `AEGIS_WEBHOOK_BACKOFF_MS` up to 30 s, full jitter, at most `AEGIS_WEBHOOK_ATTEMPTS`
+/// attempts.
+pub fn retry_policy(state: &AppState) -> aegis_reactors::RetryPolicy {
+    aegis_reactors::RetryPolicy {
+        max_attempts: state.config.webhook_attempts,
+        base: Duration::from_millis(state.config.webhook_backoff_ms),
+        max: Duration::from_secs(30),
+    }
+}
+
+/// Delivers a notification with retries; `None` when the webhook's vendor has nothing for
+/// its topic. A delivery that fails for good counts as `dead_lettered`: the fan-out files it.
 pub async fn deliver(
     state: &AppState,
     tenant: Uuid,
     target: &Target,
     n: &Notification,
 ) -> Option<Delivery> {
-    let policy = aegis_reactors::RetryPolicy {
-        max_attempts: state.config.webhook_attempts,
-        base: Duration::from_millis(state.config.webhook_backoff_ms),
-        max: Duration::from_secs(30),
-    };
-    let kind = target.kind.as_str();
+    // Rendered per attempt: a generic signature's timestamp is the time it is sent.
+    let request = |now| render(target, n, tenant, now);
+    let what = target.id.to_string();
+    with_retries(state, tenant, target.kind, "dead_lettered", &what, request).await
+}
+
+/// Sends the request `make` builds for each attempt (given the time it is sent) with the
+/// retry policy, counting every outcome in `acp_webhook_delivery_total` under `kind`, and
+/// the final failure as `gave_up`. Ends delivered, or with the last failure; `None` when
+/// `make` has nothing to send.
+pub async fn with_retries(
+    state: &AppState,
+    tenant: Uuid,
+    kind: WebhookKind,
+    gave_up: &'static str,
+    what: &str,
+    make: impl Fn(i64) -> Option<Request>,
+) -> Option<Delivery> {
+    let policy = retry_policy(state);
+    let kind = kind.as_str();
     let mut attempts = 0;
     loop {
         attempts += 1;
-        // Rendered per attempt: a generic signature's timestamp is the time it is sent.
-        let request = render(target, n, tenant, Utc::now().timestamp())?;
+        let request = make(Utc::now().timestamp())?;
         let outcome = send(state, &request).await;
         match &outcome {
             Attempt::Delivered(_) => {
@@ -346,12 +370,12 @@ pub async fn deliver(
             Attempt::Retry(_, e) if attempts < policy.max_attempts => {
                 state.deliveries.add(tenant, kind, "retried", 1);
                 let wait = policy.delay(attempts, &mut rand::thread_rng());
-                tracing::info!(webhook = %target.id, attempts, error = %e, retry_in_ms = wait.as_millis() as u64, "webhook delivery failed; retrying");
+                tracing::info!(to = what, attempts, error = %e, retry_in_ms = wait.as_millis() as u64, "delivery failed; retrying");
                 tokio::time::sleep(wait).await;
                 continue;
             }
             Attempt::Retry(..) | Attempt::Permanent(..) => {
-                state.deliveries.add(tenant, kind, "dead_lettered", 1);
+                state.deliveries.add(tenant, kind, gave_up, 1);
             }
         }
         return Some(Delivery { attempts, outcome });

@@ -549,7 +549,8 @@ async fn test(
     body: Option<SiemTestBody>,
 ) -> Result<Reply, ApiError> {
     let tenant = principal.tenant()?;
-    min_caught_up(state).await?;
+    // A connection saved a moment ago is found.
+    MinPosition::caught_up(state, &[IntegrationsProjection::NAME]).await?;
     let id = body.and_then(|b| b.connection_id);
     let found = rows(state, tenant.0, Some(kind), id).await?;
     let row = found
@@ -567,14 +568,6 @@ async fn test(
         StatusCode::OK,
         push_to(state, row, &[event]).await,
     ))
-}
-
-/// Reads the integrations read model as of now, so a connection saved a moment ago is found.
-async fn min_caught_up(state: &AppState) -> Result<(), ApiError> {
-    let head = state.executor.store().head().await?;
-    MinPosition(Some(head))
-        .wait(state, &[IntegrationsProjection::NAME])
-        .await
 }
 
 /// Push one test event to the tenant's Splunk connection; answers what HEC said.
@@ -632,7 +625,7 @@ async fn push_now(
             "every event is a JSON object",
         ));
     }
-    min_caught_up(&state).await?;
+    MinPosition::caught_up(&state, &[IntegrationsProjection::NAME]).await?;
     let mut out = Vec::new();
     for row in rows(&state, tenant.0, None, None).await? {
         out.push(push_to(&state, &row, &body.events).await);
