@@ -35,6 +35,7 @@ impl Roles {
 pub struct Application {
     pub state: AppState,
     address: Option<SocketAddr>,
+    metrics_address: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -173,6 +174,7 @@ impl Application {
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut address = None;
+        let mut metrics_address = None;
 
         if roles.projectors {
             tasks.spawn(aegis_projectors::runner::run(
@@ -297,6 +299,24 @@ impl Application {
                 .await
                 .with_context(|| format!("binding {}", state.config.http_addr))?;
             address = Some(listener.local_addr()?);
+            if let Some(addr) = state.config.metrics_addr {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the metrics listener {addr}"))?;
+                metrics_address = Some(listener.local_addr()?);
+                let mut stop = rx.clone();
+                let scrape = crate::http::probes::metrics_router(state.clone());
+                tasks.spawn(async move {
+                    let served = axum::serve(listener, scrape)
+                        .with_graceful_shutdown(async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        })
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!(error = %e, "metrics listener stopped");
+                    }
+                });
+            }
             let mut stop = rx.clone();
             let http_router = router.clone();
             tasks.spawn(async move {
@@ -322,6 +342,7 @@ impl Application {
         Ok(Self {
             state,
             address,
+            metrics_address,
             shutdown,
             tasks,
         })
@@ -330,6 +351,11 @@ impl Application {
     /// The bound HTTP address, when the command API role runs.
     pub fn address(&self) -> Option<SocketAddr> {
         self.address
+    }
+
+    /// The bound address of the credential-free metrics listener, when it runs.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_address
     }
 
     /// Stops every role and waits for them.

@@ -36,8 +36,13 @@ pub struct BundleEvent {
     pub leaf: usize,
     /// Hex sibling hashes from the leaf up.
     pub proof: Vec<String>,
-    /// The envelope as stored, protobuf in base64.
+    /// The envelope as stored, protobuf in base64; without its payload when
+    /// `payload_withheld`.
     pub envelope: String,
+    /// The payload holds credential material (a password hash, a key digest, a sealed value)
+    /// and was left out: the event's hash is proven by the checkpoint, its content is not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub payload_withheld: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -51,12 +56,17 @@ pub struct Bundle {
     pub events: Vec<BundleEvent>,
     /// Events in the range not yet covered by a checkpoint, left out.
     pub unsealed: u64,
+    /// Where the next page starts (`?from=`), when this one stopped before `to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_from: Option<u64>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Report {
     pub events: usize,
     pub checkpoints: usize,
+    /// Events whose payload was withheld (credential material): proven included, not read.
+    pub withheld: usize,
 }
 
 fn hex32(s: &str, what: &str) -> Result<[u8; 32], String> {
@@ -102,7 +112,13 @@ pub fn verify(bundle: &Bundle, public_key: &str) -> Result<Report, String> {
             .decode(&e.envelope)
             .map_err(|_| format!("{what}: envelope is not base64"))?;
         let env = Envelope::decode(bytes.as_slice()).map_err(|err| format!("{what}: {err}"))?;
-        if env.hash != hash_of(&env) {
+        if e.payload_withheld && !aegis_schemas::events::carries_credentials(&env.event_type) {
+            return Err(format!(
+                "{what}: its payload is withheld, but {} carries no credential material",
+                env.event_type
+            ));
+        }
+        if !e.payload_withheld && env.hash != hash_of(&env) {
             return Err(format!(
                 "{what}: altered, its content does not match its hash"
             ));
@@ -135,5 +151,6 @@ pub fn verify(bundle: &Bundle, public_key: &str) -> Result<Report, String> {
     Ok(Report {
         events: bundle.events.len(),
         checkpoints: bundle.checkpoints.len(),
+        withheld: bundle.events.iter().filter(|e| e.payload_withheld).count(),
     })
 }

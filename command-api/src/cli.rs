@@ -59,6 +59,15 @@ pub async fn main() -> anyhow::Result<()> {
                     "intact: {} events of tenant {} proven in {} signed checkpoints ({} later events not yet checkpointed)",
                     report.events, parsed.tenant_id, report.checkpoints, parsed.unsealed
                 );
+                if report.withheld > 0 {
+                    println!(
+                        "{} of them carry credential material: their payload was withheld, their hash is proven, their content is not",
+                        report.withheld
+                    );
+                }
+                if let Some(next) = parsed.next_from {
+                    println!("this is one page: the next starts at ?from={next}");
+                }
                 return Ok(());
             }
             Err(e) => anyhow::bail!("verification failed: {e}"),

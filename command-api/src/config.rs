@@ -29,6 +29,10 @@ impl std::fmt::Debug for Secret {
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub http_addr: SocketAddr,
+    /// Where `/metrics` is served without credentials (`AEGIS_METRICS_ADDR`, loopback by
+    /// default; `off` serves it only on the API, to holders of `metrics.read`). Metrics name
+    /// every tenant, so this listener belongs on a private interface.
+    pub metrics_addr: Option<SocketAddr>,
     pub nats_url: String,
     pub database_url: String,
     pub master_key: Option<Secret>,
@@ -98,6 +102,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8010)),
+            metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             nats_url: "nats://127.0.0.1:4222".into(),
             database_url: "postgres://postgres@127.0.0.1:5432/aegis".into(),
             master_key: None,
@@ -225,6 +230,12 @@ impl Config {
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = get("AEGIS_HTTP_ADDR") {
             self.http_addr = v.parse().map_err(|e| invalid("AEGIS_HTTP_ADDR", e))?;
+        }
+        if let Some(v) = get("AEGIS_METRICS_ADDR") {
+            self.metrics_addr = match v.trim() {
+                "" | "off" => None,
+                addr => Some(addr.parse().map_err(|e| invalid("AEGIS_METRICS_ADDR", e))?),
+            };
         }
         if let Some(v) = get("NATS_URL") {
             self.nats_url = v;

@@ -48,18 +48,22 @@ pub struct AppState {
     >,
 }
 
-/// Failed logins, counted per account and per source address.
+/// Failed logins: per account and address together and per address (refusing), and per
+/// account from every address (slowing down only, so nobody can lock a victim out).
 pub struct LoginThrottle {
-    pub account: Throttle,
+    pub pair: Throttle,
     pub source: Throttle,
+    pub account: Throttle,
 }
 
 impl Default for LoginThrottle {
     fn default() -> Self {
         let window = std::time::Duration::from_secs(15 * 60);
         Self {
-            account: Throttle::new(5, window),
+            pair: Throttle::new(5, window),
             source: Throttle::new(20, window),
+            // Counts failures for the slowdown; never refuses within any realistic burst.
+            account: Throttle::new(10_000, window),
         }
     }
 }

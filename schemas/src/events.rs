@@ -2,7 +2,7 @@
 //! against and what subscribers read, for every context, without per-event code. Proto field
 //! names are kept (`agent_id`, not `agentId`) and bytes are base64, as proto3 JSON has it.
 
-use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, SerializeOptions};
 use std::sync::OnceLock;
 
 /// Every event type in the log and its message. A test in aegis-command-api keeps this list
@@ -176,13 +176,77 @@ pub fn message_of(event_type: &str) -> Option<&'static str> {
 /// payload that does not decode as its message.
 pub fn payload_json(event_type: &str, payload: &[u8]) -> Option<serde_json::Value> {
     let desc = pool()?.get_message_by_name(message_of(event_type)?)?;
-    let message = DynamicMessage::decode(desc, payload).ok()?;
+    let message = DynamicMessage::decode(desc.clone(), payload).ok()?;
     let options = SerializeOptions::new()
         .use_proto_field_name(true)
         .skip_default_fields(false);
-    message
+    let mut json = message
         .serialize_with_options(serde_json::value::Serializer, &options)
-        .ok()
+        .ok()?;
+    redact(&desc, &mut json);
+    Some(json)
+}
+
+/// Scalar fields that hold credential material: password hashes and the keyed digests of API
+/// keys and agent secrets. (Events written since these moved to the envelope's `credential`
+/// hold them empty; older events still carry them.)
+pub const CREDENTIAL_FIELDS: &[(&str, &str)] = &[
+    ("aegis.identity.v1.UserCreated", "password_hash"),
+    ("aegis.identity.v1.ApiKeyCreated", "digest"),
+    ("aegis.identity.v1.AgentMinted", "digest"),
+];
+
+/// Messages that are credential material wherever they appear: sealed values and secrets.
+pub const CREDENTIAL_MESSAGES: &[&str] = &[
+    "aegis.vault.v1.SealedValue",
+    "aegis.integrations.v1.SealedSecrets",
+];
+
+/// Whether a field of `message` holds credential material.
+pub fn is_credential(message: &MessageDescriptor, field: &prost_reflect::FieldDescriptor) -> bool {
+    CREDENTIAL_FIELDS.contains(&(message.full_name(), field.name()))
+        || matches!(field.kind(), Kind::Message(m) if CREDENTIAL_MESSAGES.contains(&m.full_name()))
+}
+
+/// Whether an event type's message can carry credential material (at any depth): such an
+/// event leaves in an export with its payload withheld.
+pub fn carries_credentials(event_type: &str) -> bool {
+    fn walk(message: &MessageDescriptor, depth: usize) -> bool {
+        depth < 8
+            && message.fields().any(|f| {
+                is_credential(message, &f)
+                    || matches!(f.kind(), Kind::Message(m) if walk(&m, depth + 1))
+            })
+    }
+    pool()
+        .and_then(|p| p.get_message_by_name(message_of(event_type)?))
+        .is_some_and(|m| walk(&m, 0))
+}
+
+/// Removes credential material from a payload's JSON, at any depth: `payload_json` is the one
+/// way a payload leaves as JSON (subscribers, SIEMs, rules, simulation), so nothing a reader
+/// holds (an AUDITOR's stream, a SIEM) can be cracked offline or replayed.
+fn redact(message: &MessageDescriptor, json: &mut serde_json::Value) {
+    let Some(object) = json.as_object_mut() else {
+        return;
+    };
+    for field in message.fields() {
+        if is_credential(message, &field) {
+            object.remove(field.name());
+            continue;
+        }
+        let (Kind::Message(inner), Some(value)) = (field.kind(), object.get_mut(field.name()))
+        else {
+            continue;
+        };
+        if field.is_map() {
+            continue;
+        }
+        match value {
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| redact(&inner, v)),
+            v => redact(&inner, v),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -217,5 +281,70 @@ mod tests {
         assert_eq!(json["severity"], "", "defaults are present");
         assert!(payload_json("nope.v1", &payload).is_none());
         assert!(payload_json("incident.opened.v1", &[0xff, 0xff]).is_none());
+    }
+
+    #[test]
+    fn credential_material_never_becomes_json() {
+        let user = crate::identity::v1::UserCreated {
+            email: "ana@example.com".into(),
+            name: "Ana".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        }
+        .encode_to_vec();
+        let json = payload_json("user.created.v1", &user).expect("decodes");
+        assert_eq!(json["email"], "ana@example.com");
+        assert!(json.get("password_hash").is_none(), "{json}");
+        let version = crate::vault::v1::VersionAdded {
+            version: 2,
+            value: Some(crate::vault::v1::SealedValue {
+                nonce: vec![1; 24],
+                ciphertext: b"sealed-bytes".to_vec(),
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let json = payload_json("credential.version_added.v1", &version).expect("decodes");
+        assert_eq!(json["version"], "2", "uint64 is a string in proto JSON");
+        assert!(json.get("value").is_none(), "{json}");
+    }
+
+    #[test]
+    fn event_types_with_credential_material_are_known() {
+        for t in [
+            "user.created.v1",
+            "api_key.created.v1",
+            "agent.minted.v1",
+            "credential.version_added.v1",
+            "webhook.created.v1",
+            "siem.updated.v1",
+        ] {
+            assert!(carries_credentials(t), "{t}");
+        }
+        for t in ["incident.opened.v1", "user.renamed.v1", "nope.v1"] {
+            assert!(!carries_credentials(t), "{t}");
+        }
+    }
+
+    /// A new field that looks like credential material must be listed (or renamed).
+    #[test]
+    fn every_field_that_looks_like_a_credential_is_redacted() {
+        let pool = pool().expect("the descriptor set decodes");
+        for message in pool.all_messages() {
+            for field in message.fields() {
+                let name = field.name();
+                let looks = ["hash", "digest", "secret", "cipher", "password", "token"]
+                    .iter()
+                    .any(|w| name.contains(w));
+                let chain = message.full_name() == "aegis.envelope.v1.Envelope";
+                let sealed_part = CREDENTIAL_MESSAGES.contains(&message.full_name());
+                if looks && !chain && !sealed_part {
+                    assert!(
+                        is_credential(&message, &field),
+                        "{}.{name} looks like credential material but is not redacted",
+                        message.full_name()
+                    );
+                }
+            }
+        }
     }
 }

@@ -45,22 +45,51 @@ pub fn root(leaves: &[Hash]) -> Hash {
     level[0]
 }
 
-/// The siblings from leaf `index` up to the root; `None` when out of range.
+/// The siblings from leaf `index` up to the root; `None` when out of range. Builds the tree:
+/// for many proofs of one tree, build a [`Tree`] once.
 pub fn proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
-    if index >= leaves.len() {
-        return None;
-    }
-    let mut siblings = Vec::new();
-    let (mut level, mut i) = (leaves.to_vec(), index);
-    while level.len() > 1 {
-        let sibling = i ^ 1;
-        if sibling < level.len() {
-            siblings.push(level[sibling]);
+    Tree::new(leaves.to_vec()).proof(index)
+}
+
+/// Every level of a tree, built once (O(N) hashes), so each inclusion proof is a walk of
+/// O(log N) lookups: an export proves thousands of events of one checkpoint from one tree.
+pub struct Tree {
+    levels: Vec<Vec<Hash>>,
+}
+
+impl Tree {
+    pub fn new(leaves: Vec<Hash>) -> Self {
+        let mut levels = vec![leaves];
+        while let Some(top) = levels.last().filter(|l| l.len() > 1) {
+            let next = next_level(top);
+            levels.push(next);
         }
-        level = next_level(&level);
-        i /= 2;
+        Self { levels }
     }
-    Some(siblings)
+
+    pub fn root(&self) -> Hash {
+        self.levels
+            .last()
+            .and_then(|top| top.first().copied())
+            .unwrap_or([0; 32])
+    }
+
+    /// The siblings from leaf `index` up to the root; `None` when out of range.
+    pub fn proof(&self, index: usize) -> Option<Vec<Hash>> {
+        let leaves = self.levels.first()?;
+        if index >= leaves.len() {
+            return None;
+        }
+        let mut siblings = Vec::with_capacity(self.levels.len());
+        let mut i = index;
+        for level in &self.levels[..self.levels.len() - 1] {
+            if let Some(sibling) = level.get(i ^ 1) {
+                siblings.push(*sibling);
+            }
+            i /= 2;
+        }
+        Some(siblings)
+    }
 }
 
 /// Whether `leaf` at `index` of a tree of `count` leaves hashes up to `root` through `proof`.
@@ -122,6 +151,20 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_tree_built_once_gives_the_same_root_and_proofs() {
+        for n in 0..=33 {
+            let l = leaves(n);
+            let tree = Tree::new(l.clone());
+            assert_eq!(tree.root(), root(&l), "n={n}");
+            for (i, one) in l.iter().enumerate() {
+                let p = tree.proof(i).expect("in range");
+                assert!(verify(one, i, n, &p, &tree.root()), "n={n} i={i}");
+            }
+            assert_eq!(tree.proof(n), None);
         }
     }
 

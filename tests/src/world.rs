@@ -217,6 +217,7 @@ pub struct TestApp {
 pub fn test_config(nats: &NatsServer, db: &TestDb) -> Config {
     Config {
         http_addr: "127.0.0.1:0".parse().expect("addr"),
+        metrics_addr: Some("127.0.0.1:0".parse().expect("addr")),
         nats_url: nats.url(),
         database_url: db.url(),
         bootstrap_token: Some(Secret::new(BOOTSTRAP)),
@@ -270,6 +271,16 @@ impl TestApp {
             db,
             nats,
         }
+    }
+
+    /// The credential-free metrics listener's `/metrics`.
+    pub fn scrape_url(&self) -> String {
+        let addr = self
+            .app
+            .as_ref()
+            .and_then(|a| a.metrics_address())
+            .expect("the metrics listener runs");
+        format!("http://{addr}/metrics")
     }
 
     pub fn state(&self) -> &aegis_command_api::state::AppState {
@@ -378,10 +389,11 @@ impl TestApp {
         (id, position.unwrap_or(0), body)
     }
 
-    /// The Prometheus text of `GET /metrics`.
+    /// The Prometheus text of `GET /metrics`, as an internal scraper reads it.
     pub async fn metrics(&self) -> String {
         self.http
             .get(self.url("/metrics"))
+            .header("X-Internal-Secret", INTERNAL)
             .send()
             .await
             .expect("send")

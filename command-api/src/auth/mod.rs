@@ -8,6 +8,8 @@
 
 pub mod controls;
 pub mod directory;
+pub mod grants;
+pub mod passwords;
 pub mod rate;
 pub mod routes;
 pub mod throttle;
@@ -18,8 +20,7 @@ pub use routes::{access, Access, Addon, Permission, Route, PUBLIC, ROUTES};
 use crate::domain::identity::agents::{AgentAggregate, AgentStatus};
 use crate::domain::identity::api_keys::ApiKeyAggregate;
 use crate::domain::identity::kill_switch::{self, KillSwitchAggregate};
-use crate::domain::identity::permissions::{BuiltinRole, Permissions};
-use crate::domain::identity::roles::RoleAggregate;
+use crate::domain::identity::permissions::Permissions;
 use crate::domain::identity::users::{UserAggregate, UserStatus};
 use crate::domain::identity::TenantId;
 use crate::domain::Aggregate;
@@ -137,6 +138,7 @@ pub fn internal_permissions() -> Permissions {
         Permission::AgentQuarantine,
         Permission::AgentRevoke,
         Permission::SiemPush,
+        Permission::MetricsRead,
     ])
 }
 
@@ -295,7 +297,7 @@ async fn bearer(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     ))
 }
 
-async fn lookup<A: Aggregate>(
+pub(crate) async fn lookup<A: Aggregate>(
     state: &AppState,
     tenant: Uuid,
     id: impl ToString,
@@ -320,20 +322,7 @@ async fn user(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     if user.status != UserStatus::Active {
         return Err(ApiError::unauthorized("the account is disabled"));
     }
-    let mut permissions = Permissions::NONE;
-    for assignment in &user.roles {
-        let granted = match BuiltinRole::parse(&assignment.role_id) {
-            Some(builtin) => builtin.permissions(),
-            None => match Uuid::parse_str(&assignment.role_id) {
-                Ok(role) => lookup::<RoleAggregate>(state, claims.tid, role)
-                    .await?
-                    .filter(|r| !r.deleted)
-                    .map_or(Permissions::NONE, |r| r.permissions),
-                Err(_) => Permissions::NONE,
-            },
-        };
-        permissions = permissions.union(granted);
-    }
+    let permissions = grants::user_permissions(state, TenantId(claims.tid), &user).await?;
     Ok(Principal {
         kind: PrincipalKind::User,
         subject: user.id.to_string(),
@@ -355,12 +344,13 @@ pub(crate) async fn api_key(state: &AppState, key: &str) -> Result<Principal, Ap
     if found.revoked_at.is_some() {
         return Err(ApiError::unauthorized("the API key has been revoked"));
     }
+    let creator = grants::creator_permissions(state, TenantId(tenant), &found.created_by).await?;
     Ok(Principal {
         kind: PrincipalKind::ApiKey,
         subject: id.to_string(),
         home: Some(TenantId(tenant)),
         tenant: None,
-        permissions: found.scopes,
+        permissions: found.scopes.intersect(creator),
     })
 }
 

@@ -11,7 +11,6 @@ pub const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/health"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
-    ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("POST", "/api/v1/auth/login"),
@@ -54,6 +53,8 @@ impl Route {
 pub const ROUTES: &[Route] = {
     use Permission::*;
     &[
+        // Metrics name every tenant: scraped on AEGIS_METRICS_ADDR, or here with a credential.
+        r("GET", "/metrics", MetricsRead),
         r("POST", "/admin/tenants", TenantCreate),
         r("GET", "/admin/tenants", TenantRead),
         r("GET", "/admin/tenants/{id}", TenantRead),

@@ -282,8 +282,18 @@ async fn auto_response_metrics(state: &AppState, out: &mut Exposition) {
     }
 }
 
-/// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "probes", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+/// `/metrics` alone, without credentials: what `AEGIS_METRICS_ADDR` serves to a local scraper.
+pub fn metrics_router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .with_state(state)
+}
+
+/// Prometheus metrics. They name every tenant, so the API serves them to holders of
+/// `metrics.read` (the internal secret, the platform admin); scrapers without credentials use
+/// the loopback listener on `AEGIS_METRICS_ADDR`.
+#[utoipa::path(get, path = "/metrics", tag = "probes", security(("bearer" = []), ("internal_secret" = [])),
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain"), crate::http::openapi::AuthErrors))]
 async fn metrics(State(state): State<AppState>) -> Response {
     let mut out = Exposition(String::new());
     let store = state.executor.store();

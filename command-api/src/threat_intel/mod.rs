@@ -240,7 +240,7 @@ pub async fn lookup(
         } else {
             asked_any = true;
             let key = format!("{tenant}");
-            if let Some(wait) = intel.budget.blocked(&key, Instant::now()) {
+            if let Err(wait) = intel.budget.reserve(&key, Instant::now()) {
                 intel.count(tenant, provider.as_str(), "rate_limited");
                 return Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -252,7 +252,6 @@ pub async fn lookup(
                 )
                 .with_retry_after(wait.as_secs().max(1)));
             }
-            intel.budget.fail(&key, Instant::now());
             let answer = provider.ask(state, kind, indicator).await;
             intel.count(tenant, provider.as_str(), answer.result_label());
             remember(state, *provider, kind, indicator, &answer).await?;

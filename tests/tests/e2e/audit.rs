@@ -268,24 +268,69 @@ async fn an_export_is_proven_offline_by_signed_checkpoints_and_tampering_is_caug
         "{out}"
     );
 
+    // No credential material leaves: the auditor's password hash is withheld with its
+    // payload, and the event is still proven.
+    let withheld: Vec<_> = events
+        .iter()
+        .filter(|e| e["payload_withheld"] == json!(true))
+        .collect();
+    assert_eq!(withheld.len(), 1, "the auditor's user.created: {bundle}");
+    assert!(out.contains("1 of them carry credential material"), "{out}");
+    for e in events {
+        let raw = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            e["envelope"].as_str().unwrap(),
+        )
+        .unwrap();
+        assert!(!raw.windows(9).any(|w| w == b"$argon2id"), "{e}");
+    }
+
+    // Page by page, following next_from, the export holds the same events.
+    let mut paged = Vec::new();
+    let mut from = 1;
+    loop {
+        let (status, page) = get(
+            &app,
+            &auditor.token,
+            &format!("/audit/export?from={from}&to={head}&limit=1"),
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        paged.extend(page["events"].as_array().unwrap().iter().cloned());
+        match page["next_from"].as_u64() {
+            Some(next) => from = next,
+            None => break,
+        }
+    }
+    assert_eq!(&paged, events);
+
     // An altered event: its own hash gives it away.
+    let last = events.len() - 1;
     let mut altered = bundle.clone();
     let raw = base64::Engine::decode(
         &base64::engine::general_purpose::STANDARD,
-        altered["events"][1]["envelope"].as_str().unwrap(),
+        altered["events"][last]["envelope"].as_str().unwrap(),
     )
     .unwrap();
     let mut env = aegis_schemas::envelope::v1::Envelope::decode(raw.as_slice()).unwrap();
     env.payload.push(0);
-    altered["events"][1]["envelope"] = json!(base64::Engine::encode(
+    altered["events"][last]["envelope"] = json!(base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         env.encode_to_vec()
     ));
     let (ok, out) = verify_offline(&altered, &key).await;
     assert!(!ok && out.contains("altered"), "{out}");
+    // Claiming a withheld payload for an event that carries no credential is caught.
+    let mut claimed = bundle.clone();
+    claimed["events"][last]["payload_withheld"] = json!(true);
+    let (ok, out) = verify_offline(&claimed, &key).await;
+    assert!(
+        !ok && out.contains("carries no credential material"),
+        "{out}"
+    );
     // An event with its hash recomputed: the signed root gives it away.
     env.hash = aegis_streams::chain::hash_of(&env).to_vec();
-    altered["events"][1]["envelope"] = json!(base64::Engine::encode(
+    altered["events"][last]["envelope"] = json!(base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         env.encode_to_vec()
     ));

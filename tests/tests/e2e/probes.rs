@@ -72,3 +72,37 @@ async fn metrics_expose_open_incidents_lag_and_dead_letters() {
     );
     assert!(text.contains("aegis_dlq_messages 0"), "{text}");
 }
+
+#[tokio::test]
+async fn metrics_name_tenants_only_to_the_local_scraper_and_credential_holders() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme").await;
+    app.open_incident(tenant, incident("Exfiltration", "high"))
+        .await;
+    let anonymous = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let text = anonymous.text().await.unwrap();
+    assert!(!text.contains(&tenant.to_string()), "{text}");
+
+    // A tenant's own ADMIN does not see other tenants either.
+    let admin = app.user_with_role(tenant, Some("ADMIN")).await.token;
+    let r = app
+        .bearer(reqwest::Method::GET, "/metrics", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // The loopback listener serves the scraper without credentials.
+    let scraped = app
+        .http
+        .get(app.scrape_url())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(scraped.contains("aegis_stream_head_position"), "{scraped}");
+    assert!(app.metrics().await.contains("aegis_stream_head_position"));
+}

@@ -76,6 +76,7 @@ catalog! {
     CredentialApply = "credential.apply", true, "Apply credentials to n8n workflows and sync credentials from n8n";
     ProjectionRead = "projection.read", false, "See every projection's position, lag and health (platform admin)";
     ProjectionOperate = "projection.operate", false, "Rebuild projections and skip a halted one's bad commit (platform admin)";
+    MetricsRead = "metrics.read", false, "Scrape Prometheus metrics, which name every tenant (platform admin, internal)";
 }
 
 impl Permission {
@@ -127,6 +128,12 @@ impl Permissions {
 
     pub fn is_subset(self, other: Permissions) -> bool {
         self.0 & !other.0 == 0
+    }
+
+    /// The first permission of `self` that `holder` lacks, if any: what a grant of `self` by
+    /// `holder` would escalate to.
+    pub fn first_outside(self, holder: Permissions) -> Option<Permission> {
+        self.iter().find(|p| !holder.contains(*p))
     }
 
     pub fn iter(self) -> impl Iterator<Item = Permission> {
@@ -266,6 +273,17 @@ mod tests {
         assert!(!admin.contains(Permission::IncidentOpen));
         assert!(!auditor.contains(Permission::IncidentUpdate));
         assert!(security.contains(Permission::IncidentUpdate));
+    }
+
+    #[test]
+    fn a_grant_names_the_first_permission_the_holder_lacks() {
+        let security = BuiltinRole::Security.permissions();
+        let admin = BuiltinRole::Admin.permissions();
+        assert_eq!(security.first_outside(admin), None);
+        assert_eq!(admin.first_outside(admin), None);
+        let missing = admin.first_outside(security);
+        assert!(missing.is_some_and(|p| !security.contains(p)));
+        assert_eq!(Permissions::NONE.first_outside(Permissions::NONE), None);
     }
 
     #[test]

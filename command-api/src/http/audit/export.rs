@@ -13,7 +13,7 @@ use crate::http::openapi::{params, AuthErrors, ErrorBody};
 use crate::http::reply::{Data, Reply};
 use crate::state::AppState;
 use aegis_schemas::Message;
-use aegis_streams::merkle::{leaf, proof};
+use aegis_streams::merkle::{leaf, Tree};
 use aegis_streams::Expected;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -23,8 +23,13 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-/// The most events one bundle holds; a longer range is exported in parts.
+/// The most events one bundle holds (`limit`'s ceiling and default); a longer range is
+/// exported in pages, each naming where the next starts.
 const MAX_EVENTS: usize = 100_000;
+const DEFAULT_EVENTS: usize = 10_000;
+/// The most log positions (every tenant's) one request reads: the cost of a page is bounded
+/// by what the server scans, not only by what the caller owns.
+const MAX_SCAN: u64 = 250_000;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +41,10 @@ pub struct ExportQuery {
     /// Last log position, inclusive (default: the last one checkpointed).
     #[param(minimum = 1)]
     pub to: Option<i64>,
+    /// At most this many events in this page (1 to 100000, default 10000); whole
+    /// checkpoints only, so a page may end early and `next_from` says where to go on.
+    #[param(minimum = 1, maximum = 100000)]
+    pub limit: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -96,12 +105,32 @@ pub(super) async fn export(
             "the range ends before it starts",
         ));
     }
+    let limit = match q.limit {
+        None => DEFAULT_EVENTS,
+        Some(l) if (1..=MAX_EVENTS as i64).contains(&l) => l as usize,
+        Some(_) => {
+            return Err(ApiError::validation(
+                "limit",
+                format!("limit must be 1 to {MAX_EVENTS}"),
+            ))
+        }
+    };
     let prefix = format!("aegis.evt.{}.", tenant.0);
     let mut checkpoints = Vec::new();
     let mut events = Vec::new();
+    let mut scanned = 0u64;
+    let mut next_from = None;
     for c in all.iter().filter(|c| c.to >= from && c.from <= to) {
+        // A page holds whole checkpoints; the first always fits, however large.
+        if !checkpoints.is_empty()
+            && (events.len() >= limit || scanned + (c.to - c.from + 1) > MAX_SCAN)
+        {
+            next_from = Some(c.from.max(from));
+            break;
+        }
+        scanned += c.to - c.from + 1;
         let index = checkpoints.len();
-        let mut leaves = Vec::with_capacity(c.count as usize);
+        let mut leaves = Vec::with_capacity(c.count.min(MAX_SCAN) as usize);
         let mut mine = Vec::new();
         let mut commits = Box::pin(
             store
@@ -114,7 +143,7 @@ pub(super) async fn export(
                 commit.subject.starts_with(&prefix) && (from..=to).contains(&commit.position);
             for (i, env) in commit.events.iter().enumerate() {
                 if wanted {
-                    mine.push((commit.position, i, leaves.len(), env.encode_to_vec()));
+                    mine.push((commit.position, i, leaves.len(), env.clone()));
                 }
                 leaves.push(leaf(&env.hash));
             }
@@ -122,23 +151,24 @@ pub(super) async fn export(
         if events.len() + mine.len() > MAX_EVENTS {
             return Err(ApiError::validation(
                 "to",
-                format!("more than {MAX_EVENTS} events in the range; export it in parts"),
+                format!(
+                    "one checkpoint holds more than {MAX_EVENTS} of your events; narrow from/to"
+                ),
             ));
         }
-        for (position, i, leaf_index, bytes) in mine {
-            events.push(BundleEvent {
-                position,
-                index: i,
-                checkpoint: index,
-                leaf: leaf_index,
-                proof: proof(&leaves, leaf_index)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(hex::encode)
-                    .collect(),
-                envelope: B64.encode(bytes),
-            });
-        }
+        // One tree per checkpoint and a proof walk per event, on the blocking pool: hashing
+        // a large checkpoint must not hold an async worker.
+        let proven = tokio::task::spawn_blocking(move || {
+            let tree = Tree::new(leaves);
+            mine.into_iter()
+                .map(|(position, i, leaf_index, env)| {
+                    bundle_event(&tree, index, position, i, leaf_index, env)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+        events.extend(proven);
         checkpoints.push(BundleCheckpoint {
             from: c.from,
             to: c.to,
@@ -162,6 +192,39 @@ pub(super) async fn export(
             checkpoints,
             events,
             unsealed,
+            next_from,
         },
     ))
+}
+
+/// One event of the bundle with its inclusion proof. An event that carries credential material
+/// (a password hash, a key digest, a sealed value) leaves with its payload withheld: its hash
+/// still proves into the signed checkpoint, and the verifier says which events it could not
+/// read.
+fn bundle_event(
+    tree: &Tree,
+    checkpoint: usize,
+    position: u64,
+    index: usize,
+    leaf_index: usize,
+    mut env: aegis_schemas::envelope::v1::Envelope,
+) -> BundleEvent {
+    let withheld = aegis_schemas::events::carries_credentials(&env.event_type);
+    if withheld {
+        env.payload.clear();
+    }
+    BundleEvent {
+        position,
+        index,
+        checkpoint,
+        leaf: leaf_index,
+        proof: tree
+            .proof(leaf_index)
+            .unwrap_or_default()
+            .iter()
+            .map(hex::encode)
+            .collect(),
+        envelope: B64.encode(env.encode_to_vec()),
+        payload_withheld: withheld,
+    }
 }

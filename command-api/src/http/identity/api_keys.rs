@@ -3,7 +3,7 @@
 
 use super::tenants::page;
 use crate::auth::tokens::{self, CredentialKind};
-use crate::auth::Principal;
+use crate::auth::{grants, Principal};
 use crate::domain::identity::api_keys::{ApiKey, ApiKeyAggregate, ApiKeyError, Command, NewApiKey};
 use crate::domain::identity::permissions::Permissions;
 use crate::error::ApiError;
@@ -104,12 +104,7 @@ async fn create(
     let scopes = Permissions::parse_grantable(&body.scopes)
         .map_err(|m| ApiError::validation("scopes", m))?;
     // No escalation: a key can do at most what its creator can.
-    if let Some(missing) = scopes.iter().find(|p| !principal.permissions.contains(*p)) {
-        return Err(ApiError::forbidden(missing.as_str()).with(
-            "message",
-            format!("you cannot grant `{missing}`, which you do not hold"),
-        ));
-    }
+    grants::may_grant(&principal, scopes)?;
     ensure_tenant(&state, tenant).await?;
     let id = Uuid::now_v7();
     let minted = tokens::mint(CredentialKind::ApiKey, tenant.0, id);

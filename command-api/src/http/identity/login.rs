@@ -1,13 +1,17 @@
 //! `POST /api/v1/auth/login` (seed 004): email and password for a signed JWT.
 //!
-//! Failed attempts are throttled per account and per source address before any password is
-//! checked, and an unknown email costs the same argon2 work as a wrong password, so timing
-//! does not tell which emails have accounts.
+//! Each attempt is reserved against the throttles before any password is checked: per account
+//! and source address together (5 failures in 15 min), and per source address (20). Nobody can
+//! lock a victim out from elsewhere: failures from other addresses only slow the account's
+//! attempts down (a delay growing with its recent failures, capped), never refuse them. An
+//! unknown email costs the same argon2 work as a wrong password, and every refusal, a
+//! disabled account's included, reads the same. Logs name an email only by a keyed digest.
 
-use super::users::{hasher, UserView};
+use super::users::UserView;
+use crate::auth::passwords;
 use crate::command::CommandContext;
 use crate::domain::identity::users::{
-    Command, Email, UserAggregate, UserEmailAggregate, UserStatus,
+    Command, Email, User, UserAggregate, UserEmailAggregate, UserStatus,
 };
 use crate::domain::identity::TenantId;
 use crate::error::ApiError;
@@ -22,8 +26,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -60,29 +63,6 @@ fn throttled(wait: std::time::Duration) -> ApiError {
         format!("too many failed logins; retry in {secs} s"),
     )
     .with_retry_after(secs)
-}
-
-/// A hash of a password nobody has, verified when the email is unknown.
-fn decoy() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| {
-        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-        hasher()
-            .hash_password(b"aegis-decoy-password", &SaltString::generate(&mut OsRng))
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
-}
-
-async fn verify(hash: String, password: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{PasswordHash, PasswordVerifier};
-        PasswordHash::new(&hash)
-            .map(|h| hasher().verify_password(password.as_bytes(), &h).is_ok())
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false)
 }
 
 /// The peer address of the connection; none for requests bridged from NATS.
@@ -140,38 +120,22 @@ async fn audit_attempt(
     Ok(())
 }
 
-/// Log in with email and password.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
-    responses(
-        (status = 200, description = "Logged in", body = LoginReply),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Wrong email or password, or the account is disabled", body = ErrorBody),
-        (status = 429, description = "Too many failed attempts for this account or address (Retry-After)", body = ErrorBody),
-        BodyErrors,
-    ))]
-async fn login(
-    State(state): State<AppState>,
-    SourceAddr(peer): SourceAddr,
-    Json(body): Json<LoginBody>,
-) -> Result<Response, ApiError> {
-    let now = Instant::now();
-    let Ok(email) = Email::parse(&body.email) else {
-        return Err(refused());
-    };
-    let account = format!("account:{}", email.as_str());
-    let source = format!(
-        "source:{}",
-        peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
-    );
-    let throttle = &state.login_throttle;
-    if let Some(wait) = throttle
-        .account
-        .blocked(&account, now)
-        .or_else(|| throttle.source.blocked(&source, now))
-    {
-        tracing::warn!(email = email.as_str(), "login throttled");
-        return Err(throttled(wait));
+/// How long an attempt on an account waits given its recent failures from every address:
+/// nothing for the first five, then 250 ms doubling to at most 8 s. A correct password still
+/// gets in, only later; guessing from many addresses gets slower.
+fn slowdown(recent_failures: usize) -> Duration {
+    match recent_failures.saturating_sub(5) {
+        0 => Duration::ZERO,
+        n => Duration::from_millis(250u64 << (n - 1).min(5)),
     }
+}
+
+/// The account the email names (if any), and whether the password is its password.
+async fn attempt(
+    state: &AppState,
+    email: &Email,
+    password: String,
+) -> Result<(Option<(TenantId, User)>, bool), ApiError> {
     let claim = aggregate::<UserEmailAggregate>(platform_tenant(), email.as_str())?;
     let (owner, _) = state
         .executor
@@ -191,25 +155,75 @@ async fn login(
         }
         None => None,
     };
-    let hash = user
-        .as_ref()
-        .map_or_else(|| decoy().to_string(), |(_, u)| u.password_hash.clone());
-    let valid = verify(hash, body.password).await;
-    let address = peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
-    let Some((tenant, user)) = user.clone().filter(|_| valid) else {
-        throttle.account.fail(&account, now);
-        throttle.source.fail(&source, now);
-        if let Some((tenant, u)) = &user {
-            audit_attempt(&state, *tenant, u.id, false, &address).await?;
-        }
-        tracing::info!(email = email.as_str(), "login refused");
+    let hash = user.as_ref().map(|(_, u)| u.password_hash.clone());
+    let valid = passwords::verify(hash, password).await?;
+    Ok((user, valid))
+}
+
+/// Log in with email and password.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
+    responses(
+        (status = 200, description = "Logged in", body = LoginReply),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Wrong email or password, or the account is disabled", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts for this account or address (Retry-After)", body = ErrorBody),
+        BodyErrors,
+    ))]
+async fn login(
+    State(state): State<AppState>,
+    SourceAddr(peer): SourceAddr,
+    Json(body): Json<LoginBody>,
+) -> Result<Response, ApiError> {
+    let now = Instant::now();
+    let Ok(email) = Email::parse(&body.email) else {
         return Err(refused());
+    };
+    let address = peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    // Who is named in the server log: the email's keyed digest, never the email.
+    let who = &state.keyring.digest(email.as_str())[..16];
+    let pair = format!("{}|{address}", email.as_str());
+    let throttle = &state.login_throttle;
+    throttle.pair.reserve(&pair, now).map_err(|wait| {
+        tracing::warn!(account = who, source = %address, "login throttled");
+        throttled(wait)
+    })?;
+    if let Err(wait) = throttle.source.reserve(&address, now) {
+        throttle.pair.succeeded(&pair, now);
+        tracing::warn!(account = who, source = %address, "login throttled (source)");
+        return Err(throttled(wait));
+    }
+    let account = email.as_str().to_string();
+    let _ = throttle.account.reserve(&account, now);
+    let delay = slowdown(throttle.account.recent(&account, now));
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let outcome = attempt(&state, &email, body.password).await;
+    let (tenant, user) = match outcome {
+        Ok((Some(found), true)) => found,
+        Ok((user, _)) => {
+            if let Some((tenant, u)) = &user {
+                audit_attempt(&state, *tenant, u.id, false, &address).await?;
+            }
+            tracing::info!(account = who, source = %address, "login refused");
+            return Err(refused());
+        }
+        Err(e) => {
+            // Not the caller's failure: the reservations are taken back.
+            throttle.pair.succeeded(&pair, now);
+            throttle.source.succeeded(&address, now);
+            throttle.account.succeeded(&account, now);
+            return Err(e);
+        }
     };
     if user.status != UserStatus::Active {
         audit_attempt(&state, tenant, user.id, false, &address).await?;
-        return Err(ApiError::unauthorized("the account is disabled"));
+        tracing::info!(account = who, source = %address, "login refused: account disabled");
+        return Err(refused());
     }
-    throttle.account.clear(&account);
+    throttle.pair.clear(&pair);
+    throttle.source.succeeded(&address, now);
+    throttle.account.succeeded(&account, now);
     audit_attempt(&state, tenant, user.id, true, &address).await?;
     let (token, expires_at) = state.keyring.issue(tenant.0, user.id, Utc::now());
     tracing::info!(user = %user.id, tenant = %tenant, "login");

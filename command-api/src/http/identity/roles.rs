@@ -2,8 +2,8 @@
 //! with the tenant's custom ones and cannot be changed.
 
 use super::tenants::page;
-use super::users::user_error;
-use crate::auth::Principal;
+use super::users::{is_active_admin, keep_an_admin, user_error, ADMIN_CHANGES};
+use crate::auth::{grants, Principal};
 use crate::domain::identity::permissions::{BuiltinRole, Permission, Permissions};
 use crate::domain::identity::roles::{
     Command, NameCommand, Role, RoleAggregate, RoleError, RoleNameAggregate,
@@ -164,6 +164,7 @@ async fn create_role(
         ));
     }
     let perms = permissions(&body.permissions)?;
+    grants::may_grant(&principal, perms)?;
     if BuiltinRole::ALL
         .iter()
         .any(|b| b.id().eq_ignore_ascii_case(&name))
@@ -329,7 +330,13 @@ async fn set_permissions(
     let tenant = principal.tenant()?;
     builtin_refusal(&id)?;
     let perms = permissions(&body.permissions)?;
+    grants::may_grant(&principal, perms)?;
     let uuid = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("role not found"))?;
+    // Its holders are acted on too: a role that grants more than the caller holds stays as it is.
+    grants::may_act_on(
+        &principal,
+        grants::role_permissions(&state, tenant, &id).await?,
+    )?;
     let agg = aggregate::<RoleAggregate>(tenant.0, uuid.to_string())?;
     let outcome = execute::<RoleAggregate>(
         &state,
@@ -365,6 +372,10 @@ async fn delete_role(
     let tenant = principal.tenant()?;
     builtin_refusal(&id)?;
     let uuid = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("role not found"))?;
+    grants::may_act_on(
+        &principal,
+        grants::role_permissions(&state, tenant, &id).await?,
+    )?;
     let agg = aggregate::<RoleAggregate>(tenant.0, uuid.to_string())?;
     let outcome = execute::<RoleAggregate>(
         &state,
@@ -426,6 +437,16 @@ async fn assign(
 ) -> Result<Reply, ApiError> {
     let tenant = principal.tenant()?;
     let (role, _, _) = find_role(&state, tenant, body.role_id.trim()).await?;
+    grants::may_grant(
+        &principal,
+        grants::role_permissions(&state, tenant, &role.id).await?,
+    )?;
+    let (target, _, _) = current::<UserAggregate>(&state, tenant, body.user_id.to_string()).await?;
+    let target = target.ok_or_else(|| ApiError::not_found("user not found"))?;
+    grants::may_act_on(
+        &principal,
+        grants::user_permissions(&state, tenant, &target).await?,
+    )?;
     let assignment = Uuid::now_v7();
     let agg = aggregate::<UserAggregate>(tenant.0, body.user_id.to_string())?;
     let outcome = execute::<UserAggregate>(
@@ -543,6 +564,20 @@ async fn unassign(
             .fetch_optional(&state.pool)
             .await?;
     let (user,) = owner.ok_or_else(|| ApiError::not_found("role assignment not found"))?;
+    let (target, _, _) = current::<UserAggregate>(&state, tenant, user.to_string()).await?;
+    let target = target.ok_or_else(|| ApiError::not_found("role assignment not found"))?;
+    grants::may_act_on(
+        &principal,
+        grants::user_permissions(&state, tenant, &target).await?,
+    )?;
+    let _admins = ADMIN_CHANGES.lock().await;
+    let demotes_admin = target
+        .roles
+        .iter()
+        .any(|r| r.id == id && r.role_id == BuiltinRole::Admin.id());
+    if demotes_admin && is_active_admin(&target) {
+        keep_an_admin(&state, tenant, user).await?;
+    }
     let agg = aggregate::<UserAggregate>(tenant.0, user.to_string())?;
     execute::<UserAggregate>(
         &state,

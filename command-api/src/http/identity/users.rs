@@ -2,10 +2,11 @@
 //! tenant ADMIN needs to have someone to log in): create, list, read, rename, disable.
 
 use super::tenants::page;
-use crate::auth::Principal;
+use crate::auth::{grants, Principal};
 use crate::domain::identity::users::{
     Command, Email, EmailOwner, User, UserAggregate, UserEmailAggregate, UserError, UserStatus,
 };
+use crate::domain::identity::TenantId;
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
@@ -98,30 +99,6 @@ pub fn display_name(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     Ok(Some(name.to_string()))
 }
 
-/// argon2id with OWASP's minimum parameters (19 MiB, 2 passes, 1 lane), off the async
-/// workers: a hash takes tens of milliseconds by design.
-pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-        let salt = SaltString::generate(&mut OsRng);
-        hasher()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| ApiError::internal(&Argon(e.to_string())))
-    })
-    .await
-    .map_err(|e| ApiError::internal(&e))?
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("argon2: {0}")]
-struct Argon(String);
-
-pub fn hasher() -> argon2::Argon2<'static> {
-    let params = argon2::Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
-    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-}
-
 /// Create a user in the caller's tenant. Roles are assigned with `POST /api/v1/user-roles`.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
     params(params::Tenant), request_body = CreateUserBody,
@@ -151,7 +128,7 @@ async fn create(
     }
     let name = display_name(body.name.as_deref())?.unwrap_or_else(|| email.as_str().to_string());
     ensure_tenant(&state, tenant).await?;
-    let password_hash = hash_password(body.password).await?;
+    let password_hash = crate::auth::passwords::hash(body.password).await?;
     let id = Uuid::now_v7();
     let claim = aggregate::<UserEmailAggregate>(platform_tenant(), email.as_str())?;
     execute::<UserEmailAggregate>(
@@ -317,6 +294,16 @@ async fn update(
     if principal.subject == id.to_string() && body.status == Some(UserStatus::Disabled) {
         return Err(ApiError::conflict("you cannot disable your own account"));
     }
+    let (target, _, _) = current::<UserAggregate>(&state, tenant, id.to_string()).await?;
+    let target = target.ok_or_else(|| ApiError::not_found("user not found"))?;
+    grants::may_act_on(
+        &principal,
+        grants::user_permissions(&state, tenant, &target).await?,
+    )?;
+    let _admins = ADMIN_CHANGES.lock().await;
+    if body.status == Some(UserStatus::Disabled) && is_active_admin(&target) {
+        keep_an_admin(&state, tenant, id).await?;
+    }
     let agg = aggregate::<UserAggregate>(tenant.0, id.to_string())?;
     let outcome = execute::<UserAggregate>(
         &state,
@@ -339,4 +326,49 @@ async fn update(
     }
     Ok(Reply::data(StatusCode::OK, UserView::of(tenant.0, &user))
         .at(outcome.position, outcome.version))
+}
+
+/// Serializes this instance's changes that can remove an active ADMIN, so two of them cannot
+/// each see the other's target as the remaining ADMIN. (Across instances the read model's
+/// answer can still race by the projection lag; see the README's security section.)
+pub static ADMIN_CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub fn is_active_admin(user: &User) -> bool {
+    user.status == UserStatus::Active
+        && user
+            .roles
+            .iter()
+            .any(|r| r.role_id == crate::domain::identity::permissions::BuiltinRole::Admin.id())
+}
+
+/// Refuses a change that would leave the tenant without an active ADMIN: someone must always
+/// be able to undo what any other user did. Candidates come from the caught-up read model and
+/// each is confirmed from the log.
+pub async fn keep_an_admin(
+    state: &AppState,
+    tenant: TenantId,
+    leaving: Uuid,
+) -> Result<(), ApiError> {
+    MinPosition::caught_up(state, &[IdentityProjection::NAME]).await?;
+    let others: Vec<(Uuid,)> = sqlx::query_as(
+        "SELECT DISTINCT u.id FROM users u JOIN user_roles r \
+         ON r.tenant_id = u.tenant_id AND r.user_id = u.id \
+         WHERE u.tenant_id = $1 AND u.status = 'active' AND r.role_id = 'ADMIN' AND u.id <> $2 \
+         LIMIT 16",
+    )
+    .bind(tenant.0)
+    .bind(leaving)
+    .fetch_all(&state.pool)
+    .await?;
+    for (other,) in others {
+        let (user, _, _) = current::<UserAggregate>(state, tenant, other.to_string()).await?;
+        if user.as_ref().is_some_and(is_active_admin) {
+            return Ok(());
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "last_admin",
+        "this is the tenant's last active ADMIN: make another user ADMIN first",
+    ))
 }
