@@ -72,6 +72,25 @@ pub fn claims(jwt: &str) -> Option<Value> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Subjects a subscriber never receives: those of aggregates whose events carry credential
+/// material (password hashes, key digests, sealed values). NATS delivers the log's commits as
+/// stored, so they cannot be redacted on the way out; they are denied instead, and
+/// `/events/stream` serves them with the material removed. Derived from the schema registry
+/// (an event type's first word names its aggregate), so a new such event is denied at once.
+pub fn withheld_subjects(tenant: uuid::Uuid) -> Vec<String> {
+    let mut aggregates: Vec<&str> = aegis_schemas::events::EVENTS
+        .iter()
+        .filter(|(t, _)| aegis_schemas::events::carries_credentials(t))
+        .filter_map(|(t, _)| t.split('.').next())
+        .collect();
+    aggregates.sort_unstable();
+    aggregates.dedup();
+    aggregates
+        .into_iter()
+        .map(|a| format!("aegis.evt.{tenant}.*.{a}.>"))
+        .collect()
+}
+
 /// The user claims a tenant's subscriber gets.
 pub fn user_claims(tenant: uuid::Uuid, user_nkey: &str, name: &str) -> Value {
     json!({
@@ -80,7 +99,7 @@ pub fn user_claims(tenant: uuid::Uuid, user_nkey: &str, name: &str) -> Value {
         "aud": ACCOUNT,
         "nats": {
             "pub": { "deny": [">"] },
-            "sub": { "allow": [tenant_filter(tenant, None)] },
+            "sub": { "allow": [tenant_filter(tenant, None)], "deny": withheld_subjects(tenant) },
             "subs": -1, "data": -1, "payload": -1,
             "type": "user",
             "version": 2,
@@ -204,5 +223,13 @@ mod tests {
             json!([format!("aegis.evt.{tenant}.>")])
         );
         assert_eq!(c["nats"]["pub"]["deny"], json!([">"]));
+        let denied = c["nats"]["sub"]["deny"].to_string();
+        for aggregate in ["user", "api_key", "agent", "credential", "webhook", "siem"] {
+            assert!(
+                denied.contains(&format!("aegis.evt.{tenant}.*.{aggregate}.>")),
+                "{aggregate}: {denied}"
+            );
+        }
+        assert!(!denied.contains(".incident."), "{denied}");
     }
 }

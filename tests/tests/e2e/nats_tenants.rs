@@ -106,6 +106,23 @@ async fn a_tenants_nats_credentials_see_only_that_tenants_events() {
     assert!(next_within(&mut other, Duration::from_millis(500))
         .await
         .is_none());
+    // Events that carry credential material (a user's password hash, a key's digest) never
+    // reach a subscriber; the next incident does.
+    app.user_with_role(mine, Some("AUDITOR")).await;
+    app.api_key(&admin.token, &["incident.read"]).await;
+    app.open_incident(mine, incident("after", "low")).await;
+    loop {
+        let got = next_within(&mut own, Duration::from_secs(5))
+            .await
+            .expect("the next incident arrives");
+        let subject = got.subject.as_str();
+        for withheld in [".identity.user.", ".identity.api_key."] {
+            assert!(!subject.contains(withheld), "{subject} delivered");
+        }
+        if subject.contains(".incidents.") {
+            break;
+        }
+    }
     assert!(next_within(&mut everything, Duration::from_millis(200))
         .await
         .is_none());

@@ -383,3 +383,31 @@ async fn datadog_takes_filtered_events_and_tests_and_pushes_answer_what_the_siem
     let (_, theirs) = app.caught_up(other, "/siem/config").await;
     assert_eq!(theirs["total"], 0);
 }
+
+/// Credential material (password hashes, API key and agent digests, sealed secrets) never
+/// reaches a SIEM, even from a backfill over the tenant's whole history.
+#[tokio::test]
+async fn a_backfill_ships_no_credential_material() {
+    let receiver = hec().await;
+    let app = spawn().await;
+    let tenant = app.create_tenant("Forwarded").await;
+    let admin = app.user_with_role(tenant, Some("ADMIN")).await;
+    let (_, key) = app.api_key(&admin.token, &["incident.read"]).await;
+    let digest = app.state().keyring.digest(&key);
+    let (last, _, _) = app.open_incident(tenant, incident("last", "low")).await;
+    connect(
+        &app,
+        tenant,
+        json!({"name": "splunk-all", "kind": "splunk", "url": receiver.url, "token": HEC_TOKEN,
+               "index": "security", "backfill": true}),
+    )
+    .await;
+    let last = event_id_of(&app, tenant, last).await;
+    assert!(receiver.has(&last).await, "the backfill reaches the end");
+    let shipped = serde_json::to_string(&*receiver.events.lock().unwrap()).unwrap();
+    assert!(shipped.contains("user.created.v1"), "users are forwarded");
+    assert!(shipped.contains("api_key.created.v1"), "keys are forwarded");
+    assert!(!shipped.contains("$argon2id"), "{shipped}");
+    assert!(!shipped.contains(&digest), "{shipped}");
+    assert!(!shipped.contains("password_hash"), "{shipped}");
+}

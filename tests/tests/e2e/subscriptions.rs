@@ -160,3 +160,27 @@ async fn a_subscriber_resumes_across_a_restart_with_no_gap_and_no_duplicate() {
         .collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
 }
+
+/// An AUDITOR's stream carries every event of the tenant, but no credential material: no
+/// password hash, no key digest.
+#[tokio::test]
+async fn a_subscriber_never_reads_credential_material() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Watched").await;
+    let admin = app.user_with_role(tenant, Some("ADMIN")).await;
+    let (_, key) = app.api_key(&admin.token, &["incident.read"]).await;
+    let digest = app.state().keyring.digest(&key);
+    let auditor = app.user_with_role(tenant, Some("AUDITOR")).await;
+    let r = app
+        .bearer(Method::GET, "/events/stream?from=1", &auditor.token)
+        .send()
+        .await
+        .unwrap();
+    // Tenant, ADMIN (created, role, login), key, AUDITOR (created, role, login).
+    let events = read_events(r, 8).await;
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(text.contains("user.created.v1") && text.contains("api_key.created.v1"));
+    assert!(!text.contains("$argon2id"), "{text}");
+    assert!(!text.contains(&digest), "{text}");
+    assert!(!text.contains("password_hash"), "{text}");
+}
