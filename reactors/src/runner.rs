@@ -30,6 +30,12 @@ pub trait Reactor: Send + Sync + 'static {
     fn ack_wait(&self) -> Duration {
         Duration::from_secs(30)
     }
+    /// How many tenants' commits are handled at once. Commits of one tenant always go to the
+    /// same lane, in order; with more than one lane, one tenant's slow or heavy work delays
+    /// only the tenants that share its lane, not every tenant.
+    fn lanes(&self) -> usize {
+        1
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -116,7 +122,7 @@ pub async fn run<R: Reactor>(
 ) {
     let mut backoff = Duration::from_millis(200);
     loop {
-        match run_once(&js, reactor.as_ref(), policy, &mut shutdown).await {
+        match run_once(&js, &reactor, policy, &mut shutdown).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(reactor = reactor.name(), error = %e, "reactor consumer interrupted; reconnecting");
@@ -130,12 +136,14 @@ pub async fn run<R: Reactor>(
     }
 }
 
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
 async fn run_once<R: Reactor>(
     js: &jetstream::Context,
-    reactor: &R,
+    reactor: &Arc<R>,
     policy: RetryPolicy,
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(), Failure> {
     let stream = js.get_stream(events_stream_name()).await?;
     let consumer: consumer::PullConsumer = stream
         .get_or_create_consumer(
@@ -152,57 +160,117 @@ async fn run_once<R: Reactor>(
         )
         .await?;
     let mut messages = consumer.messages().await?;
+    let lanes = reactor.lanes().max(1);
+    let mut senders = Vec::with_capacity(lanes);
+    let mut workers = tokio::task::JoinSet::new();
+    if lanes > 1 {
+        for _ in 0..lanes {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<jetstream::Message>(32);
+            senders.push(tx);
+            let (js, reactor) = (js.clone(), reactor.clone());
+            workers.spawn(async move {
+                while let Some(msg) = rx.recv().await {
+                    process(&js, reactor.as_ref(), policy, msg).await?;
+                }
+                Ok::<(), Failure>(())
+            });
+        }
+    }
     loop {
         let next = tokio::select! {
             m = messages.next() => m,
-            _ = shutdown.changed() => return Ok(()),
+            _ = shutdown.changed() => {
+                // Let each lane finish the commit in hand; what is queued is redelivered.
+                drop(senders);
+                let drained = async { while workers.join_next().await.is_some() {} };
+                let _ = tokio::time::timeout(Duration::from_secs(10), drained).await;
+                return Ok(());
+            }
+            Some(done) = workers.join_next(), if !workers.is_empty() => {
+                done??;
+                return Err("a reactor lane ended".into());
+            }
         };
         let Some(msg) = next else {
             return Err("consumer ended".into());
         };
         let msg = msg?;
-        let (position, attempts) = {
-            let info = msg.info()?;
-            (info.stream_sequence, info.delivered)
-        };
-        let commit = {
-            use aegis_schemas::Message;
-            aegis_schemas::envelope::v1::Commit::decode(msg.payload.as_ref())
-                .map(|c| StoredCommit {
-                    position,
-                    subject: msg.subject.to_string(),
-                    events: c.events,
-                    traceparent: msg
-                        .headers
-                        .as_ref()
-                        .and_then(|h| h.get(aegis_streams::headers::TRACEPARENT))
-                        .map(|v| v.as_str().to_string()),
-                })
-                .map_err(|e| ReactorError(format!("undecodable commit: {e}")))
-        };
-        let span = tracing::info_span!("react", reactor = reactor.name(), position, attempts);
-        aegis_streams::trace::adopt_parent(
-            &span,
-            commit.as_ref().ok().and_then(|c| c.traceparent.as_deref()),
-        );
-        let outcome = match &commit {
-            Ok(c) => reactor.handle(c).instrument(span.clone()).await,
-            Err(e) => Err(ReactorError(e.0.clone())),
-        };
-        match outcome {
-            Ok(()) => msg.ack().await?,
-            Err(e) if attempts >= policy.max_attempts => {
-                tracing::error!(parent: &span, error = %e, "attempts exhausted; dead-lettered");
-                dead_letter(js, reactor.name(), &msg, position, attempts, &e.0).await?;
-                msg.ack_with(AckKind::Term).await?;
-            }
-            Err(e) => {
-                let delay = policy.delay(attempts, &mut rand::thread_rng());
-                tracing::warn!(parent: &span, error = %e, retry_in_ms = delay.as_millis() as u64, "reaction failed; will retry");
-                msg.ack_with(AckKind::Nak(Some(delay))).await?;
-            }
+        if senders.is_empty() {
+            process(js, reactor.as_ref(), policy, msg).await?;
+            continue;
+        }
+        let lane = lane_of(&msg, senders.len());
+        // A full lane holds this loop back: the tenant's lane is the backpressure.
+        if senders[lane].send(msg).await.is_err() {
+            return Err("a reactor lane stopped".into());
         }
     }
+}
+
+/// A commit's lane: a hash of its tenant, so one tenant's commits stay in order.
+fn lane_of(msg: &jetstream::Message, lanes: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let tenant = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(aegis_streams::headers::TENANT))
+        .map(|v| v.as_str().to_string())
+        .unwrap_or_default();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    tenant.hash(&mut h);
+    (h.finish() % lanes as u64) as usize
+}
+
+/// Handles one delivery: ack after success, a jittered retry after a failure, the dead-letter
+/// stream once attempts run out.
+async fn process<R: Reactor>(
+    js: &jetstream::Context,
+    reactor: &R,
+    policy: RetryPolicy,
+    msg: jetstream::Message,
+) -> Result<(), Failure> {
+    let (position, attempts) = {
+        let info = msg.info()?;
+        (info.stream_sequence, info.delivered)
+    };
+    let commit = {
+        use aegis_schemas::Message;
+        aegis_schemas::envelope::v1::Commit::decode(msg.payload.as_ref())
+            .map(|c| StoredCommit {
+                position,
+                subject: msg.subject.to_string(),
+                events: c.events,
+                traceparent: msg
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(aegis_streams::headers::TRACEPARENT))
+                    .map(|v| v.as_str().to_string()),
+            })
+            .map_err(|e| ReactorError(format!("undecodable commit: {e}")))
+    };
+    let span = tracing::info_span!("react", reactor = reactor.name(), position, attempts);
+    aegis_streams::trace::adopt_parent(
+        &span,
+        commit.as_ref().ok().and_then(|c| c.traceparent.as_deref()),
+    );
+    let outcome = match &commit {
+        Ok(c) => reactor.handle(c).instrument(span.clone()).await,
+        Err(e) => Err(ReactorError(e.0.clone())),
+    };
+    match outcome {
+        Ok(()) => msg.ack().await?,
+        Err(e) if attempts >= policy.max_attempts => {
+            tracing::error!(parent: &span, error = %e, "attempts exhausted; dead-lettered");
+            dead_letter(js, reactor.name(), &msg, position, attempts, &e.0).await?;
+            msg.ack_with(AckKind::Term).await?;
+        }
+        Err(e) => {
+            let delay = policy.delay(attempts, &mut rand::thread_rng());
+            tracing::warn!(parent: &span, error = %e, retry_in_ms = delay.as_millis() as u64, "reaction failed; will retry");
+            msg.ack_with(AckKind::Nak(Some(delay))).await?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

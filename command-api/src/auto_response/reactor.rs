@@ -317,6 +317,18 @@ impl Reactor for AutoResponder {
         vec![format!("{EVENT_PREFIX}.>")]
     }
 
+    /// Actions run one after another and an `http` rotation may take 10 s: a commit with
+    /// several runs must not be redelivered while it is still being handled.
+    fn ack_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(120)
+    }
+
+    /// Tenants are matched and acted for side by side, so one tenant's heavy rules or slow
+    /// actions hold back only the tenants hashed to its lane.
+    fn lanes(&self) -> usize {
+        8
+    }
+
     async fn handle(&self, commit: &StoredCommit) -> Result<(), ReactorError> {
         let Some(first) = commit.events.first() else {
             return Ok(());
@@ -344,10 +356,27 @@ impl Reactor for AutoResponder {
                 continue;
             }
             let started = Instant::now();
-            let doc = document(env);
-            let hits: Vec<&LiveRule> = rules.matching(&doc).collect();
+            // Matching is CPU work bounded by the tenant's rules (at most MAX_RULES of at most
+            // MAX_CONDITIONS each, with a linear glob): it runs on the blocking pool, never on
+            // the async workers that serve requests.
+            let (doc, hits) = {
+                let (rules, env) = (rules.clone(), env.clone());
+                tokio::task::spawn_blocking(move || {
+                    let doc = document(&env);
+                    let hits: Vec<usize> = rules
+                        .rules
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.definition.matcher.matches(&doc))
+                        .map(|(i, _)| i)
+                        .collect();
+                    (doc, hits)
+                })
+                .await
+                .map_err(|e| ReactorError(format!("matching stopped: {e}")))?
+            };
             self.state.ar_latency.observe(tenant, started.elapsed());
-            for rule in hits {
+            for rule in hits.into_iter().filter_map(|i| rules.rules.get(i)) {
                 self.run(tenant, rule, env, commit.position, &doc).await?;
             }
         }

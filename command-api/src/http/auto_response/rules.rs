@@ -191,6 +191,9 @@ fn view(r: &Rule) -> Result<RuleView, ApiError> {
         .ok_or_else(|| ApiError::internal(&RuleError::NotFound))
 }
 
+/// The most rules (of any mode, deleted ones aside) a tenant holds.
+pub const MAX_RULES: i64 = 100;
+
 /// Create a rule (version 1). New rules default to `simulate`.
 #[utoipa::path(post, path = "/auto-response/rules", tag = "auto-response", security(("bearer" = [])),
     params(params::Tenant), request_body = RuleBody,
@@ -205,6 +208,22 @@ async fn create(
     let tenant = principal.tenant()?;
     let definition = body.definition()?;
     ensure_tenant(&state, tenant).await?;
+    // Every event of the tenant is matched against every rule: the count bounds the cost.
+    MinPosition::caught_up(&state, &[AutoResponseProjection::NAME]).await?;
+    let (live,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM auto_response_rules WHERE tenant_id = $1 AND NOT deleted",
+    )
+    .bind(tenant.0)
+    .fetch_one(&state.pool)
+    .await?;
+    if live >= MAX_RULES {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "limit_reached",
+            format!("a tenant holds at most {MAX_RULES} rules; delete one first"),
+        )
+        .with("limit", MAX_RULES));
+    }
     let id = Uuid::now_v7();
     let agg = aggregate::<RuleAggregate>(tenant.0, id.to_string())?;
     let outcome = execute::<RuleAggregate>(
