@@ -7,6 +7,7 @@ use crate::command::Executor;
 use crate::config::Config;
 use crate::keys::{KeyStore, MasterKeys};
 use crate::state::AppState;
+use crate::supervisor::supervise;
 use aegis_projectors::audit::AuditProjection;
 use aegis_projectors::identity::{IdentityProjection, TenantsProjection};
 use aegis_projectors::incidents::IncidentsProjection;
@@ -161,6 +162,8 @@ impl Application {
             directory: directory.clone(),
             credentials: Directory::new(directory_executor),
             login_throttle: Arc::default(),
+            limits: Arc::default(),
+            supervision: Arc::default(),
             rate_limiter: Arc::default(),
             rebuilds: Arc::default(),
             audit_key: Arc::new(audit_key),
@@ -176,118 +179,232 @@ impl Application {
         let mut address = None;
         let mut metrics_address = None;
 
+        let health = state.supervision.clone();
         if roles.projectors {
-            tasks.spawn(aegis_projectors::runner::run(
-                pool.clone(),
-                store.clone(),
-                vec![
-                    Arc::new(TenantsProjection),
-                    Arc::new(IdentityProjection),
-                    Arc::new(IncidentsProjection),
-                    Arc::new(AuditProjection),
-                    Arc::new(aegis_projectors::vault::VaultProjection),
-                    Arc::new(aegis_projectors::auto_response::AutoResponseProjection),
-                    Arc::new(aegis_projectors::integrations::IntegrationsProjection),
-                ],
+            let (pool, store) = (pool.clone(), store.clone());
+            supervise(
+                &mut tasks,
+                health.clone(),
+                "projectors",
                 rx.clone(),
-            ));
+                move |stop| {
+                    aegis_projectors::runner::run(
+                        pool.clone(),
+                        store.clone(),
+                        vec![
+                            Arc::new(TenantsProjection),
+                            Arc::new(IdentityProjection),
+                            Arc::new(IncidentsProjection),
+                            Arc::new(AuditProjection),
+                            Arc::new(aegis_projectors::vault::VaultProjection),
+                            Arc::new(aegis_projectors::auto_response::AutoResponseProjection),
+                            Arc::new(aegis_projectors::integrations::IntegrationsProjection),
+                        ],
+                        stop,
+                    )
+                },
+            );
         }
         if roles.reactors {
-            tasks.spawn(crate::audit_checkpoints::run(
-                state.executor.clone(),
-                state.audit_key.as_ref().clone(),
-                std::time::Duration::from_secs(state.config.audit_checkpoint_secs),
+            let s = state.clone();
+            supervise(
+                &mut tasks,
+                health.clone(),
+                "audit_checkpoints",
                 rx.clone(),
-            ));
-            tasks.spawn(crate::vault::scheduler::run(
-                state.clone(),
-                std::time::Duration::from_secs(state.config.vault_tick_secs.max(1)),
+                move |stop| {
+                    crate::audit_checkpoints::run(
+                        s.executor.clone(),
+                        s.audit_key.as_ref().clone(),
+                        std::time::Duration::from_secs(s.config.audit_checkpoint_secs),
+                        stop,
+                    )
+                },
+            );
+            let s = state.clone();
+            supervise(
+                &mut tasks,
+                health.clone(),
+                "vault_scheduler",
                 rx.clone(),
-            ));
+                move |stop| {
+                    crate::vault::scheduler::run(
+                        s.clone(),
+                        std::time::Duration::from_secs(s.config.vault_tick_secs.max(1)),
+                        stop,
+                    )
+                },
+            );
             let responder = Arc::new(crate::auto_response::reactor::AutoResponder::new(
                 state.clone(),
             ));
-            let follow = responder
-                .clone()
-                .follow_rule_changes(client.clone(), rx.clone());
-            tasks.spawn(async move {
-                if let Err(e) = follow.await {
-                    tracing::error!(error = %e, "auto-response cannot follow rule changes");
-                }
-            });
-            tasks.spawn(aegis_reactors::run(
-                store.jetstream().clone(),
-                responder,
-                aegis_reactors::RetryPolicy::default(),
+            let (r, c) = (responder.clone(), client.clone());
+            supervise(
+                &mut tasks,
+                health.clone(),
+                "auto_response_rules",
                 rx.clone(),
-            ));
-            tasks.spawn(aegis_reactors::run(
-                store.jetstream().clone(),
-                Arc::new(crate::integrations::fanout::WebhookFanout::new(
-                    state.clone(),
-                )),
-                aegis_reactors::RetryPolicy::default(),
+                move |stop| {
+                    let follow = r.clone().follow_rule_changes(c.clone(), stop);
+                    async move {
+                        if let Err(e) = follow.await {
+                            tracing::error!(error = %e, "auto-response cannot follow rule changes");
+                        }
+                    }
+                },
+            );
+            let js = store.jetstream().clone();
+            supervise(
+                &mut tasks,
+                health.clone(),
+                "auto_response",
                 rx.clone(),
-            ));
-            tasks.spawn(crate::integrations::siem::run(
+                move |stop| {
+                    aegis_reactors::run(
+                        js.clone(),
+                        responder.clone(),
+                        aegis_reactors::RetryPolicy::default(),
+                        stop,
+                    )
+                },
+            );
+            let js = store.jetstream().clone();
+            let fanout = Arc::new(crate::integrations::fanout::WebhookFanout::new(
                 state.clone(),
-                std::time::Duration::from_millis(state.config.siem_tick_ms.max(10)),
-                rx.clone(),
             ));
-            tasks.spawn(crate::integrations::reports::run(
-                state.clone(),
-                std::time::Duration::from_millis(state.config.reports_tick_ms.max(10)),
+            supervise(
+                &mut tasks,
+                health.clone(),
+                "webhook_fanout",
                 rx.clone(),
-            ));
-            tasks.spawn(crate::auto_response::approvals::run(
-                state.clone(),
-                std::time::Duration::from_secs(state.config.ar_tick_secs.max(1)),
+                move |stop| {
+                    aegis_reactors::run(
+                        js.clone(),
+                        fanout.clone(),
+                        aegis_reactors::RetryPolicy::default(),
+                        stop,
+                    )
+                },
+            );
+            let s = state.clone();
+            supervise(
+                &mut tasks,
+                health.clone(),
+                "siem_forwarders",
                 rx.clone(),
-            ));
+                move |stop| {
+                    crate::integrations::siem::run(
+                        s.clone(),
+                        std::time::Duration::from_millis(s.config.siem_tick_ms.max(10)),
+                        stop,
+                    )
+                },
+            );
+            let s = state.clone();
+            supervise(
+                &mut tasks,
+                health.clone(),
+                "scheduled_reports",
+                rx.clone(),
+                move |stop| {
+                    crate::integrations::reports::run(
+                        s.clone(),
+                        std::time::Duration::from_millis(s.config.reports_tick_ms.max(10)),
+                        stop,
+                    )
+                },
+            );
+            let s = state.clone();
+            supervise(
+                &mut tasks,
+                health.clone(),
+                "approval_expiry",
+                rx.clone(),
+                move |stop| {
+                    crate::auto_response::approvals::run(
+                        s.clone(),
+                        std::time::Duration::from_secs(s.config.ar_tick_secs.max(1)),
+                        stop,
+                    )
+                },
+            );
             tracing::info!(
                 "reactor role started: audit checkpoints, vault rotation and expiry, auto-response, webhook fan-out, SIEM forwarders, scheduled reports"
             );
         }
         if roles.command_api {
             if let Some(seed) = state.config.nats_auth_seed.clone() {
-                let callout = crate::integrations::nats_auth::run(
-                    state.clone(),
-                    seed.expose().to_string(),
+                let s = state.clone();
+                supervise(
+                    &mut tasks,
+                    health.clone(),
+                    "nats_auth_callout",
                     rx.clone(),
+                    move |stop| {
+                        let callout = crate::integrations::nats_auth::run(
+                            s.clone(),
+                            seed.expose().to_string(),
+                            stop,
+                        );
+                        async move {
+                            if let Err(e) = callout.await {
+                                tracing::error!(error = %e, "the NATS auth callout stopped");
+                            }
+                        }
+                    },
                 );
-                tasks.spawn(async move {
-                    if let Err(e) = callout.await {
-                        tracing::error!(error = %e, "the NATS auth callout stopped");
-                    }
-                });
             }
-            let follow = directory.follow(
-                client.clone(),
-                crate::auth::directory::IDENTITY_EVENTS,
+            let (d, c) = (directory.clone(), client.clone());
+            supervise(
+                &mut tasks,
+                health.clone(),
+                "identity_cache",
                 rx.clone(),
+                move |stop| {
+                    let follow =
+                        d.clone()
+                            .follow(c.clone(), crate::auth::directory::IDENTITY_EVENTS, stop);
+                    async move {
+                        if let Err(e) = follow.await {
+                            tracing::error!(error = %e, "identity cache cannot follow the log");
+                        }
+                    }
+                },
             );
-            tasks.spawn(async move {
-                if let Err(e) = follow.await {
-                    tracing::error!(error = %e, "identity cache cannot follow the log");
-                }
-            });
-            let follow = state.credentials.clone().follow(
-                client.clone(),
-                crate::auth::directory::CREDENTIAL_EVENTS,
+            let (d, c) = (state.credentials.clone(), client.clone());
+            supervise(
+                &mut tasks,
+                health.clone(),
+                "credential_cache",
                 rx.clone(),
+                move |stop| {
+                    let follow = d.clone().follow(
+                        c.clone(),
+                        crate::auth::directory::CREDENTIAL_EVENTS,
+                        stop,
+                    );
+                    async move {
+                        if let Err(e) = follow.await {
+                            tracing::error!(error = %e, "credential cache cannot follow the log");
+                        }
+                    }
+                },
             );
-            tasks.spawn(async move {
-                if let Err(e) = follow.await {
-                    tracing::error!(error = %e, "credential cache cannot follow the log");
-                }
-            });
-            let follow =
-                crate::vault::follow_tenant_keys(state.keys.clone(), client.clone(), rx.clone());
-            tasks.spawn(async move {
-                if let Err(e) = follow.await {
-                    tracing::error!(error = %e, "key cache cannot follow tenant key destruction");
-                }
-            });
+            let (k, c) = (state.keys.clone(), client.clone());
+            supervise(
+                &mut tasks,
+                health.clone(),
+                "key_cache",
+                rx.clone(),
+                move |stop| {
+                    let follow = crate::vault::follow_tenant_keys(k.clone(), c.clone(), stop);
+                    async move {
+                        if let Err(e) = follow.await {
+                            tracing::error!(error = %e, "key cache cannot follow tenant key destruction");
+                        }
+                    }
+                },
+            );
             let router = crate::http::router(state.clone()).layer(
                 tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
                     let span = tracing::info_span!("http", method = %req.method(), path = %req.uri().path());
@@ -333,8 +450,9 @@ impl Application {
                 }
             });
             let stop = rx.clone();
+            let limits = state.limits.bridge.clone();
             tasks.spawn(async move {
-                if let Err(e) = crate::nats_bridge::serve(client, router, stop).await {
+                if let Err(e) = crate::nats_bridge::serve(client, router, limits, stop).await {
                     tracing::error!(error = %e, "NATS command listener stopped");
                 }
             });

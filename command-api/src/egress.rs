@@ -17,7 +17,8 @@ pub enum EgressError {
     Off,
     #[error("cannot resolve `{0}`")]
     Unresolved(String),
-    #[error("`{0}` is not a usable URL: {1}")]
+    /// The URL itself is never displayed: a webhook URL or a query string can carry a token.
+    #[error("not a usable URL: {1}")]
     BadUrl(String, String),
 }
 
@@ -61,17 +62,26 @@ pub fn non_public(ip: IpAddr) -> Option<&'static str> {
                 Some("documentation")
             } else if seg[0] == 0x0064 && seg[1] == 0xff9b {
                 // NAT64 embeds an IPv4 address; judge that one.
-                v4_kind(Ipv4Addr::new(
-                    (seg[6] >> 8) as u8,
-                    seg[6] as u8,
-                    (seg[7] >> 8) as u8,
-                    seg[7] as u8,
-                ))
+                v4_kind(embedded(seg[6], seg[7]))
+            } else if seg[..6].iter().all(|s| *s == 0) {
+                // IPv4-compatible `::a.b.c.d` (deprecated; some stacks still route it to the
+                // IPv4 address): judged as that address, and never public itself.
+                v4_kind(embedded(seg[6], seg[7])).or(Some("IPv4-compatible (deprecated)"))
+            } else if seg[0] == 0x2002 {
+                // 6to4 carries the relay's IPv4 address in the next 32 bits.
+                v4_kind(embedded(seg[1], seg[2]))
+            } else if seg[0] == 0x2001 && seg[1] == 0 {
+                // Teredo tunnels to an IPv4 host hidden in the address: never dialled.
+                Some("Teredo tunnel")
             } else {
                 None
             }
         }
     }
+}
+
+fn embedded(high: u16, low: u16) -> Ipv4Addr {
+    Ipv4Addr::from((u32::from(high) << 16) | u32::from(low))
 }
 
 fn v4_kind(ip: Ipv4Addr) -> Option<&'static str> {
@@ -92,6 +102,8 @@ fn v4_kind(ip: Ipv4Addr) -> Option<&'static str> {
         Some("benchmarking")
     } else if ip.is_documentation() {
         Some("documentation")
+    } else if o[0] == 192 && o[1] == 0 && o[2] == 0 {
+        Some("IETF protocol assignment")
     } else {
         None
     }
@@ -207,6 +219,45 @@ fn http_url(url: &str) -> Result<(reqwest::Url, String), EgressError> {
         .ok_or_else(|| EgressError::BadUrl(url.into(), "no host".into()))?
         .to_string();
     Ok((parsed, host))
+}
+
+/// The most bytes of an answer a tenant-aimed server may make Aegis hold: rotation answers,
+/// n8n listings and threat-intel records are all far smaller.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error("the answer is larger than {MAX_ANSWER_BYTES} bytes")]
+    TooLarge,
+    #[error("reading the answer failed: {0}")]
+    Read(String),
+    #[error("the answer is not the JSON expected: {0}")]
+    Json(String),
+}
+
+/// Reads a JSON answer of at most [`MAX_ANSWER_BYTES`], chunk by chunk: a server that streams
+/// without end is cut off at the cap, never buffered whole.
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    mut response: reqwest::Response,
+) -> Result<T, AnswerError> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(AnswerError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| AnswerError::Read(e.without_url().to_string()))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(AnswerError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| AnswerError::Json(e.to_string()))
 }
 
 /// Validates an outbound URL's shape when it is configured (the address is checked at use).
@@ -362,8 +413,16 @@ mod tests {
             "gopher://public.example:70/",
             "javascript:alert(1)",
             "http:///nohost",
+            "http://[::127.0.0.2]/compat",
+            "http://[::10.0.0.1]/",
+            "http://[::8.8.8.8]/",
+            "http://[2002:7f00:1::1]/",
+            "http://[2002:a9fe:a9fe::]/",
+            "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+            "http://192.0.0.1/",
+            "http://192.0.0.170/",
         ];
-        assert!(vectors.len() >= 30);
+        assert!(vectors.len() >= 49);
         for url in vectors {
             let got = check_url(&stub, Some(&[]), url).await;
             assert!(got.is_err(), "{url} was allowed: {got:?}");
@@ -379,6 +438,56 @@ mod tests {
         assert!(check_url(&stub, Some(&allow), "http://127.0.0.1:9000/")
             .await
             .is_err());
+    }
+
+    /// A loopback server answering `/big` with 2 MiB (with its length), `/stream` with an
+    /// endless chunked body, `/small` with a little JSON.
+    async fn answering_server() -> String {
+        use axum::routing::get;
+        let endless = || async {
+            let chunks = futures::stream::repeat_with(|| {
+                Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b' '; 64 * 1024]))
+            });
+            axum::body::Body::from_stream(chunks)
+        };
+        let app = axum::Router::new()
+            .route("/big", get(|| async { vec![b' '; 2 << 20] }))
+            .route("/stream", get(endless))
+            .route("/small", get(|| async { r#"{"value":"ok"}"# }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_up_to_a_cap_never_whole() {
+        let base = answering_server().await;
+        let get = |path: &str| reqwest::get(format!("{base}{path}"));
+        let small: serde_json::Value = read_json(get("/small").await.expect("answer"))
+            .await
+            .expect("small");
+        assert_eq!(small["value"], "ok");
+        for path in ["/big", "/stream"] {
+            let got = read_json::<serde_json::Value>(get(path).await.expect("answer")).await;
+            assert!(matches!(got, Err(AnswerError::TooLarge)), "{path}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn six_to_four_with_a_public_relay_is_public() {
+        assert_eq!(non_public("2002:5db8:d822::1".parse().expect("ip")), None);
+        assert_eq!(non_public("2606:4700::1111".parse().expect("ip")), None);
+    }
+
+    #[test]
+    fn a_bad_url_never_displays_the_url() {
+        let e = parse_url("https://u:hunter2-token@hooks.example/x").expect_err("refused");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let e = parse_url("ftp://hooks.example/?token=s3cr3t").expect_err("refused");
+        assert!(!e.to_string().contains("s3cr3t"), "{e}");
     }
 
     #[test]

@@ -110,6 +110,7 @@ async fn handle(router: Router, msg: &async_nats::Message) -> (HeaderMap, bytes:
 pub async fn serve(
     client: async_nats::Client,
     router: Router,
+    limits: std::sync::Arc<tokio::sync::Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), async_nats::Error> {
     let mut requests = client
@@ -121,8 +122,14 @@ pub async fn serve(
             _ = shutdown.changed() => return Ok(()),
         };
         let Some(msg) = msg else { return Ok(()) };
+        // At most BRIDGE_IN_FLIGHT requests run at once; the next waits here, in the
+        // subscription's bounded buffer, instead of as one more task.
+        let Ok(turn) = limits.clone().acquire_owned().await else {
+            return Ok(());
+        };
         let (client, router) = (client.clone(), router.clone());
         tokio::spawn(async move {
+            let _turn = turn;
             let Some(reply) = msg.reply.clone() else {
                 return;
             };

@@ -27,6 +27,9 @@ pub struct AppState {
     /// Credentials value reads check, cached and invalidated by the log the same way.
     pub credentials: Directory,
     pub login_throttle: Arc<LoginThrottle>,
+    pub limits: Arc<crate::limits::Limits>,
+    /// The background roles' health, for `/readyz`.
+    pub supervision: Arc<crate::supervisor::Supervision>,
     pub rate_limiter: Arc<crate::auth::rate::RateLimiter>,
     /// Signs audit checkpoints; its public half verifies exported bundles.
     pub audit_key: Arc<ed25519_dalek::SigningKey>,

@@ -199,7 +199,14 @@ pub async fn authorize(
     response
 }
 
+/// A credential or tenant header, sent at most once: with two copies, a proxy that reads the
+/// last one and Aegis, which would read the first, could disagree about who is asking.
 fn header<'a>(parts: &'a Parts, name: &str) -> Result<Option<&'a str>, ApiError> {
+    if parts.headers.get_all(name).iter().nth(1).is_some() {
+        return Err(ApiError::bad_request(format!(
+            "the {name} header is sent more than once"
+        )));
+    }
     parts
         .headers
         .get(name)

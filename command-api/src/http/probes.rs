@@ -166,6 +166,19 @@ async fn readyz(State(state): State<AppState>) -> Response {
             Err(e) => record("projectors".into(), Err(e.to_string())),
         }
     }
+    // A background role restarting after a failure is not ready until it runs again.
+    for (name, role) in state.supervision.snapshot() {
+        let result = if role.running {
+            Ok(())
+        } else {
+            Err(format!(
+                "restarting after {} failure(s): {}",
+                role.restarts,
+                role.last_failure.unwrap_or_default()
+            ))
+        };
+        record(format!("role:{name}"), result);
+    }
     let status = if ready {
         StatusCode::OK
     } else {

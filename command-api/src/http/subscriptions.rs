@@ -128,7 +128,8 @@ pub fn cloud_event(tenant: Uuid, position: u64, env: &Envelope) -> Value {
     responses((status = 200, description = "An endless text/event-stream", content_type = "text/event-stream"),
         (status = 400, description = "Malformed Last-Event-ID", body = ErrorBody),
         AuthErrors,
-        (status = 422, description = "Invalid filter", body = ErrorBody)))]
+        (status = 422, description = "Invalid filter", body = ErrorBody),
+        (status = 503, description = "The tenant or the server holds as many live streams as it may (Retry-After)", body = ErrorBody)))]
 async fn stream(
     State(state): State<AppState>,
     principal: Principal,
@@ -149,6 +150,8 @@ async fn stream(
         .transpose()?
         .map(resume)
         .transpose()?;
+    // Held as long as the stream lives: the stream owns it and frees it when it ends.
+    let slot = state.limits.stream(tenant)?;
     let store = state.executor.store().clone();
     let start = match (last, q.from) {
         // The rest of a partly delivered commit, or the commit after a whole one.
@@ -170,6 +173,7 @@ async fn stream(
         .take_while(|c| futures::future::ready(c.is_ok()))
         .filter_map(|c| futures::future::ready(c.ok()))
         .flat_map(move |commit| {
+            let _held = &slot;
             let several = commit.events.len() > 1;
             let position = commit.position;
             let out: Vec<Result<Event, std::convert::Infallible>> = commit

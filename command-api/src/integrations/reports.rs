@@ -99,7 +99,8 @@ fn csv_field(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<f64>().is_err() {
+    // OWASP's list: a leading tab or carriage return also starts a formula in some readers.
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s.parse::<f64>().is_err() {
         format!("'{s}")
     } else {
         s
@@ -177,6 +178,9 @@ pub async fn generate(
     })
 }
 
+/// How many outputs of one report are kept for download.
+pub const KEPT_OUTPUTS: i64 = 50;
+
 /// Runs a report for the window ending at `slot` (a scheduled run) or now: generates it,
 /// keeps it for download, delivers it to its webhook. What happened, ready to record.
 pub async fn produce(
@@ -243,6 +247,20 @@ pub async fn produce(
         tracing::warn!(report = report_id, error = %e, "report output could not be kept");
         run.detail = "the report could not be kept".into();
         return run;
+    }
+    // Outputs are kept for download, the newest KEPT_OUTPUTS of each report.
+    let pruned = sqlx::query(
+        "DELETE FROM report_outputs WHERE tenant_id = $1 AND report_id = $2 AND run_id NOT IN \
+         (SELECT run_id FROM report_outputs WHERE tenant_id = $1 AND report_id = $2 \
+          ORDER BY created_at DESC, run_id DESC LIMIT $3)",
+    )
+    .bind(tenant)
+    .bind(Uuid::parse_str(report_id).ok())
+    .bind(KEPT_OUTPUTS)
+    .execute(&state.pool)
+    .await;
+    if let Err(e) = pruned {
+        tracing::warn!(report = report_id, error = %e, "old report outputs could not be pruned");
     }
     run.succeeded = true;
     if let Some(webhook) = &d.webhook_id {
@@ -351,34 +369,51 @@ async fn pass(state: &AppState) -> Result<(), Box<dyn std::error::Error + Send +
         let Some(slot) = cadence.due(since, now) else {
             continue;
         };
-        // The log's version of the report decides, not the read model's.
-        let (report, _, _) =
-            current::<ReportAggregate>(state, TenantId(r.tenant_id), r.id.to_string())
-                .await
-                .map_err(|e| e.message)?;
-        let Some(report) = report.filter(|x| !x.deleted && x.definition.enabled) else {
-            continue;
-        };
-        if report.last_slot >= slot.timestamp() {
-            continue;
+        // One report's failure is logged and retried next tick; the others still run.
+        if let Err(e) = run_slot(state, &r, slot).await {
+            tracing::warn!(report = %r.id, tenant = %r.tenant_id, error = %e, "scheduled report failed");
         }
-        let id = r.id.to_string();
-        let run = produce(
-            state,
-            r.tenant_id,
-            &id,
-            &report.definition,
-            Trigger::Schedule,
-            Some(slot),
-        )
-        .await;
-        let agg = aggregate::<ReportAggregate>(r.tenant_id, id).map_err(|e| e.message)?;
-        let ctx = crate::vault::system_context("reports");
-        state
-            .executor
-            .execute::<ReportAggregate>(&agg, &Command::Record(run), &ctx, false)
-            .await?;
     }
+    Ok(())
+}
+
+/// Runs one due slot of one report, on one instance: the report's lease is held while its
+/// slot is produced, delivered and recorded, and the log, read under the lease, says whether
+/// another instance ran the slot already.
+async fn run_slot(
+    state: &AppState,
+    r: &Due,
+    slot: DateTime<Utc>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let key = crate::leases::key("report", r.id.as_bytes());
+    let Some(_lease) = crate::leases::try_take(&state.config.database_url, key).await? else {
+        return Ok(());
+    };
+    let (report, _, _) = current::<ReportAggregate>(state, TenantId(r.tenant_id), r.id.to_string())
+        .await
+        .map_err(|e| e.message)?;
+    let Some(report) = report.filter(|x| !x.deleted && x.definition.enabled) else {
+        return Ok(());
+    };
+    if report.last_slot >= slot.timestamp() {
+        return Ok(());
+    }
+    let id = r.id.to_string();
+    let run = produce(
+        state,
+        r.tenant_id,
+        &id,
+        &report.definition,
+        Trigger::Schedule,
+        Some(slot),
+    )
+    .await;
+    let agg = aggregate::<ReportAggregate>(r.tenant_id, id).map_err(|e| e.message)?;
+    let ctx = crate::vault::system_context("reports");
+    state
+        .executor
+        .execute::<ReportAggregate>(&agg, &Command::Record(run), &ctx, false)
+        .await?;
     Ok(())
 }
 
@@ -391,12 +426,14 @@ mod tests {
         let rows = vec![
             json!({"name": "a,b", "note": "say \"hi\"", "n": 3}),
             json!({"name": "=HYPERLINK(\"x\")", "note": null, "n": -1}),
+            json!({"name": "\t=1+1", "note": "\r=cmd", "n": 0}),
         ];
         let csv = String::from_utf8(to_csv(&rows)).expect("utf-8");
         let lines: Vec<&str> = csv.split("\r\n").collect();
         assert_eq!(lines[0], "n,name,note");
         assert_eq!(lines[1], "3,\"a,b\",\"say \"\"hi\"\"\"");
         assert_eq!(lines[2], "-1,\"'=HYPERLINK(\"\"x\"\")\",");
+        assert_eq!(lines[3], "0,'\t=1+1,\"'\r=cmd\"");
     }
 
     #[test]

@@ -20,7 +20,6 @@ use aegis_streams::subject::tenant_filter;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::Connection;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -267,12 +266,6 @@ pub async fn run(state: AppState, tick: Duration, mut shutdown: watch::Receiver<
     }
 }
 
-fn lock_key(id: Uuid) -> i64 {
-    let b = id.as_bytes();
-    i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) ^ 0x5349_454d
-    // "SIEM"
-}
-
 async fn forward(state: AppState, row: ConnectionRow, shutdown: watch::Receiver<bool>) {
     if let Err(e) = forward_inner(&state, &row, shutdown).await {
         tracing::warn!(connection = %row.id, error = %e, "SIEM forwarder stopped; it restarts on the next tick");
@@ -286,14 +279,10 @@ async fn forward_inner(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // A session of its own holds the lock for as long as this forwarder lives, and ends it
     // if the process dies.
-    let mut lock = sqlx::PgConnection::connect(&state.config.database_url).await?;
-    let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
-        .bind(lock_key(row.id))
-        .fetch_one(&mut lock)
-        .await?;
-    if !locked {
+    let key = crate::leases::key("siem", row.id.as_bytes());
+    let Some(_lease) = crate::leases::try_take(&state.config.database_url, key).await? else {
         return Ok(());
-    }
+    };
     let sink = row.sink(state).await?;
     let checkpoint: Option<(i64,)> =
         sqlx::query_as("SELECT position FROM siem_checkpoints WHERE connection_id = $1")

@@ -128,9 +128,9 @@ impl Provider {
         if !status.is_success() {
             return ProviderAnswer::Failed(format!("{} answered {status}", self.as_str()));
         }
-        let body: Value = match response.json().await {
+        let body: Value = match crate::egress::read_json(response).await {
             Ok(b) => b,
-            Err(e) => return ProviderAnswer::Failed(e.without_url().to_string()),
+            Err(e) => return ProviderAnswer::Failed(e.to_string()),
         };
         ProviderAnswer::Found(self.normalize(kind, &body))
     }

@@ -68,8 +68,7 @@ impl Client {
                 what: what.to_string(),
             });
         }
-        response
-            .json()
+        crate::egress::read_json(response)
             .await
             .map_err(|e| N8nError::Call(format!("{what}: {e}")))
     }

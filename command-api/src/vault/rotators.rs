@@ -142,10 +142,12 @@ pub async fn next_value(
                 struct Answer {
                     value: String,
                 }
-                let answer: Answer = response
-                    .json()
-                    .await
-                    .map_err(|_| RotateError::Http("the answer has no string `value`".into()))?;
+                let answer: Answer = egress::read_json(response).await.map_err(|e| match e {
+                    egress::AnswerError::Json(_) => {
+                        RotateError::Http("the answer has no string `value`".into())
+                    }
+                    e => RotateError::Http(e.to_string()),
+                })?;
                 if answer.value.is_empty() {
                     return Err(RotateError::Http("the answer's `value` is empty".into()));
                 }

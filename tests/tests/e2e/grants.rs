@@ -280,3 +280,49 @@ async fn a_key_is_bounded_by_what_its_creator_holds_now() {
     let (status, _) = send(app.bearer(Method::GET, "/incidents", &child)).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_second_copy_of_a_credential_or_tenant_header_is_refused() {
+    use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme").await;
+    let admin = app.user_with_role(tenant, Some("ADMIN")).await;
+    let (_, weak) = app.api_key(&admin.token, &[]).await;
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "authorization",
+            vec![format!("Bearer {}", admin.token), format!("Bearer {weak}")],
+        ),
+        (
+            "x-internal-secret",
+            vec![aegis_tests::world::INTERNAL.into(), "wrong".into()],
+        ),
+        (
+            "x-tenant-id",
+            vec![tenant.to_string(), Uuid::now_v7().to_string()],
+        ),
+    ];
+    for (name, values) in cases {
+        let mut headers = HeaderMap::new();
+        for v in &values {
+            headers.append(
+                reqwest::header::HeaderName::from_static(name),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        if name != "authorization" && name != "x-internal-secret" {
+            headers.insert(
+                AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {}", admin.token)).unwrap(),
+            );
+        }
+        let r = app
+            .http
+            .get(app.url("/incidents"))
+            .headers(headers)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{name}");
+    }
+}

@@ -24,6 +24,19 @@ async fn health_and_readiness_report_each_check() {
     assert_eq!(body["checks"]["nats"]["status"], "ok");
     assert_eq!(body["checks"]["postgres"]["status"], "ok");
     assert_eq!(body["checks"]["projector:incidents"]["status"], "ok");
+    // Every supervised background role reports, running.
+    for role in [
+        "projectors",
+        "auto_response",
+        "webhook_fanout",
+        "identity_cache",
+    ] {
+        assert_eq!(
+            body["checks"][format!("role:{role}")]["status"],
+            "ok",
+            "{body}"
+        );
+    }
 }
 
 #[tokio::test]

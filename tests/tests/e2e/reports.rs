@@ -241,12 +241,23 @@ async fn the_schedule_runs_each_slot_once_and_delivers_it_signed() {
     .await;
     assert_eq!(s, 201, "{report}");
     let id = report["data"]["id"].as_str().unwrap();
+    // A second instance on the same log and database: each slot still runs, and is
+    // delivered, once.
+    let second = aegis_command_api::app::Application::build(
+        app.config.clone(),
+        aegis_command_api::app::Roles::ALL,
+    )
+    .await
+    .unwrap();
 
     let delivered = eventually(Duration::from_secs(75), || async {
         !got.lock().unwrap().is_empty()
     })
     .await;
     assert!(delivered, "the first slot ran and was delivered");
+    // Both instances have ticked many times since the slot came due.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    second.stop().await;
     let (headers, body) = got.lock().unwrap()[0].clone();
     assert_eq!(headers["x-aegis-topic"], "report");
     let doc: Value = serde_json::from_slice(&body).unwrap();
@@ -282,8 +293,38 @@ async fn the_schedule_runs_each_slot_once_and_delivers_it_signed() {
         .collect();
     assert_eq!(slots.len(), scheduled.len(), "each slot ran once: {runs}");
     assert_eq!(
+        got.lock().unwrap().len(),
+        scheduled.len(),
+        "each slot was delivered once, by one of the two instances"
+    );
+    assert_eq!(
         headers["x-aegis-event-id"].to_str().unwrap(),
         scheduled.last().unwrap()["id"].as_str().unwrap(),
         "the delivery's id is the run's"
     );
+}
+
+#[tokio::test]
+async fn manual_runs_are_rationed_per_tenant() {
+    let app = spawn().await;
+    let tenant = app.create_tenant("Eager").await;
+    let (s, report) = post(
+        &app,
+        tenant,
+        "/reports/scheduled",
+        json!({"name": "on demand", "kind": "incident_summary", "cron": "0 9 * * 1", "window_hours": 2160}),
+    )
+    .await;
+    assert_eq!(s, 201, "{report}");
+    let path = format!(
+        "/reports/scheduled/{}/run",
+        report["data"]["id"].as_str().unwrap()
+    );
+    for _ in 0..10 {
+        let (s, b) = post(&app, tenant, &path, json!({})).await;
+        assert_eq!(s, 201, "{b}");
+    }
+    let (s, b) = post(&app, tenant, &path, json!({})).await;
+    assert_eq!(s, 429, "{b}");
+    assert_eq!(b["error"], "rate_limited");
 }

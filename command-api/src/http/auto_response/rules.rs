@@ -198,7 +198,8 @@ pub const MAX_RULES: i64 = 100;
 #[utoipa::path(post, path = "/auto-response/rules", tag = "auto-response", security(("bearer" = [])),
     params(params::Tenant), request_body = RuleBody,
     responses((status = 201, description = "Created", body = Data<RuleView>, headers(("ETag" = String))),
-        AuthErrors, BodyErrors))]
+        AuthErrors, BodyErrors,
+        (status = 409, description = "The tenant holds the most rules it may", body = ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,

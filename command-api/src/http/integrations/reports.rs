@@ -172,11 +172,15 @@ fn view(r: &Report) -> ReportView {
     }
 }
 
+/// The most scheduled reports a tenant holds.
+pub const MAX_REPORTS: i64 = 50;
+
 /// Create a scheduled report (ADMIN).
 #[utoipa::path(post, path = "/reports/scheduled", tag = "integrations", security(("bearer" = [])),
     params(params::Tenant), request_body = ReportBody,
     responses((status = 201, description = "Created", body = Data<ReportView>, headers(("ETag" = String))),
-        AuthErrors, BodyErrors))]
+        AuthErrors, BodyErrors,
+        (status = 409, description = "The tenant holds the most reports it may", body = ErrorBody)))]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -197,6 +201,21 @@ async fn create(
         enabled: body.enabled.unwrap_or(true),
     };
     ensure_tenant(&state, tenant).await?;
+    MinPosition::caught_up(&state, &[IntegrationsProjection::NAME]).await?;
+    let (held,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM scheduled_reports WHERE tenant_id = $1 AND NOT deleted",
+    )
+    .bind(tenant.0)
+    .fetch_one(&state.pool)
+    .await?;
+    if held >= MAX_REPORTS {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "limit_reached",
+            format!("a tenant holds at most {MAX_REPORTS} scheduled reports; delete one first"),
+        )
+        .with("limit", MAX_REPORTS));
+    }
     let agg = aggregate::<ReportAggregate>(tenant.0, Uuid::now_v7().to_string())?;
     let outcome = execute::<ReportAggregate>(
         &state,
@@ -420,7 +439,8 @@ pub struct ReportRunRow {
 #[utoipa::path(post, path = "/reports/scheduled/{id}/run", tag = "integrations", security(("bearer" = [])),
     params(("id" = Uuid, Path), params::Tenant),
     responses((status = 201, description = "The run; its output is ready to download", body = Data<ReportRunRow>),
-        AuthErrors, (status = 404, description = "No such report", body = ErrorBody)))]
+        AuthErrors, (status = 404, description = "No such report", body = ErrorBody),
+        (status = 429, description = "Too many manual runs for this tenant (Retry-After)", body = ErrorBody)))]
 async fn run_now(
     State(state): State<AppState>,
     principal: Principal,
@@ -429,6 +449,22 @@ async fn run_now(
 ) -> Result<Reply, ApiError> {
     let tenant = principal.tenant()?;
     let (r, _, _) = live(&state, &principal, id).await?;
+    // A run reads a whole window and keeps its output: a tenant's runs on demand are rationed.
+    if let Err(wait) = state
+        .limits
+        .report_runs
+        .reserve(&tenant.to_string(), std::time::Instant::now())
+    {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "a tenant may run reports by hand {} times in ten minutes",
+                crate::limits::MANUAL_REPORT_RUNS
+            ),
+        )
+        .with_retry_after(wait.as_secs().max(1)));
+    }
     let run = produce(
         &state,
         tenant.0,
