@@ -135,6 +135,10 @@ pub async fn main() -> anyhow::Result<()> {
         Cmd::Rebuild { projection } => {
             let (_, store) = connect_store(&config).await?;
             let pool = connect_db(&config).await?;
+            let key = crate::leases::rebuild_key(&projection);
+            let Some(_lease) = crate::leases::try_take(&config.database_url, key).await? else {
+                anyhow::bail!("a rebuild of `{projection}` is running elsewhere; try again when it ends");
+            };
             let started = std::time::Instant::now();
             let Some(report) = rebuild_named(&pool, &store, &projection).await else {
                 anyhow::bail!(

@@ -18,6 +18,13 @@ pub fn key(purpose: &str, id: &[u8]) -> i64 {
     i64::from_be_bytes(first)
 }
 
+/// The lease one projection's rebuild holds: a rebuild drops and refills a shadow table, so
+/// two at once (on two instances, or the API and `aegis rebuild`) would destroy each other's
+/// work.
+pub fn rebuild_key(projection: &str) -> i64 {
+    key("rebuild", projection.as_bytes())
+}
+
 /// A held lease; released when dropped.
 pub struct Lease {
     _session: sqlx::PgConnection,

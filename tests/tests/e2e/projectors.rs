@@ -616,3 +616,39 @@ async fn a_rebuild_started_over_the_api_reports_its_progress_and_serves_througho
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+/// A rebuild on another instance (here: another session holding its lease) refuses a second
+/// one, instead of dropping the shadow table under it.
+#[tokio::test]
+async fn a_rebuild_running_elsewhere_refuses_another() {
+    use aegis_command_api::leases;
+    let app = TestApp::spawn().await;
+    let elsewhere = leases::try_take(&app.db.url(), leases::rebuild_key("incidents"))
+        .await
+        .unwrap()
+        .expect("the lease is free");
+    let r = app
+        .admin(Method::POST, "/admin/projections/incidents/rebuild", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("another instance"), "{body}");
+    drop(elsewhere);
+    // The lease ends with its session; the server sees it at once.
+    let mut status = 0;
+    for _ in 0..50 {
+        let r = app
+            .admin(Method::POST, "/admin/projections/incidents/rebuild", None)
+            .send()
+            .await
+            .unwrap();
+        status = r.status().as_u16();
+        if status == 202 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 202);
+}

@@ -99,6 +99,13 @@ pub(super) async fn rebuild(
     Path(name): Path<String>,
 ) -> Result<Reply, ApiError> {
     let name = known(&name)?;
+    let lease = crate::leases::try_take(&state.config.database_url, crate::leases::rebuild_key(name))
+        .await?
+        .ok_or_else(|| {
+            ApiError::conflict(format!(
+                "a rebuild of `{name}` is already running on another instance"
+            ))
+        })?;
     let started = RebuildState {
         state: "running",
         started_at: Utc::now(),
@@ -146,7 +153,16 @@ pub(super) async fn rebuild(
     );
     tracing::info!(projection = name, "rebuild started");
     tokio::spawn(async move {
-        let result = aegis_projectors::rebuild::rebuild_named(&pool, &store, name).await;
+        // The rebuild runs as a task of its own so that a panic in it is reported as a
+        // failure instead of leaving the state `running` for good; the lease lives until then.
+        let work = tokio::spawn(async move {
+            aegis_projectors::rebuild::rebuild_named(&pool, &store, name).await
+        });
+        let result = match work.await {
+            Ok(result) => result.map(|r| r.map_err(|e| e.to_string())),
+            Err(e) => Some(Err(format!("the rebuild stopped: {e}"))),
+        };
+        drop(lease);
         let finished = Utc::now();
         let update = |r: &mut RebuildState| {
             r.finished_at = Some(finished);
