@@ -137,7 +137,9 @@ pub async fn main() -> anyhow::Result<()> {
             let pool = connect_db(&config).await?;
             let key = crate::leases::rebuild_key(&projection);
             let Some(_lease) = crate::leases::try_take(&config.database_url, key).await? else {
-                anyhow::bail!("a rebuild of `{projection}` is running elsewhere; try again when it ends");
+                anyhow::bail!(
+                    "a rebuild of `{projection}` is running elsewhere; try again when it ends"
+                );
             };
             let started = std::time::Instant::now();
             let Some(report) = rebuild_named(&pool, &store, &projection).await else {

@@ -93,3 +93,124 @@ async fn a_disabled_account_reads_like_a_wrong_password() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["message"], "invalid email or password");
 }
+
+/// Each tenant owns its users' addresses: another tenant's account is neither revealed nor
+/// blocking, and login finds the account whose password it is.
+#[tokio::test]
+async fn emails_are_unique_per_tenant_and_reveal_nothing_across_tenants() {
+    let app = TestApp::spawn().await;
+    let a = app.create_tenant("A corp").await;
+    let b = app.create_tenant("B corp").await;
+    let create = |tenant, email: &'static str, password: &'static str| {
+        let app = &app;
+        async move {
+            app.call(
+                tenant,
+                reqwest::Method::POST,
+                "/api/v1/users",
+                Some(json!({ "email": email, "password": password })),
+            )
+            .await
+        }
+    };
+    let (s, _) = create(b, "admin-b@bcorp.test", "b's own long passphrase").await;
+    assert_eq!(s, 201);
+    // A learns nothing of B's account, and cannot squat B's future addresses.
+    let (s, body) = create(a, "ADMIN-B@bcorp.test", "a's squatting passphrase").await;
+    assert_eq!(s, 201, "{body}");
+    let (s, _) = create(a, "future-ceo@bcorp.test", "a's squatting passphrase").await;
+    assert_eq!(s, 201);
+    let (s, body) = create(b, "future-ceo@bcorp.test", "b's ceo long passphrase").await;
+    assert_eq!(s, 201, "{body}");
+    // Inside one tenant an address is still unique.
+    let (s, body) = create(b, "future-ceo@bcorp.test", "another long passphrase").await;
+    assert_eq!(s, 409, "{body}");
+
+    // Each password opens its own account.
+    for (password, tenant) in [
+        ("b's own long passphrase", b),
+        ("a's squatting passphrase", a),
+    ] {
+        let r = app.login("admin-b@bcorp.test", password).await;
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["user"]["tenant_id"], json!(tenant));
+    }
+
+    // Two accounts with the same password: the caller names the tenant.
+    let (s, _) = create(a, "shared@example.test", "one shared passphrase").await;
+    assert_eq!(s, 201);
+    let (s, _) = create(b, "shared@example.test", "one shared passphrase").await;
+    assert_eq!(s, 201);
+    let r = app
+        .login("shared@example.test", "one shared passphrase")
+        .await;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "tenant_required");
+    let r = app
+        .http
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({ "email": "shared@example.test", "password": "one shared passphrase", "tenant_id": b }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["user"]["tenant_id"], json!(b));
+}
+
+/// A claim whose account was never created (the process died between the claim and the
+/// create) does not hold the address for ever: once a minute old, the next creation takes it.
+#[tokio::test]
+async fn an_email_claim_left_without_its_account_is_taken_over() {
+    use aegis_command_api::command::CommandContext;
+    use aegis_command_api::domain::identity::users::{ClaimEmail, EmailOwner, UserEmailAggregate};
+    use aegis_command_api::domain::identity::TenantId;
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Crashed").await;
+    let mut meta = aegis_streams::Metadata::system("test");
+    meta.occurred_at = chrono::Utc::now() - chrono::Duration::minutes(2);
+    let ctx = CommandContext {
+        meta,
+        msg_id: None,
+        if_match: None,
+    };
+    let claim = aegis_streams::AggregateRef::new(
+        tenant,
+        "identity",
+        "user_email",
+        "orphan@example.test".to_string(),
+    )
+    .unwrap();
+    app.state()
+        .executor
+        .execute::<UserEmailAggregate>(
+            &claim,
+            &ClaimEmail {
+                owner: EmailOwner {
+                    tenant: TenantId(tenant),
+                    user: uuid::Uuid::now_v7(),
+                },
+                holder_alive: false,
+                now: chrono::Utc::now(),
+            },
+            &ctx,
+            false,
+        )
+        .await
+        .unwrap();
+    let (s, body) = app
+        .call(
+            tenant,
+            reqwest::Method::POST,
+            "/api/v1/users",
+            Some(json!({ "email": "orphan@example.test", "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(
+        app.login("orphan@example.test", PASSWORD).await.status(),
+        200
+    );
+}

@@ -634,7 +634,13 @@ async fn a_rebuild_running_elsewhere_refuses_another() {
         .unwrap();
     assert_eq!(r.status(), 409);
     let body: Value = r.json().await.unwrap();
-    assert!(body["message"].as_str().unwrap().contains("another instance"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("another instance"),
+        "{body}"
+    );
     drop(elsewhere);
     // The lease ends with its session; the server sees it at once.
     let mut status = 0;

@@ -199,8 +199,17 @@ pub struct RoleNameAggregate;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum NameCommand {
-    Claim { role: Uuid, name: String },
-    Release { role: Uuid },
+    /// `holder_alive`: whether the current holder is a live role (an orphaned claim is taken
+    /// over; see [`super::orphaned`]).
+    Claim {
+        role: Uuid,
+        name: String,
+        holder_alive: bool,
+        now: DateTime<Utc>,
+    },
+    Release {
+        role: Uuid,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -212,25 +221,37 @@ pub enum NameEvent {
 impl Aggregate for RoleNameAggregate {
     const CONTEXT: &'static str = "identity";
     const AGGREGATE: &'static str = "role_name";
-    type State = Option<Uuid>;
+    /// The holder, since when.
+    type State = Option<(Uuid, DateTime<Utc>)>;
     type Command = NameCommand;
     type Event = NameEvent;
     type Error = RoleError;
 
-    fn decide(state: &Option<Uuid>, cmd: &NameCommand) -> Result<Vec<NameEvent>, RoleError> {
+    fn decide(state: &Self::State, cmd: &NameCommand) -> Result<Vec<NameEvent>, RoleError> {
         match (state, cmd) {
-            (None, NameCommand::Claim { role, .. }) => Ok(vec![NameEvent::Claimed(*role)]),
-            (Some(_), NameCommand::Claim { name, .. }) => Err(RoleError::NameTaken(name.clone())),
-            (Some(holder), NameCommand::Release { role }) if holder == role => {
+            (Some((holder, _)), NameCommand::Claim { role, .. }) if holder == role => Ok(vec![]),
+            (
+                Some((_, at)),
+                NameCommand::Claim {
+                    name,
+                    holder_alive,
+                    now,
+                    ..
+                },
+            ) if !super::orphaned(*holder_alive, *at, *now) => {
+                Err(RoleError::NameTaken(name.clone()))
+            }
+            (_, NameCommand::Claim { role, .. }) => Ok(vec![NameEvent::Claimed(*role)]),
+            (Some((holder, _)), NameCommand::Release { role }) if holder == role => {
                 Ok(vec![NameEvent::Released])
             }
             (_, NameCommand::Release { .. }) => Ok(vec![]),
         }
     }
 
-    fn evolve(_: Option<Uuid>, event: &NameEvent, _: &Envelope) -> Option<Uuid> {
+    fn evolve(_: Self::State, event: &NameEvent, env: &Envelope) -> Self::State {
         match event {
-            NameEvent::Claimed(r) => Some(*r),
+            NameEvent::Claimed(r) => Some((*r, occurred_at(env))),
             NameEvent::Released => None,
         }
     }
@@ -309,16 +330,29 @@ mod tests {
     #[test]
     fn a_released_name_can_be_claimed_again() {
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let claim = |holder_alive| NameCommand::Claim {
+            role: b,
+            name: "x".into(),
+            holder_alive,
+            now: DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::hours(1),
+        };
+        given::<RoleNameAggregate>(vec![NameEvent::Claimed(a)])
+            .when(claim(true))
+            .then_err(RoleError::NameTaken("x".into()));
+        given::<RoleNameAggregate>(vec![NameEvent::Claimed(a), NameEvent::Released])
+            .when(claim(true))
+            .then(vec![NameEvent::Claimed(b)]);
+    }
+
+    #[test]
+    fn a_name_whose_role_was_never_created_is_taken_over() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
         given::<RoleNameAggregate>(vec![NameEvent::Claimed(a)])
             .when(NameCommand::Claim {
                 role: b,
                 name: "x".into(),
-            })
-            .then_err(RoleError::NameTaken("x".into()));
-        given::<RoleNameAggregate>(vec![NameEvent::Claimed(a), NameEvent::Released])
-            .when(NameCommand::Claim {
-                role: b,
-                name: "x".into(),
+                holder_alive: false,
+                now: DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::hours(1),
             })
             .then(vec![NameEvent::Claimed(b)]);
     }

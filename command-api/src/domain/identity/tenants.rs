@@ -174,25 +174,42 @@ pub struct TenantNameAggregate;
 pub struct ClaimName {
     pub name: TenantName,
     pub tenant: TenantId,
+    /// Whether the current holder exists (an orphaned claim is taken over; see
+    /// [`super::orphaned`]).
+    pub holder_alive: bool,
+    pub now: DateTime<Utc>,
+}
+
+/// Which tenant holds a name, since when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameClaim {
+    pub tenant: TenantId,
+    pub at: DateTime<Utc>,
 }
 
 impl Aggregate for TenantNameAggregate {
     const CONTEXT: &'static str = "identity";
     const AGGREGATE: &'static str = "tenant_name";
-    type State = Option<TenantId>;
+    type State = Option<NameClaim>;
     type Command = ClaimName;
     type Event = TenantId;
     type Error = TenantError;
 
     fn decide(state: &Self::State, cmd: &ClaimName) -> Result<Vec<TenantId>, TenantError> {
         match state {
-            Some(_) => Err(TenantError::NameTaken(cmd.name.as_str().to_string())),
-            None => Ok(vec![cmd.tenant]),
+            Some(claim) if claim.tenant == cmd.tenant => Ok(vec![]),
+            Some(claim) if !super::orphaned(cmd.holder_alive, claim.at, cmd.now) => {
+                Err(TenantError::NameTaken(cmd.name.as_str().to_string()))
+            }
+            _ => Ok(vec![cmd.tenant]),
         }
     }
 
-    fn evolve(_state: Self::State, event: &TenantId, _env: &Envelope) -> Self::State {
-        Some(*event)
+    fn evolve(_state: Self::State, event: &TenantId, env: &Envelope) -> Self::State {
+        Some(NameClaim {
+            tenant: *event,
+            at: occurred_at(env),
+        })
     }
 
     fn encode(event: &TenantId) -> NewEvent {
@@ -269,9 +286,25 @@ mod tests {
         given::<TenantNameAggregate>(vec![first])
             .when(ClaimName {
                 name: name("Acme"),
-                tenant: TenantId(Uuid::now_v7()),
+                tenant: TenantId(Uuid::from_u128(2)),
+                holder_alive: true,
+                now: DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::hours(1),
             })
             .then_err(TenantError::NameTaken("Acme".into()));
+    }
+
+    #[test]
+    fn a_name_whose_tenant_was_never_created_is_taken_over() {
+        let orphan = TenantId(Uuid::from_u128(1));
+        let retry = TenantId(Uuid::from_u128(2));
+        given::<TenantNameAggregate>(vec![orphan])
+            .when(ClaimName {
+                name: name("Acme"),
+                tenant: retry,
+                holder_alive: false,
+                now: DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::hours(1),
+            })
+            .then(vec![retry]);
     }
 
     #[test]

@@ -40,7 +40,7 @@ impl std::fmt::Display for UserStatus {
     }
 }
 
-/// An email address, trimmed and lower-cased: the login name, unique across tenants.
+/// An email address, trimmed and lower-cased: the login name, unique within a tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -381,8 +381,11 @@ impl Aggregate for UserAggregate {
     }
 }
 
-/// Claim of an email (platform tenant, `identity.user_email.<email>`): login finds the user
-/// here, and a second account with the same email is refused by the log itself.
+/// Claim of an email inside a tenant (`identity.user_email.<email>` under the tenant's
+/// subject): a second account with the same email in the tenant is refused by the log itself,
+/// while other tenants may hold the same address (each tenant owns its users' addresses, and
+/// nothing tells one tenant what another holds). Claims made before that live under the
+/// platform tenant and are still read by login.
 pub struct UserEmailAggregate;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -391,23 +394,48 @@ pub struct EmailOwner {
     pub user: Uuid,
 }
 
+/// Claim the email for `owner`. `holder_alive` says whether the current holder's account
+/// exists (looked up by the handler): a claim whose account was never created (the process
+/// died between the two appends) is taken over by the next claim once it is
+/// [`super::ORPHAN_AFTER_SECS`] old, instead of holding the address forever. (A younger one may be a
+/// creation still under way.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimEmail {
+    pub owner: EmailOwner,
+    pub holder_alive: bool,
+    pub now: DateTime<Utc>,
+}
+
+/// Who holds an email, since when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmailClaim {
+    pub owner: EmailOwner,
+    pub at: DateTime<Utc>,
+}
+
 impl Aggregate for UserEmailAggregate {
     const CONTEXT: &'static str = "identity";
     const AGGREGATE: &'static str = "user_email";
-    type State = Option<EmailOwner>;
-    type Command = EmailOwner;
+    type State = Option<EmailClaim>;
+    type Command = ClaimEmail;
     type Event = EmailOwner;
     type Error = UserError;
 
-    fn decide(state: &Self::State, cmd: &EmailOwner) -> Result<Vec<EmailOwner>, UserError> {
+    fn decide(state: &Self::State, cmd: &ClaimEmail) -> Result<Vec<EmailOwner>, UserError> {
         match state {
-            Some(_) => Err(UserError::EmailTaken),
-            None => Ok(vec![*cmd]),
+            Some(claim) if claim.owner == cmd.owner => Ok(vec![]),
+            Some(claim) if !super::orphaned(cmd.holder_alive, claim.at, cmd.now) => {
+                Err(UserError::EmailTaken)
+            }
+            _ => Ok(vec![cmd.owner]),
         }
     }
 
-    fn evolve(_: Self::State, event: &EmailOwner, _: &Envelope) -> Self::State {
-        Some(*event)
+    fn evolve(_: Self::State, event: &EmailOwner, env: &Envelope) -> Self::State {
+        Some(EmailClaim {
+            owner: *event,
+            at: occurred_at(env),
+        })
     }
 
     fn encode(event: &EmailOwner) -> NewEvent {
@@ -533,15 +561,60 @@ mod tests {
             .then_err(UserError::NotFound);
     }
 
+    fn owner(n: u128) -> EmailOwner {
+        EmailOwner {
+            tenant: TenantId(Uuid::from_u128(1)),
+            user: Uuid::from_u128(n),
+        }
+    }
+
+    /// `spec::given` events carry the epoch as their time: "later" is any time after it.
+    fn later(secs: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs)
+    }
+
     #[test]
-    fn an_email_is_claimed_once() {
-        let owner = EmailOwner {
-            tenant: TenantId(Uuid::now_v7()),
-            user: Uuid::now_v7(),
-        };
-        given::<UserEmailAggregate>(vec![owner])
-            .when(owner)
+    fn an_email_held_by_a_live_account_is_refused() {
+        given::<UserEmailAggregate>(vec![owner(1)])
+            .when(ClaimEmail {
+                owner: owner(2),
+                holder_alive: true,
+                now: later(3600),
+            })
             .then_err(UserError::EmailTaken);
+    }
+
+    #[test]
+    fn a_claim_whose_account_was_never_created_is_taken_over_once_old() {
+        given::<UserEmailAggregate>(vec![owner(1)])
+            .when(ClaimEmail {
+                owner: owner(2),
+                holder_alive: false,
+                now: later(crate::domain::identity::ORPHAN_AFTER_SECS),
+            })
+            .then(vec![owner(2)]);
+    }
+
+    #[test]
+    fn a_young_claim_may_be_a_creation_under_way() {
+        given::<UserEmailAggregate>(vec![owner(1)])
+            .when(ClaimEmail {
+                owner: owner(2),
+                holder_alive: false,
+                now: later(5),
+            })
+            .then_err(UserError::EmailTaken);
+    }
+
+    #[test]
+    fn claiming_again_for_the_same_account_changes_nothing() {
+        given::<UserEmailAggregate>(vec![owner(1)])
+            .when(ClaimEmail {
+                owner: owner(1),
+                holder_alive: true,
+                now: later(5),
+            })
+            .then(vec![]);
     }
 
     #[test]

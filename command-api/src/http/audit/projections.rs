@@ -99,13 +99,14 @@ pub(super) async fn rebuild(
     Path(name): Path<String>,
 ) -> Result<Reply, ApiError> {
     let name = known(&name)?;
-    let lease = crate::leases::try_take(&state.config.database_url, crate::leases::rebuild_key(name))
-        .await?
-        .ok_or_else(|| {
-            ApiError::conflict(format!(
-                "a rebuild of `{name}` is already running on another instance"
-            ))
-        })?;
+    let lease =
+        crate::leases::try_take(&state.config.database_url, crate::leases::rebuild_key(name))
+            .await?
+            .ok_or_else(|| {
+                ApiError::conflict(format!(
+                    "a rebuild of `{name}` is already running on another instance"
+                ))
+            })?;
     let started = RebuildState {
         state: "running",
         started_at: Utc::now(),

@@ -15,10 +15,12 @@ use crate::domain::identity::users::{
 };
 use crate::domain::identity::TenantId;
 use crate::error::ApiError;
-use crate::http::extract::Json;
+use crate::http::extract::{Json, MinPosition};
 use crate::http::openapi::{BodyErrors, ErrorBody};
 use crate::http::{aggregate, platform_tenant};
 use crate::state::AppState;
+use aegis_projectors::identity::IdentityProjection;
+use aegis_projectors::Projection;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -41,6 +43,10 @@ pub struct LoginBody {
     pub email: String,
     #[schema(max_length = 128)]
     pub password: String,
+    /// The tenant whose account this is; needed only when the email has accounts in several
+    /// tenants (the answer says so).
+    #[serde(default)]
+    pub tenant_id: Option<uuid::Uuid>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -130,41 +136,110 @@ fn slowdown(recent_failures: usize) -> Duration {
     }
 }
 
-/// The account the email names (if any), and whether the password is its password.
+/// The most accounts one email may name across tenants before login needs `tenant_id`.
+const MAX_ACCOUNTS: usize = 4;
+
+/// What the password opened.
+enum Attempt {
+    /// The one account whose password it is.
+    Opened(TenantId, User),
+    /// No account took it; the accounts the email names (their failures are audited).
+    Refused(Vec<(TenantId, User)>),
+    /// Several accounts share the email (and the password): the caller must say which tenant.
+    Ambiguous,
+}
+
+/// Every account `email` names, from the log: a claim made before emails were per tenant
+/// (under the platform tenant), and the tenants' own claims, located through the read model
+/// (caught up with the log when it can be, so a user created a moment ago is found) and each
+/// confirmed from the log. With `only`, that tenant's claim alone.
+async fn accounts(
+    state: &AppState,
+    email: &Email,
+    only: Option<TenantId>,
+) -> Result<Vec<(TenantId, User)>, ApiError> {
+    let claim_in = |tenant: uuid::Uuid| aggregate::<UserEmailAggregate>(tenant, email.as_str());
+    let mut claims = vec![claim_in(platform_tenant())?];
+    match only {
+        Some(t) => claims.push(claim_in(t.0)?),
+        None => {
+            // A lagging or halted read model only delays or narrows the search; the log decides.
+            let _ = MinPosition::caught_up(state, &[IdentityProjection::NAME]).await;
+            let tenants: Vec<(uuid::Uuid,)> =
+                sqlx::query_as("SELECT DISTINCT tenant_id FROM users WHERE email = $1 LIMIT $2")
+                    .bind(email.as_str())
+                    .bind(MAX_ACCOUNTS as i64 + 1)
+                    .fetch_all(&state.pool)
+                    .await?;
+            for (t,) in tenants {
+                claims.push(claim_in(t)?);
+            }
+        }
+    }
+    let mut found: Vec<(TenantId, User)> = Vec::new();
+    for claim in claims {
+        let (holder, _) = state
+            .executor
+            .load::<UserEmailAggregate>(&claim)
+            .await
+            .map_err(|e| e.into_api(|e| ApiError::internal(&e)))?;
+        let Some(owner) = holder.map(|h| h.owner) else {
+            continue;
+        };
+        if only.is_some_and(|t| t != owner.tenant) || found.iter().any(|(_, u)| u.id == owner.user)
+        {
+            continue;
+        }
+        let agg = aggregate::<UserAggregate>(owner.tenant.0, owner.user.to_string())?;
+        let (user, _) = state
+            .executor
+            .load::<UserAggregate>(&agg)
+            .await
+            .map_err(|e| e.into_api(|e| ApiError::internal(&e)))?;
+        if let Some(user) = user.filter(|u| u.email == email.as_str()) {
+            found.push((owner.tenant, user));
+        }
+    }
+    Ok(found)
+}
+
+/// Checks the password against every account the email names (at least once, against a
+/// decoy, when it names none, so an unknown email costs what a wrong password does).
 async fn attempt(
     state: &AppState,
     email: &Email,
     password: String,
-) -> Result<(Option<(TenantId, User)>, bool), ApiError> {
-    let claim = aggregate::<UserEmailAggregate>(platform_tenant(), email.as_str())?;
-    let (owner, _) = state
-        .executor
-        .load::<UserEmailAggregate>(&claim)
-        .await
-        .map_err(|e| e.into_api(|e| ApiError::internal(&e)))?;
-    let user = match owner {
-        Some(o) => {
-            let agg = aggregate::<UserAggregate>(o.tenant.0, o.user.to_string())?;
-            state
-                .executor
-                .load::<UserAggregate>(&agg)
-                .await
-                .map_err(|e| e.into_api(|e| ApiError::internal(&e)))?
-                .0
-                .map(|u| (o.tenant, u))
+    only: Option<TenantId>,
+) -> Result<Attempt, ApiError> {
+    let candidates = accounts(state, email, only).await?;
+    if candidates.len() > MAX_ACCOUNTS {
+        return Ok(Attempt::Ambiguous);
+    }
+    if candidates.is_empty() {
+        passwords::verify(None, password).await?;
+        return Ok(Attempt::Refused(candidates));
+    }
+    let mut opened = Vec::new();
+    for (i, (_, user)) in candidates.iter().enumerate() {
+        if passwords::verify(Some(user.password_hash.clone()), password.clone()).await? {
+            opened.push(i);
         }
-        None => None,
-    };
-    let hash = user.as_ref().map(|(_, u)| u.password_hash.clone());
-    let valid = passwords::verify(hash, password).await?;
-    Ok((user, valid))
+    }
+    match opened.as_slice() {
+        [] => Ok(Attempt::Refused(candidates)),
+        [one] => {
+            let (tenant, user) = candidates[*one].clone();
+            Ok(Attempt::Opened(tenant, user))
+        }
+        _ => Ok(Attempt::Ambiguous),
+    }
 }
 
 /// Log in with email and password.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
     responses(
         (status = 200, description = "Logged in", body = LoginReply),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, or `tenant_required`: the email has accounts in several tenants", body = ErrorBody),
         (status = 401, description = "Wrong email or password, or the account is disabled", body = ErrorBody),
         (status = 429, description = "Too many failed attempts for this account or address (Retry-After)", body = ErrorBody),
         BodyErrors,
@@ -198,15 +273,25 @@ async fn login(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let outcome = attempt(&state, &email, body.password).await;
+    let outcome = attempt(&state, &email, body.password, body.tenant_id.map(TenantId)).await;
     let (tenant, user) = match outcome {
-        Ok((Some(found), true)) => found,
-        Ok((user, _)) => {
-            if let Some((tenant, u)) = &user {
+        Ok(Attempt::Opened(tenant, user)) => (tenant, user),
+        Ok(Attempt::Refused(accounts)) => {
+            for (tenant, u) in &accounts {
                 audit_attempt(&state, *tenant, u.id, false, &address).await?;
             }
             tracing::info!(account = who, source = %address, "login refused");
             return Err(refused());
+        }
+        Ok(Attempt::Ambiguous) => {
+            throttle.pair.succeeded(&pair, now);
+            throttle.source.succeeded(&address, now);
+            throttle.account.succeeded(&account, now);
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "tenant_required",
+                "this email has accounts in several tenants: send tenant_id to choose one",
+            ));
         }
         Err(e) => {
             // Not the caller's failure: the reservations are taken back.

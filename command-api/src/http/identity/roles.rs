@@ -174,6 +174,14 @@ async fn create_role(
     crate::http::ensure_tenant(&state, tenant).await?;
     let id = Uuid::now_v7();
     let claim = aggregate::<RoleNameAggregate>(tenant.0, name.to_lowercase())?;
+    let (holder, _, _) = current::<RoleNameAggregate>(&state, tenant, name.to_lowercase()).await?;
+    let holder_alive = match holder {
+        Some((role, _)) => current::<RoleAggregate>(&state, tenant, role.to_string())
+            .await?
+            .0
+            .is_some_and(|r| !r.deleted),
+        None => false,
+    };
     execute::<RoleNameAggregate>(
         &state,
         &principal,
@@ -182,6 +190,8 @@ async fn create_role(
         &NameCommand::Claim {
             role: id,
             name: name.clone(),
+            holder_alive,
+            now: Utc::now(),
         },
         false,
         role_error,

@@ -77,19 +77,43 @@ async fn create_tenant(
         let claim_ctx =
             command_context(&principal, &headers, key.as_ref().map(|k| k.msg_id("name")));
         let claim = aggregate::<TenantNameAggregate>(platform_tenant(), name.uniqueness_key())?;
-        state
+        let (holder, _) = state
+            .executor
+            .load::<TenantNameAggregate>(&claim)
+            .await
+            .map_err(|e| e.into_api(tenant_error))?;
+        let holder_alive = match holder {
+            Some(h) => {
+                let agg = aggregate::<TenantAggregate>(h.tenant.0, h.tenant.0.to_string())?;
+                state
+                    .executor
+                    .load::<TenantAggregate>(&agg)
+                    .await
+                    .map_err(|e| e.into_api(tenant_error))?
+                    .0
+                    .is_some()
+            }
+            None => false,
+        };
+        let claimed = state
             .executor
             .execute::<TenantNameAggregate>(
                 &claim,
                 &ClaimName {
                     name: name.clone(),
                     tenant,
+                    holder_alive,
+                    now: chrono::Utc::now(),
                 },
                 &claim_ctx,
                 false,
             )
             .await
             .map_err(|e| e.into_api(tenant_error))?;
+        // A retry with the same Idempotency-Key finds its first claim (deduplicated by the
+        // stream) naming the id minted then: the tenant is created under that id, so the
+        // name never points at a tenant that does not exist.
+        let tenant = claimed.state.map_or(tenant, |c| c.tenant);
         let ctx = command_context(
             &principal,
             &headers,

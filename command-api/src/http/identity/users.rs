@@ -4,14 +4,15 @@
 use super::tenants::page;
 use crate::auth::{grants, Principal};
 use crate::domain::identity::users::{
-    Command, Email, EmailOwner, User, UserAggregate, UserEmailAggregate, UserError, UserStatus,
+    ClaimEmail, Command, Email, EmailOwner, User, UserAggregate, UserEmailAggregate, UserError,
+    UserStatus,
 };
 use crate::domain::identity::TenantId;
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::{Data, Paged, Reply};
-use crate::http::{aggregate, current, ensure_tenant, execute, platform_tenant};
+use crate::http::{aggregate, current, ensure_tenant, execute};
 use crate::state::AppState;
 use aegis_projectors::identity::IdentityProjection;
 use aegis_projectors::Projection;
@@ -73,7 +74,7 @@ impl UserView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserBody {
-    /// The login name; unique across all tenants, compared without case.
+    /// The login name; unique within the tenant, compared without case.
     #[schema(max_length = 254)]
     pub email: String,
     /// 12 to 128 characters.
@@ -130,13 +131,25 @@ async fn create(
     ensure_tenant(&state, tenant).await?;
     let password_hash = crate::auth::passwords::hash(body.password).await?;
     let id = Uuid::now_v7();
-    let claim = aggregate::<UserEmailAggregate>(platform_tenant(), email.as_str())?;
+    let claim = aggregate::<UserEmailAggregate>(tenant.0, email.as_str())?;
+    let (holder, _, _) = current::<UserEmailAggregate>(&state, tenant, email.as_str()).await?;
+    let holder_alive = match holder {
+        Some(h) => current::<UserAggregate>(&state, h.owner.tenant, h.owner.user.to_string())
+            .await?
+            .0
+            .is_some(),
+        None => false,
+    };
     execute::<UserEmailAggregate>(
         &state,
         &principal,
         &headers,
         &claim,
-        &EmailOwner { tenant, user: id },
+        &ClaimEmail {
+            owner: EmailOwner { tenant, user: id },
+            holder_alive,
+            now: Utc::now(),
+        },
         false,
         user_error,
     )
