@@ -165,6 +165,33 @@ pub async fn open(
         .map_err(|_| ApiError::internal(&KeyError::Tampered))
 }
 
+/// The credential a value read opens, its read recorded first. The cached state (see
+/// `current`) is confirmed against the log's last commit on the credential, in the same round
+/// trip as the read record: an instance whose cache missed a destroy or a new version (a lost
+/// invalidation, a reconnect) answers from the log, never from what it remembered.
+pub async fn for_value_read(
+    state: &AppState,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    name: &str,
+) -> Result<Credential, ApiError> {
+    let cached = current(state, tenant, name).await?;
+    let (fresh, recorded) = tokio::join!(
+        load(state, tenant, name),
+        record_read(state, ctx, tenant, &cached)
+    );
+    recorded?;
+    let (fresh, _, _) = fresh?;
+    if fresh.version() != cached.version() || fresh.lifecycle != cached.lifecycle {
+        if let Ok(agg) = aggregate::<CredentialAggregate>(tenant, name) {
+            state.credentials.invalidate(&agg.subject());
+        }
+        // What is served is the log's version: its read is recorded too.
+        record_read(state, ctx, tenant, &fresh).await?;
+    }
+    Ok(fresh)
+}
+
 /// Records one read of a credential's value, before the value is used or answered.
 pub async fn record_read(
     state: &AppState,

@@ -1455,3 +1455,40 @@ async fn a_destroy_on_one_instance_stops_value_reads_on_another() {
         "the other instance drops the erased tenant's cached keys"
     );
 }
+
+/// An instance whose caches missed a change (a lost invalidation, a reconnect) still reads
+/// the credential as the log holds it: the cache is confirmed against the log's last commit.
+#[tokio::test]
+async fn a_value_read_on_an_instance_that_missed_a_change_serves_the_log_version() {
+    use aegis_command_api::auth::directory::Directory;
+    use aegis_command_api::command::{CommandContext, Executor};
+    let (app, tenant) = vault_app().await;
+    create(&app, tenant, json!({ "name": "db", "credential_type": "database", "provider": "env", "value": "v1-secret" })).await;
+    // Another instance: its own caches, and no follower telling it of changes.
+    let mut elsewhere = app.state().clone();
+    let executor = Executor::new(app.state().executor.store().clone());
+    elsewhere.credentials = Directory::new(executor.clone());
+    elsewhere.executor = executor;
+    let ctx = || CommandContext {
+        meta: aegis_streams::Metadata::system("test"),
+        msg_id: None,
+        if_match: None,
+    };
+    let read = aegis_command_api::vault::for_value_read(&elsewhere, &ctx(), tenant, "db")
+        .await
+        .unwrap();
+    assert_eq!(read.version(), 1);
+    let (s, _) = call(
+        &app,
+        tenant,
+        Method::POST,
+        "/credentials/db/rotate",
+        Some(json!({ "trigger": "emergency", "reason": "leaked" })),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let read = aegis_command_api::vault::for_value_read(&elsewhere, &ctx(), tenant, "db")
+        .await
+        .unwrap();
+    assert_eq!(read.version(), 2, "the leaked version is not served");
+}

@@ -12,7 +12,7 @@ use crate::http::reply::Reply;
 use crate::http::{aggregate, command_context, execute};
 use crate::state::AppState;
 use crate::vault::{
-    credential_error, current, key_error, load, missing, open, record_read, rotate, Rotated,
+    credential_error, for_value_read, key_error, load, missing, open, rotate, Rotated,
 };
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -56,20 +56,14 @@ async fn value(
 ) -> Result<Response, ApiError> {
     let tenant = principal.tenant()?;
     path_name(&name)?;
-    let c = current(&state, tenant.0, &name).await?;
+    let ctx = command_context(&principal, &headers, None);
+    let c = for_value_read(&state, &ctx, tenant.0, &name).await?;
     if c.lifecycle == crate::domain::vault::credentials::Lifecycle::Retired {
         return Err(
             ApiError::conflict("the credential is retired").with("credential", name.as_str())
         );
     }
     let clear = open(&state, tenant.0, &c, None).await?;
-    record_read(
-        &state,
-        &command_context(&principal, &headers, None),
-        tenant.0,
-        &c,
-    )
-    .await?;
     let body = CredentialValue {
         name: c.name.clone(),
         version: c.version(),
