@@ -148,3 +148,65 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says() {
         "no caller changed anything with an empty body"
     );
 }
+
+/// The grant matrix: a caller holding exactly `api_key.create`, `role.edit` and
+/// `user_role.edit` tries to hand out every grantable permission, as a key scope and as a
+/// role's permission, and to assign every built-in role. Only what it holds gets through;
+/// everything else is 403 naming the permission.
+#[tokio::test]
+async fn nobody_grants_a_permission_they_do_not_hold() {
+    let app = TestApp::spawn().await;
+    let a = app.create_tenant("A").await;
+    let held = Permissions::of(&[
+        Permission::ApiKeyCreate,
+        Permission::RoleEdit,
+        Permission::UserRoleEdit,
+    ]);
+    let (s, role) = app
+        .call(
+            a,
+            Method::POST,
+            "/api/v1/roles",
+            Some(serde_json::json!({ "name": "granter", "permissions": held.names() })),
+        )
+        .await;
+    assert_eq!(s, 201, "{role}");
+    let granter = app
+        .user_with_role(a, Some(role["data"]["id"].as_str().unwrap()))
+        .await;
+    let send = |method: Method, path: &'static str, body: Value| {
+        let (app, token) = (&app, granter.token.clone());
+        async move {
+            let r = app.bearer(method, path, &token).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for p in Permissions::grantable().iter() {
+        let name = p.as_str();
+        for (path, body) in [
+            ("/api-keys", serde_json::json!({ "name": format!("k-{name}"), "scopes": [name] })),
+            (
+                "/api/v1/roles",
+                serde_json::json!({ "name": format!("r-{name}"), "permissions": [name] }),
+            ),
+        ] {
+            let (status, body) = send(Method::POST, path, body).await;
+            if held.contains(p) {
+                assert_eq!(status, 201, "{path} granting {name}: {body}");
+            } else {
+                assert_eq!(status, 403, "{path} granting {name}: {body}");
+                assert_eq!(body["required_permission"], name, "{body}");
+            }
+        }
+    }
+    for role in BuiltinRole::ALL {
+        let (status, body) = send(
+            Method::POST,
+            "/api/v1/user-roles",
+            serde_json::json!({ "user_id": granter.user, "role_id": role.id() }),
+        )
+        .await;
+        assert_eq!(status, 403, "assigning {}: {body}", role.id());
+    }
+}
