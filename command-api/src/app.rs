@@ -166,6 +166,10 @@ impl Application {
             supervision: Arc::default(),
             rate_limiter: Arc::default(),
             rebuilds: Arc::default(),
+            checkpoints: Arc::new(tokio::sync::Mutex::new((
+                Vec::new(),
+                aegis_streams::Expected::NEW,
+            ))),
             audit_key: Arc::new(audit_key),
             keys,
             vault_checked: Arc::default(),

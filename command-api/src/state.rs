@@ -46,6 +46,13 @@ pub struct AppState {
     /// Threat-intel: the per-tenant budget of provider calls and the lookup counter.
     pub threat_intel: Arc<crate::threat_intel::ThreatIntel>,
     /// Rebuilds started over the API, by projection: what `GET /admin/projections` reports.
+    /// The signed audit checkpoints read so far, and where their history was read up to.
+    pub checkpoints: Arc<
+        tokio::sync::Mutex<(
+            Vec<crate::domain::audit::Checkpoint>,
+            aegis_streams::Expected,
+        )>,
+    >,
     pub rebuilds: Arc<
         Mutex<std::collections::HashMap<String, crate::http::audit::projections::RebuildState>>,
     >,

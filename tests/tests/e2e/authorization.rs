@@ -177,7 +177,12 @@ async fn nobody_grants_a_permission_they_do_not_hold() {
     let send = |method: Method, path: &'static str, body: Value| {
         let (app, token) = (&app, granter.token.clone());
         async move {
-            let r = app.bearer(method, path, &token).json(&body).send().await.unwrap();
+            let r = app
+                .bearer(method, path, &token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             let status = r.status().as_u16();
             (status, r.json::<Value>().await.unwrap_or(Value::Null))
         }
@@ -185,7 +190,10 @@ async fn nobody_grants_a_permission_they_do_not_hold() {
     for p in Permissions::grantable().iter() {
         let name = p.as_str();
         for (path, body) in [
-            ("/api-keys", serde_json::json!({ "name": format!("k-{name}"), "scopes": [name] })),
+            (
+                "/api-keys",
+                serde_json::json!({ "name": format!("k-{name}"), "scopes": [name] }),
+            ),
             (
                 "/api/v1/roles",
                 serde_json::json!({ "name": format!("r-{name}"), "permissions": [name] }),

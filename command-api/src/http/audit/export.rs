@@ -5,7 +5,7 @@
 use crate::audit_bundle::{Bundle, BundleCheckpoint, BundleEvent, FORMAT};
 use crate::audit_checkpoints::{aggregate, key_id};
 use crate::auth::Principal;
-use crate::domain::audit::CheckpointAggregate;
+use crate::domain::audit::{Checkpoint, CheckpointAggregate};
 use crate::domain::Aggregate;
 use crate::error::ApiError;
 use crate::http::extract::Query;
@@ -14,7 +14,6 @@ use crate::http::reply::{Data, Reply};
 use crate::state::AppState;
 use aegis_schemas::Message;
 use aegis_streams::merkle::{leaf, Tree};
-use aegis_streams::Expected;
 use axum::extract::State;
 use axum::http::StatusCode;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -83,11 +82,7 @@ pub(super) async fn export(
 ) -> Result<Reply, ApiError> {
     let tenant = principal.tenant()?;
     let store = state.executor.store();
-    let history = store.load(&aggregate(), Expected::NEW).await?;
-    let mut all = Vec::new();
-    for env in history.commits.iter().flat_map(|c| &c.events) {
-        all.push(CheckpointAggregate::decode(env)?);
-    }
+    let all = checkpoints(&state).await?;
     let sealed = all.last().map_or(0, |c| c.to);
     for (field, v) in [("from", q.from), ("to", q.to)] {
         if v.is_some_and(|v| v < 1) {
@@ -195,6 +190,19 @@ pub(super) async fn export(
             next_from,
         },
     ))
+}
+
+/// Every signed checkpoint, in order. The history grows by one event per interval for ever,
+/// so it is kept in memory and only its new commits are read on each export.
+async fn checkpoints(state: &AppState) -> Result<Vec<Checkpoint>, ApiError> {
+    let mut known = state.checkpoints.lock().await;
+    let (list, expected) = &mut *known;
+    let newer = state.executor.store().load(&aggregate(), *expected).await?;
+    for env in newer.commits.iter().flat_map(|c| &c.events) {
+        list.push(CheckpointAggregate::decode(env)?);
+    }
+    *expected = newer.expected;
+    Ok(list.clone())
 }
 
 /// One event of the bundle with its inclusion proof. An event that carries credential material
