@@ -118,6 +118,9 @@ pub fn verify(bundle: &Bundle, public_key: &str) -> Result<Report, String> {
                 env.event_type
             ));
         }
+        if e.payload_withheld && !env.payload.is_empty() {
+            return Err(format!("{what}: altered, a withheld payload is present"));
+        }
         if !e.payload_withheld && env.hash != hash_of(&env) {
             return Err(format!(
                 "{what}: altered, its content does not match its hash"

@@ -42,6 +42,21 @@ impl Projection for IntegrationsProjection {
     }
 }
 
+/// An integration's sealed secrets: in the envelope's `credential` (where they are written,
+/// out of every payload), else in the payload of older events.
+fn secrets(
+    env: &Envelope,
+    legacy: Option<pb::SealedSecrets>,
+) -> Result<Option<pb::SealedSecrets>, ProjectionError> {
+    if env.credential.is_empty() {
+        return Ok(legacy);
+    }
+    use aegis_schemas::Message;
+    pb::SealedSecrets::decode(env.credential.as_slice())
+        .map(Some)
+        .map_err(|e| ProjectionError::Decode(e.to_string()))
+}
+
 async fn webhook(
     tx: &mut PgConnection,
     s: &str,
@@ -56,7 +71,7 @@ async fn webhook(
         "webhook.created.v1" => {
             let m: pb::WebhookCreated = decode(env)?;
             let d = m.definition.unwrap_or_default();
-            let sealed = m.secrets.unwrap_or_default();
+            let sealed = secrets(env, m.secrets)?.unwrap_or_default();
             let by = env
                 .actor
                 .as_ref()
@@ -88,7 +103,7 @@ async fn webhook(
         "webhook.updated.v1" => {
             let m: pb::WebhookUpdated = decode(env)?;
             let d = m.definition.unwrap_or_default();
-            let (version, nonce, ciphertext) = match m.secrets {
+            let (version, nonce, ciphertext) = match secrets(env, m.secrets)? {
                 Some(s) => (Some(s.version as i64), Some(s.nonce), Some(s.ciphertext)),
                 None => (None, None, None),
             };
@@ -150,11 +165,11 @@ async fn siem(
     let (definition, sealed) = match env.event_type.as_str() {
         "siem.created.v1" => {
             let m: pb::SiemCreated = decode(env)?;
-            (m.definition.unwrap_or_default(), m.secrets)
+            (m.definition.unwrap_or_default(), secrets(env, m.secrets)?)
         }
         "siem.updated.v1" => {
             let m: pb::SiemUpdated = decode(env)?;
-            (m.definition.unwrap_or_default(), m.secrets)
+            (m.definition.unwrap_or_default(), secrets(env, m.secrets)?)
         }
         "siem.deleted.v1" => {
             let r = sqlx::query(&format!(

@@ -2,7 +2,9 @@
 //! against and what subscribers read, for every context, without per-event code. Proto field
 //! names are kept (`agent_id`, not `agentId`) and bytes are base64, as proto3 JSON has it.
 
-use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, SerializeOptions};
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, Kind, MessageDescriptor, ReflectMessage, SerializeOptions,
+};
 use std::sync::OnceLock;
 
 /// Every event type in the log and its message. A test in aegis-command-api keeps this list
@@ -223,6 +225,39 @@ pub fn carries_credentials(event_type: &str) -> bool {
         .is_some_and(|m| walk(&m, 0))
 }
 
+/// Whether this payload itself holds credential material: true only for events written
+/// before the material moved to the envelope's `credential` (their export withholds the
+/// payload); an event written since keeps those fields empty.
+pub fn payload_has_credentials(event_type: &str, payload: &[u8]) -> bool {
+    fn walk(message: &DynamicMessage, depth: usize) -> bool {
+        let desc = message.descriptor();
+        depth < 8
+            && desc.fields().any(|f| {
+                if !message.has_field(&f) {
+                    return false;
+                }
+                if is_credential(&desc, &f) {
+                    return true;
+                }
+                match &*message.get_field(&f) {
+                    prost_reflect::Value::Message(m) => walk(m, depth + 1),
+                    prost_reflect::Value::List(items) => items.iter().any(
+                        |v| matches!(v, prost_reflect::Value::Message(m) if walk(m, depth + 1)),
+                    ),
+                    _ => false,
+                }
+            })
+    }
+    if !carries_credentials(event_type) {
+        return false;
+    }
+    let Some(desc) = pool().and_then(|p| p.get_message_by_name(message_of(event_type)?)) else {
+        return false;
+    };
+    // A payload that does not decode is withheld: what it holds cannot be told.
+    DynamicMessage::decode(desc, payload).map_or(true, |m| walk(&m, 0))
+}
+
 /// Removes credential material from a payload's JSON, at any depth: `payload_json` is the one
 /// way a payload leaves as JSON (subscribers, SIEMs, rules, simulation), so nothing a reader
 /// holds (an AUDITOR's stream, a SIEM) can be cracked offline or replayed.
@@ -323,6 +358,34 @@ mod tests {
         for t in ["incident.opened.v1", "user.renamed.v1", "nope.v1"] {
             assert!(!carries_credentials(t), "{t}");
         }
+    }
+
+    #[test]
+    fn only_payloads_that_still_hold_material_are_said_to() {
+        let legacy = crate::identity::v1::UserCreated {
+            email: "ana@example.com".into(),
+            password_hash: "$argon2id$...".into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        assert!(payload_has_credentials("user.created.v1", &legacy));
+        let current = crate::identity::v1::UserCreated {
+            email: "ana@example.com".into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        assert!(!payload_has_credentials("user.created.v1", &current));
+        let sealed = crate::vault::v1::VersionAdded {
+            version: 1,
+            value: Some(crate::vault::v1::SealedValue::default()),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        assert!(payload_has_credentials(
+            "credential.version_added.v1",
+            &sealed
+        ));
+        assert!(!payload_has_credentials("incident.opened.v1", &legacy));
     }
 
     /// A new field that looks like credential material must be listed (or renamed).

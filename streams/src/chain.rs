@@ -1,6 +1,8 @@
-//! The audit hash chain: `hash = SHA-256(prev_hash || encode(envelope with hash cleared))`,
-//! chained per aggregate. Hashes cover the payload bytes as stored (ciphertext for sealed
-//! values), so crypto-shredding a key never breaks verification.
+//! The audit hash chain: `hash = SHA-256(prev_hash || encode(envelope with hash and
+//! credential cleared))`, chained per aggregate. Hashes cover the payload bytes as stored, and
+//! an event's credential material through its `credential_digest`, so an export can leave the
+//! material out and still be verified, and crypto-shredding a key never breaks verification.
+//! (An envelope written before `credential` existed encodes the same with it cleared.)
 
 use aegis_schemas::envelope::v1::Envelope;
 use aegis_schemas::Message;
@@ -13,6 +15,7 @@ pub const GENESIS: [u8; 32] = [0; 32];
 pub fn hash_of(envelope: &Envelope) -> [u8; 32] {
     let mut unhashed = envelope.clone();
     unhashed.hash.clear();
+    unhashed.credential.clear();
     let mut digest = Sha256::new();
     digest.update(&envelope.prev_hash);
     digest.update(unhashed.encode_to_vec());
@@ -23,10 +26,12 @@ pub fn hash_of(envelope: &Envelope) -> [u8; 32] {
 /// into `buf` (reused between calls), then put back.
 pub fn hash_in_place(envelope: &mut Envelope, buf: &mut Vec<u8>) -> [u8; 32] {
     let hash = std::mem::take(&mut envelope.hash);
+    let credential = std::mem::take(&mut envelope.credential);
     buf.clear();
     // Encoding into a Vec cannot run out of space.
     let _ = envelope.encode(buf);
     envelope.hash = hash;
+    envelope.credential = credential;
     let mut digest = Sha256::new();
     digest.update(&envelope.prev_hash);
     digest.update(&buf[..]);

@@ -14,6 +14,7 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// An event a decider produced, already encoded as its schema message.
@@ -21,6 +22,20 @@ use uuid::Uuid;
 pub struct NewEvent {
     pub event_type: &'static str,
     pub payload: Vec<u8>,
+    /// Credential material kept out of the payload (the envelope's `credential`): empty for
+    /// most events.
+    pub credential: Vec<u8>,
+}
+
+impl NewEvent {
+    /// An event whose payload is all there is.
+    pub fn new(event_type: &'static str, payload: Vec<u8>) -> Self {
+        Self {
+            event_type,
+            payload,
+            credential: Vec::new(),
+        }
+    }
 }
 
 /// Who and what caused a commit; travels into every envelope and the message headers.
@@ -185,7 +200,13 @@ impl EventStore {
                     }),
                     causation_id: meta.causation_id.clone(),
                     correlation_id: meta.correlation_id.clone(),
+                    credential_digest: if e.credential.is_empty() {
+                        Vec::new()
+                    } else {
+                        Sha256::digest(&e.credential).to_vec()
+                    },
                     payload: e.payload,
+                    credential: e.credential,
                     ..Default::default()
                 };
                 head = chain::seal(&mut env, head);

@@ -77,6 +77,7 @@ impl Aggregate for ProjectionAggregate {
                 reason,
                 error,
             } => NewEvent {
+                credential: Vec::new(),
                 event_type: "projection.skipped.v1",
                 payload: pb::ProjectionSkipped {
                     position: *position,
@@ -86,6 +87,7 @@ impl Aggregate for ProjectionAggregate {
                 .encode_to_vec(),
             },
             Event::RebuildRequested => NewEvent {
+                credential: Vec::new(),
                 event_type: "projection.rebuild_requested.v1",
                 payload: pb::ProjectionRebuildRequested {}.encode_to_vec(),
             },
@@ -162,6 +164,7 @@ impl Aggregate for CheckpointAggregate {
 
     fn encode(c: &Checkpoint) -> NewEvent {
         NewEvent {
+            credential: Vec::new(),
             event_type: "checkpoint.signed.v1",
             payload: pb::CheckpointSigned {
                 from: c.from,

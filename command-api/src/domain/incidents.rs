@@ -215,6 +215,7 @@ impl Aggregate for IncidentAggregate {
     fn encode(event: &Event) -> NewEvent {
         match event {
             Event::Opened(n) => NewEvent {
+                credential: Vec::new(),
                 event_type: "incident.opened.v1",
                 payload: pb::IncidentOpened {
                     title: n.title.clone(),
@@ -227,6 +228,7 @@ impl Aggregate for IncidentAggregate {
                 .encode_to_vec(),
             },
             Event::StatusChanged { from, to } => NewEvent {
+                credential: Vec::new(),
                 event_type: "incident.status_changed.v1",
                 payload: pb::IncidentStatusChanged {
                     from: from.as_str().into(),
@@ -235,6 +237,7 @@ impl Aggregate for IncidentAggregate {
                 .encode_to_vec(),
             },
             Event::Assigned { assigned_to } => NewEvent {
+                credential: Vec::new(),
                 event_type: "incident.assigned.v1",
                 payload: pb::IncidentAssigned {
                     assigned_to: assigned_to.clone().unwrap_or_default(),
@@ -242,6 +245,7 @@ impl Aggregate for IncidentAggregate {
                 .encode_to_vec(),
             },
             Event::ActionRecorded { action } => NewEvent {
+                credential: Vec::new(),
                 event_type: "incident.action_recorded.v1",
                 payload: pb::IncidentActionRecorded {
                     action: action.clone(),
@@ -355,6 +359,7 @@ impl Aggregate for DedupAggregate {
 
     fn encode(event: &IncidentId) -> NewEvent {
         NewEvent {
+            credential: Vec::new(),
             event_type: "incident.dedup_claimed.v1",
             payload: pb::IncidentDedupClaimed {
                 incident_id: event.to_string(),

@@ -89,6 +89,30 @@ pub fn derived_id(label: &str, parts: &[&[u8]]) -> uuid::Uuid {
     uuid::Builder::from_sha1_bytes(bytes).into_uuid()
 }
 
+/// An event's credential material as text (a password hash, a keyed digest): from the
+/// envelope's `credential`, where it is written, or from the payload field that held it in
+/// events written before (`legacy`).
+pub fn credential_text(env: &Envelope, legacy: String) -> Result<String, DecodeError> {
+    if env.credential.is_empty() {
+        return Ok(legacy);
+    }
+    String::from_utf8(env.credential.clone()).map_err(|e| DecodeError::new(env, e))
+}
+
+/// An event's credential material as a message of its schema (a sealed value, sealed
+/// secrets): from the envelope's `credential`, else the payload field of older events.
+pub fn credential_message<T: aegis_schemas::Message + Default>(
+    env: &Envelope,
+    legacy: Option<T>,
+) -> Result<Option<T>, DecodeError> {
+    if env.credential.is_empty() {
+        return Ok(legacy);
+    }
+    T::decode(env.credential.as_slice())
+        .map(Some)
+        .map_err(|e| DecodeError::new(env, e))
+}
+
 /// The time an envelope records, as chrono.
 pub fn occurred_at(env: &Envelope) -> chrono::DateTime<chrono::Utc> {
     env.occurred_at

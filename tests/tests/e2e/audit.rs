@@ -233,6 +233,35 @@ async fn an_export_is_proven_offline_by_signed_checkpoints_and_tampering_is_caug
         app.open_incident(tenant, incident(&format!("i{i}"), "high"))
             .await;
     }
+    // A user created before credential material moved out of payloads: its hash is in the
+    // payload, as logs written then hold it.
+    let legacy = aegis_streams::AggregateRef::new(
+        tenant,
+        "identity",
+        "user",
+        uuid::Uuid::now_v7().to_string(),
+    )
+    .unwrap();
+    app.state()
+        .executor
+        .store()
+        .append(
+            &legacy,
+            &aegis_streams::Expected::NEW,
+            vec![aegis_streams::NewEvent::new(
+                "user.created.v1",
+                aegis_schemas::identity::v1::UserCreated {
+                    email: "old@example.com".into(),
+                    name: "Old".into(),
+                    password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+                }
+                .encode_to_vec(),
+            )],
+            &aegis_streams::Metadata::system("test"),
+            None,
+        )
+        .await
+        .unwrap();
     let other = app.create_tenant("Other").await;
     let head = app.head().await;
 
@@ -268,13 +297,14 @@ async fn an_export_is_proven_offline_by_signed_checkpoints_and_tampering_is_caug
         "{out}"
     );
 
-    // No credential material leaves: the auditor's password hash is withheld with its
-    // payload, and the event is still proven.
+    // No credential material leaves: the auditor's password hash stays behind (its digest
+    // proves the event whole), and the older event's payload that holds one is withheld,
+    // its hash still proven.
     let withheld: Vec<_> = events
         .iter()
         .filter(|e| e["payload_withheld"] == json!(true))
         .collect();
-    assert_eq!(withheld.len(), 1, "the auditor's user.created: {bundle}");
+    assert_eq!(withheld.len(), 1, "the legacy user.created only: {bundle}");
     assert!(out.contains("1 of them carry credential material"), "{out}");
     for e in events {
         let raw = base64::Engine::decode(
@@ -305,7 +335,10 @@ async fn an_export_is_proven_offline_by_signed_checkpoints_and_tampering_is_caug
     assert_eq!(&paged, events);
 
     // An altered event: its own hash gives it away.
-    let last = events.len() - 1;
+    let last = events
+        .iter()
+        .rposition(|e| e["payload_withheld"].is_null())
+        .unwrap();
     let mut altered = bundle.clone();
     let raw = base64::Engine::decode(
         &base64::engine::general_purpose::STANDARD,
@@ -328,6 +361,27 @@ async fn an_export_is_proven_offline_by_signed_checkpoints_and_tampering_is_caug
         !ok && out.contains("carries no credential material"),
         "{out}"
     );
+    // A withheld event cannot carry a payload in: its content would go unchecked.
+    let withheld_at = events
+        .iter()
+        .position(|e| e["payload_withheld"] == json!(true))
+        .unwrap();
+    let mut smuggled = bundle.clone();
+    let raw = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        smuggled["events"][withheld_at]["envelope"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut env = aegis_schemas::envelope::v1::Envelope::decode(raw.as_slice()).unwrap();
+    env.payload = b"forged".to_vec();
+    smuggled["events"][withheld_at]["envelope"] = json!(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        env.encode_to_vec()
+    ));
+    let (ok, out) = verify_offline(&smuggled, &key).await;
+    assert!(!ok && out.contains("withheld payload is present"), "{out}");
     // An event with its hash recomputed: the signed root gives it away.
     env.hash = aegis_streams::chain::hash_of(&env).to_vec();
     altered["events"][last]["envelope"] = json!(base64::Engine::encode(

@@ -56,6 +56,7 @@ async fn append(store: &EventStore, tenant: Uuid, n: u8) {
             &agg,
             &Expected::NEW,
             vec![NewEvent {
+                credential: Vec::new(),
                 event_type: "test.v1",
                 payload: vec![n],
             }],

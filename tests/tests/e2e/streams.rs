@@ -20,6 +20,7 @@ fn meta() -> Metadata {
 
 fn event(n: u8) -> NewEvent {
     NewEvent {
+        credential: Vec::new(),
         event_type: "test.happened.v1",
         payload: vec![n],
     }

@@ -207,6 +207,7 @@ impl Aggregate for ApprovalAggregate {
             ),
         };
         NewEvent {
+            credential: Vec::new(),
             event_type,
             payload,
         }

@@ -254,6 +254,7 @@ impl Aggregate for RuleAggregate {
             Event::Deleted => ("rule.deleted.v1", pb::RuleDeleted {}.encode_to_vec()),
         };
         NewEvent {
+            credential: Vec::new(),
             event_type,
             payload,
         }

@@ -349,6 +349,7 @@ impl Aggregate for RunsAggregate {
     fn encode(event: &Event) -> NewEvent {
         match event {
             Event::Started(s) => NewEvent {
+                credential: Vec::new(),
                 event_type: "run.started.v1",
                 payload: pb::RunStarted {
                     run_id: s.run_id.to_string(),
@@ -373,6 +374,7 @@ impl Aggregate for RunsAggregate {
                 window_secs,
                 incident_id,
             } => NewEvent {
+                credential: Vec::new(),
                 event_type: "brake.tripped.v1",
                 payload: pb::BrakeTripped {
                     run_id: run_id.to_string(),
@@ -388,6 +390,7 @@ impl Aggregate for RunsAggregate {
                 result,
                 actions,
             } => NewEvent {
+                credential: Vec::new(),
                 event_type: "run.completed.v1",
                 payload: pb::RunCompleted {
                     run_id: run_id.to_string(),

@@ -159,15 +159,18 @@ impl Aggregate for AgentAggregate {
                 prefix,
                 digest,
             } => NewEvent {
+                // The digest is credential material: the envelope keeps it, the payload not.
+                credential: digest.as_bytes().to_vec(),
                 event_type: "agent.minted.v1",
                 payload: pb::AgentMinted {
                     name: name.clone(),
                     prefix: prefix.clone(),
-                    digest: digest.clone(),
+                    digest: String::new(),
                 }
                 .encode_to_vec(),
             },
             Event::StatusChanged { status, reason } => NewEvent {
+                credential: Vec::new(),
                 event_type: "agent.status_changed.v1",
                 payload: pb::AgentStatusChanged {
                     status: status.as_str().into(),
@@ -186,7 +189,7 @@ impl Aggregate for AgentAggregate {
                 Ok(Event::Minted {
                     name: m.name,
                     prefix: m.prefix,
-                    digest: m.digest,
+                    digest: crate::domain::credential_text(env, m.digest)?,
                 })
             }
             "agent.status_changed.v1" => {

@@ -95,18 +95,21 @@ impl Aggregate for ApiKeyAggregate {
 
     fn encode(event: &Event) -> NewEvent {
         match event {
+            // The digest is credential material: the envelope keeps it, the payload not.
             Event::Created(k) => NewEvent {
+                credential: k.digest.as_bytes().to_vec(),
                 event_type: "api_key.created.v1",
                 payload: pb::ApiKeyCreated {
                     name: k.name.clone(),
                     prefix: k.prefix.clone(),
-                    digest: k.digest.clone(),
+                    digest: String::new(),
                     scopes: k.scopes.names(),
                     created_by: k.created_by.clone(),
                 }
                 .encode_to_vec(),
             },
             Event::Revoked => NewEvent {
+                credential: Vec::new(),
                 event_type: "api_key.revoked.v1",
                 payload: pb::ApiKeyRevoked {}.encode_to_vec(),
             },
@@ -127,7 +130,7 @@ impl Aggregate for ApiKeyAggregate {
                     ),
                     name: m.name,
                     prefix: m.prefix,
-                    digest: m.digest,
+                    digest: crate::domain::credential_text(env, m.digest)?,
                     created_by: m.created_by,
                 }))
             }

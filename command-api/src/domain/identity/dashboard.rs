@@ -53,6 +53,7 @@ impl Aggregate for DashboardAggregate {
 
     fn encode(event: &Saved) -> NewEvent {
         NewEvent {
+            credential: Vec::new(),
             event_type: "dashboard.saved.v1",
             payload: pb::DashboardSaved {
                 state_json: event.0.to_string(),

@@ -80,6 +80,7 @@ impl Aggregate for KillSwitchAggregate {
     fn encode(event: &Event) -> NewEvent {
         match event {
             Event::Engaged { reason } => NewEvent {
+                credential: Vec::new(),
                 event_type: "kill_switch.engaged.v1",
                 payload: pb::KillSwitchEngaged {
                     reason: reason.clone(),
@@ -87,6 +88,7 @@ impl Aggregate for KillSwitchAggregate {
                 .encode_to_vec(),
             },
             Event::Released { reason } => NewEvent {
+                credential: Vec::new(),
                 event_type: "kill_switch.released.v1",
                 payload: pb::KillSwitchReleased {
                     reason: reason.clone(),

@@ -157,6 +157,7 @@ impl Aggregate for RoleAggregate {
             Event::Deleted => ("role.deleted.v1", pb::RoleDeleted {}.encode_to_vec()),
         };
         NewEvent {
+            credential: Vec::new(),
             event_type,
             payload,
         }
@@ -259,6 +260,7 @@ impl Aggregate for RoleNameAggregate {
     fn encode(event: &NameEvent) -> NewEvent {
         match event {
             NameEvent::Claimed(r) => NewEvent {
+                credential: Vec::new(),
                 event_type: "role.name_claimed.v1",
                 payload: pb::RoleNameClaimed {
                     role_id: r.to_string(),
@@ -266,6 +268,7 @@ impl Aggregate for RoleNameAggregate {
                 .encode_to_vec(),
             },
             NameEvent::Released => NewEvent {
+                credential: Vec::new(),
                 event_type: "role.name_released.v1",
                 payload: pb::RoleNameReleased {}.encode_to_vec(),
             },

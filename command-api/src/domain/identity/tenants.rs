@@ -126,10 +126,12 @@ impl Aggregate for TenantAggregate {
     fn encode(event: &TenantEvent) -> NewEvent {
         match event {
             TenantEvent::Created { name } => NewEvent {
+                credential: Vec::new(),
                 event_type: "tenant.created.v1",
                 payload: pb::TenantCreated { name: name.clone() }.encode_to_vec(),
             },
             TenantEvent::PlanSet(plan) => NewEvent {
+                credential: Vec::new(),
                 event_type: "tenant.plan_set.v1",
                 payload: pb::TenantPlanSet {
                     addons: plan.addons.iter().map(|a| a.as_str().to_string()).collect(),
@@ -214,6 +216,7 @@ impl Aggregate for TenantNameAggregate {
 
     fn encode(event: &TenantId) -> NewEvent {
         NewEvent {
+            credential: Vec::new(),
             event_type: "tenant.name_claimed.v1",
             payload: pb::TenantNameClaimed {
                 tenant_id: event.to_string(),

@@ -45,6 +45,7 @@ impl Aggregate for UsageAggregate {
 
     fn encode(event: &Record) -> NewEvent {
         NewEvent {
+            credential: Vec::new(),
             event_type: "usage.recorded.v1",
             payload: pb::UsageRecorded {
                 operation: event.operation.clone(),

@@ -274,15 +274,20 @@ impl Aggregate for UserAggregate {
                 email,
                 name,
                 password_hash,
-            } => (
-                "user.created.v1",
-                pb::UserCreated {
+            } => {
+                // The hash is credential material: the envelope keeps it, the payload not.
+                let payload = pb::UserCreated {
                     email: email.clone(),
                     name: name.clone(),
-                    password_hash: password_hash.clone(),
+                    password_hash: String::new(),
                 }
-                .encode_to_vec(),
-            ),
+                .encode_to_vec();
+                return NewEvent {
+                    credential: password_hash.as_bytes().to_vec(),
+                    event_type: "user.created.v1",
+                    payload,
+                };
+            }
             Event::StatusChanged(s) => (
                 "user.status_changed.v1",
                 pb::UserStatusChanged {
@@ -328,6 +333,7 @@ impl Aggregate for UserAggregate {
             ),
         };
         NewEvent {
+            credential: Vec::new(),
             event_type,
             payload,
         }
@@ -343,7 +349,7 @@ impl Aggregate for UserAggregate {
                 Event::Created {
                     email: m.email,
                     name: m.name,
-                    password_hash: m.password_hash,
+                    password_hash: crate::domain::credential_text(env, m.password_hash)?,
                 }
             }
             "user.status_changed.v1" => {
@@ -440,6 +446,7 @@ impl Aggregate for UserEmailAggregate {
 
     fn encode(event: &EmailOwner) -> NewEvent {
         NewEvent {
+            credential: Vec::new(),
             event_type: "user.email_claimed.v1",
             payload: pb::UserEmailClaimed {
                 tenant_id: event.tenant.to_string(),

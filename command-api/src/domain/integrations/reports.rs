@@ -299,6 +299,7 @@ impl Aggregate for ReportAggregate {
             ),
         };
         NewEvent {
+            credential: Vec::new(),
             event_type,
             payload,
         }

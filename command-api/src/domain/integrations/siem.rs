@@ -203,7 +203,8 @@ impl Aggregate for SiemAggregate {
     }
 
     fn encode(event: &Event) -> NewEvent {
-        let (event_type, payload) = match event {
+        let (event_type, payload, credential) = match event {
+            // Sealed secrets are credential material: the envelope keeps them.
             Event::Created {
                 definition,
                 secrets,
@@ -211,9 +212,10 @@ impl Aggregate for SiemAggregate {
                 "siem.created.v1",
                 pb::SiemCreated {
                     definition: Some(definition.to_pb()),
-                    secrets: Some(secrets.to_pb()),
+                    secrets: None,
                 }
                 .encode_to_vec(),
+                secrets.to_pb().encode_to_vec(),
             ),
             Event::Updated {
                 definition,
@@ -222,13 +224,22 @@ impl Aggregate for SiemAggregate {
                 "siem.updated.v1",
                 pb::SiemUpdated {
                     definition: Some(definition.to_pb()),
-                    secrets: secrets.as_ref().map(SealedSecrets::to_pb),
+                    secrets: None,
                 }
                 .encode_to_vec(),
+                secrets
+                    .as_ref()
+                    .map(|s| s.to_pb().encode_to_vec())
+                    .unwrap_or_default(),
             ),
-            Event::Deleted => ("siem.deleted.v1", pb::SiemDeleted {}.encode_to_vec()),
+            Event::Deleted => (
+                "siem.deleted.v1",
+                pb::SiemDeleted {}.encode_to_vec(),
+                Vec::new(),
+            ),
         };
         NewEvent {
+            credential,
             event_type,
             payload,
         }
@@ -243,14 +254,17 @@ impl Aggregate for SiemAggregate {
                 let m: pb::SiemCreated = msg(env)?;
                 Event::Created {
                     definition: Definition::from_pb(m.definition.unwrap_or_default(), env)?,
-                    secrets: SealedSecrets::from_pb(m.secrets.unwrap_or_default()),
+                    secrets: SealedSecrets::from_pb(
+                        crate::domain::credential_message(env, m.secrets)?.unwrap_or_default(),
+                    ),
                 }
             }
             "siem.updated.v1" => {
                 let m: pb::SiemUpdated = msg(env)?;
                 Event::Updated {
                     definition: Definition::from_pb(m.definition.unwrap_or_default(), env)?,
-                    secrets: m.secrets.map(SealedSecrets::from_pb),
+                    secrets: crate::domain::credential_message(env, m.secrets)?
+                        .map(SealedSecrets::from_pb),
                 }
             }
             "siem.deleted.v1" => Event::Deleted,

@@ -290,7 +290,8 @@ impl Aggregate for WebhookAggregate {
     }
 
     fn encode(event: &Event) -> NewEvent {
-        let (event_type, payload) = match event {
+        let (event_type, payload, credential) = match event {
+            // Sealed secrets are credential material: the envelope keeps them.
             Event::Created {
                 definition,
                 secrets,
@@ -298,9 +299,10 @@ impl Aggregate for WebhookAggregate {
                 "webhook.created.v1",
                 pb::WebhookCreated {
                     definition: Some(definition.to_pb()),
-                    secrets: Some(secrets.to_pb()),
+                    secrets: None,
                 }
                 .encode_to_vec(),
+                secrets.to_pb().encode_to_vec(),
             ),
             Event::Updated {
                 definition,
@@ -309,11 +311,19 @@ impl Aggregate for WebhookAggregate {
                 "webhook.updated.v1",
                 pb::WebhookUpdated {
                     definition: Some(definition.to_pb()),
-                    secrets: secrets.as_ref().map(SealedSecrets::to_pb),
+                    secrets: None,
                 }
                 .encode_to_vec(),
+                secrets
+                    .as_ref()
+                    .map(|s| s.to_pb().encode_to_vec())
+                    .unwrap_or_default(),
             ),
-            Event::Deleted => ("webhook.deleted.v1", pb::WebhookDeleted {}.encode_to_vec()),
+            Event::Deleted => (
+                "webhook.deleted.v1",
+                pb::WebhookDeleted {}.encode_to_vec(),
+                Vec::new(),
+            ),
             Event::Replayed(r) => (
                 "webhook.delivery_replayed.v1",
                 pb::WebhookDeliveryReplayed {
@@ -324,9 +334,11 @@ impl Aggregate for WebhookAggregate {
                     detail: r.detail.clone(),
                 }
                 .encode_to_vec(),
+                Vec::new(),
             ),
         };
         NewEvent {
+            credential,
             event_type,
             payload,
         }
@@ -341,14 +353,17 @@ impl Aggregate for WebhookAggregate {
                 let m: pb::WebhookCreated = msg(env)?;
                 Event::Created {
                     definition: Definition::from_pb(m.definition.unwrap_or_default(), env)?,
-                    secrets: SealedSecrets::from_pb(m.secrets.unwrap_or_default()),
+                    secrets: SealedSecrets::from_pb(
+                        crate::domain::credential_message(env, m.secrets)?.unwrap_or_default(),
+                    ),
                 }
             }
             "webhook.updated.v1" => {
                 let m: pb::WebhookUpdated = msg(env)?;
                 Event::Updated {
                     definition: Definition::from_pb(m.definition.unwrap_or_default(), env)?,
-                    secrets: m.secrets.map(SealedSecrets::from_pb),
+                    secrets: crate::domain::credential_message(env, m.secrets)?
+                        .map(SealedSecrets::from_pb),
                 }
             }
             "webhook.deleted.v1" => Event::Deleted,

@@ -476,21 +476,27 @@ impl Aggregate for CredentialAggregate {
                 }
                 .encode_to_vec(),
             ),
-            Event::VersionAdded(v) => (
-                "credential.version_added.v1",
-                pb::VersionAdded {
+            Event::VersionAdded(v) => {
+                // The sealed value is credential material: the envelope keeps it.
+                let payload = pb::VersionAdded {
                     version: v.version,
                     reason: v.reason.clone(),
-                    value: Some(pb::SealedValue {
-                        nonce: v.sealed.nonce.clone(),
-                        ciphertext: v.sealed.ciphertext.clone(),
-                    }),
+                    value: None,
                     trigger: v.trigger.clone(),
                     restored_from: v.restored_from.unwrap_or(0),
                     duration_ms: v.duration_ms,
                 }
-                .encode_to_vec(),
-            ),
+                .encode_to_vec();
+                return NewEvent {
+                    credential: pb::SealedValue {
+                        nonce: v.sealed.nonce.clone(),
+                        ciphertext: v.sealed.ciphertext.clone(),
+                    }
+                    .encode_to_vec(),
+                    event_type: "credential.version_added.v1",
+                    payload,
+                };
+            }
             Event::RotationStarted {
                 id,
                 trigger,
@@ -555,6 +561,7 @@ impl Aggregate for CredentialAggregate {
             Event::Applied(a) => ("credential.applied.v1", a.encode_to_vec()),
         };
         NewEvent {
+            credential: Vec::new(),
             event_type,
             payload,
         }
@@ -584,7 +591,7 @@ impl Aggregate for CredentialAggregate {
             }
             "credential.version_added.v1" => {
                 let m: pb::VersionAdded = msg(env)?;
-                let value = m.value.unwrap_or_default();
+                let value = crate::domain::credential_message(env, m.value)?.unwrap_or_default();
                 Event::VersionAdded(NewVersion {
                     version: m.version,
                     reason: m.reason,

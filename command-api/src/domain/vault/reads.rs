@@ -49,6 +49,7 @@ impl Aggregate for CredentialReadAggregate {
 
     fn encode(e: &ValueRead) -> NewEvent {
         NewEvent {
+            credential: Vec::new(),
             event_type: "credential.value_read.v1",
             payload: pb::ValueRead {
                 name: e.name.clone(),

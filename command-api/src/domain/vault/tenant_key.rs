@@ -53,6 +53,7 @@ impl Aggregate for TenantKeyAggregate {
 
     fn encode(e: &Destroy) -> NewEvent {
         NewEvent {
+            credential: Vec::new(),
             event_type: "tenant_key.destroyed.v1",
             payload: pb::TenantKeyDestroyed {
                 reason: e.reason.clone(),

@@ -205,10 +205,11 @@ async fn checkpoints(state: &AppState) -> Result<Vec<Checkpoint>, ApiError> {
     Ok(list.clone())
 }
 
-/// One event of the bundle with its inclusion proof. An event that carries credential material
-/// (a password hash, a key digest, a sealed value) leaves with its payload withheld: its hash
-/// still proves into the signed checkpoint, and the verifier says which events it could not
-/// read.
+/// One event of the bundle with its inclusion proof. Credential material (a password hash, a
+/// key digest, a sealed value) never leaves: the envelope's `credential` is dropped (the hash
+/// covers its digest, so the event still verifies), and an event written before the material
+/// moved there, whose payload still holds it, leaves with its payload withheld: its hash still
+/// proves into the signed checkpoint, and the verifier says which events it could not read.
 fn bundle_event(
     tree: &Tree,
     checkpoint: usize,
@@ -217,7 +218,9 @@ fn bundle_event(
     leaf_index: usize,
     mut env: aegis_schemas::envelope::v1::Envelope,
 ) -> BundleEvent {
-    let withheld = aegis_schemas::events::carries_credentials(&env.event_type);
+    // The material itself never leaves; its digest, which the hash covers, does.
+    env.credential.clear();
+    let withheld = aegis_schemas::events::payload_has_credentials(&env.event_type, &env.payload);
     if withheld {
         env.payload.clear();
     }
