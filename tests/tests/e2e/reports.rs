@@ -328,3 +328,43 @@ async fn manual_runs_are_rationed_per_tenant() {
     assert_eq!(s, 429, "{b}");
     assert_eq!(b["error"], "rate_limited");
 }
+
+/// Outputs are kept for download, the newest 50 of each report: a report that runs every
+/// minute does not grow the database for ever.
+#[tokio::test]
+async fn a_report_keeps_its_newest_outputs_only() {
+    use aegis_command_api::domain::identity::TenantId;
+    use aegis_command_api::domain::integrations::reports::{ReportAggregate, Trigger};
+    use aegis_command_api::integrations::reports::{produce, KEPT_OUTPUTS};
+    let app = spawn().await;
+    let tenant = app.create_tenant("Prolific").await;
+    let (s, report) = post(
+        &app,
+        tenant,
+        "/reports/scheduled",
+        json!({"name": "often", "kind": "incident_summary", "cron": "* * * * *"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{report}");
+    let id = report["data"]["id"].as_str().unwrap().to_string();
+    let (r, _, _) = aegis_command_api::http::current::<ReportAggregate>(
+        app.state(),
+        TenantId(tenant),
+        id.clone(),
+    )
+    .await
+    .unwrap();
+    let definition = r.unwrap().definition;
+    for _ in 0..KEPT_OUTPUTS + 3 {
+        let run = produce(app.state(), tenant, &id, &definition, Trigger::Manual, None).await;
+        assert!(run.succeeded, "{}", run.detail);
+    }
+    let pool = sqlx::PgPool::connect(&app.db.url()).await.unwrap();
+    let (kept,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM report_outputs WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(kept, KEPT_OUTPUTS);
+}
