@@ -42,12 +42,7 @@ fn store_err(e: impl std::fmt::Display) -> KeyError {
     KeyError::Store(e.to_string())
 }
 
-/// A value sealed under a secret's key: what events carry instead of the value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sealed {
-    pub nonce: Vec<u8>,
-    pub ciphertext: Vec<u8>,
-}
+pub use aegis_kernel::Sealed;
 
 /// A key as stored: which key wrapped it, and the AEAD output.
 #[derive(Serialize, Deserialize)]

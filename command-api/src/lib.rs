@@ -28,7 +28,8 @@ pub mod telemetry;
 pub mod threat_intel;
 pub mod vault;
 
-/// Every `.rs` file under `src/` with its text, for tests that check the code as written.
+/// Every `.rs` file of this crate, the contexts and the kernel, with its text: for tests that
+/// check the code as written.
 #[cfg(test)]
 pub(crate) fn source_files() -> Vec<(std::path::PathBuf, String)> {
     fn walk(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, String)>) {
@@ -43,9 +44,14 @@ pub(crate) fn source_files() -> Vec<(std::path::PathBuf, String)> {
         }
     }
     let mut out = Vec::new();
-    walk(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        &mut out,
-    );
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // This crate and the crates it adapts: the contexts and their kernel.
+    for dir in [
+        here.join("src"),
+        here.join("../contexts"),
+        here.join("../kernel/src"),
+    ] {
+        walk(&dir, &mut out);
+    }
     out
 }

@@ -54,3 +54,24 @@ pub mod vault {
 pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/aegis_descriptor.bin"));
 
 pub use prost::Message;
+
+/// An event a decider produced, already encoded as its schema message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event_type: &'static str,
+    pub payload: Vec<u8>,
+    /// Credential material kept out of the payload (the envelope's `credential`): empty for
+    /// most events.
+    pub credential: Vec<u8>,
+}
+
+impl NewEvent {
+    /// An event whose payload is all there is.
+    pub fn new(event_type: &'static str, payload: Vec<u8>) -> Self {
+        Self {
+            event_type,
+            payload,
+            credential: Vec::new(),
+        }
+    }
+}

@@ -17,26 +17,7 @@ use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-/// An event a decider produced, already encoded as its schema message.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewEvent {
-    pub event_type: &'static str,
-    pub payload: Vec<u8>,
-    /// Credential material kept out of the payload (the envelope's `credential`): empty for
-    /// most events.
-    pub credential: Vec<u8>,
-}
-
-impl NewEvent {
-    /// An event whose payload is all there is.
-    pub fn new(event_type: &'static str, payload: Vec<u8>) -> Self {
-        Self {
-            event_type,
-            payload,
-            credential: Vec::new(),
-        }
-    }
-}
+pub use aegis_schemas::NewEvent;
 
 /// Who and what caused a commit; travels into every envelope and the message headers.
 #[derive(Debug, Clone)]

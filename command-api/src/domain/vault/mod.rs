@@ -1,9 +1,0 @@
-//! The vault context (seed 001): credentials, their sealed versions, rotation and health.
-
-pub mod credentials;
-pub mod reads;
-pub mod settings;
-pub mod tenant_key;
-
-pub use credentials::{Credential, CredentialAggregate, CredentialError};
-pub use settings::{RotationStrategy, Rotator, Settings};

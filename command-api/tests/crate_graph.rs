@@ -1,0 +1,111 @@
+//! The crate graph is the architecture (ARCHITECTURE.md, "Crates"): read from `cargo metadata`,
+//! these rules fail the build's tests when an edge appears that the design forbids.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+/// Each workspace crate and the crates it depends on (normal dependencies).
+fn graph() -> BTreeMap<String, BTreeSet<String>> {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata is JSON");
+    let mut graph = BTreeMap::new();
+    for package in meta["packages"].as_array().expect("packages") {
+        let deps = package["dependencies"]
+            .as_array()
+            .expect("dependencies")
+            .iter()
+            .filter(|d| d["kind"].is_null())
+            .map(|d| d["name"].as_str().unwrap_or_default().to_string())
+            .collect();
+        graph.insert(
+            package["name"].as_str().unwrap_or_default().to_string(),
+            deps,
+        );
+    }
+    graph
+}
+
+const CONTEXTS: &[&str] = &[
+    "aegis-identity",
+    "aegis-incidents",
+    "aegis-auto-response",
+    "aegis-vault",
+    "aegis-integrations",
+    "aegis-audit",
+];
+
+/// What a context may know besides the kernel: only the contexts ARCHITECTURE.md names.
+fn allowed_contexts(context: &str) -> &'static [&'static str] {
+    match context {
+        // A rule may open an incident; its actions name incident severities.
+        "aegis-auto-response" => &["aegis-incidents"],
+        _ => &[],
+    }
+}
+
+#[test]
+fn contexts_and_the_kernel_know_no_adapter_and_no_io() {
+    let graph = graph();
+    let forbidden = [
+        "aegis-command-api",
+        "aegis-streams",
+        "aegis-reactors",
+        "aegis-projectors",
+        "axum",
+        "utoipa-axum",
+        "sqlx",
+        "reqwest",
+        "tokio",
+        "async-nats",
+    ];
+    for krate in CONTEXTS.iter().chain(&["aegis-kernel"]) {
+        let deps = &graph[*krate];
+        for f in forbidden {
+            assert!(!deps.contains(f), "{krate} depends on {f}");
+        }
+    }
+}
+
+#[test]
+fn a_context_knows_only_the_contexts_it_is_allowed_to() {
+    let graph = graph();
+    for context in CONTEXTS {
+        for dep in graph[*context]
+            .iter()
+            .filter(|d| CONTEXTS.contains(&d.as_str()))
+        {
+            assert!(
+                allowed_contexts(context).contains(&dep.as_str()),
+                "{context} depends on {dep}, which ARCHITECTURE.md does not allow"
+            );
+        }
+    }
+}
+
+#[test]
+fn nothing_below_the_adapters_depends_on_them() {
+    let graph = graph();
+    for (krate, deps) in &graph {
+        if krate != "aegis-command-api" && krate != "aegis-tests" {
+            assert!(
+                !deps.contains("aegis-command-api"),
+                "{krate} depends on the HTTP adapter"
+            );
+        }
+    }
+}

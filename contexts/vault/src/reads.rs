@@ -1,0 +1,93 @@
+//! One read of a credential's value (`vault.credential_read.<name>/<uuid>`): an aggregate per
+//! read, so the audit record is appended before the value leaves and concurrent readers of
+//! one credential never contend for its sequence.
+
+use aegis_kernel::{Aggregate, DecodeError};
+use aegis_schemas::envelope::v1::Envelope;
+use aegis_schemas::vault::v1 as pb;
+use aegis_schemas::Message;
+use aegis_schemas::NewEvent;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueRead {
+    pub name: String,
+    pub version: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("this read is already recorded")]
+pub struct AlreadyRecorded;
+
+pub struct CredentialReadAggregate;
+
+impl CredentialReadAggregate {
+    /// The aggregate id of one read: the credential's name first, so the audit log files it
+    /// under that name.
+    pub fn id(name: &str, read: uuid::Uuid) -> String {
+        format!("{name}/{read}")
+    }
+}
+
+impl Aggregate for CredentialReadAggregate {
+    const CONTEXT: &'static str = "vault";
+    const AGGREGATE: &'static str = "credential_read";
+    type State = bool;
+    type Command = ValueRead;
+    type Event = ValueRead;
+    type Error = AlreadyRecorded;
+
+    fn decide(recorded: &bool, cmd: &ValueRead) -> Result<Vec<ValueRead>, AlreadyRecorded> {
+        if *recorded {
+            return Err(AlreadyRecorded);
+        }
+        Ok(vec![cmd.clone()])
+    }
+
+    fn evolve(_: bool, _: &ValueRead, _: &Envelope) -> bool {
+        true
+    }
+
+    fn encode(e: &ValueRead) -> NewEvent {
+        NewEvent {
+            credential: Vec::new(),
+            event_type: "credential.value_read.v1",
+            payload: pb::ValueRead {
+                name: e.name.clone(),
+                version: e.version,
+            }
+            .encode_to_vec(),
+        }
+    }
+
+    fn decode(env: &Envelope) -> Result<ValueRead, DecodeError> {
+        if env.event_type != "credential.value_read.v1" {
+            return Err(DecodeError::new(env, "not a credential read"));
+        }
+        let m =
+            pb::ValueRead::decode(env.payload.as_slice()).map_err(|e| DecodeError::new(env, e))?;
+        Ok(ValueRead {
+            name: m.name,
+            version: m.version,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aegis_kernel::spec::given;
+
+    #[test]
+    fn a_read_is_recorded_once() {
+        let read = ValueRead {
+            name: "db".into(),
+            version: 2,
+        };
+        given::<CredentialReadAggregate>(vec![])
+            .when(read.clone())
+            .then(vec![read.clone()]);
+        given::<CredentialReadAggregate>(vec![read.clone()])
+            .when(read)
+            .then_err(AlreadyRecorded);
+    }
+}
