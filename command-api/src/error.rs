@@ -131,9 +131,14 @@ impl From<crate::domain::DecodeError> for ApiError {
     }
 }
 
-/// Maps what every command can fail with; the domain refusal is mapped by the caller's `F`.
-impl<E: std::error::Error + Send + Sync + 'static> crate::command::CommandError<E> {
-    pub fn into_api(self, domain: impl FnOnce(E) -> ApiError) -> ApiError {
+/// Maps what every command can fail with to HTTP; the domain refusal is mapped by the
+/// caller's `F`.
+pub trait IntoApi<E> {
+    fn into_api(self, domain: impl FnOnce(E) -> ApiError) -> ApiError;
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> IntoApi<E> for crate::command::CommandError<E> {
+    fn into_api(self, domain: impl FnOnce(E) -> ApiError) -> ApiError {
         use crate::command::CommandError::*;
         match self {
             Domain(e) => domain(e),

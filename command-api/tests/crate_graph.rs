@@ -82,6 +82,24 @@ fn contexts_and_the_kernel_know_no_adapter_and_no_io() {
 }
 
 #[test]
+fn the_runtime_knows_no_http_and_no_context() {
+    let graph = graph();
+    let deps = &graph["aegis-runtime"];
+    for f in [
+        "axum",
+        "utoipa",
+        "utoipa-axum",
+        "tower-http",
+        "aegis-command-api",
+    ]
+    .iter()
+    .chain(CONTEXTS)
+    {
+        assert!(!deps.contains(*f), "aegis-runtime depends on {f}");
+    }
+}
+
+#[test]
 fn a_context_knows_only_the_contexts_it_is_allowed_to() {
     let graph = graph();
     for context in CONTEXTS {

@@ -19,6 +19,7 @@ use chrono::{Datelike, TimeZone, Utc};
 use std::time::Instant;
 
 use super::routes::Route;
+use crate::error::IntoApi;
 
 /// A billable operation admitted under its quota, to be recorded if it succeeds.
 pub struct Meter {

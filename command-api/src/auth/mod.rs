@@ -7,13 +7,13 @@
 //! authority. Secrets compare in constant time; no slow hash runs on the request path.
 
 pub mod controls;
-pub mod directory;
+pub use aegis_runtime::directory;
 pub mod grants;
 pub mod passwords;
 pub mod rate;
 pub mod routes;
-pub mod throttle;
-pub mod tokens;
+pub use aegis_runtime::throttle;
+pub use aegis_runtime::tokens;
 
 pub use routes::{access, Access, Addon, Permission, Route, PUBLIC, ROUTES};
 
@@ -25,6 +25,7 @@ use crate::domain::identity::users::{UserAggregate, UserStatus};
 use crate::domain::identity::TenantId;
 use crate::domain::Aggregate;
 use crate::error::ApiError;
+use crate::error::IntoApi;
 use crate::state::AppState;
 use aegis_streams::AggregateRef;
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};

@@ -9,6 +9,7 @@ use crate::domain::auto_response::approvals::{
 };
 use crate::domain::auto_response::RuleAggregate;
 use crate::error::ApiError;
+use crate::error::IntoApi;
 use crate::http::aggregate;
 use crate::state::AppState;
 use axum::http::StatusCode;

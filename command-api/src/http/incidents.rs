@@ -11,6 +11,7 @@ use crate::domain::incidents::{
     IncidentId, NewIncident, Severity, Status,
 };
 use crate::error::ApiError;
+use crate::error::IntoApi;
 use crate::idempotency::IdempotencyKey;
 use crate::state::AppState;
 use aegis_projectors::incidents::IncidentsProjection;

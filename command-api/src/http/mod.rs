@@ -17,6 +17,7 @@ use crate::auth::Principal;
 use crate::command::CommandContext;
 use crate::domain::identity::{TenantAggregate, TenantId};
 use crate::error::ApiError;
+use crate::error::IntoApi;
 use crate::state::AppState;
 use aegis_streams::subject::PLATFORM_TENANT;
 use aegis_streams::{AggregateRef, Metadata};

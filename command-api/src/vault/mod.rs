@@ -12,6 +12,7 @@ use crate::domain::incidents::{IncidentId, NewIncident, Severity};
 use crate::domain::vault::credentials::{Command, Lifecycle, NewVersion};
 use crate::domain::vault::{Credential, CredentialAggregate, CredentialError};
 use crate::error::ApiError;
+use crate::error::IntoApi;
 use crate::http::aggregate;
 use crate::keys::KeyError;
 use crate::state::AppState;

@@ -15,6 +15,7 @@ use crate::domain::identity::users::{
 };
 use crate::domain::identity::TenantId;
 use crate::error::ApiError;
+use crate::error::IntoApi;
 use crate::http::extract::{Json, MinPosition};
 use crate::http::openapi::{BodyErrors, ErrorBody};
 use crate::http::{aggregate, platform_tenant};

@@ -7,6 +7,7 @@ use crate::domain::identity::{
     TenantNameAggregate,
 };
 use crate::error::ApiError;
+use crate::error::IntoApi;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::{idempotent, Data, Paged, Reply};

@@ -8,6 +8,7 @@ use crate::command::CommandContext;
 use crate::domain::vault::credentials::{Command, Lifecycle};
 use crate::domain::vault::CredentialAggregate;
 use crate::error::ApiError;
+use crate::error::IntoApi;
 use crate::http::extract::{CommandHeaders, MinPosition, Query};
 use crate::http::openapi::{params, AuthErrors, ErrorBody};
 use crate::http::reply::Reply;

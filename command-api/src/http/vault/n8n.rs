@@ -8,6 +8,7 @@ use crate::command::CommandError;
 use crate::domain::vault::credentials::{Command, Lifecycle, NewCredential};
 use crate::domain::vault::{CredentialAggregate, CredentialError, Settings};
 use crate::error::ApiError;
+use crate::error::IntoApi;
 use crate::http::extract::{max_chars, CommandHeaders, Json, Query};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::Reply;

@@ -9,7 +9,7 @@
 //! `TRUST_TTL`, which bounds staleness if the subscription ever misses a message (reconnects).
 
 use crate::command::{CommandError, Executor};
-use crate::domain::Aggregate;
+use aegis_kernel::Aggregate;
 use aegis_streams::AggregateRef;
 use futures::StreamExt;
 use std::collections::HashMap;

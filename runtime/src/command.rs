@@ -5,7 +5,7 @@
 //! one JetStream round trip (the append); the expected-sequence check on that append is what
 //! proves the cache fresh, and a conflict reloads only the commits after the cached one.
 
-use crate::domain::{Aggregate, DecodeError};
+use aegis_kernel::{Aggregate, DecodeError};
 use aegis_streams::{
     AggregateRef, AppendError, EventStore, Expected, Metadata, StoreError, StoredCommit,
 };
