@@ -6,7 +6,7 @@
 
 pub mod app;
 pub mod audit_bundle;
-pub mod audit_checkpoints;
+pub use aegis_reactors::audit_checkpoints;
 pub mod auth;
 pub mod auto_response;
 pub mod cli;

@@ -6,9 +6,9 @@
 //! Instances race harmlessly: the checkpoint aggregate accepts only the range right after the
 //! last one, and the append's expected sequence lets one instance win.
 
-use crate::command::{CommandContext, Executor};
-use crate::domain::audit::{Checkpoint, CheckpointAggregate};
-use crate::domain::Aggregate;
+use aegis_audit::{Checkpoint, CheckpointAggregate};
+use aegis_kernel::Aggregate;
+use aegis_runtime::command::{CommandContext, Executor};
 use aegis_streams::merkle::{checkpoint_message, leaf, root};
 use aegis_streams::subject::PLATFORM_TENANT;
 use aegis_streams::{AggregateRef, Metadata};
@@ -76,7 +76,7 @@ pub async fn checkpoint_once(
     {
         Ok(_) => Ok(Some(checkpoint)),
         // Another instance signed this range first.
-        Err(crate::command::CommandError::Domain(_)) => Ok(None),
+        Err(aegis_runtime::command::CommandError::Domain(_)) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
