@@ -45,7 +45,6 @@ pub struct AppState {
     pub siem_pushes: Arc<crate::integrations::metrics::Outcomes>,
     /// Threat-intel: the per-tenant budget of provider calls and the lookup counter.
     pub threat_intel: Arc<crate::threat_intel::ThreatIntel>,
-    /// Rebuilds started over the API, by projection: what `GET /admin/projections` reports.
     /// The signed audit checkpoints read so far, and where their history was read up to.
     pub checkpoints: Arc<
         tokio::sync::Mutex<(
@@ -53,6 +52,7 @@ pub struct AppState {
             aegis_streams::Expected,
         )>,
     >,
+    /// Rebuilds started over the API, by projection: what `GET /admin/projections` reports.
     pub rebuilds: Arc<
         Mutex<std::collections::HashMap<String, crate::http::audit::projections::RebuildState>>,
     >,

@@ -7,6 +7,7 @@ pub mod identity;
 pub mod incidents;
 pub mod integrations;
 pub mod openapi;
+pub mod paged;
 pub mod probes;
 pub mod reply;
 pub mod subscriptions;

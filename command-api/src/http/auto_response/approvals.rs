@@ -11,6 +11,7 @@ use crate::http::extract::{max_chars, CommandHeaders, MinPosition, Query, UuidPa
 use crate::http::identity::agents::{optional_body, ReasonBody};
 use crate::http::identity::tenants::page;
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{command_context, current};
 use crate::state::AppState;
@@ -103,27 +104,18 @@ async fn list(
     let (limit, offset) = page(q.limit, q.offset)?;
     min.wait(&state, &[AutoResponseProjection::NAME]).await?;
     let status = q.status.unwrap_or(ApprovalStatus::Pending).as_str();
-    const FILTER: &str = "tenant_id = $1 AND status = $2 AND ($3::uuid IS NULL OR rule_id = $3)";
-    let rows: Vec<ApprovalView> = sqlx::query_as(&format!(
-        "SELECT id AS key, rule_id, rule_version, status, actions, trigger_event_id, trigger_event_type, \
-         requested_at, expires_at, decided_by, note, result, outcome FROM auto_response_approvals \
-         WHERE {FILTER} ORDER BY requested_at DESC, id DESC LIMIT $4 OFFSET $5"
-    ))
-    .bind(tenant.0)
-    .bind(status)
-    .bind(q.rule_id)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&state.pool)
-    .await?;
-    let (total,): (i64,) = sqlx::query_as(&format!(
-        "SELECT count(*) FROM auto_response_approvals WHERE {FILTER}"
-    ))
-    .bind(tenant.0)
-    .bind(status)
-    .bind(q.rule_id)
-    .fetch_one(&state.pool)
-    .await?;
+    let (rows, total): (Vec<ApprovalView>, i64) =
+        TenantQuery::new("auto_response_approvals", "tenant_id", tenant.0)
+            .eq_text("status", Some(status))
+            .eq_uuid("rule_id", q.rule_id)
+            .page(
+                &state.pool,
+                "id AS key, rule_id, rule_version, status, actions, trigger_event_id, trigger_event_type, requested_at, expires_at, decided_by, note, result, outcome",
+                "requested_at DESC, id DESC",
+                limit,
+                offset,
+            )
+            .await?;
     Ok(Reply::body(
         StatusCode::OK,
         Paged {

@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::http::extract::{max_chars, CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::identity::tenants::page;
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, ensure_tenant, execute};
 use crate::state::AppState;
@@ -293,25 +294,18 @@ async fn list(
     let (limit, offset) = page(q.limit, q.offset)?;
     min.wait(&state, &[AutoResponseProjection::NAME]).await?;
     let mode = q.mode.map(|m| m.as_str().to_string());
-    const FILTER: &str = "tenant_id = $1 AND NOT deleted AND ($2::text IS NULL OR mode = $2)";
-    let rows: Vec<RuleRow> = sqlx::query_as(&format!(
-        "SELECT id, name, description, version, match, actions, mode, approval_required, throttle_max_runs, \
-         throttle_window_secs, created_by, created_at, updated_at FROM auto_response_rules \
-         WHERE {FILTER} ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
-    ))
-    .bind(tenant.0)
-    .bind(&mode)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&state.pool)
-    .await?;
-    let (total,): (i64,) = sqlx::query_as(&format!(
-        "SELECT count(*) FROM auto_response_rules WHERE {FILTER}"
-    ))
-    .bind(tenant.0)
-    .bind(&mode)
-    .fetch_one(&state.pool)
-    .await?;
+    let (rows, total): (Vec<RuleRow>, i64) =
+        TenantQuery::new("auto_response_rules", "tenant_id", tenant.0)
+            .when(true, "NOT deleted")
+            .eq_text("mode", mode.as_deref())
+            .page(
+                &state.pool,
+                "id, name, description, version, match, actions, mode, approval_required, throttle_max_runs, throttle_window_secs, created_by, created_at, updated_at",
+                "created_at DESC, id DESC",
+                limit,
+                offset,
+            )
+            .await?;
     Ok(Reply::body(
         StatusCode::OK,
         Paged {

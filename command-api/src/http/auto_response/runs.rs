@@ -7,6 +7,7 @@ use crate::error::ApiError;
 use crate::http::extract::{MinPosition, Query, UuidPath};
 use crate::http::identity::tenants::page;
 use crate::http::openapi::{params, AuthErrors, ErrorBody};
+use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::state::AppState;
 use aegis_projectors::auto_response::AutoResponseProjection;
@@ -86,31 +87,21 @@ async fn list(
     let tenant = principal.tenant()?;
     let (limit, offset) = page(q.limit, q.offset)?;
     min.wait(&state, &[AutoResponseProjection::NAME]).await?;
-    const FILTER: &str = "tenant_id = $1 AND ($2::uuid IS NULL OR rule_id = $2) \
-        AND ($3::text IS NULL OR result = $3) AND ($4::text IS NULL OR mode = $4)";
     let result = q.result.map(|r| r.as_str());
     let mode = q.mode.map(|m| m.as_str());
-    let rows: Vec<RunRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM auto_response_runs WHERE {FILTER} \
-         ORDER BY started_at DESC, id DESC LIMIT $5 OFFSET $6"
-    ))
-    .bind(tenant.0)
-    .bind(q.rule_id)
-    .bind(result)
-    .bind(mode)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&state.pool)
-    .await?;
-    let (total,): (i64,) = sqlx::query_as(&format!(
-        "SELECT count(*) FROM auto_response_runs WHERE {FILTER}"
-    ))
-    .bind(tenant.0)
-    .bind(q.rule_id)
-    .bind(result)
-    .bind(mode)
-    .fetch_one(&state.pool)
-    .await?;
+    let (rows, total): (Vec<RunRow>, i64) =
+        TenantQuery::new("auto_response_runs", "tenant_id", tenant.0)
+            .eq_uuid("rule_id", q.rule_id)
+            .eq_text("result", result)
+            .eq_text("mode", mode)
+            .page(
+                &state.pool,
+                COLUMNS,
+                "started_at DESC, id DESC",
+                limit,
+                offset,
+            )
+            .await?;
     Ok(Reply::body(
         StatusCode::OK,
         Paged {

@@ -8,6 +8,7 @@ use crate::domain::identity::agents::{Agent, AgentAggregate, AgentError, AgentSt
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, ensure_tenant, execute};
 use crate::state::AppState;
@@ -165,23 +166,20 @@ async fn list(
     let (limit, offset) = page(q.limit, q.offset)?;
     min.wait(&state, &[IdentityProjection::NAME]).await?;
     let status = q.status.map(AgentStatus::as_str);
-    const FILTER: &str = "a.tenant_id = $1 AND ($2::text IS NULL OR a.status = $2)";
-    let rows: Vec<AgentRow> = sqlx::query_as(&format!(
-        "SELECT a.id, a.name, a.prefix, a.status, a.created_at, a.updated_at, p.last_seen_at \
-         FROM agents a LEFT JOIN agent_presence p ON p.tenant_id = a.tenant_id AND p.agent_id = a.id \
-         WHERE {FILTER} ORDER BY a.created_at DESC, a.id DESC LIMIT $3 OFFSET $4"
-    ))
-    .bind(tenant.0)
-    .bind(status)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&state.pool)
+    let (rows, total): (Vec<AgentRow>, i64) = TenantQuery::new(
+        "agents a LEFT JOIN agent_presence p ON p.tenant_id = a.tenant_id AND p.agent_id = a.id",
+        "a.tenant_id",
+        tenant.0,
+    )
+    .eq_text("a.status", status)
+    .page(
+        &state.pool,
+        "a.id, a.name, a.prefix, a.status, a.created_at, a.updated_at, p.last_seen_at",
+        "a.created_at DESC, a.id DESC",
+        limit,
+        offset,
+    )
     .await?;
-    let (total,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM agents a WHERE {FILTER}"))
-        .bind(tenant.0)
-        .bind(status)
-        .fetch_one(&state.pool)
-        .await?;
     Ok(Reply::body(
         StatusCode::OK,
         Paged {

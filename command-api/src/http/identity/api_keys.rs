@@ -9,6 +9,7 @@ use crate::domain::identity::permissions::Permissions;
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, ensure_tenant, execute};
 use crate::state::AppState;
@@ -171,21 +172,15 @@ async fn list(
     let (limit, offset) = page(q.limit, q.offset)?;
     min.wait(&state, &[IdentityProjection::NAME]).await?;
     let all = q.include_revoked.unwrap_or(false);
-    const FILTER: &str = "tenant_id = $1 AND ($2 OR revoked_at IS NULL)";
-    let rows: Vec<KeyView> = sqlx::query_as(&format!(
-        "SELECT id, name, prefix, scopes, created_by, created_at, revoked_at FROM api_keys \
-         WHERE {FILTER} ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
-    ))
-    .bind(tenant.0)
-    .bind(all)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&state.pool)
-    .await?;
-    let (total,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM api_keys WHERE {FILTER}"))
-        .bind(tenant.0)
-        .bind(all)
-        .fetch_one(&state.pool)
+    let (rows, total): (Vec<KeyView>, i64) = TenantQuery::new("api_keys", "tenant_id", tenant.0)
+        .when(!all, "revoked_at IS NULL")
+        .page(
+            &state.pool,
+            "id, name, prefix, scopes, created_by, created_at, revoked_at",
+            "created_at DESC, id DESC",
+            limit,
+            offset,
+        )
         .await?;
     Ok(Reply::body(
         StatusCode::OK,

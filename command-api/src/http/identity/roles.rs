@@ -13,6 +13,7 @@ use crate::domain::identity::TenantId;
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, execute};
 use crate::state::AppState;
@@ -517,25 +518,17 @@ async fn list_assignments(
     let (limit, offset) = page(q.limit, q.offset)?;
     crate::http::extract::max_chars("role_id", q.role_id.as_deref(), 100)?;
     min.wait(&state, &[IdentityProjection::NAME]).await?;
-    const FILTER: &str =
-        "tenant_id = $1 AND ($2::uuid IS NULL OR user_id = $2) AND ($3::text IS NULL OR role_id = $3)";
-    let rows: Vec<AssignmentView> = sqlx::query_as(&format!(
-        "SELECT id, user_id, role_id, created_at FROM user_roles WHERE {FILTER} \
-         ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
-    ))
-    .bind(tenant.0)
-    .bind(q.user_id)
-    .bind(q.role_id.as_deref())
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&state.pool)
-    .await?;
-    let (total,): (i64,) =
-        sqlx::query_as(&format!("SELECT count(*) FROM user_roles WHERE {FILTER}"))
-            .bind(tenant.0)
-            .bind(q.user_id)
-            .bind(q.role_id.as_deref())
-            .fetch_one(&state.pool)
+    let (rows, total): (Vec<AssignmentView>, i64) =
+        TenantQuery::new("user_roles", "tenant_id", tenant.0)
+            .eq_uuid("user_id", q.user_id)
+            .eq_text("role_id", q.role_id.as_deref())
+            .page(
+                &state.pool,
+                "id, user_id, role_id, created_at",
+                "created_at DESC, id DESC",
+                limit,
+                offset,
+            )
             .await?;
     Ok(Reply::body(
         StatusCode::OK,

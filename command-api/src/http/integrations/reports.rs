@@ -12,6 +12,7 @@ use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::identity::tenants::page;
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, ensure_tenant, execute};
 use crate::integrations::reports::produce;
@@ -275,25 +276,18 @@ async fn list(
     let (limit, offset) = page(q.limit, q.offset)?;
     min.wait(&state, &[IntegrationsProjection::NAME]).await?;
     let kind = q.kind.map(|k| k.as_str().to_string());
-    const FILTER: &str = "tenant_id = $1 AND NOT deleted AND ($2::text IS NULL OR kind = $2)";
-    let rows: Vec<ReportRow> = sqlx::query_as(&format!(
-        "SELECT id, name, kind, cron, timezone, format, window_hours, webhook_id, enabled, last_run_at, \
-         created_by, created_at FROM scheduled_reports WHERE {FILTER} \
-         ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
-    ))
-    .bind(tenant.0)
-    .bind(&kind)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&state.pool)
-    .await?;
-    let (total,): (i64,) = sqlx::query_as(&format!(
-        "SELECT count(*) FROM scheduled_reports WHERE {FILTER}"
-    ))
-    .bind(tenant.0)
-    .bind(&kind)
-    .fetch_one(&state.pool)
-    .await?;
+    let (rows, total): (Vec<ReportRow>, i64) =
+        TenantQuery::new("scheduled_reports", "tenant_id", tenant.0)
+            .when(true, "NOT deleted")
+            .eq_text("kind", kind.as_deref())
+            .page(
+                &state.pool,
+                "id, name, kind, cron, timezone, format, window_hours, webhook_id, enabled, last_run_at, created_by, created_at",
+                "created_at DESC, id DESC",
+                limit,
+                offset,
+            )
+            .await?;
     Ok(Reply::body(
         StatusCode::OK,
         Paged {

@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::identity::tenants::page;
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, ensure_tenant, execute};
 use crate::integrations::siem::{
@@ -296,26 +297,18 @@ async fn list(
     let (limit, offset) = page(q.limit, q.offset)?;
     min.wait(&state, &[IntegrationsProjection::NAME]).await?;
     let kind = q.kind.map(|k| k.as_str().to_string());
-    const FILTER: &str = "c.tenant_id = $1 AND NOT c.deleted AND ($2::text IS NULL OR c.kind = $2)";
-    let rows: Vec<SiemRow> = sqlx::query_as(&format!(
-        "SELECT c.id, c.name, c.kind, c.host, c.enabled, c.contexts, c.event_types, k.position AS checkpoint, \
-         coalesce(k.forwarded, 0) AS forwarded, k.last_error, k.last_success_at, c.created_at \
-         FROM siem_connections c LEFT JOIN siem_checkpoints k ON k.connection_id = c.id \
-         WHERE {FILTER} ORDER BY c.created_at DESC, c.id DESC LIMIT $3 OFFSET $4"
-    ))
-    .bind(tenant.0)
-    .bind(&kind)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&state.pool)
-    .await?;
-    let (total,): (i64,) = sqlx::query_as(&format!(
-        "SELECT count(*) FROM siem_connections c WHERE {FILTER}"
-    ))
-    .bind(tenant.0)
-    .bind(&kind)
-    .fetch_one(&state.pool)
-    .await?;
+    let (rows, total): (Vec<SiemRow>, i64) =
+        TenantQuery::new("siem_connections c LEFT JOIN siem_checkpoints k ON k.connection_id = c.id", "c.tenant_id", tenant.0)
+            .when(true, "NOT c.deleted")
+            .eq_text("c.kind", kind.as_deref())
+            .page(
+                &state.pool,
+                "c.id, c.name, c.kind, c.host, c.enabled, c.contexts, c.event_types, k.position AS checkpoint, coalesce(k.forwarded, 0) AS forwarded, k.last_error, k.last_success_at, c.created_at",
+                "c.created_at DESC, c.id DESC",
+                limit,
+                offset,
+            )
+            .await?;
     Ok(Reply::body(
         StatusCode::OK,
         Paged {

@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::http::extract::{max_chars, CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::identity::tenants::page;
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, ensure_tenant, execute};
 use crate::integrations::webhooks::{self as wire, Secrets, PAGERDUTY_EVENTS_URL};
@@ -311,26 +312,19 @@ async fn list(
     let (limit, offset) = page(q.limit, q.offset)?;
     min.wait(&state, &[IntegrationsProjection::NAME]).await?;
     let kind = q.kind.map(|k| k.as_str().to_string());
-    const FILTER: &str = "tenant_id = $1 AND NOT deleted AND ($2::text IS NULL OR kind = $2) \
-                          AND ($3::boolean IS NULL OR enabled = $3)";
-    let rows: Vec<WebhookRow> = sqlx::query_as(&format!(
-        "SELECT id, name, kind, host, topics, enabled, secret_version AS secrets_version, created_by, \
-         created_at, updated_at FROM webhooks WHERE {FILTER} \
-         ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
-    ))
-    .bind(tenant.0)
-    .bind(&kind)
-    .bind(q.enabled)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&state.pool)
-    .await?;
-    let (total,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM webhooks WHERE {FILTER}"))
-        .bind(tenant.0)
-        .bind(&kind)
-        .bind(q.enabled)
-        .fetch_one(&state.pool)
-        .await?;
+    let (rows, total): (Vec<WebhookRow>, i64) =
+        TenantQuery::new("webhooks", "tenant_id", tenant.0)
+            .when(true, "NOT deleted")
+            .eq_text("kind", kind.as_deref())
+            .eq_bool("enabled", q.enabled)
+            .page(
+                &state.pool,
+                "id, name, kind, host, topics, enabled, secret_version AS secrets_version, created_by, created_at, updated_at",
+                "created_at DESC, id DESC",
+                limit,
+                offset,
+            )
+            .await?;
     Ok(Reply::body(
         StatusCode::OK,
         Paged {
