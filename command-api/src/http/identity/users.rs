@@ -11,6 +11,7 @@ use crate::domain::identity::TenantId;
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, ensure_tenant, execute};
 use crate::state::AppState;
@@ -224,24 +225,16 @@ async fn list(
     let (limit, offset) = page(q.limit, q.offset)?;
     min.wait(&state, &[IdentityProjection::NAME]).await?;
     let status = q.status.map(UserStatus::as_str);
-    let rows: Vec<UserRow> = sqlx::query_as(
-        "SELECT id, email, name, status, version, created_at, updated_at, last_login_at FROM users \
-         WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) \
-         ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4",
-    )
-    .bind(tenant.0)
-    .bind(status)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&state.pool)
-    .await?;
-    let (total,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM users WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)",
-    )
-    .bind(tenant.0)
-    .bind(status)
-    .fetch_one(&state.pool)
-    .await?;
+    let (rows, total): (Vec<UserRow>, i64) = TenantQuery::new("users", "tenant_id", tenant.0)
+        .eq_text("status", status)
+        .page(
+            &state.pool,
+            "id, email, name, status, version, created_at, updated_at, last_login_at",
+            "created_at DESC, id DESC",
+            limit,
+            offset,
+        )
+        .await?;
     Ok(Reply::body(
         StatusCode::OK,
         Paged {
