@@ -5,6 +5,7 @@
 extern crate aegis_kernel;
 
 pub mod reports;
+pub mod sealed;
 pub mod siem;
 pub mod webhooks;
 

@@ -2,13 +2,14 @@
 //! Splunk HEC or Datadog Logs. Its URL and token are sealed before they reach the decider;
 //! the forwarder keeps its own checkpoint outside the log (delivery progress is not history).
 
-use super::webhooks::SealedSecrets;
-use aegis_kernel::{occurred_at, Aggregate, DecodeError};
+pub use crate::sealed::SealedSecrets;
+use crate::sealed::{self, Refusal, SealedConfig};
+use aegis_kernel::{Aggregate, DecodeError};
 use aegis_schemas::envelope::v1::Envelope;
 use aegis_schemas::integrations::v1 as pb;
 use aegis_schemas::Message;
 use aegis_schemas::NewEvent;
-use chrono::{DateTime, Utc};
+use std::convert::Infallible;
 
 word_enum!(SiemKind {
     Splunk = "splunk",
@@ -67,40 +68,17 @@ impl Definition {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Connection {
-    pub id: String,
-    pub definition: Definition,
-    pub secrets: SealedSecrets,
-    pub deleted: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+/// A SIEM connection: its definition and sealed secrets (see `sealed`).
+pub type Connection = SealedConfig<Definition>;
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    Create {
-        definition: Definition,
-        secrets: SealedSecrets,
-    },
-    Update {
-        definition: Definition,
-        secrets: Option<SealedSecrets>,
-    },
-    Delete,
-}
+/// A connection's commands and events: the sealed configuration's, nothing of its own.
+pub type Command = sealed::Command<Definition, Infallible>;
+pub type Event = sealed::Event<Definition, Infallible>;
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    Created {
-        definition: Definition,
-        secrets: SealedSecrets,
-    },
-    Updated {
-        definition: Definition,
-        secrets: Option<SealedSecrets>,
-    },
-    Deleted,
+impl sealed::Definition for Definition {
+    fn same_kind(&self, other: &Self) -> bool {
+        self.kind == other.kind
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,80 +104,16 @@ impl Aggregate for SiemAggregate {
     type Error = SiemError;
 
     fn decide(state: &Option<Connection>, cmd: &Command) -> Result<Vec<Event>, SiemError> {
-        let live = state.as_ref().filter(|c| !c.deleted);
-        match (live, cmd) {
-            (
-                None,
-                Command::Create {
-                    definition,
-                    secrets,
-                },
-            ) if state.is_none() => Ok(vec![Event::Created {
-                definition: definition.clone(),
-                secrets: secrets.clone(),
-            }]),
-            (_, Command::Create { .. }) => Err(SiemError::AlreadyExists),
-            (None, Command::Delete) if state.is_some() => Ok(vec![]),
-            (None, _) => Err(SiemError::NotFound),
-            (
-                Some(c),
-                Command::Update {
-                    definition,
-                    secrets,
-                },
-            ) => {
-                if definition.kind != c.definition.kind {
-                    return Err(SiemError::KindChanged);
-                }
-                match secrets {
-                    Some(s) if s.version != c.secrets.version + 1 => {
-                        return Err(SiemError::SecretsRaced)
-                    }
-                    None if *definition == c.definition => return Ok(vec![]),
-                    _ => {}
-                }
-                Ok(vec![Event::Updated {
-                    definition: definition.clone(),
-                    secrets: secrets.clone(),
-                }])
-            }
-            (Some(_), Command::Delete) => Ok(vec![Event::Deleted]),
-        }
+        sealed::decide(state, cmd, |_, never| match *never {}).map_err(|r| match r {
+            Refusal::NotFound => SiemError::NotFound,
+            Refusal::AlreadyExists => SiemError::AlreadyExists,
+            Refusal::KindChanged => SiemError::KindChanged,
+            Refusal::SecretsRaced => SiemError::SecretsRaced,
+        })
     }
 
     fn evolve(state: Option<Connection>, event: &Event, env: &Envelope) -> Option<Connection> {
-        let at = occurred_at(env);
-        let Some(mut c) = state else {
-            return match event {
-                Event::Created {
-                    definition,
-                    secrets,
-                } => Some(Connection {
-                    id: env.aggregate_id.clone(),
-                    definition: definition.clone(),
-                    secrets: secrets.clone(),
-                    deleted: false,
-                    created_at: at,
-                    updated_at: at,
-                }),
-                _ => None,
-            };
-        };
-        match event {
-            Event::Created { .. } => return Some(c),
-            Event::Updated {
-                definition,
-                secrets,
-            } => {
-                c.definition = definition.clone();
-                if let Some(s) = secrets {
-                    c.secrets = s.clone();
-                }
-            }
-            Event::Deleted => c.deleted = true,
-        }
-        c.updated_at = at;
-        Some(c)
+        sealed::evolve(state, event, env)
     }
 
     fn encode(event: &Event) -> NewEvent {
@@ -237,6 +151,7 @@ impl Aggregate for SiemAggregate {
                 pb::SiemDeleted {}.encode_to_vec(),
                 Vec::new(),
             ),
+            Event::Own(never) => match *never {},
         };
         NewEvent {
             credential,

@@ -2,12 +2,12 @@
 //! go, in which vendor's format. Its URL, routing key and signing secret are sealed before
 //! they reach the decider, so the log and the read models only ever hold ciphertext.
 
-use aegis_kernel::{occurred_at, Aggregate, DecodeError};
+use crate::sealed::{self, Refusal, SealedConfig};
+use aegis_kernel::{Aggregate, DecodeError};
 use aegis_schemas::envelope::v1::Envelope;
 use aegis_schemas::integrations::v1 as pb;
 use aegis_schemas::Message;
 use aegis_schemas::NewEvent;
-use chrono::{DateTime, Utc};
 
 word_enum!(WebhookKind {
     Slack = "slack",
@@ -113,56 +113,16 @@ impl Definition {
     }
 }
 
-/// Secrets as sealed by the key store, at the version their seal binds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SealedSecrets {
-    pub version: u64,
-    pub nonce: Vec<u8>,
-    pub ciphertext: Vec<u8>,
-}
+pub use crate::sealed::SealedSecrets;
 
-impl SealedSecrets {
-    pub(super) fn to_pb(&self) -> pb::SealedSecrets {
-        pb::SealedSecrets {
-            version: self.version,
-            nonce: self.nonce.clone(),
-            ciphertext: self.ciphertext.clone(),
-        }
-    }
+/// A webhook: its definition and sealed secrets (see `sealed`).
+pub type Webhook = SealedConfig<Definition>;
 
-    pub(super) fn from_pb(s: pb::SealedSecrets) -> Self {
-        Self {
-            version: s.version,
-            nonce: s.nonce,
-            ciphertext: s.ciphertext,
-        }
-    }
-}
+/// A webhook's commands: the sealed configuration's, and recording a dead-letter replay.
+pub type Command = sealed::Command<Definition, Replay>;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Webhook {
-    pub id: String,
-    pub definition: Definition,
-    pub secrets: SealedSecrets,
-    pub deleted: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    Create {
-        definition: Definition,
-        secrets: SealedSecrets,
-    },
-    /// `secrets` is `None` when they did not change; otherwise sealed at the next version.
-    Update {
-        definition: Definition,
-        secrets: Option<SealedSecrets>,
-    },
-    Delete,
-    RecordReplay(Replay),
-}
+/// A webhook's events: the sealed configuration's, and a replay recorded.
+pub type Event = sealed::Event<Definition, Replay>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replay {
@@ -173,18 +133,10 @@ pub struct Replay {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    Created {
-        definition: Definition,
-        secrets: SealedSecrets,
-    },
-    Updated {
-        definition: Definition,
-        secrets: Option<SealedSecrets>,
-    },
-    Deleted,
-    Replayed(Replay),
+impl sealed::Definition for Definition {
+    fn same_kind(&self, other: &Self) -> bool {
+        self.kind == other.kind
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -210,83 +162,18 @@ impl Aggregate for WebhookAggregate {
     type Error = WebhookError;
 
     fn decide(state: &Option<Webhook>, cmd: &Command) -> Result<Vec<Event>, WebhookError> {
-        let live = state.as_ref().filter(|w| !w.deleted);
-        match (live, cmd) {
-            (
-                None,
-                Command::Create {
-                    definition,
-                    secrets,
-                },
-            ) if state.is_none() => Ok(vec![Event::Created {
-                definition: definition.clone(),
-                secrets: secrets.clone(),
-            }]),
-            (_, Command::Create { .. }) => Err(WebhookError::AlreadyExists),
-            (None, Command::Delete) if state.is_some() => Ok(vec![]),
-            (None, _) => Err(WebhookError::NotFound),
-            (
-                Some(w),
-                Command::Update {
-                    definition,
-                    secrets,
-                },
-            ) => {
-                if definition.kind != w.definition.kind {
-                    return Err(WebhookError::KindChanged);
-                }
-                if let Some(s) = secrets {
-                    // The seal binds its version: a seal made against an older state would
-                    // reuse a version another update already took.
-                    if s.version != w.secrets.version + 1 {
-                        return Err(WebhookError::SecretsRaced);
-                    }
-                } else if *definition == w.definition {
-                    return Ok(vec![]);
-                }
-                Ok(vec![Event::Updated {
-                    definition: definition.clone(),
-                    secrets: secrets.clone(),
-                }])
-            }
-            (Some(_), Command::Delete) => Ok(vec![Event::Deleted]),
-            (Some(_), Command::RecordReplay(r)) => Ok(vec![Event::Replayed(r.clone())]),
-        }
+        sealed::decide(state, cmd, |_, replay| vec![Event::Own(replay.clone())]).map_err(
+            |r| match r {
+                Refusal::NotFound => WebhookError::NotFound,
+                Refusal::AlreadyExists => WebhookError::AlreadyExists,
+                Refusal::KindChanged => WebhookError::KindChanged,
+                Refusal::SecretsRaced => WebhookError::SecretsRaced,
+            },
+        )
     }
 
     fn evolve(state: Option<Webhook>, event: &Event, env: &Envelope) -> Option<Webhook> {
-        let at = occurred_at(env);
-        let Some(mut w) = state else {
-            return match event {
-                Event::Created {
-                    definition,
-                    secrets,
-                } => Some(Webhook {
-                    id: env.aggregate_id.clone(),
-                    definition: definition.clone(),
-                    secrets: secrets.clone(),
-                    deleted: false,
-                    created_at: at,
-                    updated_at: at,
-                }),
-                _ => None,
-            };
-        };
-        match event {
-            Event::Created { .. } | Event::Replayed(_) => return Some(w),
-            Event::Updated {
-                definition,
-                secrets,
-            } => {
-                w.definition = definition.clone();
-                if let Some(s) = secrets {
-                    w.secrets = s.clone();
-                }
-            }
-            Event::Deleted => w.deleted = true,
-        }
-        w.updated_at = at;
-        Some(w)
+        sealed::evolve(state, event, env)
     }
 
     fn encode(event: &Event) -> NewEvent {
@@ -324,7 +211,7 @@ impl Aggregate for WebhookAggregate {
                 pb::WebhookDeleted {}.encode_to_vec(),
                 Vec::new(),
             ),
-            Event::Replayed(r) => (
+            Event::Own(r) => (
                 "webhook.delivery_replayed.v1",
                 pb::WebhookDeliveryReplayed {
                     dead_letter: r.dead_letter,
@@ -369,7 +256,7 @@ impl Aggregate for WebhookAggregate {
             "webhook.deleted.v1" => Event::Deleted,
             "webhook.delivery_replayed.v1" => {
                 let m: pb::WebhookDeliveryReplayed = msg(env)?;
-                Event::Replayed(Replay {
+                Event::Own(Replay {
                     dead_letter: m.dead_letter,
                     event_id: m.event_id,
                     topic: m.topic,

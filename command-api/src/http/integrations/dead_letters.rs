@@ -167,7 +167,7 @@ async fn replay(
         &principal,
         &headers,
         &agg,
-        &Command::RecordReplay(Replay {
+        &Command::Own(Replay {
             dead_letter: id,
             event_id: n.event_id.clone(),
             topic: n.topic.as_str().to_string(),
