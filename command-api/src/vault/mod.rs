@@ -2,10 +2,8 @@
 //! lease, proving values against their targets. HTTP handlers and the rotation reactor share
 //! it, so a scheduled rotation is the same code path as `POST /credentials/{name}/rotate`.
 
-pub mod n8n;
-pub mod rotators;
+pub use aegis_vault_services::{n8n, rotators, scram};
 pub mod scheduler;
-pub mod scram;
 
 use crate::command::CommandContext;
 use crate::domain::incidents::{IncidentId, NewIncident, Severity};

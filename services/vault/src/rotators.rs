@@ -1,9 +1,9 @@
 //! Where a credential's next value comes from, and how a value is proven to work. Every
 //! outbound target goes through the egress guard first.
 
-use super::scram;
-use crate::domain::vault::Rotator;
-use crate::egress::{self, EgressError, SystemResolver};
+use crate::scram;
+use aegis_runtime::egress::{self, EgressError, SystemResolver};
+use aegis_vault::Rotator;
 use rand::Rng;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
@@ -105,7 +105,7 @@ pub async fn next_value(
             role,
         } => {
             let current = current.ok_or(RotateError::NoCurrentValue)?;
-            let next = generate(32, super::super::domain::vault::settings::DEFAULT_ALPHABET);
+            let next = generate(32, aegis_vault::settings::DEFAULT_ALPHABET);
             within(async {
                 let old = pg_options(allow, host, *port, database, role, current).await?;
                 let mut conn = old.connect().await.map_err(|e| {

@@ -3,7 +3,7 @@
 //! through the egress guard. The tenant's connection is itself a vault credential (its value
 //! the API key, its `base_url` metadata the instance), so no n8n secret lives in configuration.
 
-use crate::egress::{self, EgressError, SystemResolver};
+use aegis_runtime::egress::{self, EgressError, SystemResolver};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -68,7 +68,7 @@ impl Client {
                 what: what.to_string(),
             });
         }
-        crate::egress::read_json(response)
+        aegis_runtime::egress::read_json(response)
             .await
             .map_err(|e| N8nError::Call(format!("{what}: {e}")))
     }
