@@ -127,3 +127,40 @@ fn nothing_below_the_adapters_depends_on_them() {
         }
     }
 }
+
+/// The HTTP stack: only `command-api` (and the tests) may know it.
+const HTTP: &[&str] = &[
+    "axum",
+    "utoipa",
+    "utoipa-axum",
+    "tower-http",
+    "aegis-command-api",
+];
+
+/// A context's services: its I/O, over the runtime (see ARCHITECTURE.md).
+const SERVICES: &[&str] = &["aegis-vault-services"];
+
+#[test]
+fn reactors_and_projectors_know_no_http() {
+    let graph = graph();
+    for krate in ["aegis-reactors", "aegis-projectors"] {
+        for f in HTTP {
+            assert!(!graph[krate].contains(*f), "{krate} depends on {f}");
+        }
+    }
+}
+
+#[test]
+fn services_know_no_http_and_contexts_know_no_services() {
+    let graph = graph();
+    for krate in SERVICES {
+        for f in HTTP {
+            assert!(!graph[*krate].contains(*f), "{krate} depends on {f}");
+        }
+    }
+    for lower in CONTEXTS.iter().chain(&["aegis-kernel", "aegis-runtime"]) {
+        for s in SERVICES {
+            assert!(!graph[*lower].contains(*s), "{lower} depends on {s}");
+        }
+    }
+}
