@@ -49,7 +49,7 @@ run_schemathesis() {
   local boot internal
   boot="st_boot_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   internal="st_internal_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  NATS_URL="nats://127.0.0.1:$nats_port" DATABASE_URL="${PG_ADMIN_URL%/*}/$db" AEGIS_HTTP_ADDR="127.0.0.1:$http_port" \
+  NATS_URL="nats://127.0.0.1:$nats_port" DATABASE_URL="${PG_ADMIN_URL%/*}/$db" AEGIS_HTTP_ADDR="127.0.0.1:$http_port" AEGIS_METRICS_ADDR=127.0.0.1:0 \
     AEGIS_BOOTSTRAP_TOKEN="$boot" AEGIS_INTERNAL_SECRET="$internal" RUST_LOG=warn \
     AEGIS_MASTER_KEY="$(head -c 32 /dev/urandom | base64)" AEGIS_EGRESS_OFF=1 \
     "$ROOT/target/debug/aegis" serve >"$work/aegis.log" 2>&1 &

@@ -70,6 +70,7 @@ impl Aegis {
             .env("NATS_URL", nats.url())
             .env("DATABASE_URL", db.url())
             .env("AEGIS_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("AEGIS_METRICS_ADDR", "127.0.0.1:0")
             .env("AEGIS_BOOTSTRAP_TOKEN", BOOTSTRAP)
             .env("AEGIS_INTERNAL_SECRET", INTERNAL)
             .env("RUST_LOG", "warn")

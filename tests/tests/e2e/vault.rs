@@ -858,6 +858,7 @@ async fn no_plaintext_in_events_read_models_logs_or_traces() {
         .env("NATS_URL", &world.config.nats_url)
         .env("DATABASE_URL", &world.config.database_url)
         .env("AEGIS_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("AEGIS_METRICS_ADDR", "127.0.0.1:0")
         .env(
             "AEGIS_MASTER_KEY",
             "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
