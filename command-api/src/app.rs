@@ -6,7 +6,7 @@ use crate::auth::tokens::Keyring;
 use crate::command::Executor;
 use crate::config::Config;
 use crate::keys::{KeyStore, MasterKeys};
-use crate::state::AppState;
+use crate::state::{AppState, Runtime};
 use crate::supervisor::supervise;
 use aegis_projectors::audit::AuditProjection;
 use aegis_projectors::identity::{IdentityProjection, TenantsProjection};
@@ -152,27 +152,29 @@ impl Application {
             config.threat_intel_per_minute,
         ));
         let state = AppState {
-            config: Arc::new(config),
-            executor,
-            pool: pool.clone(),
-            nats: client.clone(),
+            runtime: Runtime {
+                config: Arc::new(config),
+                executor,
+                pool: pool.clone(),
+                nats: client.clone(),
+                known_tenants: Arc::default(),
+                keyring: Arc::new(keyring),
+                directory: directory.clone(),
+                credentials: Directory::new(directory_executor),
+                supervision: Arc::default(),
+                audit_key: Arc::new(audit_key),
+                keys,
+                vault_checked: Arc::default(),
+            },
             idempotency,
-            known_tenants: Arc::default(),
-            keyring: Arc::new(keyring),
-            directory: directory.clone(),
-            credentials: Directory::new(directory_executor),
             login_throttle: Arc::default(),
             limits: Arc::default(),
-            supervision: Arc::default(),
             rate_limiter: Arc::default(),
             rebuilds: Arc::default(),
             checkpoints: Arc::new(tokio::sync::Mutex::new((
                 Vec::new(),
                 aegis_streams::Expected::NEW,
             ))),
-            audit_key: Arc::new(audit_key),
-            keys,
-            vault_checked: Arc::default(),
             ar_latency: Arc::default(),
             deliveries: Arc::default(),
             siem_pushes: Arc::default(),

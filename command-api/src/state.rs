@@ -1,42 +1,19 @@
 //! What every handler shares.
 
-use crate::auth::directory::Directory;
 use crate::auth::throttle::Throttle;
-use crate::auth::tokens::Keyring;
-use crate::command::Executor;
-use crate::config::Config;
+pub use aegis_runtime::Runtime;
 use async_nats::jetstream::kv;
-use sqlx::PgPool;
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use uuid::Uuid;
 
+/// The runtime every service needs, and what the HTTP and NATS adapters keep beside it.
+/// Handlers read the runtime's fields through `Deref` (`state.executor`).
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
-    pub executor: Executor,
-    pub pool: PgPool,
-    pub nats: async_nats::Client,
+    pub runtime: Runtime,
     pub idempotency: kv::Store,
-    /// Tenants proven to exist; a tenant is never deleted, so a hit needs no re-check.
-    pub known_tenants: Arc<Mutex<HashSet<Uuid>>>,
-    /// JWT keys and the credential pepper, derived from the root secret.
-    pub keyring: Arc<Keyring>,
-    /// Identity aggregates authentication reads, cached and invalidated by the log.
-    pub directory: Directory,
-    /// Credentials value reads check, cached and invalidated by the log the same way.
-    pub credentials: Directory,
     pub login_throttle: Arc<LoginThrottle>,
     pub limits: Arc<crate::limits::Limits>,
-    /// The background roles' health, for `/readyz`.
-    pub supervision: Arc<crate::supervisor::Supervision>,
     pub rate_limiter: Arc<crate::auth::rate::RateLimiter>,
-    /// Signs audit checkpoints; its public half verifies exported bundles.
-    pub audit_key: Arc<ed25519_dalek::SigningKey>,
-    /// Envelope encryption: the master key, tenant keys and secret keys.
-    pub keys: crate::keys::KeyStore,
-    /// When this instance's vault reactor last looked for due rotations (`/health`).
-    pub vault_checked: Arc<Mutex<Option<chrono::DateTime<chrono::Utc>>>>,
     /// `acp_ar_rule_match_latency_seconds`, observed by the auto-response reactor.
     pub ar_latency: Arc<crate::auto_response::metrics::MatchLatency>,
     /// `acp_webhook_delivery_total`, counted as deliveries end.
@@ -56,6 +33,20 @@ pub struct AppState {
     pub rebuilds: Arc<
         Mutex<std::collections::HashMap<String, crate::http::audit::projections::RebuildState>>,
     >,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Runtime;
+
+    fn deref(&self) -> &Runtime {
+        &self.runtime
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    fn deref_mut(&mut self) -> &mut Runtime {
+        &mut self.runtime
+    }
 }
 
 /// Failed logins: per account and address together and per address (refusing), and per

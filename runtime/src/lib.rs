@@ -9,7 +9,10 @@ pub mod directory;
 pub mod egress;
 pub mod keys;
 pub mod leases;
+pub mod runtime;
 pub mod supervisor;
 pub mod telemetry;
 pub mod throttle;
 pub mod tokens;
+
+pub use runtime::Runtime;
