@@ -138,7 +138,7 @@ const HTTP: &[&str] = &[
 ];
 
 /// A context's services: its I/O, over the runtime (see ARCHITECTURE.md).
-const SERVICES: &[&str] = &["aegis-vault-services"];
+const SERVICES: &[&str] = &["aegis-incidents-services", "aegis-vault-services"];
 
 #[test]
 fn reactors_and_projectors_know_no_http() {

@@ -576,26 +576,4 @@ async fn summary(
     Ok(Reply::body(StatusCode::OK, SummaryReply { data: summary }))
 }
 
-/// Opens an incident whose id the caller derived from what caused it, so a retried reaction
-/// finds it open instead of opening another. `None` when the log could not be reached (the
-/// error is logged; the reaction that wanted it records the failure itself).
-pub async fn open_once(
-    state: &AppState,
-    ctx: &crate::command::CommandContext,
-    tenant: uuid::Uuid,
-    incident: NewIncident,
-) -> Option<IncidentId> {
-    let id = incident.id;
-    let agg = aggregate::<IncidentAggregate>(tenant, id.0.to_string()).ok()?;
-    let opened = state
-        .executor
-        .execute::<IncidentAggregate>(&agg, &Command::Open(incident), ctx, true)
-        .await;
-    match opened {
-        Ok(_) | Err(crate::command::CommandError::Domain(_)) => Some(id),
-        Err(e) => {
-            tracing::error!(incident = %id, error = %e, "could not open an incident");
-            None
-        }
-    }
-}
+pub use aegis_incidents_services::open_once;
