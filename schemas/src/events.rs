@@ -220,9 +220,21 @@ pub fn carries_credentials(event_type: &str) -> bool {
                     || matches!(f.kind(), Kind::Message(m) if walk(&m, depth + 1))
             })
     }
-    pool()
-        .and_then(|p| p.get_message_by_name(message_of(event_type)?))
-        .is_some_and(|m| walk(&m, 0))
+    // Asked for every exported event: the schemas are walked once, for every type.
+    static CARRYING: OnceLock<Vec<&'static str>> = OnceLock::new();
+    CARRYING
+        .get_or_init(|| {
+            EVENTS
+                .iter()
+                .filter(|(_, message)| {
+                    pool()
+                        .and_then(|p| p.get_message_by_name(message))
+                        .is_some_and(|m| walk(&m, 0))
+                })
+                .map(|(event_type, _)| *event_type)
+                .collect()
+        })
+        .contains(&event_type)
 }
 
 /// Whether this payload itself holds credential material: true only for events written

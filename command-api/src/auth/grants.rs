@@ -9,7 +9,7 @@
 
 use super::{platform_admin_permissions, Principal};
 use crate::domain::identity::api_keys::ApiKeyAggregate;
-use crate::domain::identity::permissions::{BuiltinRole, Permissions};
+use crate::domain::identity::permissions::{BuiltinRole, Permission, Permissions};
 use crate::domain::identity::roles::RoleAggregate;
 use crate::domain::identity::users::{User, UserAggregate, UserStatus};
 use crate::domain::identity::TenantId;
@@ -20,27 +20,32 @@ use uuid::Uuid;
 /// A key made by a key made by a key...: the chain is followed this far, then grants nothing.
 const MAX_CREATOR_DEPTH: u8 = 8;
 
+/// The one rule: `wanted` must lie within what `principal` holds; the 403 names the first
+/// permission it lacks, in the words `why` gives.
+fn within(
+    principal: &Principal,
+    wanted: Permissions,
+    why: impl FnOnce(Permission) -> String,
+) -> Result<(), ApiError> {
+    match wanted.first_outside(principal.permissions) {
+        None => Ok(()),
+        Some(missing) => Err(ApiError::forbidden(missing.as_str()).with("message", why(missing))),
+    }
+}
+
 /// Refuses granting `granted` (to a key, a role or a user) unless the caller holds all of it.
 pub fn may_grant(principal: &Principal, granted: Permissions) -> Result<(), ApiError> {
-    match granted.first_outside(principal.permissions) {
-        None => Ok(()),
-        Some(missing) => Err(ApiError::forbidden(missing.as_str()).with(
-            "message",
-            format!("you cannot grant `{missing}`, which you do not hold"),
-        )),
-    }
+    within(principal, granted, |missing| {
+        format!("you cannot grant `{missing}`, which you do not hold")
+    })
 }
 
 /// Refuses acting on (disabling, renaming, changing the roles of) a principal who holds what
 /// the caller does not, so a lesser role can neither lock out nor reshape a greater one.
 pub fn may_act_on(principal: &Principal, target: Permissions) -> Result<(), ApiError> {
-    match target.first_outside(principal.permissions) {
-        None => Ok(()),
-        Some(missing) => Err(ApiError::forbidden(missing.as_str()).with(
-            "message",
-            format!("the target holds `{missing}`, which you do not; only someone who holds it can change them"),
-        )),
-    }
+    within(principal, target, |missing| {
+        format!("the target holds `{missing}`, which you do not; only someone who holds it can change them")
+    })
 }
 
 /// What a user's roles grant now (deleted custom roles grant nothing).

@@ -1,7 +1,9 @@
 //! One tenant-scoped page query for every list route: the tenant condition is always there
 //! (it cannot be forgotten), each optional filter is written once, and the same conditions
-//! and binds serve both the page of rows and the total.
+//! and binds serve both the page of rows and the total, and the per-tenant caps on writes.
 
+use crate::error::ApiError;
+use axum::http::StatusCode;
 use sqlx::postgres::{PgRow, Postgres};
 use sqlx::{FromRow, PgPool, QueryBuilder};
 use uuid::Uuid;
@@ -87,6 +89,28 @@ impl TenantQuery {
         }
     }
 
+    /// How many rows match.
+    pub async fn count(&self, pool: &PgPool) -> Result<i64, sqlx::Error> {
+        let mut count = QueryBuilder::new(format!("SELECT count(*) FROM {}", self.from));
+        self.push_where(&mut count);
+        let (total,): (i64,) = count.build_query_as().fetch_one(pool).await?;
+        Ok(total)
+    }
+
+    /// Refuses adding one more row once `max` match (409 `limit_reached`): a tenant's cost
+    /// bounded at write. `what` names the rows in the message ("rules").
+    pub async fn at_most(&self, pool: &PgPool, max: i64, what: &str) -> Result<(), ApiError> {
+        if self.count(pool).await? >= max {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "limit_reached",
+                format!("a tenant holds at most {max} {what}; delete one first"),
+            )
+            .with("limit", max));
+        }
+        Ok(())
+    }
+
     /// One page of `columns`, ordered by `order`, and how many rows match in all.
     pub async fn page<T>(
         &self,
@@ -108,10 +132,7 @@ impl TenantQuery {
             .push(" OFFSET ")
             .push_bind(offset);
         let data = rows.build_query_as::<T>().fetch_all(pool).await?;
-        let mut count = QueryBuilder::new(format!("SELECT count(*) FROM {}", self.from));
-        self.push_where(&mut count);
-        let (total,): (i64,) = count.build_query_as().fetch_one(pool).await?;
-        Ok((data, total))
+        Ok((data, self.count(pool).await?))
     }
 }
 

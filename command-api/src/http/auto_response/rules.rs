@@ -212,20 +212,10 @@ async fn create(
     ensure_tenant(&state, tenant).await?;
     // Every event of the tenant is matched against every rule: the count bounds the cost.
     MinPosition::caught_up(&state, &[AutoResponseProjection::NAME]).await?;
-    let (live,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM auto_response_rules WHERE tenant_id = $1 AND NOT deleted",
-    )
-    .bind(tenant.0)
-    .fetch_one(&state.pool)
-    .await?;
-    if live >= MAX_RULES {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "limit_reached",
-            format!("a tenant holds at most {MAX_RULES} rules; delete one first"),
-        )
-        .with("limit", MAX_RULES));
-    }
+    TenantQuery::new("auto_response_rules", "tenant_id", tenant.0)
+        .when(true, "NOT deleted")
+        .at_most(&state.pool, MAX_RULES, "rules")
+        .await?;
     let id = Uuid::now_v7();
     let agg = aggregate::<RuleAggregate>(tenant.0, id.to_string())?;
     let outcome = execute::<RuleAggregate>(

@@ -270,6 +270,12 @@ async fn login(
     }
     let account = email.as_str().to_string();
     let _ = throttle.account.reserve(&account, now);
+    // Not the caller's failure (an ambiguous email, a server fault): the reservations go back.
+    let take_back = || {
+        throttle.pair.succeeded(&pair, now);
+        throttle.source.succeeded(&address, now);
+        throttle.account.succeeded(&account, now);
+    };
     let delay = slowdown(throttle.account.recent(&account, now));
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -285,9 +291,7 @@ async fn login(
             return Err(refused());
         }
         Ok(Attempt::Ambiguous) => {
-            throttle.pair.succeeded(&pair, now);
-            throttle.source.succeeded(&address, now);
-            throttle.account.succeeded(&account, now);
+            take_back();
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "tenant_required",
@@ -295,10 +299,7 @@ async fn login(
             ));
         }
         Err(e) => {
-            // Not the caller's failure: the reservations are taken back.
-            throttle.pair.succeeded(&pair, now);
-            throttle.source.succeeded(&address, now);
-            throttle.account.succeeded(&account, now);
+            take_back();
             return Err(e);
         }
     };

@@ -203,20 +203,10 @@ async fn create(
     };
     ensure_tenant(&state, tenant).await?;
     MinPosition::caught_up(&state, &[IntegrationsProjection::NAME]).await?;
-    let (held,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM scheduled_reports WHERE tenant_id = $1 AND NOT deleted",
-    )
-    .bind(tenant.0)
-    .fetch_one(&state.pool)
-    .await?;
-    if held >= MAX_REPORTS {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "limit_reached",
-            format!("a tenant holds at most {MAX_REPORTS} scheduled reports; delete one first"),
-        )
-        .with("limit", MAX_REPORTS));
-    }
+    TenantQuery::new("scheduled_reports", "tenant_id", tenant.0)
+        .when(true, "NOT deleted")
+        .at_most(&state.pool, MAX_REPORTS, "scheduled reports")
+        .await?;
     let agg = aggregate::<ReportAggregate>(tenant.0, Uuid::now_v7().to_string())?;
     let outcome = execute::<ReportAggregate>(
         &state,
