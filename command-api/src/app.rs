@@ -165,6 +165,7 @@ impl Application {
                 audit_key: Arc::new(audit_key),
                 keys,
                 vault_checked: Arc::default(),
+                metrics: Arc::default(),
             },
             idempotency,
             login_throttle: Arc::default(),
@@ -175,9 +176,6 @@ impl Application {
                 Vec::new(),
                 aegis_streams::Expected::NEW,
             ))),
-            ar_latency: Arc::default(),
-            deliveries: Arc::default(),
-            siem_pushes: Arc::default(),
             threat_intel,
         };
         let (shutdown, rx) = watch::channel(false);
@@ -234,15 +232,15 @@ impl Application {
                 "vault_scheduler",
                 rx.clone(),
                 move |stop| {
-                    crate::vault::scheduler::run(
-                        s.clone(),
+                    aegis_reactors::vault_rotation::run(
+                        s.runtime.clone(),
                         std::time::Duration::from_secs(s.config.vault_tick_secs.max(1)),
                         stop,
                     )
                 },
             );
-            let responder = Arc::new(crate::auto_response::reactor::AutoResponder::new(
-                state.clone(),
+            let responder = Arc::new(aegis_reactors::auto_response::AutoResponder::new(
+                state.runtime.clone(),
             ));
             let (r, c) = (responder.clone(), client.clone());
             supervise(
@@ -275,8 +273,8 @@ impl Application {
                 },
             );
             let js = store.jetstream().clone();
-            let fanout = Arc::new(crate::integrations::fanout::WebhookFanout::new(
-                state.clone(),
+            let fanout = Arc::new(aegis_reactors::fanout::WebhookFanout::new(
+                state.runtime.clone(),
             ));
             supervise(
                 &mut tasks,
@@ -299,8 +297,8 @@ impl Application {
                 "siem_forwarders",
                 rx.clone(),
                 move |stop| {
-                    crate::integrations::siem::run(
-                        s.clone(),
+                    aegis_reactors::siem::run(
+                        s.runtime.clone(),
                         std::time::Duration::from_millis(s.config.siem_tick_ms.max(10)),
                         stop,
                     )
@@ -313,8 +311,8 @@ impl Application {
                 "scheduled_reports",
                 rx.clone(),
                 move |stop| {
-                    crate::integrations::reports::run(
-                        s.clone(),
+                    aegis_reactors::reports::run(
+                        s.runtime.clone(),
                         std::time::Duration::from_millis(s.config.reports_tick_ms.max(10)),
                         stop,
                     )
@@ -327,8 +325,8 @@ impl Application {
                 "approval_expiry",
                 rx.clone(),
                 move |stop| {
-                    crate::auto_response::approvals::run(
-                        s.clone(),
+                    aegis_reactors::approval_expiry::run(
+                        s.runtime.clone(),
                         std::time::Duration::from_secs(s.config.ar_tick_secs.max(1)),
                         stop,
                     )
@@ -347,11 +345,8 @@ impl Application {
                     "nats_auth_callout",
                     rx.clone(),
                     move |stop| {
-                        let callout = crate::integrations::nats_auth::run(
-                            s.clone(),
-                            seed.expose().to_string(),
-                            stop,
-                        );
+                        let callout =
+                            crate::nats_auth::run(s.clone(), seed.expose().to_string(), stop);
                         async move {
                             if let Err(e) = callout.await {
                                 tracing::error!(error = %e, "the NATS auth callout stopped");
@@ -403,7 +398,8 @@ impl Application {
                 "key_cache",
                 rx.clone(),
                 move |stop| {
-                    let follow = crate::vault::follow_tenant_keys(k.clone(), c.clone(), stop);
+                    let follow =
+                        aegis_vault_services::follow_tenant_keys(k.clone(), c.clone(), stop);
                     async move {
                         if let Err(e) = follow.await {
                             tracing::error!(error = %e, "key cache cannot follow tenant key destruction");

@@ -85,7 +85,7 @@ pub async fn main() -> anyhow::Result<()> {
         println!("\n# Add to nats.conf:");
         print!(
             "{}",
-            crate::integrations::nats_auth::conf_block(&issuer.public_key(), &password)
+            crate::nats_auth::conf_block(&issuer.public_key(), &password)
         );
         return Ok(());
     }

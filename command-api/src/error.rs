@@ -119,6 +119,21 @@ impl From<aegis_streams::StoreError> for ApiError {
     }
 }
 
+impl From<aegis_runtime::read_models::Lagging> for ApiError {
+    fn from(e: aegis_runtime::read_models::Lagging) -> Self {
+        use aegis_runtime::read_models::Lagging::*;
+        match e {
+            Halted => ApiError::unavailable(e.to_string(), 30),
+            Beyond { head, .. } => ApiError::bad_request(e.to_string()).with("head", head),
+            Behind { position, .. } => {
+                ApiError::unavailable(e.to_string(), 1).with("position", position)
+            }
+            Database(e) => e.into(),
+            Log(e) => e.into(),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         Self::internal(&e)
@@ -150,6 +165,7 @@ impl<E: std::error::Error + Send + Sync + 'static> IntoApi<E> for crate::command
                 .with("retry_after_ms", 100),
             Store(e) => ApiError::internal(&e),
             Decode(e) => ApiError::internal(&e),
+            Address(e) => ApiError::bad_request(e.to_string()),
         }
     }
 }

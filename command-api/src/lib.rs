@@ -1,14 +1,14 @@
-//! aegis-command-api: the HTTP and NATS command/query surfaces, authentication, the pure
-//! deciders of every bounded context (`domain`), and the `aegis` binary's entry point.
+//! aegis-command-api: the HTTP and NATS adapters (extract, call a context's service or the
+//! executor, reply), authentication, the route table and OpenAPI, and the `aegis` binary's
+//! entry point, which composes every role: the adapters, the projectors and the reactors.
 //!
-//! Invariants: deciders never do I/O; errors become HTTP only in `error`; commands reach the
-//! log only through `command::Executor`.
+//! Invariants: errors become HTTP only here (`error`, and each context's mapping beside its
+//! handlers); commands reach the log only through the runtime's executor.
 
 pub mod app;
 pub mod audit_bundle;
 pub use aegis_reactors::audit_checkpoints;
 pub mod auth;
-pub mod auto_response;
 pub mod cli;
 pub use aegis_runtime::command;
 pub use aegis_runtime::config;
@@ -17,19 +17,16 @@ pub use aegis_runtime::egress;
 pub mod error;
 pub mod http;
 pub mod idempotency;
-pub mod integrations;
 pub use aegis_runtime::keys;
 pub use aegis_runtime::leases;
 pub mod limits;
+pub mod nats_auth;
 pub mod nats_bridge;
 pub mod state;
 pub use aegis_runtime::supervisor;
 pub use aegis_runtime::telemetry;
 pub mod threat_intel;
-pub mod vault;
 
-/// Every `.rs` file of this crate, the contexts and the kernel, with its text: for tests that
-/// check the code as written.
 #[cfg(test)]
 pub(crate) fn source_files() -> Vec<(std::path::PathBuf, String)> {
     fn walk(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, String)>) {
@@ -45,11 +42,14 @@ pub(crate) fn source_files() -> Vec<(std::path::PathBuf, String)> {
     }
     let mut out = Vec::new();
     let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    // This crate and the crates it adapts: the contexts and their kernel.
+    // This crate and the crates it adapts: the contexts, their kernel and services, and the
+    // reactors.
     for dir in [
         here.join("src"),
         here.join("../contexts"),
         here.join("../kernel/src"),
+        here.join("../services"),
+        here.join("../reactors/src"),
     ] {
         walk(&dir, &mut out);
     }

@@ -14,12 +14,6 @@ pub struct AppState {
     pub login_throttle: Arc<LoginThrottle>,
     pub limits: Arc<crate::limits::Limits>,
     pub rate_limiter: Arc<crate::auth::rate::RateLimiter>,
-    /// `acp_ar_rule_match_latency_seconds`, observed by the auto-response reactor.
-    pub ar_latency: Arc<crate::auto_response::metrics::MatchLatency>,
-    /// `acp_webhook_delivery_total`, counted as deliveries end.
-    pub deliveries: Arc<crate::integrations::metrics::Outcomes>,
-    /// `acp_siem_push_total`, counted by event as pushes end.
-    pub siem_pushes: Arc<crate::integrations::metrics::Outcomes>,
     /// Threat-intel: the per-tenant budget of provider calls and the lookup counter.
     pub threat_intel: Arc<crate::threat_intel::ThreatIntel>,
     /// The signed audit checkpoints read so far, and where their history was read up to.

@@ -138,7 +138,12 @@ const HTTP: &[&str] = &[
 ];
 
 /// A context's services: its I/O, over the runtime (see ARCHITECTURE.md).
-const SERVICES: &[&str] = &["aegis-incidents-services", "aegis-vault-services"];
+const SERVICES: &[&str] = &[
+    "aegis-auto-response-services",
+    "aegis-incidents-services",
+    "aegis-integrations-services",
+    "aegis-vault-services",
+];
 
 #[test]
 fn reactors_and_projectors_know_no_http() {
@@ -154,7 +159,7 @@ fn reactors_and_projectors_know_no_http() {
 fn services_know_no_http_and_contexts_know_no_services() {
     let graph = graph();
     for krate in SERVICES {
-        for f in HTTP {
+        for f in HTTP.iter().chain(&["aegis-reactors"]) {
             assert!(!graph[*krate].contains(*f), "{krate} depends on {f}");
         }
     }
@@ -163,4 +168,16 @@ fn services_know_no_http_and_contexts_know_no_services() {
             assert!(!graph[*lower].contains(*s), "{lower} depends on {s}");
         }
     }
+}
+
+#[test]
+fn every_service_crate_is_held_to_the_service_rules() {
+    let graph = graph();
+    let found: BTreeSet<&str> = graph
+        .keys()
+        .map(String::as_str)
+        .filter(|k| k.ends_with("-services"))
+        .collect();
+    let listed: BTreeSet<&str> = SERVICES.iter().copied().collect();
+    assert_eq!(found, listed, "list each services/ crate in SERVICES");
 }

@@ -15,7 +15,6 @@ const OVER: &[(&str, &str)] = &[
     ("command-api/src/http/integrations/reports.rs", "handlers and the run-now protocol; the run moves to the integrations services"),
     ("command-api/src/http/integrations/webhooks.rs", "handlers and the test delivery; the delivery moves to the integrations services"),
     ("command-api/src/http/vault/credentials.rs", "handlers and the creation protocol; the protocol moves to the vault services"),
-    ("command-api/src/app.rs", "composes every role; the reactors' composition moves to reactors/ with them"),
 ];
 
 fn code_lines(text: &str) -> usize {

@@ -40,18 +40,6 @@ pub async fn all(pool: &PgPool) -> Result<Vec<Checkpoint>, sqlx::Error> {
         .await
 }
 
-/// The lowest position every named projection has reached.
-pub async fn min_position(pool: &PgPool, names: &[&str]) -> Result<(i64, bool), sqlx::Error> {
-    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-    let row: (Option<i64>, Option<bool>) = sqlx::query_as(
-        "SELECT min(position), bool_or(status = 'halted') FROM projector_checkpoints WHERE name = ANY($1)",
-    )
-    .bind(&names)
-    .fetch_one(pool)
-    .await?;
-    Ok((row.0.unwrap_or(0), row.1.unwrap_or(false)))
-}
-
 pub async fn halt(
     pool: &PgPool,
     name: &str,

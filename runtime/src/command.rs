@@ -33,6 +33,9 @@ pub enum CommandError<E> {
     Store(#[from] StoreError),
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// The aggregate's id cannot address a subject (empty, or not a subject token).
+    #[error(transparent)]
+    Address(#[from] aegis_streams::SubjectError),
 }
 
 /// What a command carries besides itself.
@@ -43,6 +46,25 @@ pub struct CommandContext {
     pub msg_id: Option<String>,
     /// The version the client last read (`If-Match`).
     pub if_match: Option<u64>,
+}
+
+impl CommandContext {
+    /// What Aegis itself does, not on a caller's behalf (a reactor, the scheduler): actor
+    /// `system:<subject>`, a fresh correlation id, no retry id and no version expectation.
+    pub fn system(subject: &str) -> Self {
+        Self {
+            meta: aegis_streams::Metadata {
+                actor_kind: "system".into(),
+                actor_subject: subject.into(),
+                correlation_id: uuid::Uuid::now_v7().to_string(),
+                causation_id: String::new(),
+                occurred_at: chrono::Utc::now(),
+                trace_headers: aegis_streams::trace::current_trace_headers(),
+            },
+            msg_id: None,
+            if_match: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

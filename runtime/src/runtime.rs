@@ -3,12 +3,15 @@
 //! store, the identity and credential caches, the JWT key ring and the audit signing key.
 //! Adapter state (HTTP limits, idempotency records, metrics) lives beside it, in the adapter.
 
-use crate::command::Executor;
+use crate::command::{CommandError, Executor};
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::keys::KeyStore;
+use crate::metrics::Metrics;
 use crate::supervisor::Supervision;
 use crate::tokens::Keyring;
+use aegis_kernel::Aggregate;
+use aegis_streams::{AggregateRef, SubjectError};
 use sqlx::PgPool;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -36,4 +39,29 @@ pub struct Runtime {
     pub keys: KeyStore,
     /// When this instance's vault reactor last looked for due rotations (`/health`).
     pub vault_checked: Arc<Mutex<Option<chrono::DateTime<chrono::Utc>>>>,
+    /// What the reactors count as they act, for `/metrics`.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Runtime {
+    /// The current state of an aggregate of `tenant`, from the log (through the executor's
+    /// cache): the state, the position of its last commit and its version.
+    pub async fn current<A: Aggregate>(
+        &self,
+        tenant: Uuid,
+        id: impl Into<String>,
+    ) -> Result<(A::State, u64, u64), CommandError<A::Error>> {
+        let agg = address::<A>(tenant, id)?;
+        let (state, expected) = self.executor.load::<A>(&agg).await?;
+        Ok((state, expected.last_seq, expected.version))
+    }
+}
+
+/// The address of an aggregate of `tenant`. Contexts and aggregate types are constants, so
+/// only an empty or malformed id is refused.
+pub fn address<A: Aggregate>(
+    tenant: Uuid,
+    id: impl Into<String>,
+) -> Result<AggregateRef, SubjectError> {
+    AggregateRef::new(tenant, A::CONTEXT, A::AGGREGATE, id)
 }

@@ -7,7 +7,6 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
-use std::time::{Duration, Instant};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -238,7 +237,7 @@ impl<S: Send + Sync> FromRequestParts<S> for MinPosition {
 
 impl MinPosition {
     /// Waits until every projection in `names` holds what the log held when this was called:
-    /// read-your-writes for a reader with no position to send (a reactor, a test route).
+    /// read-your-writes for a reader with no position to send (a test route).
     pub async fn caught_up(state: &AppState, names: &[&str]) -> Result<(), ApiError> {
         let head = state.executor.store().head().await?;
         MinPosition(Some(head)).wait(state, names).await
@@ -247,42 +246,7 @@ impl MinPosition {
     /// Waits until every projection in `names` has applied position N, or answers 503.
     pub async fn wait(&self, state: &AppState, names: &[&str]) -> Result<(), ApiError> {
         let Some(min) = self.0 else { return Ok(()) };
-        let deadline = Instant::now() + Duration::from_millis(state.config.min_position_wait_ms);
-        let mut pause = Duration::from_millis(2);
-        let mut first = true;
-        loop {
-            let (position, halted) =
-                aegis_projectors::checkpoint::min_position(&state.pool, names).await?;
-            if position as u64 >= min {
-                return Ok(());
-            }
-            if halted {
-                return Err(ApiError::unavailable(
-                    "a read model this query needs is halted; see /readyz",
-                    30,
-                ));
-            }
-            if first {
-                // A position the log has not reached was never handed out: refuse, don't wait.
-                let head = state.executor.store().head().await?;
-                if min > head {
-                    return Err(ApiError::bad_request(format!(
-                        "Aegis-Min-Position {min} is beyond the log head {head}; send a position Aegis returned"
-                    ))
-                    .with("head", head));
-                }
-                first = false;
-            }
-            if Instant::now() >= deadline {
-                return Err(ApiError::unavailable(
-                    format!("the read model is at position {position}, not yet {min}; retry"),
-                    1,
-                )
-                .with("position", position));
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
-        }
+        Ok(state.read_models_at(names, min).await?)
     }
 }
 

@@ -272,9 +272,9 @@ async fn auto_response_metrics(state: &AppState, out: &mut Exposition) {
         "histogram",
         "Time to match one event against the tenant's rules.",
     );
-    for (tenant, h) in state.ar_latency.snapshot() {
+    for (tenant, h) in state.metrics.ar_latency.snapshot() {
         let tenant = tenant.to_string();
-        for (bound, n) in crate::auto_response::metrics::BUCKETS.iter().zip(h.counts) {
+        for (bound, n) in aegis_runtime::metrics::BUCKETS.iter().zip(h.counts) {
             out.sample(
                 &format!("{LATENCY}_bucket"),
                 &[("tenant_id", &tenant), ("le", &bound.to_string())],
@@ -361,7 +361,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "counter",
         "Events pushed to SIEMs by outcome: delivered, failed (this instance)",
     );
-    for ((tenant, target, result), n) in state.siem_pushes.snapshot() {
+    for ((tenant, target, result), n) in state.metrics.siem_pushes.snapshot() {
         out.sample(
             "acp_siem_push_total",
             &[
@@ -377,7 +377,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         "counter",
         "Webhook deliveries by outcome: delivered, retried, dead_lettered (this instance)",
     );
-    for ((tenant, target, result), n) in state.deliveries.snapshot() {
+    for ((tenant, target, result), n) in state.metrics.deliveries.snapshot() {
         out.sample(
             "acp_webhook_delivery_total",
             &[

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::http::extract::{max_chars, Query};
 use crate::http::openapi::{params, AuthErrors, ErrorBody};
 use crate::state::AppState;
-use aegis_schemas::envelope::v1::Envelope;
+use aegis_integrations_services::cloud_event;
 use aegis_streams::subject::tenant_filter;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -20,11 +20,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::Deserialize;
-use serde_json::{json, Value};
+
 use std::time::Duration;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(stream))
@@ -100,25 +99,6 @@ fn is_event_type(s: &str) -> bool {
         && s.split('.').all(|p| !p.is_empty())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
-}
-
-/// The CloudEvents 1.0 form of an event (JSON event format).
-pub fn cloud_event(tenant: Uuid, position: u64, env: &Envelope) -> Value {
-    let actor = env.actor.clone().unwrap_or_default();
-    json!({
-        "specversion": "1.0",
-        "id": env.event_id,
-        "source": format!("/aegis/tenants/{tenant}/{}", env.context),
-        "type": env.event_type,
-        "subject": format!("{}/{}", env.aggregate_type, env.aggregate_id),
-        "time": crate::domain::occurred_at(env),
-        "datacontenttype": "application/json",
-        "data": aegis_schemas::events::payload_json(&env.event_type, &env.payload).unwrap_or(Value::Null),
-        "aegisposition": position,
-        "aegisversion": env.aggregate_version,
-        "aegisactor": format!("{}:{}", actor.kind, actor.subject),
-        "aegiscorrelationid": env.correlation_id,
-    })
 }
 
 /// Subscribe to the tenant's events (AUDITOR and up): Server-Sent Events, one CloudEvents JSON

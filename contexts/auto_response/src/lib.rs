@@ -6,6 +6,7 @@ extern crate aegis_kernel;
 
 pub mod actions;
 pub mod approvals;
+pub mod document;
 pub mod matcher;
 pub mod rules;
 pub mod runs;

@@ -7,9 +7,9 @@
 //! Bounded: fixed counts; every phase ends by itself. Aegis runs the command API only, so no
 //! projector or reactor competes with the measured work.
 
+use aegis_auto_response::document::document;
 use aegis_command_api::app::Roles;
-use aegis_command_api::auto_response::reactor::load_rules;
-use aegis_command_api::http::auto_response::simulate::document;
+use aegis_reactors::auto_response::load_rules;
 use aegis_tests::bench::{fill, raw_read, relaxed_conf};
 use aegis_tests::world::BOOTSTRAP;
 use aegis_tests::TestApp;

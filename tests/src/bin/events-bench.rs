@@ -162,8 +162,8 @@ fn main() -> anyhow::Result<()> {
                 hist.max() as f64 / 1e3
             );
             let (stop, stopped) = tokio::sync::watch::channel(false);
-            let supervisor = tokio::spawn(aegis_command_api::integrations::siem::run(
-                app.state().clone(),
+            let supervisor = tokio::spawn(aegis_reactors::siem::run(
+                app.state().runtime.clone(),
                 Duration::from_millis(50),
                 stopped,
             ));

@@ -24,7 +24,7 @@ fn callout_conf(issuer: &str) -> std::path::PathBuf {
         &path,
         format!(
             "server_name: aegis-callout\nmax_payload: 4MB\njetstream {{\n  max_memory_store: 64MB\n}}\n{}",
-            aegis_command_api::integrations::nats_auth::conf_block(issuer, APP_PASSWORD)
+            aegis_command_api::nats_auth::conf_block(issuer, APP_PASSWORD)
         ),
     )
     .unwrap();

@@ -335,7 +335,7 @@ async fn manual_runs_are_rationed_per_tenant() {
 async fn a_report_keeps_its_newest_outputs_only() {
     use aegis_command_api::domain::identity::TenantId;
     use aegis_command_api::domain::integrations::reports::{ReportAggregate, Trigger};
-    use aegis_command_api::integrations::reports::{produce, KEPT_OUTPUTS};
+    use aegis_integrations_services::reports::{produce, KEPT_OUTPUTS};
     let app = spawn().await;
     let tenant = app.create_tenant("Prolific").await;
     let (s, report) = post(

@@ -627,13 +627,10 @@ async fn a_postgres_role_is_rotated_logged_into_and_tested() {
     .unwrap();
     let server_made = verifier_of(pool, &role).await;
     assert!(
-        aegis_command_api::vault::scram::matches(&server_made, "first-password"),
+        aegis_vault_services::scram::matches(&server_made, "first-password"),
         "{server_made}"
     );
-    assert!(!aegis_command_api::vault::scram::matches(
-        &server_made,
-        "other"
-    ));
+    assert!(!aegis_vault_services::scram::matches(&server_made, "other"));
 
     let db: (String,) = sqlx::query_as("SELECT current_database()")
         .fetch_one(pool)
@@ -655,10 +652,10 @@ async fn a_postgres_role_is_rotated_logged_into_and_tested() {
     assert_ne!(new, "first-password");
     let stored = verifier_of(pool, &role).await;
     assert!(
-        aegis_command_api::vault::scram::matches(&stored, new),
+        aegis_vault_services::scram::matches(&stored, new),
         "the role's password is the new value"
     );
-    assert!(!aegis_command_api::vault::scram::matches(
+    assert!(!aegis_vault_services::scram::matches(
         &stored,
         "first-password"
     ));
@@ -719,7 +716,7 @@ async fn the_scheduler_rotates_what_is_due_and_alerts_expiry_once_per_version() 
     // An hour passes for "due" (the read model's clock is what the scheduler consults).
     sqlx::query("UPDATE vault_credentials SET next_rotation_at = now() - interval '1 second' WHERE name = 'due'")
         .execute(&app.state().pool).await.unwrap();
-    let acted = aegis_command_api::vault::scheduler::once(app.state())
+    let acted = aegis_reactors::vault_rotation::once(app.state())
         .await
         .unwrap();
     assert_eq!(acted, 2, "one rotation, one expiry alert");
@@ -736,7 +733,7 @@ async fn the_scheduler_rotates_what_is_due_and_alerts_expiry_once_per_version() 
         (Some(1), Some("expiring")),
         "{e}"
     );
-    let again = aegis_command_api::vault::scheduler::once(app.state())
+    let again = aegis_reactors::vault_rotation::once(app.state())
         .await
         .unwrap();
     assert_eq!(
@@ -1475,7 +1472,7 @@ async fn a_value_read_on_an_instance_that_missed_a_change_serves_the_log_version
         msg_id: None,
         if_match: None,
     };
-    let read = aegis_command_api::vault::for_value_read(&elsewhere, &ctx(), tenant, "db")
+    let read = aegis_vault_services::for_value_read(&elsewhere, &ctx(), tenant, "db")
         .await
         .unwrap();
     assert_eq!(read.version(), 1);
@@ -1488,7 +1485,7 @@ async fn a_value_read_on_an_instance_that_missed_a_change_serves_the_log_version
     )
     .await;
     assert_eq!(s, 200);
-    let read = aegis_command_api::vault::for_value_read(&elsewhere, &ctx(), tenant, "db")
+    let read = aegis_vault_services::for_value_read(&elsewhere, &ctx(), tenant, "db")
         .await
         .unwrap();
     assert_eq!(read.version(), 2, "the leaked version is not served");

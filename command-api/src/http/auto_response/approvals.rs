@@ -3,10 +3,9 @@
 //! answers 410 and nothing runs.
 
 use crate::auth::Principal;
-use crate::auto_response::approvals::{approve as run_approved, reject as record_rejection};
 use crate::domain::auto_response::approvals::{Approval, ApprovalAggregate, ApprovalStatus};
 use crate::domain::auto_response::runs::RunResult;
-use crate::error::ApiError;
+use crate::error::{ApiError, IntoApi};
 use crate::http::extract::{max_chars, CommandHeaders, MinPosition, Query, UuidPath};
 use crate::http::identity::agents::{optional_body, ReasonBody};
 use crate::http::identity::tenants::page;
@@ -15,6 +14,10 @@ use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{command_context, current};
 use crate::state::AppState;
+use aegis_auto_response::ApprovalError;
+use aegis_auto_response_services::{
+    approve as run_approved, reject as record_rejection, ApprovalFailure,
+};
 use aegis_projectors::auto_response::AutoResponseProjection;
 use aegis_projectors::Projection;
 use axum::extract::State;
@@ -189,4 +192,22 @@ async fn reject(
     let ctx = command_context(&principal, &headers, None);
     let a = record_rejection(&state, &ctx, tenant.0, key, decision(&body)?).await?;
     Ok(Reply::data(StatusCode::OK, view(key, a)))
+}
+
+/// Seed 000's answers for an approval that cannot be decided.
+fn approval_error(e: ApprovalError) -> ApiError {
+    match e {
+        ApprovalError::NotFound => ApiError::not_found("no such approval"),
+        e @ ApprovalError::Expired(_) => ApiError::new(StatusCode::GONE, "gone", e.to_string()),
+        e @ ApprovalError::Decided(_) => ApiError::conflict(e.to_string()),
+    }
+}
+
+impl From<ApprovalFailure> for ApiError {
+    fn from(e: ApprovalFailure) -> Self {
+        match e {
+            ApprovalFailure::Approval(e) => e.into_api(approval_error),
+            ApprovalFailure::Rule(e) => e.into_api(|e| ApiError::internal(&e)),
+        }
+    }
 }

@@ -15,6 +15,7 @@ use crate::http::current;
 use crate::http::extract::Json;
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::state::AppState;
+use aegis_auto_response::document::document;
 use aegis_schemas::envelope::v1::Envelope;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -46,25 +47,6 @@ pub struct SimulateBody {
     pub from: Option<String>,
     /// A log position or an RFC 3339 time; default the head when the replay starts.
     pub to: Option<String>,
-}
-
-/// The event as rules see it: its payload, with the envelope's fields beside it.
-pub fn document(env: &Envelope) -> Value {
-    let mut doc = aegis_schemas::events::payload_json(&env.event_type, &env.payload)
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
-    let actor = env.actor.clone().unwrap_or_default();
-    for (k, v) in [
-        ("event_type", json!(env.event_type)),
-        ("context", json!(env.context)),
-        ("aggregate_type", json!(env.aggregate_type)),
-        ("aggregate_id", json!(env.aggregate_id)),
-        ("actor", json!(actor.subject)),
-        ("actor_kind", json!(actor.kind)),
-    ] {
-        doc[k] = v;
-    }
-    doc
 }
 
 fn line(v: Value) -> Bytes {

@@ -14,10 +14,10 @@ use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, ensure_tenant, execute};
-use crate::integrations::siem::{
+use crate::state::AppState;
+use aegis_integrations_services::siem::{
     datadog_url, push, ConnectionRow, SiemSecrets, CONNECTION_COLUMNS,
 };
-use crate::state::AppState;
 use aegis_projectors::integrations::IntegrationsProjection;
 use aegis_projectors::Projection;
 use axum::extract::State;

@@ -2,6 +2,7 @@
 //! never come back out here; `values.rs` is the one way to read them.
 
 use super::body::{self, CreateBody, PatchBody, RotatorBody};
+use super::errors::{credential_error, key_error, missing};
 use super::STATUS_SQL;
 use crate::auth::Principal;
 use crate::domain::vault::credentials::{Command, Lifecycle, NewCredential, NewVersion};
@@ -12,9 +13,9 @@ use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::http::{aggregate, ensure_tenant, execute};
 use crate::state::AppState;
-use crate::vault::{credential_error, load, missing};
 use aegis_projectors::vault::VaultProjection;
 use aegis_projectors::Projection;
+use aegis_vault_services::load;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -77,7 +78,7 @@ async fn create(
                 .keys
                 .seal_first(tenant.0, &id, v.as_bytes())
                 .await
-                .map_err(|e| crate::vault::key_error(&body.name, e))?,
+                .map_err(|e| key_error(&body.name, e))?,
             rotation_id: None,
         }),
         None => None,
@@ -451,7 +452,7 @@ async fn update(
                     .keys
                     .seal(tenant.0, &c.id, version, v.as_bytes())
                     .await
-                    .map_err(|e| crate::vault::key_error(&name, e))?,
+                    .map_err(|e| key_error(&name, e))?,
                 rotation_id: None,
             })
         }

@@ -2,6 +2,7 @@
 //! all of them against their targets, and the rotation schedule.
 
 use super::credentials::path_name;
+use super::errors::credential_error;
 use super::STATUS_SQL;
 use crate::auth::Principal;
 use crate::command::CommandContext;
@@ -14,10 +15,10 @@ use crate::http::openapi::{params, AuthErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::http::{aggregate, command_context};
 use crate::state::AppState;
-use crate::vault::rotators::probe;
-use crate::vault::{credential_error, load, open};
 use aegis_projectors::vault::VaultProjection;
 use aegis_projectors::Projection;
+use aegis_vault_services::rotators::probe;
+use aegis_vault_services::{load, open};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -227,9 +228,9 @@ async fn test_one(
     }
     let outcome = match open(state, tenant, &c, None).await {
         Ok(value) => probe(state.config.egress(), &c.settings.rotator, &value).await,
-        Err(e) => crate::vault::rotators::Probe {
+        Err(e) => aegis_vault_services::rotators::Probe {
             healthy: false,
-            error: Some(e.message),
+            error: Some(ApiError::from(e).message),
             response_time_ms: 0,
             details: serde_json::json!({ "decrypted": false }),
         },

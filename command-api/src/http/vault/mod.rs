@@ -2,6 +2,7 @@
 
 pub mod body;
 pub mod credentials;
+pub mod errors;
 pub mod health;
 pub mod n8n;
 pub mod tenant_key;

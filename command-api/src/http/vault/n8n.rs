@@ -3,6 +3,7 @@
 //! `n8n-api`): its value is the API key, its `base_url` metadata the instance.
 
 use super::credentials::path_name;
+use super::errors::credential_error;
 use crate::auth::Principal;
 use crate::command::CommandError;
 use crate::domain::vault::credentials::{Command, Lifecycle, NewCredential};
@@ -14,9 +15,9 @@ use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::http::{aggregate, command_context, ensure_tenant, execute};
 use crate::state::AppState;
-use crate::vault::n8n::{self, Client, N8nError, NodeCredential};
-use crate::vault::{credential_error, load, open};
 use aegis_schemas::vault::v1 as pb;
+use aegis_vault_services::n8n::{self, Client, N8nError, NodeCredential};
+use aegis_vault_services::{load, open};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -60,7 +61,7 @@ async fn client(
         )
     })?;
     let key = open(state, tenant, &conn, None).await?;
-    crate::vault::record_read(state, ctx, tenant, &conn).await?;
+    aegis_vault_services::record_read(state, ctx, tenant, &conn).await?;
     Client::connect(state.config.egress(), base, &key)
         .await
         .map_err(n8n_error)
@@ -127,7 +128,7 @@ async fn apply(
         );
     }
     let value = open(&state, tenant.0, &c, None).await?;
-    crate::vault::record_read(
+    aegis_vault_services::record_read(
         &state,
         &command_context(&principal, &headers, None),
         tenant.0,

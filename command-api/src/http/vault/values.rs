@@ -2,6 +2,7 @@
 //! destroy them all (crypto-shredding).
 
 use super::credentials::path_name;
+use super::errors::{credential_error, key_error, missing};
 use crate::auth::Principal;
 use crate::domain::vault::credentials::{Command, NewVersion};
 use crate::domain::vault::CredentialAggregate;
@@ -11,9 +12,7 @@ use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::http::{aggregate, command_context, execute};
 use crate::state::AppState;
-use crate::vault::{
-    credential_error, for_value_read, key_error, load, missing, open, rotate, Rotated,
-};
+use aegis_vault_services::{for_value_read, load, open, rotate};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -116,7 +115,31 @@ async fn rotate_now(
     max_chars("reason", Some(&reason), 500)?;
     let ctx = command_context(&principal, &headers, None);
     let (rotated, _) = rotate(&state, &ctx, tenant.0, &name, &body.trigger, &reason).await?;
-    Ok(Reply::body(StatusCode::OK, rotated))
+    Ok(Reply::body(StatusCode::OK, Rotated::from(rotated)))
+}
+
+/// What a completed rotation answers (seed 001).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Rotated {
+    pub status: &'static str,
+    pub credential: String,
+    pub previous_version: u64,
+    pub new_version: u64,
+    pub duration_ms: u64,
+    pub rotated_at: DateTime<Utc>,
+}
+
+impl From<aegis_vault_services::Rotated> for Rotated {
+    fn from(r: aegis_vault_services::Rotated) -> Self {
+        Self {
+            status: r.status,
+            credential: r.credential,
+            previous_version: r.previous_version,
+            new_version: r.new_version,
+            duration_ms: r.duration_ms,
+            rotated_at: r.rotated_at,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

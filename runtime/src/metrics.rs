@@ -1,11 +1,43 @@
-//! `acp_ar_rule_match_latency_seconds`: how long matching one event against a tenant's rules
-//! takes, as a Prometheus histogram per tenant. Runs and pending approvals are counted from
-//! the read model when `/metrics` is scraped.
+//! What this process counts for Prometheus as it happens (a counter per instance; the scraper
+//! sums): outbound calls' outcomes (`acp_webhook_delivery_total`, `acp_siem_push_total`) and
+//! how long matching an event against a tenant's rules takes
+//! (`acp_ar_rule_match_latency_seconds`). Counts read from the read models are computed when
+//! `/metrics` is scraped, not here.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// The counters the reactors keep and `/metrics` reads.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// `acp_ar_rule_match_latency_seconds`, observed by the auto-response reactor.
+    pub ar_latency: MatchLatency,
+    /// `acp_webhook_delivery_total`, counted as deliveries end.
+    pub deliveries: Outcomes,
+    /// `acp_siem_push_total`, counted by event as pushes end.
+    pub siem_pushes: Outcomes,
+}
+
+/// Counts per (tenant, target, result).
+#[derive(Debug, Default)]
+pub struct Outcomes(Mutex<BTreeMap<(Uuid, &'static str, &'static str), u64>>);
+
+impl Outcomes {
+    pub fn add(&self, tenant: Uuid, target: &'static str, result: &'static str, n: u64) {
+        if let Ok(mut all) = self.0.lock() {
+            *all.entry((tenant, target, result)).or_default() += n;
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<((Uuid, &'static str, &'static str), u64)> {
+        self.0
+            .lock()
+            .map(|all| all.iter().map(|(k, v)| (*k, *v)).collect())
+            .unwrap_or_default()
+    }
+}
 
 /// Upper bounds in seconds: 10 µs to 100 ms.
 pub const BUCKETS: [f64; 9] = [

@@ -8,9 +8,9 @@
 //! Every attempt dials through the SSRF guard again, so a name that moved to a private address
 //! after the webhook was saved is refused, and no redirect is ever followed.
 
-use crate::domain::integrations::webhooks::{secret_name, SealedSecrets, Topic, WebhookKind};
-use crate::egress::{self, SystemResolver};
-use crate::state::AppState;
+use aegis_integrations::webhooks::{secret_name, SealedSecrets, Topic, WebhookKind};
+use aegis_runtime::egress::{self, SystemResolver};
+use aegis_runtime::Runtime;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -42,21 +42,21 @@ pub struct Secrets {
 impl Secrets {
     pub async fn seal(
         &self,
-        state: &AppState,
+        state: &Runtime,
         tenant: Uuid,
         webhook: &str,
         version: u64,
-    ) -> Result<SealedSecrets, crate::keys::KeyError> {
-        super::seal_json(state, tenant, &secret_name(webhook), version, self).await
+    ) -> Result<SealedSecrets, aegis_runtime::keys::KeyError> {
+        crate::seal_json(state, tenant, &secret_name(webhook), version, self).await
     }
 
     pub async fn open(
-        state: &AppState,
+        state: &Runtime,
         tenant: Uuid,
         webhook: &str,
         sealed: &SealedSecrets,
-    ) -> Result<Secrets, crate::keys::KeyError> {
-        super::open_json(state, tenant, &secret_name(webhook), sealed).await
+    ) -> Result<Secrets, aegis_runtime::keys::KeyError> {
+        crate::open_json(state, tenant, &secret_name(webhook), sealed).await
     }
 }
 
@@ -274,7 +274,7 @@ impl Attempt {
     }
 }
 
-pub async fn send(state: &AppState, request: &Request) -> Attempt {
+pub async fn send(state: &Runtime, request: &Request) -> Attempt {
     let client = match egress::http_client(
         &SystemResolver,
         state.config.egress(),
@@ -322,8 +322,8 @@ pub struct Delivery {
 /// The retry policy of every outbound delivery: exponential backoff from
 /// `AEGIS_WEBHOOK_BACKOFF_MS` up to 30 s, full jitter, at most `AEGIS_WEBHOOK_ATTEMPTS`
 /// attempts.
-pub fn retry_policy(state: &AppState) -> aegis_reactors::RetryPolicy {
-    aegis_reactors::RetryPolicy {
+pub fn retry_policy(state: &Runtime) -> aegis_runtime::retry::RetryPolicy {
+    aegis_runtime::retry::RetryPolicy {
         max_attempts: state.config.webhook_attempts,
         base: Duration::from_millis(state.config.webhook_backoff_ms),
         max: Duration::from_secs(30),
@@ -333,7 +333,7 @@ pub fn retry_policy(state: &AppState) -> aegis_reactors::RetryPolicy {
 /// Delivers a notification with retries; `None` when the webhook's vendor has nothing for
 /// its topic. A delivery that fails for good counts as `dead_lettered`: the fan-out files it.
 pub async fn deliver(
-    state: &AppState,
+    state: &Runtime,
     tenant: Uuid,
     target: &Target,
     n: &Notification,
@@ -349,7 +349,7 @@ pub async fn deliver(
 /// the final failure as `gave_up`. Ends delivered, or with the last failure; `None` when
 /// `make` has nothing to send.
 pub async fn with_retries(
-    state: &AppState,
+    state: &Runtime,
     tenant: Uuid,
     kind: WebhookKind,
     gave_up: &'static str,
@@ -365,17 +365,17 @@ pub async fn with_retries(
         let outcome = send(state, &request).await;
         match &outcome {
             Attempt::Delivered(_) => {
-                state.deliveries.add(tenant, kind, "delivered", 1);
+                state.metrics.deliveries.add(tenant, kind, "delivered", 1);
             }
             Attempt::Retry(_, e) if attempts < policy.max_attempts => {
-                state.deliveries.add(tenant, kind, "retried", 1);
+                state.metrics.deliveries.add(tenant, kind, "retried", 1);
                 let wait = policy.delay(attempts, &mut rand::thread_rng());
                 tracing::info!(to = what, attempts, error = %e, retry_in_ms = wait.as_millis() as u64, "delivery failed; retrying");
                 tokio::time::sleep(wait).await;
                 continue;
             }
             Attempt::Retry(..) | Attempt::Permanent(..) => {
-                state.deliveries.add(tenant, kind, gave_up, 1);
+                state.metrics.deliveries.add(tenant, kind, gave_up, 1);
             }
         }
         return Some(Delivery { attempts, outcome });

@@ -3,20 +3,14 @@
 //! signed. The scheduler in the reactor role runs every due slot once: a slot's run id is
 //! derived from (report, slot), and the report's decider records a slot only once.
 
-use super::webhooks::{signed, with_retries, Attempt, Delivery, Secrets};
-use crate::domain::derived_id;
-use crate::domain::identity::tenants::TenantId;
-use crate::domain::integrations::reports::{
-    Cadence, Command, Definition, ReportAggregate, ReportFormat, ReportKind, Run, Trigger,
-};
-use crate::domain::integrations::webhooks::WebhookKind;
-use crate::domain::integrations::WebhookAggregate;
-use crate::http::{aggregate, current};
-use crate::state::AppState;
+use crate::webhooks::{signed, with_retries, Attempt, Delivery, Secrets};
+use aegis_integrations::reports::{Definition, ReportFormat, ReportKind, Run, Trigger};
+use aegis_integrations::webhooks::WebhookKind;
+use aegis_integrations::WebhookAggregate;
+use aegis_kernel::derived_id;
+use aegis_runtime::Runtime;
 use chrono::{DateTime, Duration as Span, Utc};
 use serde_json::{json, Map, Value};
-use std::time::Duration;
-use tokio::sync::watch;
 use uuid::Uuid;
 
 /// The rows a kind reports over `[from, to)`, as JSON objects.
@@ -141,7 +135,7 @@ pub fn to_csv(rows: &[Value]) -> Vec<u8> {
 
 /// One report's content over a window: the document, its content type, and its row count.
 pub async fn generate(
-    state: &AppState,
+    state: &Runtime,
     tenant: Uuid,
     report_id: &str,
     d: &Definition,
@@ -184,7 +178,7 @@ pub const KEPT_OUTPUTS: i64 = 50;
 /// Runs a report for the window ending at `slot` (a scheduled run) or now: generates it,
 /// keeps it for download, delivers it to its webhook. What happened, ready to record.
 pub async fn produce(
-    state: &AppState,
+    state: &Runtime,
     tenant: Uuid,
     report_id: &str,
     d: &Definition,
@@ -213,13 +207,11 @@ pub async fn produce(
         window_to: to.timestamp(),
     };
     // A report covers what the log holds when it runs, not what a lagging read model has.
-    let head = state.executor.store().head().await.ok();
-    if let Err(e) = crate::http::extract::MinPosition(head)
-        .wait(state, &[projection(d.kind)])
-        .await
-    {
-        run.detail = format!("the read model is behind: {}", e.message);
-        return run;
+    if let Ok(head) = state.executor.store().head().await {
+        if let Err(e) = state.read_models_at(&[projection(d.kind)], head).await {
+            run.detail = format!("the read model is behind: {e}");
+            return run;
+        }
     }
     let (content, content_type, rows) = match generate(state, tenant, report_id, d, from, to).await
     {
@@ -274,17 +266,17 @@ pub async fn produce(
 
 /// Posts the report to a generic webhook, signed, with the webhooks' retries.
 async fn deliver(
-    state: &AppState,
+    state: &Runtime,
     tenant: Uuid,
     webhook: &str,
     run_id: &str,
     content_type: &str,
     body: Vec<u8>,
 ) -> (bool, String) {
-    let w = match current::<WebhookAggregate>(state, TenantId(tenant), webhook.to_string()).await {
+    let w = match state.current::<WebhookAggregate>(tenant, webhook).await {
         Ok((Some(w), _, _)) if !w.deleted && w.definition.kind == WebhookKind::Generic => w,
         Ok(_) => return (false, "the webhook no longer exists".into()),
-        Err(e) => return (false, e.message),
+        Err(e) => return (false, e.to_string()),
     };
     let secrets = match Secrets::open(state, tenant, &w.id, &w.secrets).await {
         Ok(s) => s,
@@ -328,93 +320,6 @@ async fn deliver(
         ),
         None => (false, "nothing to send".into()),
     }
-}
-
-#[derive(sqlx::FromRow)]
-struct Due {
-    tenant_id: Uuid,
-    id: Uuid,
-    cron: String,
-    timezone: String,
-    created_at: DateTime<Utc>,
-    last_slot: Option<DateTime<Utc>>,
-}
-
-/// Runs every due slot, each tick, until `shutdown`.
-pub async fn run(state: AppState, tick: Duration, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        if let Err(e) = pass(&state).await {
-            tracing::warn!(error = %e, "scheduled reports pass failed");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(tick) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
-async fn pass(state: &AppState) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let now = Utc::now();
-    let reports: Vec<Due> = sqlx::query_as(
-        "SELECT tenant_id, id, cron, timezone, created_at, last_slot FROM scheduled_reports \
-         WHERE enabled AND NOT deleted",
-    )
-    .fetch_all(&state.pool)
-    .await?;
-    for r in reports {
-        let Ok(cadence) = Cadence::parse(&r.cron, &r.timezone) else {
-            continue;
-        };
-        let since = r.last_slot.unwrap_or(r.created_at).max(r.created_at);
-        let Some(slot) = cadence.due(since, now) else {
-            continue;
-        };
-        // One report's failure is logged and retried next tick; the others still run.
-        if let Err(e) = run_slot(state, &r, slot).await {
-            tracing::warn!(report = %r.id, tenant = %r.tenant_id, error = %e, "scheduled report failed");
-        }
-    }
-    Ok(())
-}
-
-/// Runs one due slot of one report, on one instance: the report's lease is held while its
-/// slot is produced, delivered and recorded, and the log, read under the lease, says whether
-/// another instance ran the slot already.
-async fn run_slot(
-    state: &AppState,
-    r: &Due,
-    slot: DateTime<Utc>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let key = crate::leases::key("report", r.id.as_bytes());
-    let Some(_lease) = crate::leases::try_take(&state.config.database_url, key).await? else {
-        return Ok(());
-    };
-    let (report, _, _) = current::<ReportAggregate>(state, TenantId(r.tenant_id), r.id.to_string())
-        .await
-        .map_err(|e| e.message)?;
-    let Some(report) = report.filter(|x| !x.deleted && x.definition.enabled) else {
-        return Ok(());
-    };
-    if report.last_slot >= slot.timestamp() {
-        return Ok(());
-    }
-    let id = r.id.to_string();
-    let run = produce(
-        state,
-        r.tenant_id,
-        &id,
-        &report.definition,
-        Trigger::Schedule,
-        Some(slot),
-    )
-    .await;
-    let agg = aggregate::<ReportAggregate>(r.tenant_id, id).map_err(|e| e.message)?;
-    let ctx = crate::vault::system_context("reports");
-    state
-        .executor
-        .execute::<ReportAggregate>(&agg, &Command::Record(run), &ctx, false)
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]

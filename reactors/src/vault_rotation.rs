@@ -2,11 +2,12 @@
 //! raises expiry alerts, once per version. Several instances may run it: the rotation lease
 //! lets exactly one rotate a credential, and a repeated alert decides to nothing.
 
-use super::{rotate, system_context};
-use crate::domain::vault::credentials::Command;
-use crate::domain::vault::CredentialAggregate;
-use crate::http::aggregate;
-use crate::state::AppState;
+use aegis_runtime::command::CommandContext;
+use aegis_runtime::runtime::address;
+use aegis_runtime::Runtime;
+use aegis_vault::credentials::Command;
+use aegis_vault::CredentialAggregate;
+use aegis_vault_services::rotate;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -15,7 +16,7 @@ use uuid::Uuid;
 /// How many due credentials one tick handles; the rest wait for the next tick.
 const BATCH: i64 = 100;
 
-pub async fn run(state: AppState, every: Duration, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(state: Runtime, every: Duration, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -30,7 +31,7 @@ pub async fn run(state: AppState, every: Duration, mut shutdown: watch::Receiver
 }
 
 /// One pass: due rotations, then expiry alerts. Returns how many credentials it acted on.
-pub async fn once(state: &AppState) -> Result<usize, sqlx::Error> {
+pub async fn once(state: &Runtime) -> Result<usize, sqlx::Error> {
     if let Ok(mut at) = state.vault_checked.lock() {
         *at = Some(Utc::now());
     }
@@ -44,12 +45,12 @@ pub async fn once(state: &AppState) -> Result<usize, sqlx::Error> {
     .await?;
     let mut acted = 0;
     for (tenant, name, strategy) in due {
-        let ctx = system_context("vault-rotation");
+        let ctx = CommandContext::system("vault-rotation");
         match rotate(state, &ctx, tenant, &name, &strategy, "due").await {
             Ok(_) => acted += 1,
             // Another instance holds the lease, or the failure is recorded with an incident.
             Err(e) => {
-                tracing::info!(credential = %name, %tenant, error = %e.message, "scheduled rotation did not complete")
+                tracing::info!(credential = %name, %tenant, error = %e, "scheduled rotation did not complete")
             }
         }
     }
@@ -64,14 +65,14 @@ pub async fn once(state: &AppState) -> Result<usize, sqlx::Error> {
     .fetch_all(&state.pool)
     .await?;
     for (tenant, name, version, expires_at) in expiring {
-        let Ok(agg) = aggregate::<CredentialAggregate>(tenant, name.as_str()) else {
+        let Ok(agg) = address::<CredentialAggregate>(tenant, name.as_str()) else {
             continue;
         };
         let alert = Command::AlertExpiry {
             version: version as u64,
             expires_at,
         };
-        let ctx = system_context("vault-expiry");
+        let ctx = CommandContext::system("vault-expiry");
         match state
             .executor
             .execute::<CredentialAggregate>(&agg, &alert, &ctx, false)

@@ -3,8 +3,8 @@
 //! replayed over the API. A dead letter's id is its sequence in that stream; a replay that
 //! delivers removes it, one that fails leaves it for the next try.
 
-use super::webhooks::Notification;
-use crate::domain::integrations::webhooks::WebhookKind;
+use crate::webhooks::Notification;
+use aegis_integrations::webhooks::WebhookKind;
 use async_nats::jetstream::{self, consumer};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;

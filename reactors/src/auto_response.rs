@@ -8,17 +8,18 @@
 //! in its own stream, or hears of it on `aegis.evt.*.auto_response.rule.>` when another
 //! instance consumed it.
 
-use super::actions::{execute_all, RunContext, ACTOR_PREFIX};
-use crate::domain::auto_response::approvals::{self, ApprovalAggregate};
-use crate::domain::auto_response::rules::{Command as RuleCommand, Definition, Mode};
-use crate::domain::auto_response::runs::{self, RunMode, RunResult, Started};
-use crate::domain::auto_response::{RuleAggregate, RunsAggregate};
-use crate::domain::incidents::{IncidentId, NewIncident, Severity};
-use crate::domain::Aggregate;
-use crate::http::aggregate;
-use crate::http::auto_response::simulate::document;
-use crate::state::AppState;
-use aegis_reactors::{Reactor, ReactorError};
+use crate::{Reactor, ReactorError};
+use aegis_auto_response::approvals::{self, ApprovalAggregate};
+use aegis_auto_response::document::document;
+use aegis_auto_response::rules::{Command as RuleCommand, Definition, Mode};
+use aegis_auto_response::runs::{self, RunMode, RunResult, Started};
+use aegis_auto_response::{RuleAggregate, RunsAggregate};
+use aegis_auto_response_services::{execute_all, RunContext, ACTOR_PREFIX};
+use aegis_incidents::{IncidentId, NewIncident, Severity};
+use aegis_kernel::Aggregate;
+use aegis_runtime::command::CommandError;
+use aegis_runtime::runtime::address;
+use aegis_runtime::Runtime;
 use aegis_schemas::envelope::v1::Envelope;
 use aegis_streams::subject::EVENT_PREFIX;
 use aegis_streams::{EventStore, StoredCommit};
@@ -52,8 +53,7 @@ impl TenantRules {
     pub fn fold<'a>(
         events: impl IntoIterator<Item = &'a Envelope>,
     ) -> Result<TenantRules, ReactorError> {
-        let mut by_id: BTreeMap<String, Option<crate::domain::auto_response::Rule>> =
-            BTreeMap::new();
+        let mut by_id: BTreeMap<String, Option<aegis_auto_response::Rule>> = BTreeMap::new();
         for env in events {
             let event = RuleAggregate::decode(env).map_err(|e| ReactorError(e.to_string()))?;
             let state = by_id.remove(&env.aggregate_id).flatten();
@@ -88,13 +88,13 @@ impl TenantRules {
 }
 
 pub struct AutoResponder {
-    state: AppState,
+    state: Runtime,
     tenants: Mutex<HashMap<Uuid, Arc<TenantRules>>>,
     dirty: Arc<Mutex<HashSet<Uuid>>>,
 }
 
 impl AutoResponder {
-    pub fn new(state: AppState) -> Self {
+    pub fn new(state: Runtime) -> Self {
         Self {
             state,
             tenants: Mutex::default(),
@@ -163,8 +163,7 @@ impl AutoResponder {
         position: u64,
         doc: &Value,
     ) -> Result<(), ReactorError> {
-        let store_err =
-            |e: crate::command::CommandError<runs::RunError>| ReactorError(e.to_string());
+        let store_err = |e: CommandError<runs::RunError>| ReactorError(e.to_string());
         let mode = if rule.mode == Mode::Active {
             RunMode::Active
         } else {
@@ -187,8 +186,8 @@ impl AutoResponder {
             run_id,
             &env.event_id,
         );
-        let agg = aggregate::<RunsAggregate>(tenant, rule.id.to_string())
-            .map_err(|e| ReactorError(e.message))?;
+        let agg = address::<RunsAggregate>(tenant, rule.id.to_string())
+            .map_err(|e| ReactorError(e.to_string()))?;
         let start = runs::Command::start(run, &rule.definition);
         let runs = self
             .state
@@ -213,8 +212,8 @@ impl AutoResponder {
                 expires_at: chrono::Utc::now()
                     + chrono::Duration::seconds(self.state.config.ar_approval_ttl_secs as i64),
             });
-            let approval = aggregate::<ApprovalAggregate>(tenant, run_id.to_string())
-                .map_err(|e| ReactorError(e.message))?;
+            let approval = address::<ApprovalAggregate>(tenant, run_id.to_string())
+                .map_err(|e| ReactorError(e.to_string()))?;
             self.state
                 .executor
                 .execute::<ApprovalAggregate>(&approval, &request, &rc.ctx, false)
@@ -251,8 +250,8 @@ impl AutoResponder {
             trip.run_id, trip.distinct_targets, trip.window_secs, trip.max_targets
         );
         tracing::warn!(rule = %rc.rule_id, tenant = %rc.tenant, "{why}");
-        let agg = aggregate::<RuleAggregate>(rc.tenant, rc.rule_id.to_string())
-            .map_err(|e| ReactorError(e.message))?;
+        let agg = address::<RuleAggregate>(rc.tenant, rc.rule_id.to_string())
+            .map_err(|e| ReactorError(e.to_string()))?;
         let set = RuleCommand::SetMode {
             mode: Mode::Simulate,
             reason: why.clone(),
@@ -264,7 +263,7 @@ impl AutoResponder {
             .await
         {
             // A rule deleted meanwhile no longer acts anyway.
-            Ok(_) | Err(crate::command::CommandError::Domain(_)) => {}
+            Ok(_) | Err(CommandError::Domain(_)) => {}
             Err(e) => return Err(ReactorError(e.to_string())),
         }
         self.mark_dirty(rc.tenant);
@@ -280,7 +279,7 @@ impl AutoResponder {
             agent_id: None,
             dedup_key: None,
         };
-        crate::http::incidents::open_once(&self.state, &rc.ctx, rc.tenant, incident)
+        aegis_incidents_services::open_once(&self.state, &rc.ctx, rc.tenant, incident)
             .await
             .ok_or_else(|| ReactorError("could not open the brake incident".into()))?;
         Ok(())
@@ -375,7 +374,10 @@ impl Reactor for AutoResponder {
                 .await
                 .map_err(|e| ReactorError(format!("matching stopped: {e}")))?
             };
-            self.state.ar_latency.observe(tenant, started.elapsed());
+            self.state
+                .metrics
+                .ar_latency
+                .observe(tenant, started.elapsed());
             for rule in hits.into_iter().filter_map(|i| rules.rules.get(i)) {
                 self.run(tenant, rule, env, commit.position, &doc).await?;
             }

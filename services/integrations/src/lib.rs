@@ -1,17 +1,21 @@
-//! Integrations (seed 000): webhook fan-out with retries and dead letters, SIEM forwarders
-//! with their own checkpoints, and scheduled reports.
+//! The integrations context's application services (seed 000): what a webhook, a SIEM and a
+//! report recipient receive, in each one's documented wire format, and one delivery of it
+//! with retries; dead letters; integration secrets sealed under the tenant's keys. The
+//! fan-out, SIEM forwarders and report scheduler that call these run in `aegis-reactors`;
+//! the HTTP adapter calls them for tests, replays and manual runs.
 
+pub mod cloud_event;
 pub mod dead_letters;
-pub mod fanout;
-pub mod metrics;
-pub mod nats_auth;
+pub mod notify;
 pub mod reports;
 pub mod siem;
 pub mod webhooks;
 
-use crate::domain::integrations::webhooks::SealedSecrets;
-use crate::keys::{KeyError, Sealed};
-use crate::state::AppState;
+pub use cloud_event::cloud_event;
+
+use aegis_integrations::webhooks::SealedSecrets;
+use aegis_runtime::keys::{KeyError, Sealed};
+use aegis_runtime::Runtime;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
@@ -19,7 +23,7 @@ use zeroize::Zeroizing;
 
 /// Seals an integration's secrets (as JSON) as `version` of the key-store secret `name`.
 pub async fn seal_json<T: Serialize>(
-    state: &AppState,
+    rt: &Runtime,
     tenant: Uuid,
     name: &str,
     version: u64,
@@ -27,9 +31,9 @@ pub async fn seal_json<T: Serialize>(
 ) -> Result<SealedSecrets, KeyError> {
     let clear = Zeroizing::new(serde_json::to_vec(value).map_err(|_| KeyError::Tampered)?);
     let sealed = if version == 1 {
-        state.keys.seal_first(tenant, name, &clear).await?
+        rt.keys.seal_first(tenant, name, &clear).await?
     } else {
-        state.keys.seal(tenant, name, version, &clear).await?
+        rt.keys.seal(tenant, name, version, &clear).await?
     };
     Ok(SealedSecrets {
         version,
@@ -40,12 +44,12 @@ pub async fn seal_json<T: Serialize>(
 
 /// Opens what [`seal_json`] sealed.
 pub async fn open_json<T: DeserializeOwned>(
-    state: &AppState,
+    rt: &Runtime,
     tenant: Uuid,
     name: &str,
     sealed: &SealedSecrets,
 ) -> Result<T, KeyError> {
-    let clear = state
+    let clear = rt
         .keys
         .open(
             tenant,

@@ -6,18 +6,15 @@
 //! Webhooks are read from the integrations read model once it has applied the event's own
 //! position, so a webhook saved just before an incident receives it.
 
-use super::dead_letters::{self, DeadLetter};
-use super::webhooks::{deliver, Notification, Secrets, Target};
-use crate::domain::auto_response::{ApprovalAggregate, RuleAggregate};
-use crate::domain::identity::tenants::TenantId;
-use crate::domain::incidents::IncidentAggregate;
-use crate::domain::integrations::webhooks::{SealedSecrets, Topic, WebhookKind};
-use crate::http::current;
-use crate::http::extract::MinPosition;
-use crate::state::AppState;
+use crate::{Reactor, ReactorError};
+use aegis_auto_response::{ApprovalAggregate, RuleAggregate};
+use aegis_incidents::IncidentAggregate;
+use aegis_integrations::webhooks::{SealedSecrets, Topic, WebhookKind};
+use aegis_integrations_services::dead_letters::{self, DeadLetter};
+use aegis_integrations_services::webhooks::{deliver, Notification, Secrets, Target};
 use aegis_projectors::integrations::IntegrationsProjection;
 use aegis_projectors::Projection;
-use aegis_reactors::{Reactor, ReactorError};
+use aegis_runtime::Runtime;
 use aegis_schemas::auto_response::v1 as ar_pb;
 use aegis_schemas::envelope::v1::Envelope;
 use aegis_schemas::incidents::v1 as incidents_pb;
@@ -28,11 +25,11 @@ use std::time::Duration;
 use uuid::Uuid;
 
 pub struct WebhookFanout {
-    state: AppState,
+    state: Runtime,
 }
 
 impl WebhookFanout {
-    pub fn new(state: AppState) -> Self {
+    pub fn new(state: Runtime) -> Self {
         Self { state }
     }
 }
@@ -42,7 +39,7 @@ fn fail(e: impl std::fmt::Display) -> ReactorError {
 }
 
 fn at(env: &Envelope) -> chrono::DateTime<chrono::Utc> {
-    crate::domain::occurred_at(env)
+    aegis_kernel::occurred_at(env)
 }
 
 fn base(env: &Envelope, position: u64, topic: Topic) -> Notification {
@@ -68,7 +65,7 @@ fn ended(status: &str) -> bool {
 
 /// The notifications one event makes.
 pub async fn notifications(
-    state: &AppState,
+    state: &Runtime,
     tenant: Uuid,
     env: &Envelope,
     position: u64,
@@ -92,10 +89,10 @@ pub async fn notifications(
         "incident.status_changed.v1" => {
             let m = incidents_pb::IncidentStatusChanged::decode(env.payload.as_slice())
                 .map_err(|e| fail(format!("{}: {e}", env.event_type)))?;
-            let (incident, _, _) =
-                current::<IncidentAggregate>(state, TenantId(tenant), env.aggregate_id.clone())
-                    .await
-                    .map_err(|e| fail(e.message))?;
+            let (incident, _, _) = state
+                .current::<IncidentAggregate>(tenant, env.aggregate_id.clone())
+                .await
+                .map_err(fail)?;
             let (title, severity) = incident
                 .map(|i| (i.title, i.severity.as_str().to_string()))
                 .unwrap_or_default();
@@ -137,10 +134,10 @@ pub async fn notifications(
         "approval.executed.v1" => {
             let m = ar_pb::ApprovalExecuted::decode(env.payload.as_slice())
                 .map_err(|e| fail(format!("{}: {e}", env.event_type)))?;
-            let (approval, _, _) =
-                current::<ApprovalAggregate>(state, TenantId(tenant), env.aggregate_id.clone())
-                    .await
-                    .map_err(|e| fail(e.message))?;
+            let (approval, _, _) = state
+                .current::<ApprovalAggregate>(tenant, env.aggregate_id.clone())
+                .await
+                .map_err(fail)?;
             let Some(approval) = approval else {
                 return Ok(vec![]);
             };
@@ -191,7 +188,7 @@ fn may_notify(env: &Envelope) -> bool {
 
 /// A run's `notify` actions that ran: each is one notification, keyed by its index.
 async fn notify_actions(
-    state: &AppState,
+    state: &Runtime,
     tenant: Uuid,
     env: &Envelope,
     position: u64,
@@ -204,9 +201,10 @@ async fn notify_actions(
     if notify.is_empty() {
         return Ok(vec![]);
     }
-    let (rule, _, _) = current::<RuleAggregate>(state, TenantId(tenant), rule_id.to_string())
+    let (rule, _, _) = state
+        .current::<RuleAggregate>(tenant, rule_id.to_string())
         .await
-        .map_err(|e| fail(e.message))?;
+        .map_err(fail)?;
     let rule_name = rule
         .and_then(|r| r.current().map(|v| v.definition.name.clone()))
         .unwrap_or_else(|| rule_id.to_string());
@@ -251,7 +249,7 @@ struct Row {
 }
 
 /// The tenant's enabled webhooks, with their topics, as the read model has them.
-async fn webhooks(state: &AppState, tenant: Uuid) -> Result<Vec<(Row, Vec<Topic>)>, ReactorError> {
+async fn webhooks(state: &Runtime, tenant: Uuid) -> Result<Vec<(Row, Vec<Topic>)>, ReactorError> {
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, name, kind, topics, secret_version, secret_nonce, secret_ciphertext \
          FROM webhooks WHERE tenant_id = $1 AND NOT deleted AND enabled ORDER BY created_at",
@@ -277,25 +275,6 @@ fn takes(name: &str, topics: &[Topic], n: &Notification) -> bool {
             .get("channel")
             .and_then(Value::as_str)
             .is_none_or(|c| c == name)
-}
-
-/// How many enabled webhooks of the tenant would take a `notify` on `channel` (any, when
-/// empty): what the auto-response action reports when it hands its message over.
-pub async fn notify_targets(state: &AppState, tenant: Uuid, channel: &str) -> Result<i64, String> {
-    // Read once the read model holds every webhook saved before now.
-    MinPosition::caught_up(state, &[IntegrationsProjection::NAME])
-        .await
-        .map_err(|e| e.message)?;
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM webhooks WHERE tenant_id = $1 AND NOT deleted AND enabled \
-         AND 'auto_response.notify' = ANY(topics) AND ($2 = '' OR name = $2)",
-    )
-    .bind(tenant)
-    .bind(channel)
-    .fetch_one(&state.pool)
-    .await
-    .map_err(|e| e.to_string())?;
-    Ok(n)
 }
 
 impl WebhookFanout {
@@ -379,10 +358,10 @@ impl Reactor for WebhookFanout {
         if !commit.events.iter().any(may_notify) {
             return Ok(());
         }
-        MinPosition(Some(commit.position))
-            .wait(&self.state, &[IntegrationsProjection::NAME])
+        self.state
+            .read_models_at(&[IntegrationsProjection::NAME], commit.position)
             .await
-            .map_err(|e| fail(e.message))?;
+            .map_err(fail)?;
         let hooks = webhooks(&self.state, tenant).await?;
         // A tenant without webhooks costs no read of the log.
         if hooks.is_empty() {

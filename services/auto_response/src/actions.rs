@@ -2,14 +2,14 @@
 //! switch, incidents, the vault), issued by the system actor `auto-response:<rule id>`, and
 //! each is safe to repeat, so a run retried after a crash never acts twice.
 
-use crate::command::{CommandContext, CommandError};
-use crate::domain::auto_response::actions::ActionKind;
-use crate::domain::auto_response::runs::RunResult;
-use crate::domain::identity::agents::{self, AgentAggregate, AgentError, AgentStatus};
-use crate::domain::identity::kill_switch::{self, KillSwitchAggregate};
-use crate::domain::incidents::{IncidentId, NewIncident, Severity};
-use crate::http::aggregate;
-use crate::state::AppState;
+use aegis_auto_response::actions::ActionKind;
+use aegis_auto_response::runs::RunResult;
+use aegis_identity::agents::{self, AgentAggregate, AgentError, AgentStatus};
+use aegis_identity::kill_switch::{self, KillSwitchAggregate};
+use aegis_incidents::{IncidentId, NewIncident, Severity};
+use aegis_runtime::command::{CommandContext, CommandError};
+use aegis_runtime::runtime::address;
+use aegis_runtime::Runtime;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -24,7 +24,7 @@ pub struct RunContext {
 
 impl RunContext {
     pub fn new(tenant: Uuid, rule_id: Uuid, rule_name: &str, run_id: Uuid, cause: &str) -> Self {
-        let mut ctx = crate::vault::system_context(&actor(rule_id));
+        let mut ctx = CommandContext::system(&actor(rule_id));
         ctx.meta.correlation_id = run_id.to_string();
         ctx.meta.causation_id = cause.to_string();
         Self {
@@ -62,7 +62,7 @@ enum Outcome {
 /// Runs every rendered action in order and returns them with their outcomes, and the run's
 /// result.
 pub async fn execute_all(
-    state: &AppState,
+    state: &Runtime,
     run: &RunContext,
     rendered: &Value,
 ) -> (RunResult, Value) {
@@ -105,7 +105,7 @@ fn text<'a>(action: &'a Value, key: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-async fn execute(state: &AppState, run: &RunContext, index: usize, action: &Value) -> Outcome {
+async fn execute(state: &Runtime, run: &RunContext, index: usize, action: &Value) -> Outcome {
     let Some(kind) = text(action, "type").and_then(ActionKind::parse) else {
         return Outcome::Failed("unknown action type".into());
     };
@@ -129,7 +129,7 @@ async fn execute(state: &AppState, run: &RunContext, index: usize, action: &Valu
         ActionKind::OpenIncident => open_incident(state, run, index, action).await,
         ActionKind::Notify => notify(state, run, action).await,
         ActionKind::RotateCredential => {
-            match crate::vault::rotate(
+            match aegis_vault_services::rotate(
                 state,
                 &run.ctx,
                 run.tenant,
@@ -143,7 +143,7 @@ async fn execute(state: &AppState, run: &RunContext, index: usize, action: &Valu
                     "`{target}` rotated to version {}",
                     rotated.new_version
                 )),
-                Err(e) => Outcome::Failed(e.message),
+                Err(e) => Outcome::Failed(e.to_string()),
             }
         }
         ActionKind::BlockIp => Outcome::Failed(
@@ -154,7 +154,7 @@ async fn execute(state: &AppState, run: &RunContext, index: usize, action: &Valu
 }
 
 async fn set_agent(
-    state: &AppState,
+    state: &Runtime,
     run: &RunContext,
     target: &str,
     status: AgentStatus,
@@ -163,7 +163,7 @@ async fn set_agent(
     let Ok(id) = Uuid::parse_str(target) else {
         return Outcome::Failed(format!("`{target}` is not an agent id"));
     };
-    let Ok(agg) = aggregate::<AgentAggregate>(run.tenant, id.to_string()) else {
+    let Ok(agg) = address::<AgentAggregate>(run.tenant, id.to_string()) else {
         return Outcome::Failed(format!("`{target}` is not an agent id"));
     };
     let cmd = agents::Command::SetStatus { status, reason };
@@ -181,9 +181,9 @@ async fn set_agent(
     }
 }
 
-async fn kill_switch(state: &AppState, run: &RunContext, cmd: kill_switch::Command) -> Outcome {
+async fn kill_switch(state: &Runtime, run: &RunContext, cmd: kill_switch::Command) -> Outcome {
     let engage = matches!(cmd, kill_switch::Command::Engage { .. });
-    let Ok(agg) = aggregate::<KillSwitchAggregate>(run.tenant, kill_switch::ID) else {
+    let Ok(agg) = address::<KillSwitchAggregate>(run.tenant, kill_switch::ID) else {
         return Outcome::Failed("the kill switch cannot be addressed".into());
     };
     let word = if engage { "engaged" } else { "released" };
@@ -198,13 +198,8 @@ async fn kill_switch(state: &AppState, run: &RunContext, cmd: kill_switch::Comma
     }
 }
 
-async fn open_incident(
-    state: &AppState,
-    run: &RunContext,
-    index: usize,
-    action: &Value,
-) -> Outcome {
-    let id = IncidentId(crate::domain::derived_id(
+async fn open_incident(state: &Runtime, run: &RunContext, index: usize, action: &Value) -> Outcome {
+    let id = IncidentId(aegis_kernel::derived_id(
         "aegis/auto-response/incident/v1",
         &[run.run_id.as_bytes(), &(index as u64).to_be_bytes()],
     ));
@@ -229,7 +224,7 @@ async fn open_incident(
         agent_id: text(action, "target").map(cut),
         dedup_key: None,
     };
-    match crate::http::incidents::open_once(state, &run.ctx, run.tenant, incident).await {
+    match aegis_incidents_services::open_once(state, &run.ctx, run.tenant, incident).await {
         Some(id) => Outcome::Done(format!("incident {id}")),
         None => Outcome::Failed("the incident could not be opened".into()),
     }
@@ -237,9 +232,9 @@ async fn open_incident(
 
 /// Hands the message to the webhook fan-out, which delivers it from this run's completion;
 /// with no webhook to take it, the message is kept in the run.
-async fn notify(state: &AppState, run: &RunContext, action: &Value) -> Outcome {
+async fn notify(state: &Runtime, run: &RunContext, action: &Value) -> Outcome {
     let channel = text(action, "channel").unwrap_or_default();
-    match crate::integrations::fanout::notify_targets(state, run.tenant, channel).await {
+    match aegis_integrations_services::notify::notify_targets(state, run.tenant, channel).await {
         Ok(0) => Outcome::Recorded(format!(
             "no enabled webhook takes auto_response.notify{}; the message is kept in this run: {}",
             if channel.is_empty() {

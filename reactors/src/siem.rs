@@ -1,0 +1,289 @@
+//! SIEM forwarders: one per enabled connection. A forwarder reads the log from its own
+//! checkpoint, renders batches in the vendor's format (`aegis_integrations_services::siem`),
+//! and moves the checkpoint only when the SIEM acknowledged the batch: at least once, and
+//! every event carries its event id so the SIEM can drop a repeat. A Postgres advisory lock
+//! keeps one forwarder per connection across instances.
+
+use aegis_integrations_services::cloud_event;
+use aegis_integrations_services::siem::{
+    render, send_counted, ConnectionRow, Sink, BATCH, CONNECTION_COLUMNS,
+};
+use aegis_integrations_services::webhooks::{self, Attempt, Request};
+use aegis_runtime::Runtime;
+use aegis_streams::subject::tenant_filter;
+use futures::StreamExt;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// Keeps one forwarder running per enabled connection: starts new ones, stops deleted or
+/// disabled ones, and restarts one whose definition changed.
+pub async fn run(state: Runtime, tick: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut running: HashMap<Uuid, (i64, JoinHandle<()>)> = HashMap::new();
+    loop {
+        let rows: Result<Vec<ConnectionRow>, _> = sqlx::query_as(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM siem_connections WHERE NOT deleted AND enabled"
+        ))
+        .fetch_all(&state.pool)
+        .await;
+        match rows {
+            Ok(rows) => {
+                let wanted: HashMap<Uuid, ConnectionRow> =
+                    rows.into_iter().map(|r| (r.id, r)).collect();
+                running.retain(|id, (version, task)| {
+                    let keep = !task.is_finished()
+                        && wanted.get(id).is_some_and(|r| r.agg_version == *version);
+                    if !keep {
+                        task.abort();
+                    }
+                    keep
+                });
+                for (id, row) in wanted {
+                    if running.contains_key(&id) {
+                        continue;
+                    }
+                    let version = row.agg_version;
+                    let task = tokio::spawn(forward(state.clone(), row, shutdown.clone()));
+                    running.insert(id, (version, task));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read SIEM connections"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    for (_, (_, task)) in running {
+        task.abort();
+    }
+}
+
+async fn forward(state: Runtime, row: ConnectionRow, shutdown: watch::Receiver<bool>) {
+    if let Err(e) = forward_inner(&state, &row, shutdown).await {
+        tracing::warn!(connection = %row.id, error = %e, "SIEM forwarder stopped; it restarts on the next tick");
+    }
+}
+
+async fn forward_inner(
+    state: &Runtime,
+    row: &ConnectionRow,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // A session of its own holds the lock for as long as this forwarder lives, and ends it
+    // if the process dies.
+    let key = aegis_runtime::leases::key("siem", row.id.as_bytes());
+    let Some(_lease) = aegis_runtime::leases::try_take(&state.config.database_url, key).await?
+    else {
+        return Ok(());
+    };
+    let sink = row.sink(state).await?;
+    let checkpoint: Option<(i64,)> =
+        sqlx::query_as("SELECT position FROM siem_checkpoints WHERE connection_id = $1")
+            .bind(row.id)
+            .fetch_optional(&state.pool)
+            .await?;
+    let from = match checkpoint {
+        Some((p,)) => p as u64 + 1,
+        None => row.start_position.max(1) as u64,
+    };
+    let filters = if row.contexts.is_empty() {
+        vec![tenant_filter(row.tenant_id, None)]
+    } else {
+        row.contexts
+            .iter()
+            .map(|c| tenant_filter(row.tenant_id, Some(c)))
+            .collect()
+    };
+    // History up to the head is read as `/audit/verify` and simulation read it (the fastest
+    // way through a tenant's share of the log); what follows, through the narrow live filter.
+    let store = state.executor.store();
+    let head = store.head().await?;
+    let live = store.subscribe(filters, head.max(from - 1) + 1).await?;
+    let commits: CommitStream = if from <= head {
+        Box::pin(
+            store
+                .read_tenant_range(row.tenant_id, from, head)
+                .await?
+                .chain(live),
+        )
+    } else {
+        Box::pin(live)
+    };
+    // Reading and rendering the next batch overlaps sending this one.
+    let (tx, mut batches) = tokio::sync::mpsc::channel(3);
+    let reader = Reader(tokio::spawn(read_batches(
+        commits,
+        sink.clone(),
+        Filter {
+            contexts: row.contexts.clone(),
+            event_types: row.event_types.clone(),
+        },
+        tx,
+    )));
+    // A SIEM batch is retried until the SIEM takes it (the checkpoint waits for it), never
+    // without a pause.
+    let policy = crate::RetryPolicy {
+        max_attempts: i64::MAX,
+        base: Duration::from_millis(state.config.webhook_backoff_ms.max(1)),
+        ..webhooks::retry_policy(state)
+    };
+    let (mut pending, mut recorded) = (0i64, std::time::Instant::now());
+    loop {
+        let next = tokio::select! {
+            b = batches.recv() => b,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let Some(rendering) = next else {
+            drop(reader);
+            return Err("the log subscription ended".into());
+        };
+        let batch = rendering.await?;
+        let mut attempt = 0;
+        while let Some(request) = &batch.request {
+            attempt += 1;
+            match send_counted(state, &sink, request, batch.events).await {
+                Attempt::Delivered(_) => break,
+                failed => {
+                    let error = failed.error().unwrap_or_default().to_string();
+                    record(state, row, None, 0, Some(&error)).await;
+                    let wait = policy.delay(attempt, &mut rand::thread_rng());
+                    tracing::warn!(connection = %row.id, attempt, error = %error, retry_in_ms = wait.as_millis() as u64, "SIEM push failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => return Ok(()),
+                    }
+                }
+            }
+        }
+        // The checkpoint moves at most every quarter second while a backlog drains, and at
+        // once when the forwarder has caught up: a crash resends at most that much, and the
+        // SIEM drops the repeats by event id.
+        pending += batch.events as i64;
+        if batch.events < BATCH || recorded.elapsed() >= CHECKPOINT_EVERY {
+            record(state, row, Some(batch.last), pending, None).await;
+            pending = 0;
+            recorded = std::time::Instant::now();
+        }
+    }
+}
+
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// A rendered batch: the request (none when the filter left no event), how many events it
+/// carries, and the last log position it covers.
+struct Batch {
+    request: Option<Request>,
+    events: usize,
+    last: u64,
+}
+
+/// Stops the reader with its forwarder.
+struct Reader(JoinHandle<()>);
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+type CommitStream = std::pin::Pin<
+    Box<
+        dyn futures::Stream<Item = Result<aegis_streams::StoredCommit, aegis_streams::StoreError>>
+            + Send,
+    >,
+>;
+
+/// Which events a connection forwards (empty: all).
+#[derive(Clone)]
+struct Filter {
+    contexts: Vec<String>,
+    event_types: Vec<String>,
+}
+
+impl Filter {
+    fn takes(&self, e: &aegis_schemas::envelope::v1::Envelope) -> bool {
+        (self.contexts.is_empty() || self.contexts.contains(&e.context))
+            && (self.event_types.is_empty() || self.event_types.contains(&e.event_type))
+    }
+}
+
+/// Reads commits into batches of up to [`BATCH`] events (whole commits), filters and renders
+/// them, and hands them on; ends when the subscription fails or the forwarder is gone.
+async fn read_batches(
+    mut commits: CommitStream,
+    sink: Sink,
+    filter: Filter,
+    out: tokio::sync::mpsc::Sender<JoinHandle<Batch>>,
+) {
+    loop {
+        let Some(Ok(first)) = commits.next().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        let mut count = batch[0].events.len();
+        while count < BATCH {
+            match tokio::time::timeout(Duration::from_millis(20), commits.next()).await {
+                Ok(Some(Ok(c))) => {
+                    count += c.events.len();
+                    batch.push(c);
+                }
+                Ok(Some(Err(_)) | None) => return,
+                Err(_) => break,
+            }
+        }
+        let last = batch.last().map(|c| c.position).unwrap_or_default();
+        // Rendering is the costly part (payloads to JSON, then the vendor's format): it runs
+        // on the blocking pool, so consecutive batches render on every core, in order.
+        let (sink, filter) = (sink.clone(), filter.clone());
+        let rendering = tokio::task::spawn_blocking(move || {
+            let events: Vec<Value> = batch
+                .iter()
+                .flat_map(|c| c.events.iter().map(move |e| (c.position, e)))
+                .filter(|(_, e)| filter.takes(e))
+                .map(|(p, e)| cloud_event(sink.tenant, p, e))
+                .collect();
+            Batch {
+                request: (!events.is_empty()).then(|| render(&sink, &events)),
+                events: events.len(),
+                last,
+            }
+        });
+        if out.send(rendering).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Moves the checkpoint (when `position` is given) or records the last failure.
+async fn record(
+    state: &Runtime,
+    row: &ConnectionRow,
+    position: Option<u64>,
+    forwarded: i64,
+    error: Option<&str>,
+) {
+    let result = sqlx::query(
+        "INSERT INTO siem_checkpoints (connection_id, tenant_id, position, forwarded, last_error, \
+         last_success_at, updated_at) \
+         VALUES ($1, $2, coalesce($3, $4 - 1), $5, $6, CASE WHEN $3 IS NULL THEN NULL ELSE now() END, now()) \
+         ON CONFLICT (connection_id) DO UPDATE SET position = coalesce($3, siem_checkpoints.position), \
+         forwarded = siem_checkpoints.forwarded + $5, last_error = $6, \
+         last_success_at = CASE WHEN $3 IS NULL THEN siem_checkpoints.last_success_at ELSE now() END, \
+         updated_at = now()",
+    )
+    .bind(row.id)
+    .bind(row.tenant_id)
+    .bind(position.map(|p| p as i64))
+    .bind(row.start_position.max(1))
+    .bind(forwarded)
+    .bind(error)
+    .execute(&state.pool)
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(connection = %row.id, error = %e, "cannot record the SIEM checkpoint");
+    }
+}
