@@ -134,6 +134,12 @@ impl From<aegis_runtime::read_models::Lagging> for ApiError {
     }
 }
 
+impl From<aegis_streams::SubjectError> for ApiError {
+    fn from(e: aegis_streams::SubjectError) -> Self {
+        ApiError::bad_request(e.to_string())
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         Self::internal(&e)

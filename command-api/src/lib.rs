@@ -22,6 +22,7 @@ pub use aegis_runtime::leases;
 pub mod limits;
 pub mod nats_auth;
 pub mod nats_bridge;
+pub mod rate_limit;
 pub mod state;
 pub use aegis_runtime::supervisor;
 pub use aegis_runtime::telemetry;

@@ -2,8 +2,8 @@
 //! live event streams, NATS command requests in flight, manual report runs. Each answers 503
 //! (or 429 for a rate) with `Retry-After` when full, never grows without end.
 
-use crate::auth::throttle::Throttle;
 use crate::error::ApiError;
+use aegis_runtime::throttle::Throttle;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

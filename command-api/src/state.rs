@@ -1,6 +1,6 @@
 //! What every handler shares.
 
-use crate::auth::throttle::Throttle;
+use aegis_runtime::throttle::Throttle;
 pub use aegis_runtime::Runtime;
 use async_nats::jetstream::kv;
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ pub struct AppState {
     pub idempotency: kv::Store,
     pub login_throttle: Arc<LoginThrottle>,
     pub limits: Arc<crate::limits::Limits>,
-    pub rate_limiter: Arc<crate::auth::rate::RateLimiter>,
+    pub rate_limiter: Arc<crate::rate_limit::RateLimiter>,
     /// Threat-intel: the per-tenant budget of provider calls and the lookup counter.
     pub threat_intel: Arc<crate::threat_intel::ThreatIntel>,
     /// The signed audit checkpoints read so far, and where their history was read up to.
@@ -24,9 +24,7 @@ pub struct AppState {
         )>,
     >,
     /// Rebuilds started over the API, by projection: what `GET /admin/projections` reports.
-    pub rebuilds: Arc<
-        Mutex<std::collections::HashMap<String, crate::http::audit::projections::RebuildState>>,
-    >,
+    pub rebuilds: Arc<Mutex<std::collections::HashMap<String, RebuildState>>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -61,4 +59,17 @@ impl Default for LoginThrottle {
             account: Throttle::new(10_000, window),
         }
     }
+}
+
+// A projection rebuild started over the API on this instance (`GET /admin/projections`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct RebuildState {
+    /// `running`, `done` or `failed`.
+    pub state: &'static str,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Commits replayed and the position the new tables stand at, when done.
+    pub commits: Option<u64>,
+    pub position: Option<u64>,
+    pub error: Option<String>,
 }

@@ -13,6 +13,7 @@ use crate::domain::identity::usage::{usage_id, Record, UsageAggregate};
 use crate::domain::identity::{TenantAggregate, TenantId};
 use crate::error::ApiError;
 use crate::state::AppState;
+use aegis_runtime::runtime::address;
 use aegis_streams::AggregateRef;
 use axum::http::StatusCode;
 use chrono::{Datelike, TimeZone, Utc};
@@ -29,7 +30,10 @@ pub struct Meter {
 }
 
 fn usage_ref(tenant: TenantId, operation: &str, period: &str) -> Result<AggregateRef, ApiError> {
-    crate::http::aggregate::<UsageAggregate>(tenant.0, usage_id(operation, period))
+    Ok(address::<UsageAggregate>(
+        tenant.0,
+        usage_id(operation, period),
+    )?)
 }
 
 /// Seconds until the next calendar month (UTC), when a monthly quota resets.
@@ -52,7 +56,7 @@ pub async fn admit(
     let Some(tenant) = principal.tenant else {
         return Ok(None);
     };
-    let agg = crate::http::aggregate::<TenantAggregate>(tenant.0, tenant.0.to_string())?;
+    let agg = address::<TenantAggregate>(tenant.0, tenant.0.to_string())?;
     let found = state
         .directory
         .get::<TenantAggregate>(&agg)
@@ -131,7 +135,7 @@ pub async fn record(state: &AppState, principal: &Principal, meter: Meter) {
             return;
         }
     };
-    let ctx: CommandContext = crate::http::command_context(principal, &Default::default(), None);
+    let ctx: CommandContext = principal.command_context(None, None, None);
     let record = Record {
         operation: meter.operation.to_string(),
         period: meter.period,

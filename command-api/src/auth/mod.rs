@@ -10,7 +10,6 @@ pub mod controls;
 pub use aegis_runtime::directory;
 pub mod grants;
 pub mod passwords;
-pub mod rate;
 pub mod routes;
 pub use aegis_runtime::throttle;
 pub use aegis_runtime::tokens;
@@ -76,6 +75,28 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// What a command this principal issues carries: its actor, the request's correlation id
+    /// (a fresh one when it sent none), its retry id and the version it last read.
+    pub fn command_context(
+        &self,
+        correlation_id: Option<String>,
+        msg_id: Option<String>,
+        if_match: Option<u64>,
+    ) -> aegis_runtime::command::CommandContext {
+        aegis_runtime::command::CommandContext {
+            meta: aegis_streams::Metadata {
+                actor_kind: self.kind.as_str().to_string(),
+                actor_subject: self.subject.clone(),
+                correlation_id: correlation_id.unwrap_or_else(|| Uuid::now_v7().to_string()),
+                causation_id: String::new(),
+                occurred_at: chrono::Utc::now(),
+                trace_headers: aegis_streams::trace::current_trace_headers(),
+            },
+            msg_id,
+            if_match,
+        }
+    }
+
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
         if self.permissions.contains(permission) {
             Ok(())

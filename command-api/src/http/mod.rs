@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::error::IntoApi;
 use crate::state::AppState;
 use aegis_streams::subject::PLATFORM_TENANT;
-use aegis_streams::{AggregateRef, Metadata};
+use aegis_streams::AggregateRef;
 use axum::Router;
 use extract::CommandHeaders;
 use utoipa::OpenApi as _;
@@ -67,21 +67,7 @@ pub fn command_context(
     headers: &CommandHeaders,
     msg_id: Option<String>,
 ) -> CommandContext {
-    CommandContext {
-        meta: Metadata {
-            actor_kind: principal.kind.as_str().to_string(),
-            actor_subject: principal.subject.clone(),
-            correlation_id: headers
-                .request_id
-                .clone()
-                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
-            causation_id: String::new(),
-            occurred_at: chrono::Utc::now(),
-            trace_headers: aegis_streams::trace::current_trace_headers(),
-        },
-        msg_id,
-        if_match: headers.if_match,
-    }
+    principal.command_context(headers.request_id.clone(), msg_id, headers.if_match)
 }
 
 /// The address of an aggregate; contexts and types are constants, so this cannot fail for
@@ -90,8 +76,7 @@ pub fn aggregate<A: crate::domain::Aggregate>(
     tenant: uuid::Uuid,
     id: impl Into<String>,
 ) -> Result<AggregateRef, ApiError> {
-    AggregateRef::new(tenant, A::CONTEXT, A::AGGREGATE, id)
-        .map_err(|e| ApiError::bad_request(e.to_string()))
+    Ok(aegis_runtime::runtime::address::<A>(tenant, id)?)
 }
 
 /// Refuses a tenant-scoped request for a tenant that does not exist (404, as for any

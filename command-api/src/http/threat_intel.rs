@@ -97,6 +97,7 @@ async fn enrich_ip(
     }
     let report = lookup(
         &state,
+        &state.threat_intel,
         tenant.0,
         &actor(&principal),
         IndicatorKind::Ip,
@@ -121,6 +122,7 @@ async fn enrich_domain(
     let d = domain(&body.domain)?;
     let report = lookup(
         &state,
+        &state.threat_intel,
         tenant.0,
         &actor(&principal),
         IndicatorKind::Domain,

@@ -5,9 +5,9 @@
 
 pub mod providers;
 
-use crate::auth::throttle::Throttle;
 use crate::error::ApiError;
-use crate::state::AppState;
+use aegis_runtime::throttle::Throttle;
+use aegis_runtime::Runtime;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use providers::{Provider, ProviderAnswer};
@@ -161,7 +161,7 @@ fn worse(a: Verdict, b: Verdict) -> Verdict {
 }
 
 async fn cached(
-    state: &AppState,
+    state: &Runtime,
     provider: Provider,
     kind: IndicatorKind,
     indicator: &str,
@@ -187,7 +187,7 @@ async fn cached(
 }
 
 async fn remember(
-    state: &AppState,
+    state: &Runtime,
     provider: Provider,
     kind: IndicatorKind,
     indicator: &str,
@@ -214,13 +214,13 @@ async fn remember(
 
 /// Looks `indicator` up at every provider that knows its kind, from the cache when fresh.
 pub async fn lookup(
-    state: &AppState,
+    state: &Runtime,
+    intel: &ThreatIntel,
     tenant: Uuid,
     actor: &str,
     kind: IndicatorKind,
     indicator: &str,
 ) -> Result<Report, ApiError> {
-    let intel = &state.threat_intel;
     let mut providers = Map::new();
     let mut answers = Vec::new();
     let mut asked_any = false;

@@ -8,7 +8,7 @@
 use super::IndicatorKind;
 use crate::config::Config;
 use crate::egress::{self, SystemResolver};
-use crate::state::AppState;
+use aegis_runtime::Runtime;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -81,7 +81,7 @@ impl Provider {
 
     pub async fn ask(
         self,
-        state: &AppState,
+        state: &Runtime,
         kind: IndicatorKind,
         indicator: &str,
     ) -> ProviderAnswer {

@@ -10,25 +10,13 @@ use crate::http::extract::{CommandHeaders, Json};
 use crate::http::openapi::{AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::{Data, Reply};
 use crate::http::{aggregate, execute, platform_tenant};
-use crate::state::AppState;
+use crate::state::{AppState, RebuildState};
 use aegis_projectors::{checkpoint, PROJECTIONS};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RebuildState {
-    /// `running`, `done` or `failed`.
-    pub state: &'static str,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-    /// Commits replayed and the position the new tables stand at, when done.
-    pub commits: Option<u64>,
-    pub position: Option<u64>,
-    pub error: Option<String>,
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProjectionView {

@@ -1,9 +1,9 @@
 //! Credentials (seed 001): create, list, read, update and retire. Values go in sealed and
 //! never come back out here; `values.rs` is the one way to read them.
 
-use super::body::{self, CreateBody, PatchBody, RotatorBody};
+use super::body::{CreateBody, PatchBody, RotatorBody};
 use super::errors::{credential_error, key_error, missing};
-use super::STATUS_SQL;
+use super::{path_name, STATUS_SQL};
 use crate::auth::Principal;
 use crate::domain::vault::credentials::{Command, Lifecycle, NewCredential, NewVersion};
 use crate::domain::vault::{Credential, CredentialAggregate};
@@ -29,11 +29,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create, list))
         .routes(routes!(detail, update, retire))
-}
-
-/// A path name that cannot be a credential's is simply not found.
-pub fn path_name(name: &str) -> Result<(), ApiError> {
-    body::name(name).map_err(|_| missing(name))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

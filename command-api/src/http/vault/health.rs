@@ -1,8 +1,8 @@
 //! Credential health (seed 001): the dashboard, what expires soon, testing one credential or
 //! all of them against their targets, and the rotation schedule.
 
-use super::credentials::path_name;
 use super::errors::credential_error;
+use super::path_name;
 use super::STATUS_SQL;
 use crate::auth::Principal;
 use crate::command::CommandContext;

@@ -8,7 +8,9 @@ pub mod n8n;
 pub mod tenant_key;
 pub mod values;
 
+use crate::error::ApiError;
 use crate::state::AppState;
+use errors::missing;
 use utoipa_axum::router::OpenApiRouter;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -26,3 +28,8 @@ pub const STATUS_SQL: &str = "CASE WHEN lifecycle <> 'active' THEN lifecycle \
     WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired' \
     WHEN expires_at IS NOT NULL AND expires_at - make_interval(hours => alert_threshold_hours) <= now() THEN 'expiring' \
     ELSE 'active' END";
+
+/// A path name that cannot be a credential's is simply not found.
+pub fn path_name(name: &str) -> Result<(), ApiError> {
+    body::name(name).map_err(|_| missing(name))
+}

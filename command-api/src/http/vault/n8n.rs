@@ -2,8 +2,8 @@
 //! n8n's workflows use into the vault. The n8n connection is a vault credential (default
 //! `n8n-api`): its value is the API key, its `base_url` metadata the instance.
 
-use super::credentials::path_name;
 use super::errors::credential_error;
+use super::path_name;
 use crate::auth::Principal;
 use crate::command::CommandError;
 use crate::domain::vault::credentials::{Command, Lifecycle, NewCredential};

@@ -1,8 +1,8 @@
 //! A credential's values: read one (audited before it leaves), roll back, rotate, and
 //! destroy them all (crypto-shredding).
 
-use super::credentials::path_name;
 use super::errors::{credential_error, key_error, missing};
+use super::path_name;
 use crate::auth::Principal;
 use crate::domain::vault::credentials::{Command, NewVersion};
 use crate::domain::vault::CredentialAggregate;
