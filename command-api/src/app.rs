@@ -1,16 +1,16 @@
 //! `Application::build(config, roles)`: connects, provisions, migrates and starts the roles it
 //! is asked to run. Port 0 works; tests and `aegis serve` use the same entry point.
 
-use crate::auth::directory::Directory;
-use crate::auth::tokens::Keyring;
-use crate::command::Executor;
-use crate::config::Config;
-use crate::keys::{KeyStore, MasterKeys};
 use crate::state::{AppState, Runtime};
-use crate::supervisor::supervise;
 use aegis_projectors::audit::AuditProjection;
 use aegis_projectors::identity::{IdentityProjection, TenantsProjection};
 use aegis_projectors::incidents::IncidentsProjection;
+use aegis_runtime::command::Executor;
+use aegis_runtime::config::Config;
+use aegis_runtime::directory::Directory;
+use aegis_runtime::keys::{KeyStore, MasterKeys};
+use aegis_runtime::supervisor::supervise;
+use aegis_runtime::tokens::Keyring;
 use aegis_streams::{provision, EventStore, StreamSettings};
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -210,131 +210,7 @@ impl Application {
             );
         }
         if roles.reactors {
-            let s = state.clone();
-            supervise(
-                &mut tasks,
-                health.clone(),
-                "audit_checkpoints",
-                rx.clone(),
-                move |stop| {
-                    crate::audit_checkpoints::run(
-                        s.executor.clone(),
-                        s.audit_key.as_ref().clone(),
-                        std::time::Duration::from_secs(s.config.audit_checkpoint_secs),
-                        stop,
-                    )
-                },
-            );
-            let s = state.clone();
-            supervise(
-                &mut tasks,
-                health.clone(),
-                "vault_scheduler",
-                rx.clone(),
-                move |stop| {
-                    aegis_reactors::vault_rotation::run(
-                        s.runtime.clone(),
-                        std::time::Duration::from_secs(s.config.vault_tick_secs.max(1)),
-                        stop,
-                    )
-                },
-            );
-            let responder = Arc::new(aegis_reactors::auto_response::AutoResponder::new(
-                state.runtime.clone(),
-            ));
-            let (r, c) = (responder.clone(), client.clone());
-            supervise(
-                &mut tasks,
-                health.clone(),
-                "auto_response_rules",
-                rx.clone(),
-                move |stop| {
-                    let follow = r.clone().follow_rule_changes(c.clone(), stop);
-                    async move {
-                        if let Err(e) = follow.await {
-                            tracing::error!(error = %e, "auto-response cannot follow rule changes");
-                        }
-                    }
-                },
-            );
-            let js = store.jetstream().clone();
-            supervise(
-                &mut tasks,
-                health.clone(),
-                "auto_response",
-                rx.clone(),
-                move |stop| {
-                    aegis_reactors::run(
-                        js.clone(),
-                        responder.clone(),
-                        aegis_reactors::RetryPolicy::default(),
-                        stop,
-                    )
-                },
-            );
-            let js = store.jetstream().clone();
-            let fanout = Arc::new(aegis_reactors::fanout::WebhookFanout::new(
-                state.runtime.clone(),
-            ));
-            supervise(
-                &mut tasks,
-                health.clone(),
-                "webhook_fanout",
-                rx.clone(),
-                move |stop| {
-                    aegis_reactors::run(
-                        js.clone(),
-                        fanout.clone(),
-                        aegis_reactors::RetryPolicy::default(),
-                        stop,
-                    )
-                },
-            );
-            let s = state.clone();
-            supervise(
-                &mut tasks,
-                health.clone(),
-                "siem_forwarders",
-                rx.clone(),
-                move |stop| {
-                    aegis_reactors::siem::run(
-                        s.runtime.clone(),
-                        std::time::Duration::from_millis(s.config.siem_tick_ms.max(10)),
-                        stop,
-                    )
-                },
-            );
-            let s = state.clone();
-            supervise(
-                &mut tasks,
-                health.clone(),
-                "scheduled_reports",
-                rx.clone(),
-                move |stop| {
-                    aegis_reactors::reports::run(
-                        s.runtime.clone(),
-                        std::time::Duration::from_millis(s.config.reports_tick_ms.max(10)),
-                        stop,
-                    )
-                },
-            );
-            let s = state.clone();
-            supervise(
-                &mut tasks,
-                health.clone(),
-                "approval_expiry",
-                rx.clone(),
-                move |stop| {
-                    aegis_reactors::approval_expiry::run(
-                        s.runtime.clone(),
-                        std::time::Duration::from_secs(s.config.ar_tick_secs.max(1)),
-                        stop,
-                    )
-                },
-            );
-            tracing::info!(
-                "reactor role started: audit checkpoints, vault rotation and expiry, auto-response, webhook fan-out, SIEM forwarders, scheduled reports"
-            );
+            aegis_reactors::role::start(&mut tasks, &state.runtime, rx.clone());
         }
         if roles.command_api {
             if let Some(seed) = state.config.nats_auth_seed.clone() {
@@ -362,9 +238,11 @@ impl Application {
                 "identity_cache",
                 rx.clone(),
                 move |stop| {
-                    let follow =
-                        d.clone()
-                            .follow(c.clone(), crate::auth::directory::IDENTITY_EVENTS, stop);
+                    let follow = d.clone().follow(
+                        c.clone(),
+                        aegis_runtime::directory::IDENTITY_EVENTS,
+                        stop,
+                    );
                     async move {
                         if let Err(e) = follow.await {
                             tracing::error!(error = %e, "identity cache cannot follow the log");
@@ -381,7 +259,7 @@ impl Application {
                 move |stop| {
                     let follow = d.clone().follow(
                         c.clone(),
-                        crate::auth::directory::CREDENTIAL_EVENTS,
+                        aegis_runtime::directory::CREDENTIAL_EVENTS,
                         stop,
                     );
                     async move {

@@ -1,8 +1,8 @@
 //! The `aegis` command line.
 
 use crate::app::{connect_db, connect_store, Application, Roles};
-use crate::config::Config;
 use aegis_projectors::rebuild::rebuild_named;
+use aegis_runtime::config::Config;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
@@ -90,7 +90,7 @@ pub async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let config = Config::load()?;
-    crate::telemetry::init(config.otlp_endpoint.as_deref());
+    aegis_runtime::telemetry::init(config.otlp_endpoint.as_deref());
     let roles = match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::Serve => Roles::ALL,
         Cmd::CommandApi => Roles {
@@ -135,8 +135,9 @@ pub async fn main() -> anyhow::Result<()> {
         Cmd::Rebuild { projection } => {
             let (_, store) = connect_store(&config).await?;
             let pool = connect_db(&config).await?;
-            let key = crate::leases::rebuild_key(&projection);
-            let Some(_lease) = crate::leases::try_take(&config.database_url, key).await? else {
+            let key = aegis_runtime::leases::rebuild_key(&projection);
+            let Some(_lease) = aegis_runtime::leases::try_take(&config.database_url, key).await?
+            else {
                 anyhow::bail!(
                     "a rebuild of `{projection}` is running elsewhere; try again when it ends"
                 );
@@ -166,6 +167,6 @@ pub async fn main() -> anyhow::Result<()> {
         println!("aegis listening on http://{addr}");
     }
     let result = app.run_until_stopped().await;
-    crate::telemetry::flush();
+    aegis_runtime::telemetry::flush();
     result
 }

@@ -146,8 +146,8 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-impl From<crate::domain::DecodeError> for ApiError {
-    fn from(e: crate::domain::DecodeError) -> Self {
+impl From<aegis_kernel::DecodeError> for ApiError {
+    fn from(e: aegis_kernel::DecodeError) -> Self {
         Self::internal(&e)
     }
 }
@@ -158,9 +158,11 @@ pub trait IntoApi<E> {
     fn into_api(self, domain: impl FnOnce(E) -> ApiError) -> ApiError;
 }
 
-impl<E: std::error::Error + Send + Sync + 'static> IntoApi<E> for crate::command::CommandError<E> {
+impl<E: std::error::Error + Send + Sync + 'static> IntoApi<E>
+    for aegis_runtime::command::CommandError<E>
+{
     fn into_api(self, domain: impl FnOnce(E) -> ApiError) -> ApiError {
-        use crate::command::CommandError::*;
+        use aegis_runtime::command::CommandError::*;
         match self {
             Domain(e) => domain(e),
             VersionMismatch { current } => ApiError::conflict(format!(

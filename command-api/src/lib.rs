@@ -7,26 +7,20 @@
 
 pub mod app;
 pub mod audit_bundle;
-pub use aegis_reactors::audit_checkpoints;
 pub mod auth;
 pub mod cli;
-pub use aegis_runtime::command;
-pub use aegis_runtime::config;
-pub mod domain;
-pub use aegis_runtime::egress;
 pub mod error;
 pub mod http;
 pub mod idempotency;
-pub use aegis_runtime::keys;
-pub use aegis_runtime::leases;
 pub mod limits;
 pub mod nats_auth;
 pub mod nats_bridge;
 pub mod rate_limit;
 pub mod state;
-pub use aegis_runtime::supervisor;
-pub use aegis_runtime::telemetry;
 pub mod threat_intel;
+
+#[cfg(test)]
+mod event_registry;
 
 #[cfg(test)]
 pub(crate) fn source_files() -> Vec<(std::path::PathBuf, String)> {

@@ -6,8 +6,8 @@
 //! subjects, the JetStream API and every other subject are refused by the server itself.
 
 use crate::auth::Principal;
-use crate::domain::identity::permissions::Permission;
 use crate::state::AppState;
+use aegis_identity::permissions::Permission;
 use aegis_streams::subject::tenant_filter;
 use base64::Engine;
 use futures::StreamExt;

@@ -17,12 +17,8 @@ pub struct AppState {
     /// Threat-intel: the per-tenant budget of provider calls and the lookup counter.
     pub threat_intel: Arc<crate::threat_intel::ThreatIntel>,
     /// The signed audit checkpoints read so far, and where their history was read up to.
-    pub checkpoints: Arc<
-        tokio::sync::Mutex<(
-            Vec<crate::domain::audit::Checkpoint>,
-            aegis_streams::Expected,
-        )>,
-    >,
+    pub checkpoints:
+        Arc<tokio::sync::Mutex<(Vec<aegis_audit::Checkpoint>, aegis_streams::Expected)>>,
     /// Rebuilds started over the API, by projection: what `GET /admin/projections` reports.
     pub rebuilds: Arc<Mutex<std::collections::HashMap<String, RebuildState>>>,
 }

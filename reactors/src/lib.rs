@@ -13,6 +13,7 @@ pub mod audit_checkpoints;
 pub mod auto_response;
 pub mod fanout;
 pub mod reports;
+pub mod role;
 pub mod runner;
 pub mod siem;
 pub mod vault_rotation;

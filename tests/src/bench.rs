@@ -1,10 +1,8 @@
 //! What the benchmarks share: filling a log fast and reading it raw, the baseline every
 //! benchmark compares with.
 
-use aegis_command_api::domain::incidents::{
-    Event, IncidentAggregate, IncidentId, NewIncident, Severity,
-};
-use aegis_command_api::domain::Aggregate;
+use aegis_incidents::{Event, IncidentAggregate, IncidentId, NewIncident, Severity};
+use aegis_kernel::Aggregate;
 use aegis_schemas::envelope::v1::Commit;
 use aegis_schemas::Message;
 use aegis_streams::chain::hash_of;

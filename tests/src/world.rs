@@ -1,7 +1,7 @@
 //! A private NATS server, a private database, and Aegis booted on them.
 
 use aegis_command_api::app::{Application, Roles};
-use aegis_command_api::config::{Config, Secret};
+use aegis_runtime::config::{Config, Secret};
 use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -252,7 +252,7 @@ impl TestApp {
         roles: Roles,
         adjust: impl FnOnce(&mut Config),
     ) -> Self {
-        aegis_command_api::telemetry::init(None);
+        aegis_runtime::telemetry::init(None);
         let db = TestDb::create().await;
         let mut config = test_config(&nats, &db);
         adjust(&mut config);

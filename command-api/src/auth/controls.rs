@@ -7,12 +7,12 @@
 //! therefore overshoot a quota by at most the number in flight together.
 
 use super::Principal;
-use crate::command::CommandContext;
-use crate::domain::identity::controls::{period, Plan};
-use crate::domain::identity::usage::{usage_id, Record, UsageAggregate};
-use crate::domain::identity::{TenantAggregate, TenantId};
 use crate::error::ApiError;
 use crate::state::AppState;
+use aegis_identity::controls::{period, Plan};
+use aegis_identity::usage::{usage_id, Record, UsageAggregate};
+use aegis_identity::{TenantAggregate, TenantId};
+use aegis_runtime::command::CommandContext;
 use aegis_runtime::runtime::address;
 use aegis_streams::AggregateRef;
 use axum::http::StatusCode;

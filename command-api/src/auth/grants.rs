@@ -8,13 +8,13 @@
 //! disabled creator's keys shrink or stop with them.
 
 use super::{platform_admin_permissions, Principal};
-use crate::domain::identity::api_keys::ApiKeyAggregate;
-use crate::domain::identity::permissions::{BuiltinRole, Permission, Permissions};
-use crate::domain::identity::roles::RoleAggregate;
-use crate::domain::identity::users::{User, UserAggregate, UserStatus};
-use crate::domain::identity::TenantId;
 use crate::error::ApiError;
 use crate::state::AppState;
+use aegis_identity::api_keys::ApiKeyAggregate;
+use aegis_identity::permissions::{BuiltinRole, Permission, Permissions};
+use aegis_identity::roles::RoleAggregate;
+use aegis_identity::users::{User, UserAggregate, UserStatus};
+use aegis_identity::TenantId;
 use uuid::Uuid;
 
 /// A key made by a key made by a key...: the chain is followed this far, then grants nothing.

@@ -7,25 +7,23 @@
 //! authority. Secrets compare in constant time; no slow hash runs on the request path.
 
 pub mod controls;
-pub use aegis_runtime::directory;
 pub mod grants;
 pub mod passwords;
 pub mod routes;
-pub use aegis_runtime::throttle;
-pub use aegis_runtime::tokens;
+use aegis_runtime::tokens;
 
 pub use routes::{access, Access, Addon, Permission, Route, PUBLIC, ROUTES};
 
-use crate::domain::identity::agents::{AgentAggregate, AgentStatus};
-use crate::domain::identity::api_keys::ApiKeyAggregate;
-use crate::domain::identity::kill_switch::{self, KillSwitchAggregate};
-use crate::domain::identity::permissions::Permissions;
-use crate::domain::identity::users::{UserAggregate, UserStatus};
-use crate::domain::identity::TenantId;
-use crate::domain::Aggregate;
 use crate::error::ApiError;
 use crate::error::IntoApi;
 use crate::state::AppState;
+use aegis_identity::agents::{AgentAggregate, AgentStatus};
+use aegis_identity::api_keys::ApiKeyAggregate;
+use aegis_identity::kill_switch::{self, KillSwitchAggregate};
+use aegis_identity::permissions::Permissions;
+use aegis_identity::users::{UserAggregate, UserStatus};
+use aegis_identity::TenantId;
+use aegis_kernel::Aggregate;
 use aegis_streams::AggregateRef;
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;

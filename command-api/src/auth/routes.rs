@@ -3,8 +3,8 @@
 //! `authorize` middleware enforces it, the 403 body names the permission from it, and the
 //! authorization matrix test is generated from it, so a route cannot skip any of them.
 
-pub use crate::domain::identity::controls::Addon;
-pub use crate::domain::identity::permissions::Permission;
+pub use aegis_identity::controls::Addon;
+pub use aegis_identity::permissions::Permission;
 
 /// Routes anyone may call: probes, the API document and login.
 pub const PUBLIC: &[(&str, &str)] = &[
@@ -210,7 +210,7 @@ pub fn access(method: &str, path: &str) -> Access {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::identity::controls::BILLABLE;
+    use aegis_identity::controls::BILLABLE;
 
     #[test]
     fn every_route_is_declared_once() {

@@ -5,17 +5,17 @@ use super::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use super::reply::{idempotent, Data, Paged, Reply};
 use super::{aggregate, command_context, ensure_tenant};
 use crate::auth::Principal;
-use crate::command::CommandError;
-use crate::domain::incidents::{
-    ClaimDedup, Command, DedupAggregate, DedupError, Incident, IncidentAggregate, IncidentError,
-    IncidentId, NewIncident, Severity, Status,
-};
 use crate::error::ApiError;
 use crate::error::IntoApi;
 use crate::idempotency::IdempotencyKey;
 use crate::state::AppState;
+use aegis_incidents::{
+    ClaimDedup, Command, DedupAggregate, DedupError, Incident, IncidentAggregate, IncidentError,
+    IncidentId, NewIncident, Severity, Status,
+};
 use aegis_projectors::incidents::IncidentsProjection;
 use aegis_projectors::Projection;
+use aegis_runtime::command::CommandError;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;

@@ -15,11 +15,11 @@ pub mod threat_intel;
 pub mod vault;
 
 use crate::auth::Principal;
-use crate::command::CommandContext;
-use crate::domain::identity::{TenantAggregate, TenantId};
 use crate::error::ApiError;
 use crate::error::IntoApi;
 use crate::state::AppState;
+use aegis_identity::{TenantAggregate, TenantId};
+use aegis_runtime::command::CommandContext;
 use aegis_streams::subject::PLATFORM_TENANT;
 use aegis_streams::AggregateRef;
 use axum::Router;
@@ -72,7 +72,7 @@ pub fn command_context(
 
 /// The address of an aggregate; contexts and types are constants, so this cannot fail for
 /// a non-empty id.
-pub fn aggregate<A: crate::domain::Aggregate>(
+pub fn aggregate<A: aegis_kernel::Aggregate>(
     tenant: uuid::Uuid,
     id: impl Into<String>,
 ) -> Result<AggregateRef, ApiError> {
@@ -113,7 +113,7 @@ pub fn platform_tenant() -> uuid::Uuid {
 /// Executes one command as `principal`, mapping the refusals every command shares; `domain`
 /// maps the decider's own. A version mismatch at version 0 means the aggregate does not exist
 /// in this tenant, which is a 404 however the caller got the id.
-pub async fn execute<A: crate::domain::Aggregate>(
+pub async fn execute<A: aegis_kernel::Aggregate>(
     state: &AppState,
     principal: &Principal,
     headers: &CommandHeaders,
@@ -121,14 +121,14 @@ pub async fn execute<A: crate::domain::Aggregate>(
     command: &A::Command,
     assume_new: bool,
     domain: impl FnOnce(A::Error) -> ApiError,
-) -> Result<crate::command::Outcome<A::State>, ApiError> {
+) -> Result<aegis_runtime::command::Outcome<A::State>, ApiError> {
     let ctx = command_context(principal, headers, None);
     state
         .executor
         .execute::<A>(agg, command, &ctx, assume_new)
         .await
         .map_err(|e| match e {
-            crate::command::CommandError::VersionMismatch { current: 0 } => {
+            aegis_runtime::command::CommandError::VersionMismatch { current: 0 } => {
                 ApiError::not_found("not found")
             }
             e => e.into_api(domain),
@@ -136,7 +136,7 @@ pub async fn execute<A: crate::domain::Aggregate>(
 }
 
 /// The current state of an aggregate in the caller's tenant, from the log.
-pub async fn current<A: crate::domain::Aggregate>(
+pub async fn current<A: aegis_kernel::Aggregate>(
     state: &AppState,
     tenant: TenantId,
     id: impl Into<String>,

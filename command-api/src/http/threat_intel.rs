@@ -89,7 +89,7 @@ async fn enrich_ip(
         .trim()
         .parse()
         .map_err(|_| ApiError::validation("ip", "expected an IPv4 or IPv6 address"))?;
-    if let Some(kind) = crate::egress::non_public(ip) {
+    if let Some(kind) = aegis_runtime::egress::non_public(ip) {
         return Err(ApiError::validation(
             "ip",
             format!("{ip} is a {kind} address: no provider knows anything about it"),

@@ -6,8 +6,8 @@
 //! Every call goes through the egress guard; no URL (Shodan's carries the key) is logged.
 
 use super::IndicatorKind;
-use crate::config::Config;
-use crate::egress::{self, SystemResolver};
+use aegis_runtime::config::Config;
+use aegis_runtime::egress::{self, SystemResolver};
 use aegis_runtime::Runtime;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -128,7 +128,7 @@ impl Provider {
         if !status.is_success() {
             return ProviderAnswer::Failed(format!("{} answered {status}", self.as_str()));
         }
-        let body: Value = match crate::egress::read_json(response).await {
+        let body: Value = match aegis_runtime::egress::read_json(response).await {
             Ok(b) => b,
             Err(e) => return ProviderAnswer::Failed(e.to_string()),
         };

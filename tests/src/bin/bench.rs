@@ -4,10 +4,8 @@
 //!
 //! Bounded: every phase has a fixed count, and every wait has a deadline.
 
-use aegis_command_api::domain::incidents::{
-    Event, IncidentAggregate, IncidentId, NewIncident, Severity,
-};
-use aegis_command_api::domain::Aggregate;
+use aegis_incidents::{Event, IncidentAggregate, IncidentId, NewIncident, Severity};
+use aegis_kernel::Aggregate;
 use aegis_schemas::envelope::v1::Commit;
 use aegis_schemas::Message;
 use aegis_streams::{AggregateRef, EventStore, Expected, Metadata};

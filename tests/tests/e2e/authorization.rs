@@ -3,7 +3,7 @@
 //! a line of test code; a route missing from it fails closed (and the OpenAPI test says so).
 
 use aegis_command_api::auth::{platform_admin_permissions, Permission, ROUTES};
-use aegis_command_api::domain::identity::permissions::{BuiltinRole, Permissions};
+use aegis_identity::permissions::{BuiltinRole, Permissions};
 use aegis_tests::TestApp;
 use reqwest::Method;
 use serde_json::Value;

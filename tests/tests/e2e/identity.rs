@@ -1,6 +1,6 @@
 //! Users, login, roles, API keys, agents and tenant scoping, end to end.
 
-use aegis_command_api::auth::tokens::{Claims, Keyring};
+use aegis_runtime::tokens::{Claims, Keyring};
 use aegis_tests::world::PASSWORD;
 use aegis_tests::TestApp;
 use reqwest::Method;

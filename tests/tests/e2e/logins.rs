@@ -164,9 +164,9 @@ async fn emails_are_unique_per_tenant_and_reveal_nothing_across_tenants() {
 /// create) does not hold the address for ever: once a minute old, the next creation takes it.
 #[tokio::test]
 async fn an_email_claim_left_without_its_account_is_taken_over() {
-    use aegis_command_api::command::CommandContext;
-    use aegis_command_api::domain::identity::users::{ClaimEmail, EmailOwner, UserEmailAggregate};
-    use aegis_command_api::domain::identity::TenantId;
+    use aegis_identity::users::{ClaimEmail, EmailOwner, UserEmailAggregate};
+    use aegis_identity::TenantId;
+    use aegis_runtime::command::CommandContext;
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Crashed").await;
     let mut meta = aegis_streams::Metadata::system("test");

@@ -4,7 +4,7 @@
 //! deployment would be (README, "NATS credentials per tenant").
 
 use aegis_command_api::app::Roles;
-use aegis_command_api::config::Secret;
+use aegis_runtime::config::Secret;
 use aegis_tests::world::{incident, NatsServer};
 use aegis_tests::TestApp;
 use futures::StreamExt;

@@ -1,9 +1,9 @@
 use aegis_command_api::app::Roles;
-use aegis_command_api::command::CommandContext;
-use aegis_command_api::domain::incidents::{Command, IncidentAggregate};
-use aegis_command_api::domain::Aggregate;
+use aegis_incidents::{Command, IncidentAggregate};
+use aegis_kernel::Aggregate;
 use aegis_projectors::checkpoint;
 use aegis_projectors::incidents::IncidentsProjection;
+use aegis_runtime::command::CommandContext;
 use aegis_streams::{AggregateRef, Expected, Metadata, NewEvent};
 use aegis_tests::world::incident;
 use aegis_tests::TestApp;
@@ -320,9 +320,8 @@ async fn an_event_that_cannot_be_applied_halts_the_projection_visibly() {
     // An update to an incident the read model has never seen: a gap it must not paper over.
     let ghost =
         AggregateRef::new(tenant, "incidents", "incident", Uuid::now_v7().to_string()).unwrap();
-    let stray: NewEvent = IncidentAggregate::encode(
-        &aegis_command_api::domain::incidents::Event::ActionRecorded { action: "x".into() },
-    );
+    let stray: NewEvent =
+        IncidentAggregate::encode(&aegis_incidents::Event::ActionRecorded { action: "x".into() });
     let bad = app
         .state()
         .executor
@@ -456,9 +455,8 @@ async fn a_failing_batch_applies_what_precedes_the_bad_commit_and_names_it() {
     let (before, _, _) = app.open_incident(tenant, incident("before", "low")).await;
     let ghost =
         AggregateRef::new(tenant, "incidents", "incident", Uuid::now_v7().to_string()).unwrap();
-    let stray = IncidentAggregate::encode(
-        &aegis_command_api::domain::incidents::Event::ActionRecorded { action: "x".into() },
-    );
+    let stray =
+        IncidentAggregate::encode(&aegis_incidents::Event::ActionRecorded { action: "x".into() });
     let bad = app
         .state()
         .executor
@@ -621,7 +619,7 @@ async fn a_rebuild_started_over_the_api_reports_its_progress_and_serves_througho
 /// one, instead of dropping the shadow table under it.
 #[tokio::test]
 async fn a_rebuild_running_elsewhere_refuses_another() {
-    use aegis_command_api::leases;
+    use aegis_runtime::leases;
     let app = TestApp::spawn().await;
     let elsewhere = leases::try_take(&app.db.url(), leases::rebuild_key("incidents"))
         .await

@@ -333,8 +333,8 @@ async fn manual_runs_are_rationed_per_tenant() {
 /// minute does not grow the database for ever.
 #[tokio::test]
 async fn a_report_keeps_its_newest_outputs_only() {
-    use aegis_command_api::domain::identity::TenantId;
-    use aegis_command_api::domain::integrations::reports::{ReportAggregate, Trigger};
+    use aegis_identity::TenantId;
+    use aegis_integrations::reports::{ReportAggregate, Trigger};
     use aegis_integrations_services::reports::{produce, KEPT_OUTPUTS};
     let app = spawn().await;
     let tenant = app.create_tenant("Prolific").await;

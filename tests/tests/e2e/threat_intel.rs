@@ -1,7 +1,7 @@
 //! Threat intel (seed 000) against local stand-ins for AbuseIPDB and Shodan that check the
 //! vendors' documented wire format: paths, query parameters and the key header.
 
-use aegis_command_api::config::Secret;
+use aegis_runtime::config::Secret;
 use aegis_tests::world::serve;
 use aegis_tests::TestApp;
 use axum::extract::{Path, Query};

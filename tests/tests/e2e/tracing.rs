@@ -12,7 +12,7 @@ fn count(haystack: &[u8], needle: &[u8]) -> usize {
 #[tokio::test]
 async fn one_trace_spans_the_request_the_append_and_the_projector() {
     let (url, got) = aegis_tests::world::trace_collector().await;
-    aegis_command_api::telemetry::init(Some(&url));
+    aegis_runtime::telemetry::init(Some(&url));
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Acme").await;
     let trace_hex = "0af7651916cd43dd8448eb211c80319c";
@@ -35,7 +35,7 @@ async fn one_trace_spans_the_request_the_append_and_the_projector() {
 
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        aegis_command_api::telemetry::flush();
+        aegis_runtime::telemetry::flush();
         let exports = got.lock().unwrap().clone();
         let all: Vec<u8> = exports.iter().flat_map(|(_, b)| b.to_vec()).collect();
         // The HTTP span, the append span and the projector's span all carry the caller's trace.

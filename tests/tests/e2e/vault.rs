@@ -395,7 +395,7 @@ async fn destroy_crypto_shreds_every_version_and_the_chain_still_verifies() {
     let (c, _) = app
         .state()
         .executor
-        .load::<aegis_command_api::domain::vault::CredentialAggregate>(&agg)
+        .load::<aegis_vault::CredentialAggregate>(&agg)
         .await
         .unwrap();
     let c = c.unwrap();
@@ -404,7 +404,7 @@ async fn destroy_crypto_shreds_every_version_and_the_chain_still_verifies() {
         assert!(!v.sealed.ciphertext.is_empty());
         let opened = keys.open(tenant, &id, v.version, &v.sealed).await;
         assert!(
-            matches!(opened, Err(aegis_command_api::keys::KeyError::Shredded)),
+            matches!(opened, Err(aegis_runtime::keys::KeyError::Shredded)),
             "{opened:?}"
         );
     }
@@ -1008,7 +1008,7 @@ fn tempfile_path(prefix: &str) -> std::path::PathBuf {
 /// the new key alone opens everything, and the old one alone opens nothing.
 #[tokio::test]
 async fn the_master_key_rotates_with_aegis_rewrap_while_the_server_runs() {
-    use aegis_command_api::keys::{KeyStore, MasterKeys};
+    use aegis_runtime::keys::{KeyStore, MasterKeys};
     use base64::Engine;
     let (app, tenant) = vault_app().await;
     create(&app, tenant, json!({ "name": "kept", "credential_type": "api_key", "provider": "api", "value": "still-here" })).await;
@@ -1059,7 +1059,7 @@ async fn the_master_key_rotates_with_aegis_rewrap_while_the_server_runs() {
     let (c, _) = app
         .state()
         .executor
-        .load::<aegis_command_api::domain::vault::CredentialAggregate>(&agg)
+        .load::<aegis_vault::CredentialAggregate>(&agg)
         .await
         .unwrap();
     let c = c.unwrap();
@@ -1075,7 +1075,7 @@ async fn the_master_key_rotates_with_aegis_rewrap_while_the_server_runs() {
     let only_old = KeyStore::new(kv, MasterKeys::new(&old, &[]).unwrap());
     assert!(matches!(
         only_old.open(tenant, &c.id, v.version, &v.sealed).await,
-        Err(aegis_command_api::keys::KeyError::UnknownMaster { .. })
+        Err(aegis_runtime::keys::KeyError::UnknownMaster { .. })
     ));
 }
 
@@ -1336,7 +1336,7 @@ async fn destroying_a_tenants_key_shreds_all_its_values_and_only_its_own() {
     let (c, _) = app
         .state()
         .executor
-        .load::<aegis_command_api::domain::vault::CredentialAggregate>(&agg)
+        .load::<aegis_vault::CredentialAggregate>(&agg)
         .await
         .unwrap();
     let c = c.unwrap();
@@ -1458,8 +1458,8 @@ async fn a_destroy_on_one_instance_stops_value_reads_on_another() {
 /// the credential as the log holds it: the cache is confirmed against the log's last commit.
 #[tokio::test]
 async fn a_value_read_on_an_instance_that_missed_a_change_serves_the_log_version() {
-    use aegis_command_api::auth::directory::Directory;
-    use aegis_command_api::command::{CommandContext, Executor};
+    use aegis_runtime::command::{CommandContext, Executor};
+    use aegis_runtime::directory::Directory;
     let (app, tenant) = vault_app().await;
     create(&app, tenant, json!({ "name": "db", "credential_type": "database", "provider": "env", "value": "v1-secret" })).await;
     // Another instance: its own caches, and no follower telling it of changes.

@@ -3,15 +3,15 @@
 //! `GET /audit/public-key`: the key those checkpoints verify with.
 
 use crate::audit_bundle::{Bundle, BundleCheckpoint, BundleEvent, FORMAT};
-use crate::audit_checkpoints::{aggregate, key_id};
 use crate::auth::Principal;
-use crate::domain::audit::{Checkpoint, CheckpointAggregate};
-use crate::domain::Aggregate;
 use crate::error::ApiError;
 use crate::http::extract::Query;
 use crate::http::openapi::{params, AuthErrors, ErrorBody};
 use crate::http::reply::{Data, Reply};
 use crate::state::AppState;
+use aegis_audit::{Checkpoint, CheckpointAggregate};
+use aegis_kernel::Aggregate;
+use aegis_reactors::audit_checkpoints::{aggregate, key_id};
 use aegis_schemas::Message;
 use aegis_streams::merkle::{leaf, Tree};
 use axum::extract::State;

@@ -4,13 +4,13 @@
 //! like every other change.
 
 use crate::auth::Principal;
-use crate::domain::audit::{Command, ProjectionAggregate, ProjectionOpError};
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json};
 use crate::http::openapi::{AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::{Data, Reply};
 use crate::http::{aggregate, execute, platform_tenant};
 use crate::state::{AppState, RebuildState};
+use aegis_audit::{Command, ProjectionAggregate, ProjectionOpError};
 use aegis_projectors::{checkpoint, PROJECTIONS};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -87,14 +87,16 @@ pub(super) async fn rebuild(
     Path(name): Path<String>,
 ) -> Result<Reply, ApiError> {
     let name = known(&name)?;
-    let lease =
-        crate::leases::try_take(&state.config.database_url, crate::leases::rebuild_key(name))
-            .await?
-            .ok_or_else(|| {
-                ApiError::conflict(format!(
-                    "a rebuild of `{name}` is already running on another instance"
-                ))
-            })?;
+    let lease = aegis_runtime::leases::try_take(
+        &state.config.database_url,
+        aegis_runtime::leases::rebuild_key(name),
+    )
+    .await?
+    .ok_or_else(|| {
+        ApiError::conflict(format!(
+            "a rebuild of `{name}` is already running on another instance"
+        ))
+    })?;
     let started = RebuildState {
         state: "running",
         started_at: Utc::now(),

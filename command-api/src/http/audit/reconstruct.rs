@@ -2,15 +2,6 @@
 //! the deciders' `evolve` (the code the command side runs), with the events that led there.
 
 use crate::auth::Principal;
-use crate::domain::identity::agents::AgentAggregate;
-use crate::domain::identity::api_keys::ApiKeyAggregate;
-use crate::domain::identity::roles::RoleAggregate;
-use crate::domain::identity::usage::UsageAggregate;
-use crate::domain::identity::users::UserAggregate;
-use crate::domain::identity::TenantAggregate;
-use crate::domain::incidents::IncidentAggregate;
-use crate::domain::vault::CredentialAggregate;
-use crate::domain::{occurred_at, Aggregate};
 use crate::error::ApiError;
 use crate::http::extract::{max_chars, Query};
 use crate::http::identity::{
@@ -19,7 +10,16 @@ use crate::http::identity::{
 use crate::http::openapi::{params, AuthErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::state::AppState;
+use aegis_identity::agents::AgentAggregate;
+use aegis_identity::api_keys::ApiKeyAggregate;
+use aegis_identity::roles::RoleAggregate;
+use aegis_identity::usage::UsageAggregate;
+use aegis_identity::users::UserAggregate;
+use aegis_identity::TenantAggregate;
+use aegis_incidents::IncidentAggregate;
+use aegis_kernel::{occurred_at, Aggregate};
 use aegis_streams::{AggregateRef, Expected, StoredCommit};
+use aegis_vault::CredentialAggregate;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};

@@ -3,8 +3,6 @@
 //! answers 410 and nothing runs.
 
 use crate::auth::Principal;
-use crate::domain::auto_response::approvals::{Approval, ApprovalAggregate, ApprovalStatus};
-use crate::domain::auto_response::runs::RunResult;
 use crate::error::{ApiError, IntoApi};
 use crate::http::extract::{max_chars, CommandHeaders, MinPosition, Query, UuidPath};
 use crate::http::identity::agents::{optional_body, ReasonBody};
@@ -14,6 +12,8 @@ use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{command_context, current};
 use crate::state::AppState;
+use aegis_auto_response::approvals::{Approval, ApprovalAggregate, ApprovalStatus};
+use aegis_auto_response::runs::RunResult;
 use aegis_auto_response::ApprovalError;
 use aegis_auto_response_services::{
     approve as run_approved, reject as record_rejection, ApprovalFailure,

@@ -3,12 +3,6 @@
 //! names the path of the error (`match.any[1].severity.gt`, `actions[0].target`).
 
 use crate::auth::Principal;
-use crate::domain::auto_response::actions::Action;
-use crate::domain::auto_response::matcher::{DefinitionError, Match};
-use crate::domain::auto_response::rules::{
-    Brake, Command, Definition, Mode, RuleVersion, Throttle,
-};
-use crate::domain::auto_response::{Rule, RuleAggregate, RuleError};
 use crate::error::ApiError;
 use crate::http::extract::{max_chars, CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::identity::tenants::page;
@@ -17,6 +11,10 @@ use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, ensure_tenant, execute};
 use crate::state::AppState;
+use aegis_auto_response::actions::Action;
+use aegis_auto_response::matcher::{DefinitionError, Match};
+use aegis_auto_response::rules::{Brake, Command, Definition, Mode, RuleVersion, Throttle};
+use aegis_auto_response::{Rule, RuleAggregate, RuleError};
 use aegis_projectors::auto_response::AutoResponseProjection;
 use aegis_projectors::Projection;
 use axum::extract::State;

@@ -2,7 +2,6 @@
 //! triggering event, the actions and their outcomes (seed 000's `auto_response_runs`).
 
 use crate::auth::Principal;
-use crate::domain::auto_response::runs::{Admission, RunMode, RunResult};
 use crate::error::ApiError;
 use crate::http::extract::{MinPosition, Query, UuidPath};
 use crate::http::identity::tenants::page;
@@ -10,6 +9,7 @@ use crate::http::openapi::{params, AuthErrors, ErrorBody};
 use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::state::AppState;
+use aegis_auto_response::runs::{Admission, RunMode, RunResult};
 use aegis_projectors::auto_response::AutoResponseProjection;
 use aegis_projectors::Projection;
 use axum::extract::State;

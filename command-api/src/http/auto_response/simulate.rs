@@ -5,10 +5,6 @@
 
 use super::rules::RuleBody;
 use crate::auth::Principal;
-use crate::domain::auto_response::rules::Definition;
-use crate::domain::auto_response::runs::{self, Admission, RuleRuns, RunMode, RunResult, Started};
-use crate::domain::auto_response::{RuleAggregate, RunsAggregate};
-use crate::domain::Aggregate;
 use crate::error::ApiError;
 use crate::http::audit::reconstruct::Moment;
 use crate::http::current;
@@ -16,6 +12,10 @@ use crate::http::extract::Json;
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::state::AppState;
 use aegis_auto_response::document::document;
+use aegis_auto_response::rules::Definition;
+use aegis_auto_response::runs::{self, Admission, RuleRuns, RunMode, RunResult, Started};
+use aegis_auto_response::{RuleAggregate, RunsAggregate};
+use aegis_kernel::Aggregate;
 use aegis_schemas::envelope::v1::Envelope;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -170,7 +170,7 @@ async fn simulate(
                 };
                 last = commit.position;
                 for env in &commit.events {
-                    let at = crate::domain::occurred_at(env);
+                    let at = aegis_kernel::occurred_at(env);
                     if matches!(from, Some(Moment::Time(t)) if at < t) {
                         continue;
                     }

@@ -2,9 +2,7 @@
 //! or quarantined by operators; an active agent heartbeats with its own secret.
 
 use super::tenants::page;
-use crate::auth::tokens::{self, CredentialKind};
 use crate::auth::{Principal, PrincipalKind};
-use crate::domain::identity::agents::{Agent, AgentAggregate, AgentError, AgentStatus, Command};
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
@@ -12,8 +10,10 @@ use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, ensure_tenant, execute};
 use crate::state::AppState;
+use aegis_identity::agents::{Agent, AgentAggregate, AgentError, AgentStatus, Command};
 use aegis_projectors::identity::IdentityProjection;
 use aegis_projectors::Projection;
+use aegis_runtime::tokens::{self, CredentialKind};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -2,10 +2,7 @@
 //! The key is never stored, logged or replayed: only its keyed HMAC reaches the log.
 
 use super::tenants::page;
-use crate::auth::tokens::{self, CredentialKind};
 use crate::auth::{grants, Principal};
-use crate::domain::identity::api_keys::{ApiKey, ApiKeyAggregate, ApiKeyError, Command, NewApiKey};
-use crate::domain::identity::permissions::Permissions;
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
@@ -13,8 +10,11 @@ use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, ensure_tenant, execute};
 use crate::state::AppState;
+use aegis_identity::api_keys::{ApiKey, ApiKeyAggregate, ApiKeyError, Command, NewApiKey};
+use aegis_identity::permissions::Permissions;
 use aegis_projectors::identity::IdentityProjection;
 use aegis_projectors::Projection;
+use aegis_runtime::tokens::{self, CredentialKind};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -3,13 +3,13 @@
 //! made from another browser (409).
 
 use crate::auth::Principal;
-use crate::domain::identity::dashboard::{Dashboard, DashboardAggregate, Save};
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::{Data, Reply};
 use crate::http::{aggregate, current, ensure_tenant, execute};
 use crate::state::AppState;
+use aegis_identity::dashboard::{Dashboard, DashboardAggregate, Save};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};

@@ -2,13 +2,13 @@
 //! `kill_switch_engaged`) until it is released. Auto-response rules flip the same switch.
 
 use crate::auth::Principal;
-use crate::domain::identity::kill_switch::{self, Command, KillSwitch, KillSwitchAggregate};
 use crate::error::ApiError;
 use crate::http::extract::{max_chars, CommandHeaders, Json};
 use crate::http::openapi::{params, AuthErrors, BodyErrors};
 use crate::http::reply::{Data, Reply};
 use crate::http::{aggregate, current, ensure_tenant, execute};
 use crate::state::AppState;
+use aegis_identity::kill_switch::{self, Command, KillSwitch, KillSwitchAggregate};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};

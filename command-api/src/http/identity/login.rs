@@ -9,19 +9,17 @@
 
 use super::users::UserView;
 use crate::auth::passwords;
-use crate::command::CommandContext;
-use crate::domain::identity::users::{
-    Command, Email, User, UserAggregate, UserEmailAggregate, UserStatus,
-};
-use crate::domain::identity::TenantId;
 use crate::error::ApiError;
 use crate::error::IntoApi;
 use crate::http::extract::{Json, MinPosition};
 use crate::http::openapi::{BodyErrors, ErrorBody};
 use crate::http::{aggregate, platform_tenant};
 use crate::state::AppState;
+use aegis_identity::users::{Command, Email, User, UserAggregate, UserEmailAggregate, UserStatus};
+use aegis_identity::TenantId;
 use aegis_projectors::identity::IdentityProjection;
 use aegis_projectors::Projection;
+use aegis_runtime::command::CommandContext;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;

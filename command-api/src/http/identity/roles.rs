@@ -4,12 +4,6 @@
 use super::tenants::page;
 use super::users::{is_active_admin, keep_an_admin, user_error, ADMIN_CHANGES};
 use crate::auth::{grants, Principal};
-use crate::domain::identity::permissions::{BuiltinRole, Permission, Permissions};
-use crate::domain::identity::roles::{
-    Command, NameCommand, Role, RoleAggregate, RoleError, RoleNameAggregate,
-};
-use crate::domain::identity::users::{Command as UserCommand, UserAggregate};
-use crate::domain::identity::TenantId;
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
@@ -17,6 +11,12 @@ use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, execute};
 use crate::state::AppState;
+use aegis_identity::permissions::{BuiltinRole, Permission, Permissions};
+use aegis_identity::roles::{
+    Command, NameCommand, Role, RoleAggregate, RoleError, RoleNameAggregate,
+};
+use aegis_identity::users::{Command as UserCommand, UserAggregate};
+use aegis_identity::TenantId;
 use aegis_projectors::identity::IdentityProjection;
 use aegis_projectors::Projection;
 use axum::extract::{Path, State};

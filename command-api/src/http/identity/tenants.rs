@@ -1,11 +1,6 @@
 //! The platform admin's tenant directory (seed 000's admin tag).
 
 use crate::auth::Principal;
-use crate::domain::identity::controls::Plan;
-use crate::domain::identity::{
-    ClaimName, Tenant, TenantAggregate, TenantCommand, TenantError, TenantId, TenantName,
-    TenantNameAggregate,
-};
 use crate::error::ApiError;
 use crate::error::IntoApi;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
@@ -14,6 +9,11 @@ use crate::http::reply::{idempotent, Data, Paged, Reply};
 use crate::http::{aggregate, command_context, platform_tenant};
 use crate::idempotency::IdempotencyKey;
 use crate::state::AppState;
+use aegis_identity::controls::Plan;
+use aegis_identity::{
+    ClaimName, Tenant, TenantAggregate, TenantCommand, TenantError, TenantId, TenantName,
+    TenantNameAggregate,
+};
 use aegis_projectors::Projection;
 use axum::extract::State;
 use axum::http::StatusCode;

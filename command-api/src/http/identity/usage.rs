@@ -2,15 +2,15 @@
 //! its quota, counted from the usage events themselves (always current).
 
 use crate::auth::Principal;
-use crate::domain::identity::controls::{period, BILLABLE};
-use crate::domain::identity::usage::{usage_id, UsageAggregate};
-use crate::domain::identity::TenantAggregate;
 use crate::error::ApiError;
 use crate::http::current;
 use crate::http::extract::Query;
 use crate::http::openapi::{params, AuthErrors, ErrorBody};
 use crate::http::reply::{Data, Reply};
 use crate::state::AppState;
+use aegis_identity::controls::{period, BILLABLE};
+use aegis_identity::usage::{usage_id, UsageAggregate};
+use aegis_identity::TenantAggregate;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};

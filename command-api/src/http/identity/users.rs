@@ -3,11 +3,6 @@
 
 use super::tenants::page;
 use crate::auth::{grants, Principal};
-use crate::domain::identity::users::{
-    ClaimEmail, Command, Email, EmailOwner, User, UserAggregate, UserEmailAggregate, UserError,
-    UserStatus,
-};
-use crate::domain::identity::TenantId;
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
@@ -15,6 +10,11 @@ use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, ensure_tenant, execute};
 use crate::state::AppState;
+use aegis_identity::users::{
+    ClaimEmail, Command, Email, EmailOwner, User, UserAggregate, UserEmailAggregate, UserError,
+    UserStatus,
+};
+use aegis_identity::TenantId;
 use aegis_projectors::identity::IdentityProjection;
 use aegis_projectors::Projection;
 use axum::extract::State;
@@ -344,7 +344,7 @@ pub fn is_active_admin(user: &User) -> bool {
         && user
             .roles
             .iter()
-            .any(|r| r.role_id == crate::domain::identity::permissions::BuiltinRole::Admin.id())
+            .any(|r| r.role_id == aegis_identity::permissions::BuiltinRole::Admin.id())
 }
 
 /// Refuses a change that would leave the tenant without an active ADMIN: someone must always

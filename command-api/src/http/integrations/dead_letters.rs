@@ -5,8 +5,6 @@
 
 use super::webhooks::{live, webhook_error};
 use crate::auth::Principal;
-use crate::domain::integrations::webhooks::{Command, Replay, Topic, WebhookKind};
-use crate::domain::integrations::WebhookAggregate;
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Query};
 use crate::http::identity::tenants::page;
@@ -14,6 +12,8 @@ use crate::http::openapi::{params, AuthErrors, ErrorBody};
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, execute};
 use crate::state::AppState;
+use aegis_integrations::webhooks::{Command, Replay, Topic, WebhookKind};
+use aegis_integrations::WebhookAggregate;
 use aegis_integrations_services::dead_letters::{self, DeadLetter};
 use aegis_integrations_services::webhooks::{deliver, Secrets, Target};
 use axum::extract::{Path, State};

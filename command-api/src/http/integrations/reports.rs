@@ -3,11 +3,6 @@
 
 use super::webhooks::name;
 use crate::auth::Principal;
-use crate::domain::integrations::reports::{
-    Cadence, Command, Definition, Report, ReportFormat, ReportKind, Trigger,
-};
-use crate::domain::integrations::webhooks::WebhookKind;
-use crate::domain::integrations::{ReportAggregate, ReportError, WebhookAggregate};
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::identity::tenants::page;
@@ -16,6 +11,11 @@ use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, ensure_tenant, execute};
 use crate::state::AppState;
+use aegis_integrations::reports::{
+    Cadence, Command, Definition, Report, ReportFormat, ReportKind, Trigger,
+};
+use aegis_integrations::webhooks::WebhookKind;
+use aegis_integrations::{ReportAggregate, ReportError, WebhookAggregate};
 use aegis_integrations_services::reports::produce;
 use aegis_projectors::integrations::IntegrationsProjection;
 use aegis_projectors::Projection;

@@ -5,8 +5,6 @@
 
 use super::webhooks::{checked_url, key_error, name, token};
 use crate::auth::Principal;
-use crate::domain::integrations::siem::{secret_name, Command, Connection, Definition, SiemKind};
-use crate::domain::integrations::{SiemAggregate, SiemError};
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::identity::tenants::page;
@@ -15,6 +13,8 @@ use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, ensure_tenant, execute};
 use crate::state::AppState;
+use aegis_integrations::siem::{secret_name, Command, Connection, Definition, SiemKind};
+use aegis_integrations::{SiemAggregate, SiemError};
 use aegis_integrations_services::siem::{
     datadog_url, push, ConnectionRow, SiemSecrets, CONNECTION_COLUMNS,
 };

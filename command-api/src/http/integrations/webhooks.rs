@@ -4,11 +4,6 @@
 //! URL passes the SSRF guard here and again at each delivery.
 
 use crate::auth::Principal;
-use crate::domain::integrations::webhooks::{
-    secret_name, Command, Definition, Topic, Webhook, WebhookKind,
-};
-use crate::domain::integrations::{WebhookAggregate, WebhookError};
-use crate::egress::{self, SystemResolver};
 use crate::error::ApiError;
 use crate::http::extract::{max_chars, CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::identity::tenants::page;
@@ -17,9 +12,12 @@ use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, ensure_tenant, execute};
 use crate::state::AppState;
+use aegis_integrations::webhooks::{secret_name, Command, Definition, Topic, Webhook, WebhookKind};
+use aegis_integrations::{WebhookAggregate, WebhookError};
 use aegis_integrations_services::webhooks::{self as wire, Secrets, PAGERDUTY_EVENTS_URL};
 use aegis_projectors::integrations::IntegrationsProjection;
 use aegis_projectors::Projection;
+use aegis_runtime::egress::{self, SystemResolver};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -212,7 +210,7 @@ fn view(w: &Webhook) -> WebhookView {
     }
 }
 
-pub(super) fn key_error(e: crate::keys::KeyError) -> ApiError {
+pub(super) fn key_error(e: aegis_runtime::keys::KeyError) -> ApiError {
     ApiError::internal(&e)
 }
 

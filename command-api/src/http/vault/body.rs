@@ -1,10 +1,10 @@
 //! Request bodies of the vault and their validation into domain settings. Every refusal names
 //! the field; nothing is appended until the whole body is valid.
 
-use crate::domain::vault::settings::{DEFAULT_ALPHABET, DEFAULT_LENGTH};
-use crate::domain::vault::{RotationStrategy, Rotator, Settings};
-use crate::egress;
 use crate::error::ApiError;
+use aegis_runtime::egress;
+use aegis_vault::settings::{DEFAULT_ALPHABET, DEFAULT_LENGTH};
+use aegis_vault::{RotationStrategy, Rotator, Settings};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

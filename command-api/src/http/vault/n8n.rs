@@ -5,9 +5,6 @@
 use super::errors::credential_error;
 use super::path_name;
 use crate::auth::Principal;
-use crate::command::CommandError;
-use crate::domain::vault::credentials::{Command, Lifecycle, NewCredential};
-use crate::domain::vault::{CredentialAggregate, CredentialError, Settings};
 use crate::error::ApiError;
 use crate::error::IntoApi;
 use crate::http::extract::{max_chars, CommandHeaders, Json, Query};
@@ -15,7 +12,10 @@ use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::http::{aggregate, command_context, ensure_tenant, execute};
 use crate::state::AppState;
+use aegis_runtime::command::CommandError;
 use aegis_schemas::vault::v1 as pb;
+use aegis_vault::credentials::{Command, Lifecycle, NewCredential};
+use aegis_vault::{CredentialAggregate, CredentialError, Settings};
 use aegis_vault_services::n8n::{self, Client, N8nError, NodeCredential};
 use aegis_vault_services::{load, open};
 use axum::extract::{Path, State};
@@ -44,7 +44,7 @@ fn n8n_error(e: N8nError) -> ApiError {
 /// The tenant's n8n client, from its connection credential (whose read is audited like any).
 async fn client(
     state: &AppState,
-    ctx: &crate::command::CommandContext,
+    ctx: &aegis_runtime::command::CommandContext,
     tenant: Uuid,
     connection: &str,
 ) -> Result<Client, ApiError> {

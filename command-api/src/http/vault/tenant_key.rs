@@ -3,14 +3,14 @@
 //! destruction; no key to open them exists anywhere any more.
 
 use crate::auth::Principal;
-use crate::domain::identity::TenantId;
-use crate::domain::vault::tenant_key::{Destroy, TenantKeyAggregate};
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, UuidPath};
 use crate::http::openapi::{AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::http::{aggregate, ensure_tenant, execute};
 use crate::state::AppState;
+use aegis_identity::TenantId;
+use aegis_vault::tenant_key::{Destroy, TenantKeyAggregate};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};

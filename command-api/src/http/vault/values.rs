@@ -4,14 +4,14 @@
 use super::errors::{credential_error, key_error, missing};
 use super::path_name;
 use crate::auth::Principal;
-use crate::domain::vault::credentials::{Command, NewVersion};
-use crate::domain::vault::CredentialAggregate;
 use crate::error::ApiError;
 use crate::http::extract::{max_chars, CommandHeaders, Json};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::http::{aggregate, command_context, execute};
 use crate::state::AppState;
+use aegis_vault::credentials::{Command, NewVersion};
+use aegis_vault::CredentialAggregate;
 use aegis_vault_services::{for_value_read, load, open, rotate};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -57,7 +57,7 @@ async fn value(
     path_name(&name)?;
     let ctx = command_context(&principal, &headers, None);
     let c = for_value_read(&state, &ctx, tenant.0, &name).await?;
-    if c.lifecycle == crate::domain::vault::credentials::Lifecycle::Retired {
+    if c.lifecycle == aegis_vault::credentials::Lifecycle::Retired {
         return Err(
             ApiError::conflict("the credential is retired").with("credential", name.as_str())
         );
