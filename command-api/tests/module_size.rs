@@ -11,7 +11,6 @@ const OVER: &[(&str, &str)] = &[
     ("contexts/vault/src/credentials.rs", "one aggregate with seven commands; its settings, versions and lease become modules of a folder"),
     ("command-api/src/http/identity/roles.rs", "roles and assignments share a file; assignments move to their own module with the identity services"),
     ("command-api/src/http/integrations/siem.rs", "handlers and the push route; the push moves to the integrations services"),
-    ("command-api/src/http/incidents.rs", "the open-once protocol lives in the handler until the incidents service takes it"),
     ("command-api/src/http/integrations/reports.rs", "handlers and the run-now protocol; the run moves to the integrations services"),
     ("command-api/src/http/integrations/webhooks.rs", "handlers and the test delivery; the delivery moves to the integrations services"),
     ("command-api/src/http/vault/credentials.rs", "handlers and the creation protocol; the protocol moves to the vault services"),
