@@ -9,6 +9,7 @@ use aegis_runtime::command::Executor;
 use aegis_runtime::config::Config;
 use aegis_runtime::directory::Directory;
 use aegis_runtime::keys::{KeyStore, MasterKeys};
+use aegis_runtime::positions::Positions;
 use aegis_runtime::supervisor::supervise;
 use aegis_runtime::tokens::Keyring;
 use aegis_streams::{provision, EventStore, StreamSettings};
@@ -166,6 +167,14 @@ impl Application {
                 keys,
                 vault_checked: Arc::default(),
                 metrics: Arc::default(),
+                positions: Positions::new(
+                    store
+                        .jetstream()
+                        .get_key_value(aegis_streams::provision::POSITIONS_BUCKET)
+                        .await
+                        .context("opening the positions bucket")?,
+                ),
+                applied: Arc::default(),
             },
             idempotency,
             login_throttle: Arc::default(),

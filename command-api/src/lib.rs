@@ -9,6 +9,7 @@ pub mod app;
 pub mod audit_bundle;
 pub mod auth;
 pub mod cli;
+pub mod consistency;
 pub mod error;
 pub mod http;
 pub mod idempotency;

@@ -10,6 +10,7 @@ pub mod egress;
 pub mod keys;
 pub mod leases;
 pub mod metrics;
+pub mod positions;
 pub mod read_models;
 pub mod retry;
 pub mod runtime;

@@ -40,6 +40,10 @@ impl Runtime {
     /// Waits, for at most `AEGIS_MIN_POSITION_WAIT_MS`, until every projection in `names` has
     /// applied position `min`: read-your-writes for a reader that holds a position.
     pub async fn read_models_at(&self, names: &[&str], min: u64) -> Result<(), Lagging> {
+        let seen = names.join(",");
+        if self.applied_at(&seen) >= min {
+            return Ok(());
+        }
         let patience = Duration::from_millis(self.config.min_position_wait_ms);
         let deadline = Instant::now() + patience;
         let mut pause = Duration::from_millis(2);
@@ -47,6 +51,7 @@ impl Runtime {
         loop {
             let (position, halted) = min_position(&self.pool, names).await?;
             if position as u64 >= min {
+                self.saw_applied(seen, position as u64);
                 return Ok(());
             }
             if halted {
@@ -64,6 +69,22 @@ impl Runtime {
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// The highest position the projections named `seen` were seen to hold together.
+    fn applied_at(&self, seen: &str) -> u64 {
+        self.applied
+            .lock()
+            .ok()
+            .and_then(|a| a.get(seen).copied())
+            .unwrap_or(0)
+    }
+
+    fn saw_applied(&self, seen: String, position: u64) {
+        if let Ok(mut a) = self.applied.lock() {
+            let at = a.entry(seen).or_default();
+            *at = (*at).max(position);
         }
     }
 

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::directory::Directory;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
+use crate::positions::Positions;
 use crate::supervisor::Supervision;
 use crate::tokens::Keyring;
 use aegis_kernel::Aggregate;
@@ -41,6 +42,11 @@ pub struct Runtime {
     pub vault_checked: Arc<Mutex<Option<chrono::DateTime<chrono::Utc>>>>,
     /// What the reactors count as they act, for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Each principal's last answered write position, for read-your-writes.
+    pub positions: Positions,
+    /// The highest position each projection was seen at (positions only grow), so a read
+    /// whose position a projection is known to have applied asks Postgres nothing.
+    pub applied: Arc<Mutex<std::collections::HashMap<String, u64>>>,
 }
 
 impl Runtime {

@@ -12,11 +12,17 @@ pub const IDEMPOTENCY_BUCKET: &str = "AEGIS_IDEMPOTENCY";
 /// Wrapped encryption keys. Deliberately outside the event log: the log is immutable, and
 /// destroying a key here is what crypto-shreds the ciphertext the log keeps.
 pub const KEYS_BUCKET: &str = "AEGIS_KEYS";
+/// The last log position each principal got an answer for: read-your-writes without a header,
+/// whichever instance served the write.
+pub const POSITIONS_BUCKET: &str = "AEGIS_POSITIONS";
 
 /// How long a command's `Nats-Msg-Id` deduplicates retries (DESIGN.md: 2 minutes).
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// How long a stored answer to an `Idempotency-Key` is replayed.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long a principal's last write position is kept. Read models apply a commit within
+/// milliseconds; a principal silent this long reads without waiting for anything.
+pub const POSITIONS_TTL: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone)]
 pub struct StreamSettings {
@@ -141,6 +147,17 @@ pub async fn provision(
         bucket: IDEMPOTENCY_BUCKET.into(),
         description: "Answers to commands sent with an Idempotency-Key".into(),
         max_age: IDEMPOTENCY_TTL,
+        history: 1,
+        storage: stream::StorageType::File,
+        num_replicas: settings.replicas,
+        ..Default::default()
+    })
+    .await
+    .map_err(StoreError::nats)?;
+    js.create_or_update_key_value(kv::Config {
+        bucket: POSITIONS_BUCKET.into(),
+        description: "The last log position each principal was answered with".into(),
+        max_age: POSITIONS_TTL,
         history: 1,
         storage: stream::StorageType::File,
         num_replicas: settings.replicas,

@@ -95,6 +95,11 @@ impl Principal {
         }
     }
 
+    /// Whose writes this principal's reads must reflect (`crate::consistency`).
+    pub fn position_key(&self) -> String {
+        aegis_runtime::positions::Positions::key(self.kind.as_str(), &self.subject)
+    }
+
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
         if self.permissions.contains(permission) {
             Ok(())
@@ -215,6 +220,9 @@ pub async fn authorize(
     let response = next.run(req).await;
     if let Some(meter) = meter.filter(|_| response.status().is_success()) {
         controls::record(&state, &principal, meter).await;
+    }
+    if let Some(position) = crate::consistency::written(&response) {
+        crate::consistency::remember(&state, &principal.position_key(), position).await;
     }
     response
 }

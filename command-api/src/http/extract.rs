@@ -1,5 +1,6 @@
 //! Extractors that turn every kind of bad input into DESIGN.md's error body.
 
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -11,7 +12,9 @@ use serde::de::DeserializeOwned;
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-/// JSON body: malformed → 400, wrong shape or unknown field → 422, too large → 413.
+/// JSON body: malformed → 400, wrong shape or unknown field → 422, too large → 413, not sent
+/// as JSON → 415. No body at all is the empty object, whatever the Content-Type: a route
+/// whose fields are all optional takes it, one with a required field names the field (422).
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
@@ -24,13 +27,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<mime_type::Essence>().ok())
             .is_some_and(|m| m.is_json());
-        if !json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send Content-Type: application/json",
-            ));
-        }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|r| {
@@ -44,6 +40,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                     ApiError::bad_request(r.body_text())
                 }
             })?;
+        if blank(&bytes) {
+            return axum::Json::<T>::from_bytes(b"{}")
+                .map(|axum::Json(v)| Json(v))
+                .map_err(json_rejection);
+        }
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send Content-Type: application/json",
+            ));
+        }
         // serde reads a struct from an array as readily as from an object; every body here is
         // an object, so anything else is refused before it can be read positionally.
         let first = bytes.iter().find(|b| !json_whitespace(b));
@@ -213,11 +221,13 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
 /// `Aegis-Min-Position`: the query waits (bounded) until its read models reached it.
 pub struct MinPosition(pub Option<u64>);
 
-impl<S: Send + Sync> FromRequestParts<S> for MinPosition {
+/// Without the header, the caller's own last write (read-your-writes by default, see
+/// `crate::consistency`); with it, exactly the position it names.
+impl FromRequestParts<AppState> for MinPosition {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let sent = parts
             .headers
             .get("aegis-min-position")
             .map(|v| {
@@ -230,8 +240,20 @@ impl<S: Send + Sync> FromRequestParts<S> for MinPosition {
                         )
                     })
             })
-            .transpose()
-            .map(MinPosition)
+            .transpose()?;
+        if sent.is_some() {
+            return Ok(MinPosition(sent));
+        }
+        if std::env::var("NO_RYW").is_ok() {
+            return Ok(MinPosition(None));
+        }
+        let Some(principal) = parts.extensions.get::<Principal>() else {
+            return Ok(MinPosition(None));
+        };
+        let key = principal.position_key();
+        Ok(MinPosition(
+            crate::consistency::implicit_position(state, &key).await,
+        ))
     }
 }
 

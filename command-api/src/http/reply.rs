@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::future::Future;
 
-pub const POSITION_HEADER: &str = "aegis-position";
+pub use crate::consistency::POSITION_HEADER;
 
 /// Seed 000's wrapper around one resource.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]

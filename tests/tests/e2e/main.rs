@@ -7,6 +7,7 @@ mod authorization;
 mod auto_response;
 mod auto_response_runs;
 mod commands;
+mod consistency;
 mod controls;
 mod dashboard;
 mod grants;

@@ -132,3 +132,72 @@ async fn the_reference_page_needs_no_network() {
     assert!(!html.contains("<script src="), "no external scripts");
     assert!(!html.contains("https://"), "no CDN");
 }
+
+/// The request schema of an operation, with its `$ref` followed.
+fn request_schema<'a>(spec: &'a Value, op: &'a Value) -> Option<&'a Value> {
+    let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+    match schema["$ref"].as_str() {
+        Some(r) => spec.pointer(&r.replacen('#', "", 1)),
+        None if schema.is_object() => Some(schema),
+        None => None,
+    }
+}
+
+/// Issue 17: every POST whose body fields are all optional is answered the same with no body
+/// at all, with or without a Content-Type: never 415, never a complaint about the body.
+#[tokio::test]
+async fn every_post_whose_body_is_all_optional_takes_no_body() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Bodiless").await;
+    app.set_plan(
+        tenant,
+        serde_json::json!({ "addons": ["vault", "edge", "auto_response", "threat_intel"] }),
+    )
+    .await;
+    let spec: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut tried = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        let Some(op) = item.get("post") else { continue };
+        let Some(schema) = request_schema(&spec, op) else {
+            continue;
+        };
+        let required = schema["required"].as_array().map_or(0, Vec::len);
+        if required > 0 {
+            continue;
+        }
+        let concrete = path
+            .replace("{id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{name}", "no-such-name")
+            .replace("{kind}", "slack");
+        for content_type in [None, Some("application/json"), Some("text/plain")] {
+            let mut r = app.admin(reqwest::Method::POST, &concrete, Some(tenant));
+            if let Some(ct) = content_type {
+                r = r.header("content-type", ct);
+            }
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            let about_the_body = status == 415
+                || (matches!(status, 400 | 422)
+                    && body.to_string().to_lowercase().contains("body"));
+            assert!(
+                !about_the_body,
+                "POST {path} with no body ({content_type:?}): {status} {body}"
+            );
+        }
+        tried.push(path.clone());
+    }
+    assert!(
+        tried.iter().any(|p| p == "/credentials/{name}/destroy")
+            && tried.iter().any(|p| p == "/kill-switch/release"),
+        "the routes the issue names are among those tried: {tried:?}"
+    );
+}

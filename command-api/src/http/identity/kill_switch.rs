@@ -48,6 +48,15 @@ pub struct KillSwitchBody {
     pub reason: String,
 }
 
+/// Releasing needs no reason (the body may be left out); one given is kept for the audit log.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseBody {
+    /// Why, for the audit log; up to 500 characters.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
 /// Whether the kill switch is engaged, why, and who set it.
 #[utoipa::path(get, path = "/kill-switch", tag = "agents", security(("bearer" = [])),
     params(params::Tenant),
@@ -63,12 +72,12 @@ async fn flip(
     state: AppState,
     principal: Principal,
     headers: CommandHeaders,
-    body: KillSwitchBody,
+    reason: String,
     engage: bool,
 ) -> Result<Reply, ApiError> {
     let tenant = principal.tenant()?;
-    let reason = body.reason.trim().to_string();
-    if reason.is_empty() {
+    let reason = reason.trim().to_string();
+    if reason.is_empty() && engage {
         return Err(ApiError::validation(
             "reason",
             "say why (1 to 500 characters)",
@@ -106,18 +115,25 @@ async fn engage(
     headers: CommandHeaders,
     Json(body): Json<KillSwitchBody>,
 ) -> Result<Reply, ApiError> {
-    flip(state, principal, headers, body, true).await
+    flip(state, principal, headers, body.reason, true).await
 }
 
 /// Release the kill switch: agents that are active work again.
 #[utoipa::path(post, path = "/kill-switch/release", tag = "agents", security(("bearer" = [])),
-    params(params::Tenant), request_body = KillSwitchBody,
+    params(params::Tenant), request_body = ReleaseBody,
     responses((status = 200, description = "Released", body = Data<KillSwitchView>), AuthErrors, BodyErrors))]
 async fn release(
     State(state): State<AppState>,
     principal: Principal,
     headers: CommandHeaders,
-    Json(body): Json<KillSwitchBody>,
+    Json(body): Json<ReleaseBody>,
 ) -> Result<Reply, ApiError> {
-    flip(state, principal, headers, body, false).await
+    flip(
+        state,
+        principal,
+        headers,
+        body.reason.unwrap_or_default(),
+        false,
+    )
+    .await
 }

@@ -7,11 +7,13 @@ use super::path_name;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::error::IntoApi;
-use crate::http::extract::{max_chars, CommandHeaders, Json, Query};
+use crate::http::extract::{max_chars, CommandHeaders, Json, MinPosition, Query};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::http::{aggregate, command_context, ensure_tenant, execute};
 use crate::state::AppState;
+use aegis_projectors::vault::VaultProjection;
+use aegis_projectors::Projection;
 use aegis_runtime::command::CommandError;
 use aegis_schemas::vault::v1 as pb;
 use aegis_vault::credentials::{Command, Lifecycle, NewCredential};
@@ -243,10 +245,13 @@ async fn sync(
     State(state): State<AppState>,
     principal: Principal,
     headers: CommandHeaders,
+    min: MinPosition,
     Query(q): Query<SyncQuery>,
 ) -> Result<Reply, ApiError> {
     let tenant = principal.tenant()?;
     ensure_tenant(&state, tenant).await?;
+    // What is already registered is read from the read model: as of the caller's last write.
+    min.wait(&state, &[VaultProjection::NAME]).await?;
     let n8n = client(
         &state,
         &command_context(&principal, &headers, None),

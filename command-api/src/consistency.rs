@@ -1,0 +1,43 @@
+//! Read-your-writes by default (seed clients never send `Aegis-Min-Position`): every
+//! successful answer that carries an `Aegis-Position` is remembered as its principal's last
+//! write (`aegis_runtime::positions`), and a read without the header waits until the read
+//! models it reads hold that position. A client that sends the header keeps full control.
+
+use crate::state::AppState;
+use axum::response::Response;
+
+/// The log position of a write's commit, on its answer.
+pub const POSITION_HEADER: &str = "aegis-position";
+
+/// The position a successful answer carries: what its principal wrote.
+pub fn written(response: &Response) -> Option<u64> {
+    if !response.status().is_success() {
+        return None;
+    }
+    response
+        .headers()
+        .get(POSITION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Records the position a successful write answered `principal` (its position key) with,
+/// before the answer leaves: a read that follows it on any instance finds it.
+pub async fn remember(state: &AppState, principal: &str, position: u64) {
+    if let Err(e) = state.positions.wrote(principal, position).await {
+        // The write itself is committed and answered; only the implicit wait of this
+        // principal's next read on another instance is lost.
+        tracing::warn!(error = %e, position, "could not record the principal's last write position");
+    }
+}
+
+/// The position a read by `principal` (its position key) waits for when it sends none.
+pub async fn implicit_position(state: &AppState, principal: &str) -> Option<u64> {
+    match state.positions.last(principal).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the principal's last write position; reading without waiting");
+            None
+        }
+    }
+}

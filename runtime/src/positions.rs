@@ -1,0 +1,85 @@
+//! Read-your-writes without a header. Every answer to a write carries the log position of its
+//! commit; this remembers, per principal, the highest position a principal was answered with,
+//! in the JetStream KV bucket `AEGIS_POSITIONS`, so that whichever instance serves that
+//! principal's next read waits (bounded) until the read models it reads have applied it.
+//!
+//! Why a per-principal position and not the log head: waiting for the head makes every read
+//! wait for everybody's writes, so under write load every reader pays the projection lag.
+//! Waiting for one's own last write costs a reader who wrote nothing one KV read, and a reader
+//! who did write at most the lag of that write. Why KV and not instance memory: a client behind
+//! a load balancer writes through one instance and reads through another.
+
+use aegis_streams::StoreError;
+use async_nats::jetstream::kv;
+use sha2::{Digest, Sha256};
+
+/// How often a position is tried again when another answer to the same principal stored one
+/// in between.
+const ATTEMPTS: usize = 8;
+
+#[derive(Clone)]
+pub struct Positions {
+    kv: kv::Store,
+}
+
+impl Positions {
+    pub fn new(kv: kv::Store) -> Self {
+        Self { kv }
+    }
+
+    /// The bucket key of a principal (whatever tenant it acts in: its reads reflect all its
+    /// writes): a digest, since subjects may hold characters a KV key cannot, and the bucket
+    /// need not name anyone.
+    pub fn key(kind: &str, subject: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(kind.as_bytes());
+        h.update([0]);
+        h.update(subject.as_bytes());
+        hex::encode(h.finalize())
+    }
+
+    /// Records that `key` was answered with `position`. Positions only grow: of two answers
+    /// recorded at once, the higher stays.
+    pub async fn wrote(&self, key: &str, position: u64) -> Result<(), StoreError> {
+        let value = position.to_string();
+        for _ in 0..ATTEMPTS {
+            match self.kv.entry(key).await.map_err(StoreError::nats)? {
+                Some(e) if e.operation == kv::Operation::Put => {
+                    if parse(&e.value) >= position {
+                        return Ok(());
+                    }
+                    match self.kv.update(key, value.clone().into(), e.revision).await {
+                        Ok(_) => return Ok(()),
+                        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                        Err(e) => return Err(StoreError::nats(e)),
+                    }
+                }
+                _ => match self.kv.create(key, value.clone().into()).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(StoreError::nats(e)),
+                },
+            }
+        }
+        Err(StoreError::Nats(
+            "the principal's position kept changing; it was not recorded".into(),
+        ))
+    }
+
+    /// The highest position `key` was answered with, if it wrote within the bucket's TTL.
+    pub async fn last(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .kv
+            .get(key)
+            .await
+            .map_err(StoreError::nats)?
+            .map(|v| parse(&v)))
+    }
+}
+
+fn parse(value: &[u8]) -> u64 {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
