@@ -6,14 +6,11 @@
 use crate::state::AppState;
 use axum::response::Response;
 
-/// The log position of a write's commit, on its answer.
-pub const POSITION_HEADER: &str = "aegis-position";
+pub use aegis_runtime::positions::POSITION_HEADER;
 
-/// The position a successful answer carries: what its principal wrote.
+/// The position an answer carries: what its principal wrote (a refusal carries one only when
+/// it still recorded something, such as a failed rotation).
 pub fn written(response: &Response) -> Option<u64> {
-    if !response.status().is_success() {
-        return None;
-    }
     response
         .headers()
         .get(POSITION_HEADER)

@@ -14,6 +14,9 @@ pub struct ApiError {
     pub extra: Map<String, Value>,
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<u64>,
+    /// The log position of what the failed request still recorded (a failed rotation records
+    /// its failure): sent as `Aegis-Position`, so the caller's next read reflects it.
+    pub position: Option<u64>,
 }
 
 impl ApiError {
@@ -24,7 +27,14 @@ impl ApiError {
             message: message.into(),
             extra: Map::new(),
             retry_after: None,
+            position: None,
         }
+    }
+
+    /// Marks the refusal as having recorded something at `position`.
+    pub fn recorded_at(mut self, position: Option<u64>) -> Self {
+        self.position = position;
+        self
     }
 
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -108,6 +118,12 @@ impl IntoResponse for ApiError {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
+        }
+        if let Some(p) = self.position {
+            response.headers_mut().insert(
+                aegis_runtime::positions::POSITION_HEADER,
+                HeaderValue::from(p),
+            );
         }
         response
     }

@@ -17,6 +17,76 @@ pub fn action(event_type: &str) -> &str {
     }
 }
 
+/// Seed 001's view of a vault event (`GET /audit/log`): the document's action name, who asked
+/// for it when the command recorded that, what it acted on when more than the credential, and
+/// whether it succeeded.
+#[derive(Debug, PartialEq)]
+pub struct VaultEntry {
+    pub action: String,
+    pub requested_by: Option<String>,
+    pub target: Option<String>,
+    pub success: bool,
+}
+
+/// What seed 001 calls a vault event, from its type and payload; `None` outside the vault.
+pub fn vault_entry(env: &aegis_schemas::envelope::v1::Envelope) -> Option<VaultEntry> {
+    use serde_json::Value;
+    if env.context != "vault" {
+        return None;
+    }
+    let payload =
+        aegis_schemas::events::payload_json(&env.event_type, &env.payload).unwrap_or(Value::Null);
+    let text = |k: &str| {
+        payload
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let mut entry = VaultEntry {
+        action: String::new(),
+        requested_by: None,
+        target: None,
+        success: true,
+    };
+    entry.action = match action(&env.event_type) {
+        "credential.created" => "created",
+        "credential.updated" => "updated",
+        "credential.version_added" => match text("reason").as_deref() {
+            Some("rotation") => "rotated",
+            Some("rollback") => "rolled_back",
+            Some("initial") => "value_set",
+            _ => "updated",
+        },
+        "credential.rotation_started" => "rotation_started",
+        "credential.rotation_failed" => {
+            entry.success = false;
+            "rotated"
+        }
+        "credential.retired" => "retired",
+        "credential.destroyed" => "destroyed",
+        "credential.health_checked" => {
+            entry.success = payload.get("healthy").and_then(Value::as_bool) == Some(true);
+            "tested"
+        }
+        "credential.expiry_alerted" => "expiry_alerted",
+        "credential.applied" => {
+            entry.requested_by = text("requested_by");
+            entry.target = match (text("workflow_id"), text("node_name")) {
+                (Some(w), Some(n)) => Some(format!("{w}/{n}")),
+                (Some(w), None) => Some(w),
+                _ => None,
+            };
+            "applied"
+        }
+        "credential.value_read" => "read",
+        "tenant_key.destroyed" => "tenant_key_destroyed",
+        other => other,
+    }
+    .to_string();
+    Some(entry)
+}
+
 #[derive(Default)]
 struct Columns {
     position: Vec<i64>,
@@ -32,6 +102,10 @@ struct Columns {
     actor: Vec<String>,
     correlation: Vec<String>,
     at: Vec<chrono::DateTime<chrono::Utc>>,
+    vault_action: Vec<Option<String>>,
+    requested_by: Vec<Option<String>>,
+    target: Vec<Option<String>>,
+    success: Vec<bool>,
 }
 
 impl Projection for AuditProjection {
@@ -73,6 +147,12 @@ impl Projection for AuditProjection {
                 c.actor.push(actor.subject);
                 c.correlation.push(env.correlation_id.clone());
                 c.at.push(crate::event::occurred_at(env));
+                let vault = vault_entry(env);
+                c.success.push(vault.as_ref().is_none_or(|v| v.success));
+                c.requested_by
+                    .push(vault.as_ref().and_then(|v| v.requested_by.clone()));
+                c.target.push(vault.as_ref().and_then(|v| v.target.clone()));
+                c.vault_action.push(vault.map(|v| v.action));
             }
         }
         if c.position.is_empty() {
@@ -80,9 +160,11 @@ impl Projection for AuditProjection {
         }
         sqlx::query(&format!(
             "INSERT INTO audit_events{suffix} (position, idx, event_id, tenant_id, event_type, action, context, \
-             resource_type, resource_id, actor_kind, actor, correlation_id, occurred_at) \
+             resource_type, resource_id, actor_kind, actor, correlation_id, occurred_at, vault_action, \
+             requested_by, target, success) \
              SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::text[], $4::uuid[], $5::text[], $6::text[], \
-             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[])"
+             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], \
+             $14::text[], $15::text[], $16::text[], $17::bool[])"
         ))
         .bind(&c.position)
         .bind(&c.idx)
@@ -97,6 +179,10 @@ impl Projection for AuditProjection {
         .bind(&c.actor)
         .bind(&c.correlation)
         .bind(&c.at)
+        .bind(&c.vault_action)
+        .bind(&c.requested_by)
+        .bind(&c.target)
+        .bind(&c.success)
         .execute(&mut *tx)
         .await?;
         Ok(())

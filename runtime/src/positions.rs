@@ -13,6 +13,10 @@ use aegis_streams::StoreError;
 use async_nats::jetstream::kv;
 use sha2::{Digest, Sha256};
 
+/// The header that carries the log position of a write's commit on its answer, and that a
+/// reader may send back as `Aegis-Min-Position`'s value.
+pub const POSITION_HEADER: &str = "aegis-position";
+
 /// How often a position is tried again when another answer to the same principal stored one
 /// in between.
 const ATTEMPTS: usize = 8;

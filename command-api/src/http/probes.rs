@@ -1,5 +1,6 @@
-//! Probes and metrics: `/health`, `/healthz` (alive), `/readyz` (per-check map; 503 when NATS,
-//! Postgres or a projection is not fit to serve), `/metrics` (Prometheus text).
+//! Probes and metrics: `/healthz` (alive), `/readyz` (per-check map; 503 when NATS,
+//! Postgres or a projection is not fit to serve), `/metrics` (Prometheus text). Seed 001's
+//! `/health` is the vault's (`http::vault::service_health`).
 
 use crate::state::AppState;
 use aegis_streams::{provision::events_stream_name, DLQ_STREAM};
@@ -16,7 +17,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(health))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics))
@@ -29,65 +29,11 @@ pub struct Health {
     pub version: String,
 }
 
-/// `/health` as seed 001 shows it: liveness, plus the vault's counts for a caller who may
-/// read the tenant's credentials (an anonymous probe learns nothing about any tenant).
-#[derive(Serialize, ToSchema)]
-pub struct VaultHealth {
-    pub status: String,
-    pub service: String,
-    pub version: String,
-    /// Values are always sealed: `enabled`.
-    pub encryption: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub credentials_count: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub healthy_count: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expiring_count: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expired_count: Option<i64>,
-    /// When this instance's rotation reactor last looked for due rotations.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_rotation_check: Option<chrono::DateTime<chrono::Utc>>,
-}
-
 fn alive() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         service: "aegis".into(),
         version: env!("CARGO_PKG_VERSION").into(),
-    })
-}
-
-/// The process is up (seed 000's health check); with a credential that may read the
-/// tenant's credentials, also seed 001's vault counts. A bad credential never fails the probe.
-#[utoipa::path(get, path = "/health", tag = "probes", responses((status = 200, description = "Alive", body = VaultHealth)))]
-async fn health(State(state): State<AppState>, req: axum::extract::Request) -> Json<VaultHealth> {
-    let Json(alive) = alive();
-    let (parts, _) = req.into_parts();
-    let counts = match crate::auth::authenticate(&parts, &state).await {
-        Ok(p)
-            if p.permissions
-                .contains(crate::auth::routes::Permission::CredentialRead) =>
-        {
-            match p.tenant {
-                Some(t) => crate::http::vault::health::counts(&state, t.0).await.ok(),
-                None => None,
-            }
-        }
-        _ => None,
-    };
-    let last_rotation_check = state.vault_checked.lock().ok().and_then(|t| *t);
-    Json(VaultHealth {
-        status: alive.status,
-        service: alive.service,
-        version: alive.version,
-        encryption: "enabled".into(),
-        credentials_count: counts.as_ref().map(|c| c.total),
-        healthy_count: counts.as_ref().map(|c| c.healthy),
-        expiring_count: counts.as_ref().map(|c| c.expiring),
-        expired_count: counts.as_ref().map(|c| c.expired),
-        last_rotation_check,
     })
 }
 

@@ -79,9 +79,55 @@ catalog! {
     MetricsRead = "metrics.read", false, "Scrape Prometheus metrics, which name every tenant (platform admin, internal)";
 }
 
+/// Names the seeds use for scopes and permissions that are not the catalog's own, and what
+/// each grants: seed 000's API-key scopes (`execute`, `read:audit`) and seed 004's
+/// `integration.edit`. Seed 001's `noun:verb` spellings (`credential:rotate`) are read as the
+/// catalog's `noun.verb` for every permission (see [`Permission::parse`]). The catalog's own
+/// names are what Aegis answers with.
+pub const ALIASES: &[Alias] = &[
+    Alias {
+        name: "execute",
+        grants: &[
+            Permission::IncidentRead,
+            Permission::IncidentUpdate,
+            Permission::AgentRead,
+            Permission::AgentQuarantine,
+            Permission::KillSwitchOperate,
+            Permission::AutoResponseRead,
+            Permission::AutoResponseSimulate,
+            Permission::ThreatIntelLookup,
+        ],
+        description: "Seed 000's scope for automation that acts on incidents and agents: read and update incidents, quarantine agents, operate the kill switch, read and simulate rules, look up threat intel",
+    },
+    Alias {
+        name: "read:audit",
+        grants: &[Permission::AuditRead],
+        description: "Seed 000's scope for reading the audit log",
+    },
+    Alias {
+        name: "integration.edit",
+        grants: &[Permission::IntegrationManage],
+        description: "Seed 004's name for integration.manage",
+    },
+];
+
+/// Another document's name for one or more permissions.
+#[derive(Debug, Clone, Copy)]
+pub struct Alias {
+    pub name: &'static str,
+    pub grants: &'static [Permission],
+    pub description: &'static str,
+}
+
 impl Permission {
+    /// A catalog name, or seed 001's spelling of it (`credential:rotate` for
+    /// `credential.rotate`).
     pub fn parse(s: &str) -> Option<Permission> {
-        Permission::ALL.iter().copied().find(|p| p.as_str() == s)
+        let dotted = s.replacen(':', ".", 1);
+        Permission::ALL
+            .iter()
+            .copied()
+            .find(|p| p.as_str() == s || p.as_str() == dotted)
     }
 
     fn bit(self) -> u64 {
@@ -154,11 +200,16 @@ impl Permissions {
         )
     }
 
-    /// Parses permission names; the error names the first unknown or ungrantable one.
+    /// Parses permission names and their aliases ([`ALIASES`]); the error names the first
+    /// unknown or ungrantable one.
     pub fn parse_grantable<S: AsRef<str>>(names: &[S]) -> Result<Self, String> {
         let mut out = Permissions::NONE;
         for name in names {
             let name = name.as_ref();
+            if let Some(alias) = ALIASES.iter().find(|a| a.name == name) {
+                out = out.union(Permissions::of(alias.grants));
+                continue;
+            }
             match Permission::parse(name) {
                 Some(p) if p.grantable() => out = out.union(Permissions::of(&[p])),
                 Some(_) => return Err(format!("`{name}` cannot be granted inside a tenant")),
@@ -260,6 +311,31 @@ mod tests {
         for p in Permission::ALL {
             assert_eq!(Permission::parse(p.as_str()), Some(*p));
         }
+    }
+
+    #[test]
+    fn the_seeds_names_are_read_as_what_they_grant() {
+        let seed_000 = Permissions::parse_grantable(&["execute", "read:audit"]).unwrap();
+        assert!(seed_000.contains(Permission::AuditRead));
+        assert!(seed_000.contains(Permission::IncidentUpdate));
+        assert!(
+            !seed_000.contains(Permission::ApiKeyCreate),
+            "execute grants no admin right"
+        );
+        assert_eq!(
+            Permission::parse("credential:rotate"),
+            Some(Permission::CredentialRotate)
+        );
+        assert_eq!(
+            Permissions::parse_grantable(&["integration.edit"]).unwrap(),
+            Permissions::of(&[Permission::IntegrationManage])
+        );
+        // Every alias grants only what a tenant may grant, and shadows no catalog name.
+        for alias in ALIASES {
+            assert!(alias.grants.iter().all(|p| p.grantable()), "{}", alias.name);
+            assert_eq!(Permission::parse(alias.name), None, "{}", alias.name);
+        }
+        assert!(Permissions::parse_grantable(&["execute:everything"]).is_err());
     }
 
     #[test]

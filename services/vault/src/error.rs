@@ -36,6 +36,8 @@ pub enum VaultError {
         previous: u64,
         error: String,
         incident: Option<IncidentId>,
+        /// Where the failure was recorded, when it could be.
+        position: Option<u64>,
     },
 }
 

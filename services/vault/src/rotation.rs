@@ -93,11 +93,15 @@ pub async fn rotate(
                 tracing::error!(credential = %name, error = %e, "could not record the failed rotation");
             }
             let incident = open_rotation_incident(rt, ctx, tenant, &c, &error).await;
+            // The failure and its incident were recorded: the log's head covers both, so the
+            // caller's next read reflects them.
+            let position = rt.executor.store().head().await.ok();
             return Err(VaultError::RotationFailed {
                 name: name.into(),
                 previous,
                 error,
                 incident,
+                position,
             });
         }
     };

@@ -20,6 +20,7 @@ mod probes;
 mod projectors;
 mod reactors;
 mod reports;
+mod seed_examples;
 mod siem;
 mod streams;
 mod subscriptions;

@@ -4,11 +4,23 @@ use serde_json::Value;
 #[tokio::test]
 async fn health_and_readiness_report_each_check() {
     let app = TestApp::spawn().await;
-    for path in ["/health", "/healthz"] {
-        let r = app.http.get(app.url(path)).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        assert_eq!(r.json::<Value>().await.unwrap()["status"], "ok");
-    }
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "ok");
+    // Seed 001's shape and values.
+    let r = app.http.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let h: Value = r.json().await.unwrap();
+    assert_eq!(
+        (&h["status"], &h["agent"], &h["version"], &h["encryption"]),
+        (
+            &"healthy".into(),
+            &"AEGIS".into(),
+            &"2.0".into(),
+            &"enabled".into()
+        ),
+        "{h}"
+    );
     // The projectors register their checkpoints as they start.
     let mut body = Value::Null;
     for _ in 0..100 {

@@ -542,6 +542,26 @@ async fn a_failed_rotation_keeps_the_old_version_records_it_and_opens_an_inciden
     .await;
     assert_eq!((s, b["incident_id"].as_str()), (502, Some(incident)));
 
+    // Seed 001's audit log: two `rotated` entries that did not succeed, and nothing else
+    // claimed as rotated.
+    let (_, log) = call(
+        &app,
+        tenant,
+        Method::GET,
+        "/audit/log?credential_name=flaky&action=rotated",
+        None,
+    )
+    .await;
+    assert_eq!(log["total"], 2, "{log}");
+    assert!(
+        log["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["success"] == false),
+        "{log}"
+    );
+
     let pos = app.head().await;
     let r = app
         .admin(Method::GET, "/health/dashboard", Some(tenant))
@@ -1215,6 +1235,34 @@ async fn credentials_are_applied_to_n8n_workflows_and_synced_from_them() {
             "/audit/log?credential_name=openai-api-key&action=credential.applied",
         )
         .await;
+    assert_eq!(log["total"], 1, "{log}");
+    // Seed 001's words: action `applied`, by whom the apply was requested, on which node.
+    let (_, log) = call(&app, tenant, Method::GET, "/audit/log?action=applied", None).await;
+    assert_eq!(log["total"], 1, "{log}");
+    let entry = &log["log"][0];
+    assert_eq!(
+        (
+            &entry["action"],
+            &entry["actor"],
+            &entry["target"],
+            &entry["success"]
+        ),
+        (
+            &json!("applied"),
+            &json!("HEPHAESTUS"),
+            &json!("wf-1/HTTP Request"),
+            &json!(true)
+        ),
+        "{log}"
+    );
+    let (_, log) = call(
+        &app,
+        tenant,
+        Method::GET,
+        "/audit/log?actor=HEPHAESTUS",
+        None,
+    )
+    .await;
     assert_eq!(log["total"], 1, "{log}");
 
     // Sync reads both workflow pages; a second sync finds nothing new.

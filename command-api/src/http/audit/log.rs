@@ -61,18 +61,33 @@ struct Filter {
 const COLUMNS: &str = "position, idx AS index, event_id, event_type, action, context, resource_type, \
      resource_id, resource_type || ':' || resource_id AS resource, actor_kind, actor, correlation_id, occurred_at";
 
-const WHERE: &str = "tenant_id = $1 AND ($2::text IS NULL OR actor = $2) \
-     AND ($3::text IS NULL OR action = $3 OR event_type = $3) \
+const WHERE: &str = "tenant_id = $1 AND ($2::text IS NULL OR actor = $2 OR requested_by = $2) \
+     AND ($3::text IS NULL OR action = $3 OR event_type = $3 OR vault_action = $3) \
      AND ($4::text IS NULL OR resource_id = $4 OR resource_type || ':' || resource_id = $4 \
           OR (resource_type = 'credential_read' AND split_part(resource_id, '/', 1) = $4)) \
      AND ($5::text IS NULL OR correlation_id = $5) \
      AND ($6::timestamptz IS NULL OR occurred_at >= $6) AND ($7::timestamptz IS NULL OR occurred_at < $7) \
      AND ($8::text IS NULL OR context = $8) AND ($9::bigint IS NULL OR (position, idx) < ($9, $10))";
 
+/// A row as seed 001's log shows it: the generic row and the vault's own view of it.
+#[derive(sqlx::FromRow)]
+struct VaultRow {
+    #[sqlx(flatten)]
+    event: AuditEvent,
+    vault_action: Option<String>,
+    requested_by: Option<String>,
+    target: Option<String>,
+    success: bool,
+}
+
 impl Filter {
-    async fn rows(&self, state: &AppState, limit: i64) -> Result<Vec<AuditEvent>, ApiError> {
+    async fn rows<R>(&self, state: &AppState, limit: i64) -> Result<Vec<R>, ApiError>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
         Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM audit_events WHERE {WHERE} ORDER BY position DESC, idx DESC LIMIT $11"
+            "SELECT {COLUMNS}, vault_action, requested_by, target, success FROM audit_events \
+             WHERE {WHERE} ORDER BY position DESC, idx DESC LIMIT $11"
         ))
         .bind(self.tenant)
         .bind(&self.actor)
@@ -205,7 +220,7 @@ async fn audit_events(
         ..Filter::default()
     };
     // One row more than asked says whether another page exists.
-    let mut data = filter.rows(&state, limit + 1).await?;
+    let mut data: Vec<AuditEvent> = filter.rows(&state, limit + 1).await?;
     let next_cursor = if data.len() as i64 > limit {
         data.truncate(limit as usize);
         data.last().map(|e| format!("{}.{}", e.position, e.index))
@@ -241,11 +256,15 @@ pub struct LogEntry {
     pub id: String,
     pub timestamp: DateTime<Utc>,
     pub credential_name: Option<String>,
+    /// Seed 001's action: `created`, `updated`, `value_set`, `rotated`, `rolled_back`,
+    /// `rotation_started`, `read`, `applied`, `tested`, `expiry_alerted`, `retired`,
+    /// `destroyed`; other contexts' events by their type without its version.
     pub action: String,
+    /// Who asked: the `requested_by` an apply recorded, else the caller.
     pub actor: String,
-    /// `<resource_type>:<resource_id>`.
+    /// An apply's `<workflow>/<node>`, else `<resource_type>:<resource_id>`.
     pub target: String,
-    /// Every entry records a change the log accepted.
+    /// False for what failed: a failed rotation, an unhealthy test.
     pub success: bool,
 }
 
@@ -287,24 +306,27 @@ async fn audit_log(
         context: vault.then(|| "vault".to_string()),
         ..Filter::default()
     };
-    let rows = filter.rows(&state, limit).await?;
+    let rows: Vec<VaultRow> = filter.rows(&state, limit).await?;
     let total = filter.count(&state).await?;
     let log = rows
         .into_iter()
-        .map(|e| LogEntry {
-            id: e.event_id,
-            timestamp: e.occurred_at,
-            // A read is its own aggregate, `<name>/<read id>`: the log files it by name.
-            credential_name: (e.context == "vault").then(|| {
-                e.resource_id
-                    .split_once('/')
-                    .map_or(e.resource_id.as_str(), |(name, _)| name)
-                    .to_string()
-            }),
-            action: e.action,
-            actor: e.actor,
-            target: e.resource,
-            success: true,
+        .map(|r| {
+            let e = r.event;
+            LogEntry {
+                id: e.event_id,
+                timestamp: e.occurred_at,
+                // A read is its own aggregate, `<name>/<read id>`: the log files it by name.
+                credential_name: (e.context == "vault").then(|| {
+                    e.resource_id
+                        .split_once('/')
+                        .map_or(e.resource_id.as_str(), |(name, _)| name)
+                        .to_string()
+                }),
+                action: r.vault_action.unwrap_or(e.action),
+                actor: r.requested_by.unwrap_or(e.actor),
+                target: r.target.unwrap_or(e.resource),
+                success: r.success,
+            }
         })
         .collect();
     Ok(Reply::body(StatusCode::OK, LogReply { log, total }))

@@ -11,7 +11,7 @@ use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, execute};
 use crate::state::AppState;
-use aegis_identity::permissions::{BuiltinRole, Permission, Permissions};
+use aegis_identity::permissions::{BuiltinRole, Permission, Permissions, ALIASES};
 use aegis_identity::roles::{
     Command, NameCommand, Role, RoleAggregate, RoleError, RoleNameAggregate,
 };
@@ -631,9 +631,27 @@ pub struct PermissionView {
     pub grantable: bool,
 }
 
-/// The canonical permission catalog (cacheable for 5 minutes).
+/// Another document's name for permissions, accepted wherever permissions are granted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AliasView {
+    pub name: &'static str,
+    /// The catalog permissions it stands for.
+    pub grants: Vec<&'static str>,
+    pub description: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Catalog {
+    pub data: Vec<PermissionView>,
+    /// Seed 000's scope names and seed 004's spellings; seed 001's `noun:verb` form of any
+    /// permission (`credential:rotate`) is accepted as well.
+    pub aliases: Vec<AliasView>,
+}
+
+/// The canonical permission catalog, with the other names it accepts (cacheable for 5
+/// minutes).
 #[utoipa::path(get, path = "/api/v1/permissions", tag = "roles", security(("bearer" = [])),
-    responses((status = 200, description = "Every permission", body = Data<Vec<PermissionView>>), AuthErrors))]
+    responses((status = 200, description = "Every permission and alias", body = Catalog), AuthErrors))]
 async fn catalog() -> Response {
     let data: Vec<PermissionView> = Permission::ALL
         .iter()
@@ -643,9 +661,17 @@ async fn catalog() -> Response {
             grantable: p.grantable(),
         })
         .collect();
+    let aliases = ALIASES
+        .iter()
+        .map(|a| AliasView {
+            name: a.name,
+            grants: a.grants.iter().map(|p| p.as_str()).collect(),
+            description: a.description,
+        })
+        .collect();
     (
         [(header::CACHE_CONTROL, "private, max-age=300")],
-        axum::Json(Data { data }),
+        axum::Json(Catalog { data, aliases }),
     )
         .into_response()
 }

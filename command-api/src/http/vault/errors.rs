@@ -69,6 +69,7 @@ impl From<VaultError> for ApiError {
                 previous,
                 error,
                 incident,
+                position,
             } => {
                 let mut err = ApiError::new(
                     StatusCode::BAD_GATEWAY,
@@ -82,7 +83,7 @@ impl From<VaultError> for ApiError {
                 if let Some(id) = incident {
                     err = err.with("incident_id", id.to_string());
                 }
-                err
+                err.recorded_at(position)
             }
         }
     }

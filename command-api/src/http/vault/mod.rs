@@ -5,6 +5,7 @@ pub mod credentials;
 pub mod errors;
 pub mod health;
 pub mod n8n;
+pub mod service_health;
 pub mod tenant_key;
 pub mod values;
 
@@ -18,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(credentials::router())
         .merge(values::router())
         .merge(health::router())
+        .merge(service_health::router())
         .merge(n8n::router())
         .merge(tenant_key::router())
 }

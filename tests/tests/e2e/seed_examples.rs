@@ -1,0 +1,268 @@
+//! The seeds' own example requests, sent exactly as the documents print them (only the host,
+//! the token and the tenant id are the environment's), answered with the documented status
+//! and fields (issue 17). A client written against a document works unchanged.
+
+use aegis_tests::world::BOOTSTRAP;
+use aegis_tests::TestApp;
+use reqwest::Method;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Sends a printed request: its method, path and raw body text, with the document's headers.
+async fn printed(
+    app: &TestApp,
+    token: &str,
+    tenant: Uuid,
+    method: Method,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let mut r = app
+        .http
+        .request(method, app.url(path))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("X-Tenant-ID", tenant.to_string());
+    if let Some(b) = body {
+        r = r
+            .header("Content-Type", "application/json")
+            .body(b.to_string());
+    }
+    let r = r.send().await.expect("send");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn seed_000_examples_work_as_printed() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Seed 000").await;
+    let admin = app.user_with_role(tenant, Some("ADMIN")).await;
+
+    // "Create an API key": the document's own scopes.
+    let (s, b) = printed(
+        &app,
+        &admin.token,
+        tenant,
+        Method::POST,
+        "/api-keys",
+        Some(r#"{"name":"ci-runner","scopes":["execute","read:audit"]}"#),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let key = b["data"]["key"].as_str().expect("the key, once");
+    assert!(key.starts_with("acp_"), "{b}");
+    assert!(b["data"]["id"].is_string(), "{b}");
+    // What the scopes grant: the audit log, and acting on incidents; not administration.
+    let (s, b) = printed(&app, key, tenant, Method::GET, "/api/v1/audit-events", None).await;
+    assert_eq!(s, 200, "read:audit reads the audit log: {b}");
+    let (s, b) = printed(&app, key, tenant, Method::GET, "/incidents", None).await;
+    assert_eq!(s, 200, "execute reads incidents: {b}");
+    let (s, _) = printed(&app, key, tenant, Method::GET, "/api-keys", None).await;
+    assert_eq!(s, 403, "neither scope administers keys");
+
+    // "Create an AR rule that quarantines on prompt-injection finding".
+    app.set_plan(tenant, serde_json::json!({ "addons": ["auto_response"] }))
+        .await;
+    let (s, b) = printed(
+        &app,
+        &admin.token,
+        tenant,
+        Method::POST,
+        "/auto-response/rules",
+        Some(
+            r#"{
+    "name":"quarantine_on_prompt_injection",
+    "match":{"finding":"prompt_injection_detected"},
+    "actions":[{"type":"quarantine_agent","target":"{event.agent_id}"}],
+    "mode":"active",
+    "approval_required":false
+  }"#,
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["data"]["name"], "quarantine_on_prompt_injection", "{b}");
+    assert_eq!(b["data"]["mode"], "active", "{b}");
+
+    // "Push a test event to Splunk": no body; without a Splunk connection the answer says so
+    // (never a complaint about the missing body).
+    let (s, b) = printed(
+        &app,
+        &admin.token,
+        tenant,
+        Method::POST,
+        "/siem/test/splunk",
+        None,
+    )
+    .await;
+    assert!(s != 415 && s != 400, "{s} {b}");
+}
+
+#[tokio::test]
+async fn seed_001_examples_work_as_printed() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Seed 001").await;
+    app.set_plan(tenant, serde_json::json!({ "addons": ["vault"] }))
+        .await;
+    let t = BOOTSTRAP;
+
+    // "Health Check".
+    let (s, b) = printed(&app, t, tenant, Method::GET, "/health", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (&b["status"], &b["agent"]),
+        (&"healthy".into(), &"AEGIS".into()),
+        "{b}"
+    );
+    for field in [
+        "version",
+        "credentials_count",
+        "healthy_count",
+        "expiring_count",
+        "expired_count",
+        "encryption",
+    ] {
+        assert!(b.get(field).is_some(), "/health has `{field}`: {b}");
+    }
+
+    // "Create Credential", exactly as printed.
+    let (s, b) = printed(
+        &app,
+        t,
+        tenant,
+        Method::POST,
+        "/credentials",
+        Some(
+            r#"{
+  "name": "anthropic-api-key",
+  "credential_type": "api_key",
+  "provider": "api",
+  "description": "Anthropic API key for Claude",
+  "value": "sk-ant-...",
+  "expires_at": "2026-12-31T00:00:00Z",
+  "rotation_enabled": true,
+  "rotation_interval_hours": 720,
+  "rotation_strategy": "scheduled",
+  "alert_threshold_hours": 168,
+  "tags": ["llm", "production"],
+  "metadata": {
+    "environment": "production"
+  }
+}"#,
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(
+        (&b["name"], &b["status"], &b["encrypted"]),
+        (&"anthropic-api-key".into(), &"active".into(), &true.into()),
+        "{b}"
+    );
+    assert!(b["id"].is_string() && b["created_at"].is_string(), "{b}");
+
+    // "List Credentials" and "Get Credential Details": the write is there at once.
+    let (s, b) = printed(&app, t, tenant, Method::GET, "/credentials", None).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        b["credentials"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|c| c["name"] == "anthropic-api-key")),
+        "{b}"
+    );
+    let (s, b) = printed(
+        &app,
+        t,
+        tenant,
+        Method::GET,
+        "/credentials/anthropic-api-key",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["name"], "anthropic-api-key", "{b}");
+
+    // "Update Credential".
+    let (s, b) = printed(
+        &app,
+        t,
+        tenant,
+        Method::PATCH,
+        "/credentials/anthropic-api-key",
+        Some(
+            r#"{
+  "description": "Updated description",
+  "expires_at": "2027-06-01T00:00:00Z",
+  "rotation_enabled": true,
+  "rotation_interval_hours": 360,
+  "tags": ["llm", "production", "critical"]
+}"#,
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["status"], "active", "{b}");
+    assert!(
+        b["updated_fields"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == "tags")),
+        "{b}"
+    );
+
+    // "Rotate Credential", then "Rollback Credential" to the version it replaced.
+    let (s, b) = printed(
+        &app,
+        t,
+        tenant,
+        Method::POST,
+        "/credentials/anthropic-api-key/rotate",
+        Some(
+            r#"{
+  "trigger": "manual",
+  "reason": "Security audit requirement"
+}"#,
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        (&b["status"], &b["previous_version"], &b["new_version"]),
+        (&"rotated".into(), &1.into(), &2.into()),
+        "{b}"
+    );
+    let (s, b) = printed(
+        &app,
+        t,
+        tenant,
+        Method::POST,
+        "/credentials/anthropic-api-key/rollback",
+        Some(
+            r#"{
+  "version": 1
+}"#,
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        (&b["status"], &b["from_version"], &b["to_version"]),
+        (&"rolled_back".into(), &2.into(), &1.into()),
+        "{b}"
+    );
+
+    // "Delete (Retire) Credential".
+    let (s, b) = printed(
+        &app,
+        t,
+        tenant,
+        Method::DELETE,
+        "/credentials/anthropic-api-key",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        (&b["status"], &b["credential_name"]),
+        (&"retired".into(), &"anthropic-api-key".into()),
+        "{b}"
+    );
+}
