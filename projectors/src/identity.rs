@@ -92,6 +92,14 @@ impl Projection for IdentityProjection {
                         .execute(&mut *tx).await?;
                     one(r, env)?;
                 }
+                "user.platform_admin_set.v1" => {
+                    let m: pb::UserPlatformAdminSet = decode(env)?;
+                    let r = sqlx::query(&format!("UPDATE users{s} SET is_platform_admin = $3, version = $4, updated_at = $5, position = $6 WHERE tenant_id = $1 AND id = $2 AND version = $4 - 1"))
+                        .bind(tenant).bind(uuid(&env.aggregate_id)?).bind(m.platform_admin)
+                        .bind(version).bind(at).bind(position)
+                        .execute(&mut *tx).await?;
+                    one(r, env)?;
+                }
                 "user.logged_in.v1" | "user.login_failed.v1" => {
                     let last_login = (env.event_type == "user.logged_in.v1").then_some(at);
                     let r = sqlx::query(&format!("UPDATE users{s} SET version = $3, last_login_at = COALESCE($4, last_login_at), position = $5 WHERE tenant_id = $1 AND id = $2 AND version = $3 - 1"))

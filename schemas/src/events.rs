@@ -36,6 +36,10 @@ pub const EVENTS: &[(&str, &str)] = &[
     ),
     ("user.logged_in.v1", "aegis.identity.v1.UserLoggedIn"),
     ("user.login_failed.v1", "aegis.identity.v1.UserLoginFailed"),
+    (
+        "user.platform_admin_set.v1",
+        "aegis.identity.v1.UserPlatformAdminSet",
+    ),
     ("role.created.v1", "aegis.identity.v1.RoleCreated"),
     (
         "role.permissions_set.v1",

@@ -54,6 +54,10 @@ pub async fn user_permissions(
     tenant: TenantId,
     user: &User,
 ) -> Result<Permissions, ApiError> {
+    // A platform admin user holds what the bootstrap token holds: no tenant admin acts on it.
+    if user.platform_admin {
+        return Ok(crate::auth::platform_admin_permissions());
+    }
     let mut permissions = Permissions::NONE;
     for assignment in &user.roles {
         permissions =

@@ -357,6 +357,15 @@ async fn user(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     if user.status != UserStatus::Active {
         return Err(ApiError::unauthorized("the account is disabled"));
     }
+    if user.platform_admin {
+        // Every cross-tenant right the bootstrap token has, acting in whichever tenant it
+        // names (X-Tenant-ID); what it does is recorded under its own user id.
+        return Ok(Principal::platform(
+            PrincipalKind::PlatformAdmin,
+            &user.id.to_string(),
+            platform_admin_permissions(),
+        ));
+    }
     let permissions = grants::user_permissions(state, TenantId(claims.tid), &user).await?;
     Ok(Principal {
         kind: PrincipalKind::User,

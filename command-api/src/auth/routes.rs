@@ -57,6 +57,11 @@ pub const ROUTES: &[Route] = {
         r("GET", "/metrics", MetricsRead),
         r("POST", "/admin/tenants", TenantCreate),
         r("GET", "/admin/tenants", TenantRead),
+        r(
+            "PUT",
+            "/admin/users/{id}/platform-admin",
+            PlatformAdminGrant,
+        ),
         r("GET", "/admin/tenants/{id}", TenantRead),
         r("PUT", "/admin/tenants/{id}/plan", TenantUpdate),
         r("POST", "/admin/tenants/{id}/destroy-key", TenantEraseKey),

@@ -1,7 +1,7 @@
 //! Threat-intel routes (seed 000): enrich an IP or a domain, and the tenant's summary of what
 //! it looked up. AUDITOR and up.
 
-use crate::auth::Principal;
+use crate::auth::{Principal, PrincipalKind};
 use crate::error::ApiError;
 use crate::http::extract::{Json, Query};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
@@ -157,6 +157,8 @@ pub struct ThreatSummary {
     pub lookups: i64,
     /// Lookups by verdict: malicious, suspicious, clean, unknown.
     #[schema(value_type = Object)]
+    /// The tenant summarised; null when a platform admin asked for every tenant.
+    pub tenant_id: Option<uuid::Uuid>,
     pub by_verdict: Map<String, Value>,
     /// The indicators judged malicious or suspicious, worst and most looked up first.
     pub flagged: Vec<FlaggedIndicator>,
@@ -175,7 +177,11 @@ async fn summary(
     principal: Principal,
     Query(q): Query<SummaryQuery>,
 ) -> Result<Reply, ApiError> {
-    let tenant = principal.tenant()?;
+    // The platform admin's summary is cross-tenant (seed 000), unless it names a tenant.
+    let tenant = match principal.kind {
+        PrincipalKind::PlatformAdmin if principal.tenant.is_none() => None,
+        _ => Some(principal.tenant()?.0),
+    };
     let hours = q.hours.unwrap_or(24);
     if !(1..=720).contains(&hours) {
         return Err(ApiError::validation(
@@ -185,20 +191,20 @@ async fn summary(
     }
     let since = Utc::now() - chrono::Duration::hours(hours);
     let counts: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT verdict, count(*) FROM threat_intel_lookups WHERE tenant_id = $1 AND looked_up_at > $2 GROUP BY 1",
+        "SELECT verdict, count(*) FROM threat_intel_lookups WHERE ($1::uuid IS NULL OR tenant_id = $1) AND looked_up_at > $2 GROUP BY 1",
     )
-    .bind(tenant.0)
+    .bind(tenant)
     .bind(since)
     .fetch_all(&state.pool)
     .await?;
     let flagged: Vec<FlaggedIndicator> = sqlx::query_as(
         "SELECT indicator, kind, (array_agg(verdict ORDER BY looked_up_at DESC))[1] AS verdict, \
          max(score) AS score, count(*) AS lookups, max(looked_up_at) AS last_looked_up_at \
-         FROM threat_intel_lookups WHERE tenant_id = $1 AND looked_up_at > $2 \
+         FROM threat_intel_lookups WHERE ($1::uuid IS NULL OR tenant_id = $1) AND looked_up_at > $2 \
          AND verdict IN ('malicious', 'suspicious') GROUP BY indicator, kind \
          ORDER BY max(score) DESC NULLS LAST, count(*) DESC LIMIT 20",
     )
-    .bind(tenant.0)
+    .bind(tenant)
     .bind(since)
     .fetch_all(&state.pool)
     .await?;
@@ -221,6 +227,7 @@ async fn summary(
     Ok(Reply::data(
         StatusCode::OK,
         ThreatSummary {
+            tenant_id: tenant,
             hours,
             lookups: counts.iter().map(|(_, n)| n).sum(),
             by_verdict,

@@ -76,6 +76,7 @@ catalog! {
     CredentialApply = "credential.apply", true, "Apply credentials to n8n workflows and sync credentials from n8n";
     ProjectionRead = "projection.read", false, "See every projection's position, lag and health (platform admin)";
     ProjectionOperate = "projection.operate", false, "Rebuild projections and skip a halted one's bad commit (platform admin)";
+    PlatformAdminGrant = "platform_admin.grant", false, "Make a user a platform admin, or take it back (platform admin)";
     MetricsRead = "metrics.read", false, "Scrape Prometheus metrics, which name every tenant (platform admin, internal)";
 }
 

@@ -88,6 +88,9 @@ pub struct User {
     pub password_hash: String,
     pub roles: Vec<RoleAssignment>,
     pub created_at: DateTime<Utc>,
+    /// Holds every cross-tenant right the bootstrap token has (seed 000's
+    /// `users.is_platform_admin`); only a platform admin sets it.
+    pub platform_admin: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +117,8 @@ pub enum Command {
         succeeded: bool,
         source: String,
     },
+    /// Makes the user a platform admin, or takes it back; unchanged appends nothing.
+    SetPlatformAdmin(bool),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +137,7 @@ pub enum Event {
     RoleUnassigned {
         assignment: Uuid,
     },
+    PlatformAdminSet(bool),
     LoggedIn {
         source: String,
     },
@@ -225,6 +231,8 @@ impl Aggregate for UserAggregate {
                     source: source.clone(),
                 }
             }],
+            Command::SetPlatformAdmin(on) if *on == user.platform_admin => vec![],
+            Command::SetPlatformAdmin(on) => vec![Event::PlatformAdminSet(*on)],
         })
     }
 
@@ -245,6 +253,7 @@ impl Aggregate for UserAggregate {
                 password_hash: password_hash.clone(),
                 roles: Vec::new(),
                 created_at: occurred_at(env),
+                platform_admin: false,
             }),
             (Some(mut u), e) => {
                 match e {
@@ -260,6 +269,7 @@ impl Aggregate for UserAggregate {
                         assigned_at: occurred_at(env),
                     }),
                     Event::RoleUnassigned { assignment } => u.roles.retain(|r| r.id != *assignment),
+                    Event::PlatformAdminSet(on) => u.platform_admin = *on,
                     Event::LoggedIn { .. } | Event::LoginFailed { .. } => {}
                 }
                 Some(u)
@@ -331,6 +341,13 @@ impl Aggregate for UserAggregate {
                 }
                 .encode_to_vec(),
             ),
+            Event::PlatformAdminSet(on) => (
+                "user.platform_admin_set.v1",
+                pb::UserPlatformAdminSet {
+                    platform_admin: *on,
+                }
+                .encode_to_vec(),
+            ),
         };
         NewEvent {
             credential: Vec::new(),
@@ -382,6 +399,11 @@ impl Aggregate for UserAggregate {
                     .map_err(|e| err(&e))?
                     .source,
             },
+            "user.platform_admin_set.v1" => Event::PlatformAdminSet(
+                pb::UserPlatformAdminSet::decode(bytes)
+                    .map_err(|e| err(&e))?
+                    .platform_admin,
+            ),
             other => return Err(err(&format!("not a user event: {other}"))),
         })
     }
@@ -516,6 +538,22 @@ mod tests {
                 status: Some(UserStatus::Active),
             })
             .then(vec![Event::Renamed("Ana B".into())]);
+    }
+
+    #[test]
+    fn platform_admin_is_granted_and_taken_back_once() {
+        given::<UserAggregate>(vec![created()])
+            .when(Command::SetPlatformAdmin(true))
+            .then(vec![Event::PlatformAdminSet(true)]);
+        given::<UserAggregate>(vec![created(), Event::PlatformAdminSet(true)])
+            .when(Command::SetPlatformAdmin(true))
+            .then(vec![]);
+        given::<UserAggregate>(vec![created(), Event::PlatformAdminSet(true)])
+            .when(Command::SetPlatformAdmin(false))
+            .then(vec![Event::PlatformAdminSet(false)]);
+        given::<UserAggregate>(vec![])
+            .when(Command::SetPlatformAdmin(true))
+            .then_err(UserError::NotFound);
     }
 
     #[test]

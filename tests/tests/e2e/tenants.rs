@@ -95,3 +95,120 @@ async fn an_invalid_tenant_name_is_refused() {
     }
     assert_eq!(app.head().await, 0);
 }
+
+/// Seed 000: "set users.is_platform_admin=true for cross-tenant view". Only the platform admin
+/// makes a user one; the user then holds every cross-tenant right the bootstrap token has, and
+/// both the grant and what the user does are in the audit log.
+#[tokio::test]
+async fn the_platform_admin_makes_a_user_a_platform_admin_with_cross_tenant_rights() {
+    let app = TestApp::spawn().await;
+    let home = app.create_tenant("Home").await;
+    let other = app.create_tenant("Other").await;
+    let user = app.user_with_role(home, Some("AUDITOR")).await;
+    let admin = app.user_with_role(home, Some("ADMIN")).await;
+    let as_user = |method: Method, path: &str, tenant: Option<uuid::Uuid>| {
+        let mut r = app.bearer(method, path, &user.token);
+        if let Some(t) = tenant {
+            r = r.header("X-Tenant-ID", t.to_string());
+        }
+        r
+    };
+    let path = format!("/admin/users/{}/platform-admin", user.user);
+    let body = json!({ "is_platform_admin": true });
+
+    let r = as_user(Method::GET, "/admin/tenants", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "not yet a platform admin");
+    // A tenant ADMIN cannot make anyone a platform admin, itself included.
+    let r = app
+        .bearer(Method::PUT, &path, &admin.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = app
+        .bearer(
+            Method::PUT,
+            &format!("/admin/users/{}/platform-admin", admin.user),
+            &admin.token,
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let r = app
+        .admin(Method::PUT, &path, Some(home))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let view: Value = r.json().await.unwrap();
+    assert_eq!(view["data"]["is_platform_admin"], true, "{view}");
+
+    // The same token now lists every tenant and acts in another tenant.
+    let r = as_user(Method::GET, "/admin/tenants?limit=100", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let list: Value = r.json().await.unwrap();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&home.to_string().as_str()) && ids.contains(&other.to_string().as_str()),
+        "{list}"
+    );
+    let r = as_user(Method::GET, "/incidents", Some(other))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "a platform admin reads any tenant");
+    // A tenant ADMIN cannot disable a platform admin (it holds more than they do).
+    let r = app
+        .bearer(
+            Method::PATCH,
+            &format!("/api/v1/users/{}", user.user),
+            &admin.token,
+        )
+        .json(&json!({ "status": "disabled" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // The grant is in the home tenant's audit log, by the bootstrap token.
+    let (s, log) = app
+        .call(
+            home,
+            Method::GET,
+            "/api/v1/audit-events?action=user.platform_admin_set",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{log}");
+    assert_eq!(log["data"][0]["actor"], "bootstrap", "{log}");
+
+    // Taken back, the token is a tenant AUDITOR's again.
+    let r = app
+        .admin(Method::PUT, &path, Some(home))
+        .json(&json!({ "is_platform_admin": false }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = as_user(Method::GET, "/admin/tenants", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}

@@ -218,6 +218,20 @@ async fn lookups_speak_each_vendors_format_are_cached_and_summarized_per_tenant(
         theirs["data"]["lookups"], 0,
         "tenants see only their own lookups"
     );
+    // The platform admin's summary, naming no tenant, covers every tenant (seed 000).
+    let all: Value = app
+        .admin(Method::GET, "/threat-intel/summary", None)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&all["data"]["lookups"], &all["data"]["tenant_id"]),
+        (&Value::from(4), &Value::Null),
+        "{all}"
+    );
 
     let metrics = app.metrics().await;
     assert!(metrics.contains(&format!(

@@ -29,6 +29,48 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create, list))
         .routes(routes!(detail, update))
+        .routes(routes!(set_platform_admin))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformAdminBody {
+    pub is_platform_admin: bool,
+}
+
+/// Make a user of the tenant (`X-Tenant-ID`) a platform admin, with every cross-tenant right
+/// the bootstrap token has, or take it back (platform admin only; the change is an event in
+/// the audit log, and so is everything the user does).
+#[utoipa::path(put, path = "/admin/users/{id}/platform-admin", tag = "tenants", security(("bearer" = [])),
+    params(("id" = Uuid, Path), params::Tenant), request_body = PlatformAdminBody,
+    responses((status = 200, description = "The user", body = Data<UserView>),
+        AuthErrors, BodyErrors,
+        (status = 404, description = "No such user in this tenant", body = ErrorBody)))]
+async fn set_platform_admin(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: CommandHeaders,
+    UuidPath(id): UuidPath,
+    Json(body): Json<PlatformAdminBody>,
+) -> Result<Reply, ApiError> {
+    let tenant = principal.tenant()?;
+    ensure_tenant(&state, tenant).await?;
+    let agg = aggregate::<UserAggregate>(tenant.0, id.to_string())?;
+    let outcome = execute::<UserAggregate>(
+        &state,
+        &principal,
+        &headers,
+        &agg,
+        &Command::SetPlatformAdmin(body.is_platform_admin),
+        false,
+        user_error,
+    )
+    .await?;
+    let user = outcome
+        .state
+        .ok_or_else(|| ApiError::not_found("user not found"))?;
+    Ok(Reply::data(StatusCode::OK, UserView::of(tenant.0, &user))
+        .at(outcome.position, outcome.version))
 }
 
 pub fn user_error(e: UserError) -> ApiError {
@@ -56,6 +98,8 @@ pub struct UserView {
     /// Ids of the roles assigned (built-in role names or custom role UUIDs).
     pub roles: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// Holds every cross-tenant right (seed 000's `users.is_platform_admin`).
+    pub is_platform_admin: bool,
 }
 
 impl UserView {
@@ -68,6 +112,7 @@ impl UserView {
             status: u.status,
             roles: u.roles.iter().map(|r| r.role_id.clone()).collect(),
             created_at: u.created_at,
+            is_platform_admin: u.platform_admin,
         }
     }
 }
