@@ -12,6 +12,9 @@
 use aegis_streams::StoreError;
 use async_nats::jetstream::kv;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The header that carries the log position of a write's commit on its answer, and that a
 /// reader may send back as `Aegis-Min-Position`'s value.
@@ -21,14 +24,46 @@ pub const POSITION_HEADER: &str = "aegis-position";
 /// in between.
 const ATTEMPTS: usize = 8;
 
+/// How many principals' recorded positions an instance remembers; past it, it forgets them
+/// all (and records each again once).
+const REMEMBERED: usize = 100_000;
+/// How long a position this instance recorded is trusted to still be in the bucket (well
+/// inside the bucket's TTL).
+const TRUSTED: Duration = Duration::from_secs(600);
+
 #[derive(Clone)]
 pub struct Positions {
     kv: kv::Store,
+    /// The highest position this instance recorded per principal, and when: a write answered
+    /// below it needs no round trip (the bucket only ever holds a higher one).
+    recorded: Arc<Mutex<HashMap<String, (u64, Instant)>>>,
 }
 
 impl Positions {
     pub fn new(kv: kv::Store) -> Self {
-        Self { kv }
+        Self {
+            kv,
+            recorded: Arc::default(),
+        }
+    }
+
+    fn already_recorded(&self, key: &str, position: u64) -> bool {
+        self.recorded.lock().is_ok_and(|r| {
+            r.get(key)
+                .is_some_and(|(p, at)| *p >= position && at.elapsed() < TRUSTED)
+        })
+    }
+
+    fn remember(&self, key: &str, position: u64) {
+        if let Ok(mut r) = self.recorded.lock() {
+            if r.len() >= REMEMBERED {
+                r.clear();
+            }
+            let e = r.entry(key.to_string()).or_insert((0, Instant::now()));
+            if position >= e.0 {
+                *e = (position, Instant::now());
+            }
+        }
     }
 
     /// The bucket key of a principal (whatever tenant it acts in: its reads reflect all its
@@ -45,21 +80,32 @@ impl Positions {
     /// Records that `key` was answered with `position`. Positions only grow: of two answers
     /// recorded at once, the higher stays.
     pub async fn wrote(&self, key: &str, position: u64) -> Result<(), StoreError> {
+        if self.already_recorded(key, position) {
+            return Ok(());
+        }
         let value = position.to_string();
         for _ in 0..ATTEMPTS {
             match self.kv.entry(key).await.map_err(StoreError::nats)? {
                 Some(e) if e.operation == kv::Operation::Put => {
-                    if parse(&e.value) >= position {
+                    let stored = parse(&e.value);
+                    if stored >= position {
+                        self.remember(key, stored);
                         return Ok(());
                     }
                     match self.kv.update(key, value.clone().into(), e.revision).await {
-                        Ok(_) => return Ok(()),
+                        Ok(_) => {
+                            self.remember(key, position);
+                            return Ok(());
+                        }
                         Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
                         Err(e) => return Err(StoreError::nats(e)),
                     }
                 }
                 _ => match self.kv.create(key, value.clone().into()).await {
-                    Ok(_) => return Ok(()),
+                    Ok(_) => {
+                        self.remember(key, position);
+                        return Ok(());
+                    }
                     Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => continue,
                     Err(e) => return Err(StoreError::nats(e)),
                 },
