@@ -47,7 +47,11 @@ fn bind_settings<'q>(q: Query<'q>, s: &'q pb::Settings) -> Query<'q> {
     let expires = (s.expires_at != 0)
         .then(|| DateTime::<Utc>::from_timestamp(s.expires_at, 0))
         .flatten();
-    let metadata = serde_json::to_value(&s.metadata).unwrap_or_default();
+    // metadata_json, when written, is the whole metadata (any JSON values).
+    let metadata = serde_json::from_str::<serde_json::Value>(&s.metadata_json)
+        .ok()
+        .filter(serde_json::Value::is_object)
+        .unwrap_or_else(|| serde_json::to_value(&s.metadata).unwrap_or_default());
     q.bind(&s.description)
         .bind(expires)
         .bind(s.rotation_enabled)

@@ -109,6 +109,20 @@ impl Rotator {
     }
 }
 
+/// One metadata value: any JSON (seed 001's `metadata` is a free-form object).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(transparent)]
+pub struct MetaValue(pub serde_json::Value);
+
+// JSON values parsed from text hold no NaN, so equality is total.
+impl Eq for MetaValue {}
+
+impl MetaValue {
+    pub fn text(s: impl Into<String>) -> Self {
+        Self(serde_json::Value::String(s.into()))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub description: String,
@@ -118,7 +132,7 @@ pub struct Settings {
     pub rotation_strategy: RotationStrategy,
     pub alert_threshold_hours: u32,
     pub tags: Vec<String>,
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: BTreeMap<String, MetaValue>,
     pub provider_credential_id: Option<String>,
     pub rotator: Rotator,
 }
@@ -144,6 +158,11 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// A metadata value that is text (`base_url`, `n8n_credential_type`).
+    pub fn metadata_text(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).and_then(|v| v.0.as_str())
+    }
+
     pub fn to_pb(&self) -> pb::Settings {
         pb::Settings {
             description: self.description.clone(),
@@ -153,7 +172,16 @@ impl Settings {
             rotation_strategy: self.rotation_strategy.as_str().into(),
             alert_threshold_hours: self.alert_threshold_hours,
             tags: self.tags.clone(),
-            metadata: self.metadata.clone().into_iter().collect(),
+            metadata: self
+                .metadata
+                .iter()
+                .filter_map(|(k, v)| v.0.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect(),
+            metadata_json: if self.metadata.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(&self.metadata).unwrap_or_default()
+            },
             provider_credential_id: self.provider_credential_id.clone().unwrap_or_default(),
             rotator: Some(self.rotator.to_pb()),
         }
@@ -171,7 +199,17 @@ impl Settings {
                 .unwrap_or(RotationStrategy::Manual),
             alert_threshold_hours: s.alert_threshold_hours,
             tags: s.tags,
-            metadata: s.metadata.into_iter().collect(),
+            metadata: match serde_json::from_str::<BTreeMap<String, serde_json::Value>>(
+                &s.metadata_json,
+            ) {
+                Ok(all) => all.into_iter().map(|(k, v)| (k, MetaValue(v))).collect(),
+                // Written before metadata_json: string values only.
+                Err(_) => s
+                    .metadata
+                    .into_iter()
+                    .map(|(k, v)| (k, MetaValue::text(v)))
+                    .collect(),
+            },
             provider_credential_id: (!s.provider_credential_id.is_empty())
                 .then_some(s.provider_credential_id),
             rotator: s.rotator.map(Rotator::from_pb).unwrap_or_default(),
@@ -209,7 +247,14 @@ mod tests {
             rotation_strategy: RotationStrategy::Scheduled,
             alert_threshold_hours: 12,
             tags: vec!["a".into()],
-            metadata: [("env".to_string(), "prod".to_string())].into(),
+            metadata: [
+                ("env".to_string(), MetaValue::text("prod")),
+                (
+                    "owner".to_string(),
+                    MetaValue(serde_json::json!({ "team": "platform", "on_call": [1, 2] })),
+                ),
+            ]
+            .into(),
             provider_credential_id: Some("n8n-1".into()),
             rotator: Rotator::PostgresRole {
                 host: "127.0.0.1".into(),
@@ -219,6 +264,21 @@ mod tests {
             },
         };
         assert_eq!(Settings::from_pb(s.to_pb()), s);
+        // What readers before metadata_json understood: the text values, in the map.
+        assert_eq!(
+            s.to_pb().metadata.get("env").map(String::as_str),
+            Some("prod")
+        );
+        assert!(!s.to_pb().metadata.contains_key("owner"));
+    }
+
+    #[test]
+    fn metadata_written_before_any_json_value_reads_as_text() {
+        let old = pb::Settings {
+            metadata: [("env".to_string(), "prod".to_string())].into(),
+            ..Default::default()
+        };
+        assert_eq!(Settings::from_pb(old).metadata_text("env"), Some("prod"));
     }
 
     #[test]

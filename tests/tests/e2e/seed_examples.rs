@@ -249,6 +249,36 @@ async fn seed_001_examples_work_as_printed() {
         "{b}"
     );
 
+    // `metadata` is a free-form object: any JSON values, bounded in size.
+    let rich = serde_json::json!({ "owner": { "team": "platform" }, "cost": 12.5, "regions": ["eu", "us"], "pii": false });
+    let body = serde_json::json!({ "name": "rich", "credential_type": "api_key", "provider": "api", "metadata": rich });
+    let (s, b) = printed(
+        &app,
+        t,
+        tenant,
+        Method::POST,
+        "/credentials",
+        Some(&body.to_string()),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = printed(&app, t, tenant, Method::GET, "/credentials/rich", None).await;
+    assert_eq!((s, &b["metadata"]), (200, &rich), "{b}");
+    let huge = serde_json::json!({ "name": "huge", "credential_type": "api_key", "provider": "api",
+        "metadata": { "blob": "x".repeat(9000) } });
+    let (s, b) = printed(
+        &app,
+        t,
+        tenant,
+        Method::POST,
+        "/credentials",
+        Some(&huge.to_string()),
+    )
+    .await;
+    assert_eq!((s, &b["field"]), (422, &"metadata".into()), "{b}");
+    let (s, _) = printed(&app, t, tenant, Method::GET, "/credentials/huge", None).await;
+    assert_eq!(s, 404, "a refused credential is not created");
+
     // "Delete (Retire) Credential".
     let (s, b) = printed(
         &app,

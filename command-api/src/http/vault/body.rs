@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use aegis_runtime::egress;
-use aegis_vault::settings::{DEFAULT_ALPHABET, DEFAULT_LENGTH};
+use aegis_vault::settings::{MetaValue, DEFAULT_ALPHABET, DEFAULT_LENGTH};
 use aegis_vault::{RotationStrategy, Rotator, Settings};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -171,7 +171,9 @@ pub struct CreateBody {
     /// 0 to 8760 (default 168).
     pub alert_threshold_hours: Option<u32>,
     pub tags: Option<Vec<String>>,
-    pub metadata: Option<BTreeMap<String, String>>,
+    /// Any JSON values, at most 32 keys of 1 to 64 characters and 8 KiB in all.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<BTreeMap<String, serde_json::Value>>,
     pub rotator: Option<RotatorBody>,
 }
 
@@ -189,7 +191,9 @@ pub struct PatchBody {
     pub rotation_strategy: Option<RotationStrategy>,
     pub alert_threshold_hours: Option<u32>,
     pub tags: Option<Vec<String>>,
-    pub metadata: Option<BTreeMap<String, String>>,
+    /// Any JSON values, at most 32 keys of 1 to 64 characters and 8 KiB in all.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<BTreeMap<String, serde_json::Value>>,
     pub provider_credential_id: Option<String>,
     pub rotator: Option<RotatorBody>,
     pub value: Option<String>,
@@ -261,19 +265,28 @@ fn tags(v: Vec<String>) -> Result<Vec<String>, ApiError> {
     Ok(v)
 }
 
-fn metadata(v: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+/// How large a credential's metadata may be, as JSON.
+const METADATA_BYTES: usize = 8 * 1024;
+
+fn metadata(
+    v: BTreeMap<String, serde_json::Value>,
+) -> Result<BTreeMap<String, MetaValue>, ApiError> {
     if v.len() > 32 {
         return Err(ApiError::validation("metadata", "at most 32 entries"));
     }
-    for (k, val) in &v {
-        if k.is_empty() || k.chars().count() > 64 || val.chars().count() > 1024 {
-            return Err(ApiError::validation(
-                "metadata",
-                "keys are 1 to 64 characters, values at most 1024",
-            ));
-        }
+    if v.keys().any(|k| k.is_empty() || k.chars().count() > 64) {
+        return Err(ApiError::validation(
+            "metadata",
+            "keys are 1 to 64 characters",
+        ));
     }
-    Ok(v)
+    if serde_json::to_vec(&v).map_or(usize::MAX, |b| b.len()) > METADATA_BYTES {
+        return Err(ApiError::validation(
+            "metadata",
+            format!("metadata is at most {METADATA_BYTES} bytes of JSON"),
+        ));
+    }
+    Ok(v.into_iter().map(|(k, v)| (k, MetaValue(v))).collect())
 }
 
 fn interval(v: u32) -> Result<u32, ApiError> {

@@ -14,6 +14,7 @@ use crate::state::AppState;
 use aegis_projectors::vault::VaultProjection;
 use aegis_projectors::Projection;
 use aegis_vault::credentials::{Command, Lifecycle, NewCredential, NewVersion};
+use aegis_vault::settings::MetaValue;
 use aegis_vault::{Credential, CredentialAggregate};
 use aegis_vault_services::load;
 use axum::extract::{Path, State};
@@ -308,7 +309,8 @@ pub struct CredentialDetail {
     pub rotating: bool,
     pub alert_threshold_hours: u32,
     pub tags: Vec<String>,
-    pub metadata: BTreeMap<String, String>,
+    #[schema(value_type = Object)]
+    pub metadata: BTreeMap<String, MetaValue>,
     pub rotator: RotatorBody,
     pub usage_stats: UsageStats,
     pub version: u64,

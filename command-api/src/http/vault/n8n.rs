@@ -17,6 +17,7 @@ use aegis_projectors::Projection;
 use aegis_runtime::command::CommandError;
 use aegis_schemas::vault::v1 as pb;
 use aegis_vault::credentials::{Command, Lifecycle, NewCredential};
+use aegis_vault::settings::MetaValue;
 use aegis_vault::{CredentialAggregate, CredentialError, Settings};
 use aegis_vault_services::n8n::{self, Client, N8nError, NodeCredential};
 use aegis_vault_services::{load, open};
@@ -56,7 +57,7 @@ async fn client(
             format!("no n8n connection: register a credential named `{connection}` whose value is the n8n API key and whose metadata holds `base_url`"),
         )
     })?;
-    let base = conn.settings.metadata.get("base_url").ok_or_else(|| {
+    let base = conn.settings.metadata_text("base_url").ok_or_else(|| {
         ApiError::validation(
             "connection",
             format!("the credential `{connection}` has no `base_url` metadata"),
@@ -146,14 +147,9 @@ async fn apply(
     .await?;
     let n8n_type = c
         .settings
-        .metadata
-        .get("n8n_credential_type")
-        .map_or("httpHeaderAuth", String::as_str);
-    let data = n8n::credential_data(
-        n8n_type,
-        c.settings.metadata.get("n8n_field").map(String::as_str),
-        &value,
-    );
+        .metadata_text("n8n_credential_type")
+        .unwrap_or("httpHeaderAuth");
+    let data = n8n::credential_data(n8n_type, c.settings.metadata_text("n8n_field"), &value);
     let n8n_name = format!("{name} (aegis v{})", c.version());
     let id = n8n
         .create_credential(&n8n_name, n8n_type, data)
@@ -285,10 +281,12 @@ async fn sync(
                     settings.description = description;
                     changes.push("description".to_string());
                 }
-                if settings.metadata.get("n8n_credential_type") != Some(&f.credential_type) {
-                    settings
-                        .metadata
-                        .insert("n8n_credential_type".into(), f.credential_type.clone());
+                if settings.metadata_text("n8n_credential_type") != Some(f.credential_type.as_str())
+                {
+                    settings.metadata.insert(
+                        "n8n_credential_type".into(),
+                        MetaValue::text(f.credential_type.clone()),
+                    );
                     changes.push("metadata".to_string());
                 }
                 if changes.is_empty() || c.lifecycle != Lifecycle::Active {
@@ -351,7 +349,7 @@ async fn sync(
                                         provider_credential_id: Some(f.id.clone()),
                                         metadata: [(
                                             "n8n_credential_type".to_string(),
-                                            f.credential_type.clone(),
+                                            MetaValue::text(f.credential_type.clone()),
                                         )]
                                         .into(),
                                         ..Settings::default()
