@@ -79,7 +79,10 @@ pub fn vault_entry(env: &aegis_schemas::envelope::v1::Envelope) -> Option<VaultE
             };
             "applied"
         }
-        "credential.value_read" => "read",
+        "credential.value_read" => {
+            entry.success = text("refused").is_none();
+            "read"
+        }
         "tenant_key.destroyed" => "tenant_key_destroyed",
         other => other,
     }

@@ -12,6 +12,8 @@ use aegis_schemas::NewEvent;
 pub struct ValueRead {
     pub name: String,
     pub version: u64,
+    /// Why the value was not served; `None` when it was.
+    pub refused: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -54,6 +56,7 @@ impl Aggregate for CredentialReadAggregate {
             payload: pb::ValueRead {
                 name: e.name.clone(),
                 version: e.version,
+                refused: e.refused.clone().unwrap_or_default(),
             }
             .encode_to_vec(),
         }
@@ -68,6 +71,7 @@ impl Aggregate for CredentialReadAggregate {
         Ok(ValueRead {
             name: m.name,
             version: m.version,
+            refused: (!m.refused.is_empty()).then_some(m.refused),
         })
     }
 }
@@ -82,6 +86,7 @@ mod tests {
         let read = ValueRead {
             name: "db".into(),
             version: 2,
+            refused: None,
         };
         given::<CredentialReadAggregate>(vec![])
             .when(read.clone())

@@ -2,13 +2,13 @@
 //! log says nothing changed; every value read recorded before the value is used.
 
 use crate::error::VaultError;
-use aegis_runtime::command::CommandContext;
+use aegis_runtime::command::{CommandContext, CommandError};
 use aegis_runtime::keys::KeyError;
 use aegis_runtime::runtime::address;
 use aegis_runtime::Runtime;
 use aegis_vault::credentials::Lifecycle;
 use aegis_vault::reads::{CredentialReadAggregate, ValueRead};
-use aegis_vault::{Credential, CredentialAggregate};
+use aegis_vault::{Credential, CredentialAggregate, CredentialError};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -68,7 +68,8 @@ pub async fn open(
 /// The credential a value read opens, its read recorded first. The cached state (see
 /// `current`) is confirmed against the log's last commit on the credential, in the same round
 /// trip as the read record: an instance whose cache missed a destroy or a new version (a lost
-/// invalidation, a reconnect) answers from the log, never from what it remembered.
+/// invalidation, a reconnect) answers from the log, never from what it remembered. A read the
+/// credential refuses (retired, destroyed, no value yet) is recorded as refused, and refused.
 pub async fn for_value_read(
     rt: &Runtime,
     ctx: &CommandContext,
@@ -76,6 +77,9 @@ pub async fn for_value_read(
     name: &str,
 ) -> Result<Credential, VaultError> {
     let cached = current(rt, tenant, name).await?;
+    if let Some(refusal) = refusal(&cached) {
+        return Err(refused(rt, ctx, tenant, &cached, refusal).await);
+    }
     let (fresh, recorded) = tokio::join!(
         load(rt, tenant, name),
         record_read(rt, ctx, tenant, &cached)
@@ -86,10 +90,43 @@ pub async fn for_value_read(
         if let Ok(agg) = address::<CredentialAggregate>(tenant, name) {
             rt.credentials.invalidate(&agg.subject());
         }
+        if let Some(refusal) = refusal(&fresh) {
+            return Err(refused(rt, ctx, tenant, &fresh, refusal).await);
+        }
         // What is served is the log's version: its read is recorded too.
         record_read(rt, ctx, tenant, &fresh).await?;
     }
     Ok(fresh)
+}
+
+/// Why a credential's value cannot be served, if it cannot.
+fn refusal(c: &Credential) -> Option<VaultError> {
+    match c.lifecycle {
+        Lifecycle::Destroyed => Some(VaultError::key(&c.name)(KeyError::Shredded)),
+        Lifecycle::Retired => Some(VaultError::credential(&c.name)(CommandError::Domain(
+            CredentialError::NotActive(Lifecycle::Retired),
+        ))),
+        _ if c.current().is_none() => Some(VaultError::NoValue(c.name.clone())),
+        _ => None,
+    }
+}
+
+/// Records a refused read (seed 001's audit log shows it with `success: false`) and answers
+/// the refusal, or why it could not be recorded.
+async fn refused(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    c: &Credential,
+    refusal: VaultError,
+) -> VaultError {
+    match record(rt, ctx, tenant, c, Some(refusal.to_string())).await {
+        Ok(position) => VaultError::RefusedRead {
+            refusal: Box::new(refusal),
+            position,
+        },
+        Err(e) => e,
+    }
 }
 
 /// Records one read of a credential's value, before the value is used or answered.
@@ -99,22 +136,34 @@ pub async fn record_read(
     tenant: Uuid,
     c: &Credential,
 ) -> Result<(), VaultError> {
+    record(rt, ctx, tenant, c, None).await.map(|_| ())
+}
+
+async fn record(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    c: &Credential,
+    refused: Option<String>,
+) -> Result<u64, VaultError> {
     let read = address::<CredentialReadAggregate>(
         tenant,
         CredentialReadAggregate::id(&c.name, Uuid::now_v7()),
     )
     .map_err(|e| VaultError::Recording(e.into()))?;
-    rt.executor
+    let outcome = rt
+        .executor
         .execute::<CredentialReadAggregate>(
             &read,
             &ValueRead {
                 name: c.name.clone(),
                 version: c.version(),
+                refused,
             },
             ctx,
             true,
         )
         .await
         .map_err(VaultError::Recording)?;
-    Ok(())
+    Ok(outcome.position)
 }

@@ -25,6 +25,13 @@ pub enum VaultError {
     NoSuchVersion(u64),
     #[error("the credential `{0}` has no value yet")]
     NoValue(String),
+    /// The value was not served (the inner refusal), and the refused read was recorded at
+    /// `position`.
+    #[error("{refusal}")]
+    RefusedRead {
+        refusal: Box<VaultError>,
+        position: u64,
+    },
     /// A value read could not be recorded, so the value was not read.
     #[error("the read could not be recorded: {0}")]
     Recording(CommandError<AlreadyRecorded>),

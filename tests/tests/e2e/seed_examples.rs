@@ -295,4 +295,31 @@ async fn seed_001_examples_work_as_printed() {
         (&"retired".into(), &"anthropic-api-key".into()),
         "{b}"
     );
+
+    // A refused value read is in the audit log as a `read` that did not succeed.
+    let (s, b) = printed(
+        &app,
+        t,
+        tenant,
+        Method::GET,
+        "/credentials/anthropic-api-key/value",
+        None,
+    )
+    .await;
+    assert_eq!(s, 409, "{b}");
+    let (s, log) = printed(
+        &app,
+        t,
+        tenant,
+        Method::GET,
+        "/audit/log?credential_name=anthropic-api-key&action=read",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{log}");
+    assert_eq!(
+        (&log["total"], &log["log"][0]["success"]),
+        (&1.into(), &false.into()),
+        "{log}"
+    );
 }

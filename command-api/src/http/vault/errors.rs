@@ -63,6 +63,9 @@ impl From<VaultError> for ApiError {
             VaultError::NoValue(name) => {
                 ApiError::conflict("the credential has no value yet").with("credential", name)
             }
+            VaultError::RefusedRead { refusal, position } => {
+                ApiError::from(*refusal).recorded_at(Some(position))
+            }
             VaultError::Recording(error) => error.into_api(|e| ApiError::internal(&e)),
             VaultError::RotationFailed {
                 name,

@@ -56,12 +56,8 @@ async fn value(
     let tenant = principal.tenant()?;
     path_name(&name)?;
     let ctx = command_context(&principal, &headers, None);
+    // Retired, destroyed or valueless: refused, and the refusal recorded.
     let c = for_value_read(&state, &ctx, tenant.0, &name).await?;
-    if c.lifecycle == aegis_vault::credentials::Lifecycle::Retired {
-        return Err(
-            ApiError::conflict("the credential is retired").with("credential", name.as_str())
-        );
-    }
     let clear = open(&state, tenant.0, &c, None).await?;
     let body = CredentialValue {
         name: c.name.clone(),
