@@ -249,6 +249,77 @@ async fn seed_001_examples_work_as_printed() {
         "{b}"
     );
 
+    // The read-only examples: each answers the documented status and top-level fields.
+    for (method, path, fields) in [
+        (
+            Method::POST,
+            "/credentials/anthropic-api-key/test",
+            &[
+                "status",
+                "credential",
+                "response_time_ms",
+                "details",
+                "tested_at",
+            ][..],
+        ),
+        (
+            Method::GET,
+            "/health/dashboard",
+            &["summary", "credentials", "alerts", "generated_at"][..],
+        ),
+        (
+            Method::GET,
+            "/health/expiring?threshold_hours=168",
+            &["credentials"][..],
+        ),
+        (
+            Method::POST,
+            "/health/check-all",
+            &[
+                "checked",
+                "healthy",
+                "unhealthy",
+                "details",
+                "checked_at",
+                "duration_ms",
+            ][..],
+        ),
+        (Method::GET, "/audit/log", &["log", "total"][..]),
+        (
+            Method::GET,
+            "/rotation/schedule",
+            &["upcoming_rotations", "overdue_rotations", "generated_at"][..],
+        ),
+    ] {
+        let (s, b) = printed(&app, t, tenant, method.clone(), path, None).await;
+        assert_eq!(s, 200, "{method} {path}: {b}");
+        for f in fields {
+            assert!(b.get(*f).is_some(), "{method} {path} has `{f}`: {b}");
+        }
+    }
+    // The dashboard counts the credential, and the audit log names what was done to it in the
+    // seed's words.
+    let (_, d) = printed(&app, t, tenant, Method::GET, "/health/dashboard", None).await;
+    assert_eq!(d["summary"]["total"], 1, "{d}");
+    let (_, log) = printed(
+        &app,
+        t,
+        tenant,
+        Method::GET,
+        "/audit/log?credential_name=anthropic-api-key",
+        None,
+    )
+    .await;
+    let actions: Vec<&str> = log["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for seen in ["created", "updated", "rotated", "rolled_back", "tested"] {
+        assert!(actions.contains(&seen), "`{seen}` in {actions:?}");
+    }
+
     // `metadata` is a free-form object: any JSON values, bounded in size.
     let rich = serde_json::json!({ "owner": { "team": "platform" }, "cost": 12.5, "regions": ["eu", "us"], "pii": false });
     let body = serde_json::json!({ "name": "rich", "credential_type": "api_key", "provider": "api", "metadata": rich });
