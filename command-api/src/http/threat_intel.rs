@@ -155,10 +155,10 @@ pub struct FlaggedIndicator {
 pub struct ThreatSummary {
     pub hours: i64,
     pub lookups: i64,
-    /// Lookups by verdict: malicious, suspicious, clean, unknown.
-    #[schema(value_type = Object)]
     /// The tenant summarised; null when a platform admin asked for every tenant.
     pub tenant_id: Option<uuid::Uuid>,
+    /// Lookups by verdict: malicious, suspicious, clean, unknown.
+    #[schema(value_type = Object)]
     pub by_verdict: Map<String, Value>,
     /// The indicators judged malicious or suspicious, worst and most looked up first.
     pub flagged: Vec<FlaggedIndicator>,

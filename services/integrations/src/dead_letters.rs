@@ -109,6 +109,10 @@ pub async fn get(
     tenant: Uuid,
     id: u64,
 ) -> Result<Option<DeadLetter>, DeadLetterError> {
+    // Stream sequences start at 1: there is no dead letter 0.
+    if id == 0 {
+        return Ok(None);
+    }
     let stream = dlq(js).await?;
     match stream.get_raw_message(id).await {
         Ok(m) if m.subject.as_str() == subject(tenant) => {

@@ -382,6 +382,10 @@ async fn a_delivery_that_keeps_failing_is_dead_lettered_then_replayed_once_fixed
         )
         .await;
     assert_eq!(s, 404, "a replayed dead letter is gone");
+    let (s, _) = app
+        .call(tenant, Method::POST, "/webhooks/dlq/0/replay", None)
+        .await;
+    assert_eq!(s, 404, "there is no dead letter 0");
 
     // Both replays are on the record, with who asked.
     let (_, log) = app
