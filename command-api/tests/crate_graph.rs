@@ -2,27 +2,12 @@
 //! these rules fail the build's tests when an edge appears that the design forbids.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
+
+mod support;
 
 /// Each workspace crate and the crates it depends on (normal dependencies).
 fn graph() -> BTreeMap<String, BTreeSet<String>> {
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cargo metadata runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata is JSON");
+    let meta = support::workspace();
     let mut graph = BTreeMap::new();
     for package in meta["packages"].as_array().expect("packages") {
         let deps = package["dependencies"]

@@ -7,29 +7,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod support;
 
 type Module = Vec<String>;
 
 /// Each workspace crate's `src/` directory.
 fn crate_sources() -> Vec<(String, PathBuf)> {
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cargo metadata runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata is JSON");
+    let meta = support::workspace();
     let mut crates = Vec::new();
     for package in meta["packages"].as_array().expect("packages") {
         let manifest = PathBuf::from(package["manifest_path"].as_str().expect("manifest path"));

@@ -6,18 +6,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// The expiry pass, every `every`, until shutdown.
-pub async fn run(state: Runtime, every: Duration, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
+pub async fn run(state: Runtime, every: Duration, shutdown: watch::Receiver<bool>) {
+    crate::ticker::every("approval expiry", every, shutdown, || async {
+        let n = expire_due(&state).await?;
+        if n > 0 {
+            tracing::info!(expired = n, "auto-response approvals expired");
         }
-        match expire_due(&state).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "auto-response approvals expired"),
-            Err(e) => tracing::warn!(error = %e, "approval expiry pass failed; retrying next tick"),
-        }
-    }
+        Ok::<_, sqlx::Error>(())
+    })
+    .await
 }

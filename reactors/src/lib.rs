@@ -16,6 +16,7 @@ pub mod reports;
 pub mod role;
 pub mod runner;
 pub mod siem;
+pub mod ticker;
 pub mod vault_rotation;
 
 pub use aegis_runtime::retry::RetryPolicy;

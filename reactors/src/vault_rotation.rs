@@ -16,18 +16,11 @@ use uuid::Uuid;
 /// How many due credentials one tick handles; the rest wait for the next tick.
 const BATCH: i64 = 100;
 
-pub async fn run(state: Runtime, every: Duration, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        if let Err(e) = once(&state).await {
-            tracing::warn!(error = %e, "vault scheduler tick failed; retrying next tick");
-        }
-    }
+pub async fn run(state: Runtime, every: Duration, shutdown: watch::Receiver<bool>) {
+    crate::ticker::every("vault scheduler", every, shutdown, || async {
+        once(&state).await.map(|_| ())
+    })
+    .await
 }
 
 /// One pass: due rotations, then expiry alerts. Returns how many credentials it acted on.

@@ -143,38 +143,37 @@ pub async fn provision(
 ) -> Result<(), StoreError> {
     ensure_stream(js, events_config(settings)).await?;
     ensure_stream(js, dlq_config(settings)).await?;
-    js.create_or_update_key_value(kv::Config {
-        bucket: IDEMPOTENCY_BUCKET.into(),
-        description: "Answers to commands sent with an Idempotency-Key".into(),
-        max_age: IDEMPOTENCY_TTL,
-        history: 1,
-        storage: stream::StorageType::File,
-        num_replicas: settings.replicas,
-        ..Default::default()
-    })
-    .await
-    .map_err(StoreError::nats)?;
-    js.create_or_update_key_value(kv::Config {
-        bucket: POSITIONS_BUCKET.into(),
-        description: "The last log position each principal was answered with".into(),
-        max_age: POSITIONS_TTL,
-        history: 1,
-        storage: stream::StorageType::File,
-        num_replicas: settings.replicas,
-        ..Default::default()
-    })
-    .await
-    .map_err(StoreError::nats)?;
-    js.create_or_update_key_value(kv::Config {
-        bucket: KEYS_BUCKET.into(),
-        description: "Wrapped data keys: destroying one crypto-shreds what it sealed".into(),
-        // One revision per key: a rewrap or a purge leaves no older copy behind.
-        history: 1,
-        storage: stream::StorageType::File,
-        num_replicas: settings.replicas,
-        ..Default::default()
-    })
-    .await
-    .map_err(StoreError::nats)?;
+    // One revision per key in every bucket: a newer answer, position or wrapped key leaves
+    // no older copy behind (for keys, a rewrap or a purge must not).
+    let buckets = [
+        (
+            IDEMPOTENCY_BUCKET,
+            "Answers to commands sent with an Idempotency-Key",
+            IDEMPOTENCY_TTL,
+        ),
+        (
+            POSITIONS_BUCKET,
+            "The last log position each principal was answered with",
+            POSITIONS_TTL,
+        ),
+        (
+            KEYS_BUCKET,
+            "Wrapped data keys: destroying one crypto-shreds what it sealed",
+            Duration::ZERO,
+        ),
+    ];
+    for (bucket, description, max_age) in buckets {
+        js.create_or_update_key_value(kv::Config {
+            bucket: bucket.into(),
+            description: description.into(),
+            max_age,
+            history: 1,
+            storage: stream::StorageType::File,
+            num_replicas: settings.replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(StoreError::nats)?;
+    }
     Ok(())
 }
