@@ -12,7 +12,6 @@ const OVER: &[(&str, &str)] = &[
     ("command-api/src/http/identity/roles.rs", "roles and assignments share a file; assignments move to their own module with the identity services"),
     ("command-api/src/http/integrations/siem.rs", "handlers and the push route; the push moves to the integrations services"),
     ("command-api/src/http/integrations/reports.rs", "handlers and the run-now protocol; the run moves to the integrations services"),
-    ("command-api/src/http/integrations/webhooks.rs", "handlers and the test delivery; the delivery moves to the integrations services"),
     ("command-api/src/http/vault/credentials.rs", "handlers and the creation protocol; the protocol moves to the vault services"),
 ];
 

@@ -382,6 +382,39 @@ pub async fn with_retries(
     }
 }
 
+/// Sends Slack a test message at `url` (seed 000's `POST /webhooks/test/slack`), saying who
+/// asked, and answers what Slack said.
+pub async fn test_slack(state: &Runtime, tenant: Uuid, url: String, asked_by: &str) -> Attempt {
+    let target = Target {
+        id: Uuid::nil(),
+        name: "test".into(),
+        kind: WebhookKind::Slack,
+        secrets: Secrets {
+            url,
+            ..Default::default()
+        },
+    };
+    let now = chrono::Utc::now();
+    let n = Notification {
+        topic: Topic::IncidentOpened,
+        key: format!("test-{}", Uuid::now_v7()),
+        event_id: String::new(),
+        event_type: "webhook.test".into(),
+        position: 0,
+        occurred_at: now,
+        title: "Aegis test message".into(),
+        severity: "low".into(),
+        message: format!("Sent by {asked_by} to check this webhook."),
+        dedup_key: "test".into(),
+        details: serde_json::Value::Null,
+    };
+    match render(&target, &n, tenant, now.timestamp()) {
+        Some(request) => send(state, &request).await,
+        // Slack renders every topic; an empty rendering would be a defect, reported as such.
+        None => Attempt::Permanent(None, "nothing to send for this topic".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

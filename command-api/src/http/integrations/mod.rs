@@ -2,6 +2,7 @@
 //! connections and scheduled reports.
 
 pub mod dead_letters;
+pub mod fields;
 pub mod reports;
 pub mod siem;
 pub mod webhooks;

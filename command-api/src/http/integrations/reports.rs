@@ -1,7 +1,7 @@
 //! Scheduled reports (seed 000's `/reports/scheduled`): list, create, read, update, delete,
 //! run now, list runs, and download a run's output.
 
-use super::webhooks::name;
+use super::fields::name;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};

@@ -3,7 +3,7 @@
 //! A token goes in and is never given back; views show the host, and the forwarder's
 //! progress (checkpoint, lag, last error).
 
-use super::webhooks::{checked_url, key_error, name, token};
+use super::fields::{checked_url, key_error, name, token};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};

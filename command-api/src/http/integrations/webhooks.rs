@@ -3,9 +3,10 @@
 //! given back: it is sealed before it reaches the log, and views show the host only. Every
 //! URL passes the SSRF guard here and again at each delivery.
 
+use super::fields::{checked_url, key_error, name, secrets_of};
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::http::extract::{max_chars, CommandHeaders, Json, MinPosition, Query, UuidPath};
+use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::identity::tenants::page;
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::paged::TenantQuery;
@@ -14,10 +15,9 @@ use crate::http::{aggregate, current, ensure_tenant, execute};
 use crate::state::AppState;
 use aegis_integrations::webhooks::{secret_name, Command, Definition, Topic, Webhook, WebhookKind};
 use aegis_integrations::{WebhookAggregate, WebhookError};
-use aegis_integrations_services::webhooks::{self as wire, Secrets, PAGERDUTY_EVENTS_URL};
+use aegis_integrations_services::webhooks::{self as wire, Secrets};
 use aegis_projectors::integrations::IntegrationsProjection;
 use aegis_projectors::Projection;
-use aegis_runtime::egress::{self, SystemResolver};
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -73,17 +73,6 @@ pub struct WebhookPatch {
     pub enabled: Option<bool>,
 }
 
-pub(super) fn name(raw: &str) -> Result<String, ApiError> {
-    let n = raw.trim();
-    if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
-        return Err(ApiError::validation(
-            "name",
-            "name must be 1 to 100 printable characters",
-        ));
-    }
-    Ok(n.to_string())
-}
-
 fn topics(list: Option<Vec<Topic>>) -> Result<Vec<Topic>, ApiError> {
     let list = list.unwrap_or_else(Topic::defaults);
     if list.is_empty() {
@@ -96,85 +85,6 @@ fn topics(list: Option<Vec<Topic>>) -> Result<Vec<Topic>, ApiError> {
         }
     }
     Ok(out)
-}
-
-pub(super) fn token(field: &str, raw: &str, min: usize) -> Result<String, ApiError> {
-    let n = raw.chars().count();
-    if n < min || n > 256 || raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(ApiError::validation(
-            field,
-            format!("{field} must be {min} to 256 characters without spaces"),
-        ));
-    }
-    Ok(raw.to_string())
-}
-
-/// The URL's shape and every address it resolves to, now; the host, for display.
-pub(super) async fn checked_url(state: &AppState, url: &str) -> Result<String, ApiError> {
-    max_chars("url", Some(url), 2000)?;
-    let (host, _) = egress::check_url(&SystemResolver, state.config.egress(), url)
-        .await
-        .map_err(|e| ApiError::validation("url", e.to_string()))?;
-    Ok(host)
-}
-
-/// A signing secret for a generic webhook that was given none: 256 random bits.
-fn new_signing_secret() -> String {
-    format!("whsec_{}", hex::encode(rand::random::<[u8; 32]>()))
-}
-
-/// The secrets a body configures, checked; the signing secret when this call made it.
-fn secrets_of(
-    kind: WebhookKind,
-    url: Option<&str>,
-    routing_key: Option<&str>,
-    signing_secret: Option<&str>,
-) -> Result<(Secrets, Option<String>), ApiError> {
-    let refuse = |field: &str| {
-        Err(ApiError::validation(
-            field,
-            format!("`{field}` does not apply to a {kind} webhook"),
-        ))
-    };
-    let mut generated = None;
-    let secrets = match kind {
-        WebhookKind::Slack | WebhookKind::Generic => Secrets {
-            url: url
-                .ok_or_else(|| {
-                    ApiError::validation("url", format!("a {kind} webhook needs its url"))
-                })?
-                .to_string(),
-            routing_key: match routing_key {
-                Some(_) => return refuse("routing_key"),
-                None => None,
-            },
-            signing_secret: match (kind, signing_secret) {
-                (WebhookKind::Slack, Some(_)) => return refuse("signing_secret"),
-                (WebhookKind::Slack, None) => None,
-                (_, Some(s)) => Some(token("signing_secret", s, 16)?),
-                (_, None) => {
-                    let s = new_signing_secret();
-                    generated = Some(s.clone());
-                    Some(s)
-                }
-            },
-        },
-        WebhookKind::Pagerduty => Secrets {
-            url: url.unwrap_or(PAGERDUTY_EVENTS_URL).to_string(),
-            routing_key: Some(token(
-                "routing_key",
-                routing_key.ok_or_else(|| {
-                    ApiError::validation("routing_key", "a pagerduty webhook needs its routing_key")
-                })?,
-                1,
-            )?),
-            signing_secret: match signing_secret {
-                Some(_) => return refuse("signing_secret"),
-                None => None,
-            },
-        },
-    };
-    Ok((secrets, generated))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -208,10 +118,6 @@ fn view(w: &Webhook) -> WebhookView {
         updated_at: w.updated_at,
         signing_secret: None,
     }
-}
-
-pub(super) fn key_error(e: aegis_runtime::keys::KeyError) -> ApiError {
-    ApiError::internal(&e)
 }
 
 /// Save a webhook config (ADMIN). Its URL passes the SSRF guard now and at every delivery.
@@ -517,31 +423,7 @@ async fn test_slack(
             ))
         }
     };
-    let target = wire::Target {
-        id: Uuid::nil(),
-        name: "test".into(),
-        kind: WebhookKind::Slack,
-        secrets: Secrets {
-            url,
-            ..Default::default()
-        },
-    };
-    let n = wire::Notification {
-        topic: Topic::IncidentOpened,
-        key: format!("test-{}", Uuid::now_v7()),
-        event_id: String::new(),
-        event_type: "webhook.test".into(),
-        position: 0,
-        occurred_at: Utc::now(),
-        title: "Aegis test message".into(),
-        severity: "low".into(),
-        message: format!("Sent by {} to check this webhook.", principal.subject),
-        dedup_key: "test".into(),
-        details: serde_json::Value::Null,
-    };
-    let request = wire::render(&target, &n, tenant.0, Utc::now().timestamp())
-        .ok_or_else(|| ApiError::internal(&WebhookError::NotFound))?;
-    let attempt = wire::send(&state, &request).await;
+    let attempt = wire::test_slack(&state, tenant.0, url, &principal.subject).await;
     let result = SlackTestResult {
         delivered: attempt.error().is_none(),
         upstream_status: attempt.status(),
