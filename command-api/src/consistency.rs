@@ -6,7 +6,7 @@
 use crate::state::AppState;
 use axum::response::Response;
 
-pub use aegis_runtime::positions::POSITION_HEADER;
+use aegis_runtime::positions::POSITION_HEADER;
 
 /// The position an answer carries: what its principal wrote (a refusal carries one only when
 /// it still recorded something, such as a failed rotation).

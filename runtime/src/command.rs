@@ -52,11 +52,17 @@ impl CommandContext {
     /// What Aegis itself does, not on a caller's behalf (a reactor, the scheduler): actor
     /// `system:<subject>`, a fresh correlation id, no retry id and no version expectation.
     pub fn system(subject: &str) -> Self {
+        Self::acting("system", subject, None)
+    }
+
+    /// What an actor's command carries, now: who acts, the correlation id it came with (a
+    /// fresh one when none), the current trace; no retry id and no version expectation.
+    pub fn acting(actor_kind: &str, actor_subject: &str, correlation_id: Option<String>) -> Self {
         Self {
             meta: aegis_streams::Metadata {
-                actor_kind: "system".into(),
-                actor_subject: subject.into(),
-                correlation_id: uuid::Uuid::now_v7().to_string(),
+                actor_kind: actor_kind.into(),
+                actor_subject: actor_subject.into(),
+                correlation_id: correlation_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
                 causation_id: String::new(),
                 occurred_at: chrono::Utc::now(),
                 trace_headers: aegis_streams::trace::current_trace_headers(),

@@ -24,7 +24,6 @@ use aegis_identity::permissions::Permissions;
 use aegis_identity::users::{UserAggregate, UserStatus};
 use aegis_identity::TenantId;
 use aegis_kernel::Aggregate;
-use aegis_streams::AggregateRef;
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -82,16 +81,13 @@ impl Principal {
         if_match: Option<u64>,
     ) -> aegis_runtime::command::CommandContext {
         aegis_runtime::command::CommandContext {
-            meta: aegis_streams::Metadata {
-                actor_kind: self.kind.as_str().to_string(),
-                actor_subject: self.subject.clone(),
-                correlation_id: correlation_id.unwrap_or_else(|| Uuid::now_v7().to_string()),
-                causation_id: String::new(),
-                occurred_at: chrono::Utc::now(),
-                trace_headers: aegis_streams::trace::current_trace_headers(),
-            },
             msg_id,
             if_match,
+            ..aegis_runtime::command::CommandContext::acting(
+                self.kind.as_str(),
+                &self.subject,
+                correlation_id,
+            )
         }
     }
 
@@ -337,8 +333,7 @@ pub(crate) async fn lookup<A: Aggregate>(
     tenant: Uuid,
     id: impl ToString,
 ) -> Result<A::State, ApiError> {
-    let agg = AggregateRef::new(tenant, A::CONTEXT, A::AGGREGATE, id.to_string())
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let agg = aegis_runtime::runtime::address::<A>(tenant, id.to_string())?;
     state
         .directory
         .get::<A>(&agg)

@@ -261,8 +261,7 @@ impl MinPosition {
     /// Waits until every projection in `names` holds what the log held when this was called:
     /// read-your-writes for a reader with no position to send (a test route).
     pub async fn caught_up(state: &AppState, names: &[&str]) -> Result<(), ApiError> {
-        let head = state.executor.store().head().await?;
-        MinPosition(Some(head)).wait(state, names).await
+        Ok(state.read_models_caught_up(names).await?)
     }
 
     /// Waits until every projection in `names` has applied position N, or answers 503.

@@ -141,11 +141,8 @@ pub async fn current<A: aegis_kernel::Aggregate>(
     tenant: TenantId,
     id: impl Into<String>,
 ) -> Result<(A::State, u64, u64), ApiError> {
-    let agg = aggregate::<A>(tenant.0, id)?;
-    let (s, expected) = state
-        .executor
-        .load::<A>(&agg)
+    state
+        .current::<A>(tenant.0, id)
         .await
-        .map_err(|e| e.into_api(|e| ApiError::internal(&e)))?;
-    Ok((s, expected.last_seq, expected.version))
+        .map_err(|e| e.into_api(|e| ApiError::internal(&e)))
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::future::Future;
 
-pub use crate::consistency::POSITION_HEADER;
+pub use aegis_runtime::positions::POSITION_HEADER;
 
 /// Seed 000's wrapper around one resource.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]

@@ -44,6 +44,17 @@ enum Who<'a> {
     Own(&'a str),
 }
 
+impl Wait {
+    /// The request as this way of waiting sends it; `last` is the reader's last write.
+    fn apply(self, r: reqwest::RequestBuilder, last: u64) -> reqwest::RequestBuilder {
+        match self {
+            Wait::Default => r,
+            Wait::Sent => r.header("Aegis-Min-Position", last.to_string()),
+            Wait::None => r.header("Aegis-Min-Position", "0"),
+        }
+    }
+}
+
 struct Client {
     http: reqwest::Client,
     base: String,
@@ -64,13 +75,8 @@ impl Client {
     }
 
     async fn read(&self, path: &str, who: Who<'_>, wait: Wait, last: u64) -> anyhow::Result<bool> {
-        let mut r = self.request(Method::GET, path, who);
-        match wait {
-            Wait::Default => {}
-            Wait::Sent => r = r.header("Aegis-Min-Position", last.to_string()),
-            Wait::None => r = r.header("Aegis-Min-Position", "0"),
-        }
-        let r = r.send().await?;
+        let r = self.request(Method::GET, path, who);
+        let r = wait.apply(r, last).send().await?;
         let status = r.status().as_u16();
         ensure!(
             status == 200 || status == 404,
@@ -237,12 +243,10 @@ async fn run(reads: usize) -> anyhow::Result<()> {
             ensure!(r.status() == 200, "update: {}", r.status());
             let at = position(&r).context("the write's position")?;
             let t = Instant::now();
-            let mut req = client.request(Method::GET, &format!("/incidents/{id}"), Who::Own(&own));
-            match wait {
-                Wait::Default => {}
-                Wait::Sent => req = req.header("Aegis-Min-Position", at.to_string()),
-                Wait::None => req = req.header("Aegis-Min-Position", "0"),
-            }
+            let req = wait.apply(
+                client.request(Method::GET, &format!("/incidents/{id}"), Who::Own(&own)),
+                at,
+            );
             let body: Value = req.send().await?.json().await?;
             incident_lines[m]
                 .latency
@@ -267,12 +271,10 @@ async fn run(reads: usize) -> anyhow::Result<()> {
             ensure!(r.status() == 200, "update: {}", r.status());
             let at = position(&r).context("the write's position")?;
             let t = Instant::now();
-            let mut req = client.request(Method::GET, "/credentials?limit=100", Who::Own(&own));
-            match wait {
-                Wait::Default => {}
-                Wait::Sent => req = req.header("Aegis-Min-Position", at.to_string()),
-                Wait::None => req = req.header("Aegis-Min-Position", "0"),
-            }
+            let req = wait.apply(
+                client.request(Method::GET, "/credentials?limit=100", Who::Own(&own)),
+                at,
+            );
             let list: Value = req.send().await?.json().await?;
             list_lines[m]
                 .latency
