@@ -93,6 +93,11 @@ pub fn credential_text(env: &Envelope, legacy: String) -> Result<String, DecodeE
     String::from_utf8(env.credential.clone()).map_err(|e| DecodeError::new(env, e))
 }
 
+/// An event's payload as a message of its schema.
+pub fn payload<T: aegis_schemas::Message + Default>(env: &Envelope) -> Result<T, DecodeError> {
+    T::decode(env.payload.as_slice()).map_err(|e| DecodeError::new(env, e))
+}
+
 /// An event's credential material as a message of its schema (a sealed value, sealed
 /// secrets): from the envelope's `credential`, else the payload field of older events.
 pub fn credential_message<T: aegis_schemas::Message + Default>(

@@ -76,21 +76,19 @@ impl Aggregate for ProjectionAggregate {
                 position,
                 reason,
                 error,
-            } => NewEvent {
-                credential: Vec::new(),
-                event_type: "projection.skipped.v1",
-                payload: pb::ProjectionSkipped {
+            } => NewEvent::new(
+                "projection.skipped.v1",
+                pb::ProjectionSkipped {
                     position: *position,
                     reason: reason.clone(),
                     error: error.clone(),
                 }
                 .encode_to_vec(),
-            },
-            Event::RebuildRequested => NewEvent {
-                credential: Vec::new(),
-                event_type: "projection.rebuild_requested.v1",
-                payload: pb::ProjectionRebuildRequested {}.encode_to_vec(),
-            },
+            ),
+            Event::RebuildRequested => NewEvent::new(
+                "projection.rebuild_requested.v1",
+                pb::ProjectionRebuildRequested {}.encode_to_vec(),
+            ),
         }
     }
 
@@ -163,10 +161,9 @@ impl Aggregate for CheckpointAggregate {
     }
 
     fn encode(c: &Checkpoint) -> NewEvent {
-        NewEvent {
-            credential: Vec::new(),
-            event_type: "checkpoint.signed.v1",
-            payload: pb::CheckpointSigned {
+        NewEvent::new(
+            "checkpoint.signed.v1",
+            pb::CheckpointSigned {
                 from: c.from,
                 to: c.to,
                 count: c.count,
@@ -175,7 +172,7 @@ impl Aggregate for CheckpointAggregate {
                 key_id: c.key_id.clone(),
             }
             .encode_to_vec(),
-        }
+        )
     }
 
     fn decode(env: &Envelope) -> Result<Checkpoint, DecodeError> {

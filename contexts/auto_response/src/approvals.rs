@@ -206,17 +206,11 @@ impl Aggregate for ApprovalAggregate {
                 .encode_to_vec(),
             ),
         };
-        NewEvent {
-            credential: Vec::new(),
-            event_type,
-            payload,
-        }
+        NewEvent::new(event_type, payload)
     }
 
     fn decode(env: &Envelope) -> Result<Event, DecodeError> {
-        fn msg<M: Message + Default>(env: &Envelope) -> Result<M, DecodeError> {
-            M::decode(env.payload.as_slice()).map_err(|e| DecodeError::new(env, e))
-        }
+        use aegis_kernel::payload as msg;
         let json = |s: &str| serde_json::from_str::<Value>(s).map_err(|e| DecodeError::new(env, e));
         Ok(match env.event_type.as_str() {
             "approval.requested.v1" => {

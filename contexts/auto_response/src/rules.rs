@@ -253,17 +253,11 @@ impl Aggregate for RuleAggregate {
             ),
             Event::Deleted => ("rule.deleted.v1", pb::RuleDeleted {}.encode_to_vec()),
         };
-        NewEvent {
-            credential: Vec::new(),
-            event_type,
-            payload,
-        }
+        NewEvent::new(event_type, payload)
     }
 
     fn decode(env: &Envelope) -> Result<Event, DecodeError> {
-        fn msg<M: Message + Default>(env: &Envelope) -> Result<M, DecodeError> {
-            M::decode(env.payload.as_slice()).map_err(|e| DecodeError::new(env, e))
-        }
+        use aegis_kernel::payload as msg;
         let mode = |m: &str| Mode::parse(m).ok_or_else(|| DecodeError::new(env, "unknown mode"));
         Ok(match env.event_type.as_str() {
             "rule.created.v1" => {

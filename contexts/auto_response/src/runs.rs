@@ -348,10 +348,9 @@ impl Aggregate for RunsAggregate {
 
     fn encode(event: &Event) -> NewEvent {
         match event {
-            Event::Started(s) => NewEvent {
-                credential: Vec::new(),
-                event_type: "run.started.v1",
-                payload: pb::RunStarted {
+            Event::Started(s) => NewEvent::new(
+                "run.started.v1",
+                pb::RunStarted {
                     run_id: s.run_id.to_string(),
                     rule_version: s.rule_version,
                     mode: s.mode.as_str().into(),
@@ -366,17 +365,16 @@ impl Aggregate for RunsAggregate {
                     approval_required: s.approval_required,
                 }
                 .encode_to_vec(),
-            },
+            ),
             Event::BrakeTripped {
                 run_id,
                 distinct_targets,
                 max_targets,
                 window_secs,
                 incident_id,
-            } => NewEvent {
-                credential: Vec::new(),
-                event_type: "brake.tripped.v1",
-                payload: pb::BrakeTripped {
+            } => NewEvent::new(
+                "brake.tripped.v1",
+                pb::BrakeTripped {
                     run_id: run_id.to_string(),
                     distinct_targets: *distinct_targets,
                     max_targets: *max_targets,
@@ -384,28 +382,25 @@ impl Aggregate for RunsAggregate {
                     incident_id: incident_id.to_string(),
                 }
                 .encode_to_vec(),
-            },
+            ),
             Event::Completed {
                 run_id,
                 result,
                 actions,
-            } => NewEvent {
-                credential: Vec::new(),
-                event_type: "run.completed.v1",
-                payload: pb::RunCompleted {
+            } => NewEvent::new(
+                "run.completed.v1",
+                pb::RunCompleted {
                     run_id: run_id.to_string(),
                     result: result.as_str().into(),
                     actions_json: actions.to_string(),
                 }
                 .encode_to_vec(),
-            },
+            ),
         }
     }
 
     fn decode(env: &Envelope) -> Result<Event, DecodeError> {
-        fn msg<M: Message + Default>(env: &Envelope) -> Result<M, DecodeError> {
-            M::decode(env.payload.as_slice()).map_err(|e| DecodeError::new(env, e))
-        }
+        use aegis_kernel::payload as msg;
         let id = |s: &str| Uuid::parse_str(s).map_err(|e| DecodeError::new(env, e));
         let json = |s: &str| serde_json::from_str::<Value>(s).map_err(|e| DecodeError::new(env, e));
         Ok(match env.event_type.as_str() {

@@ -169,15 +169,14 @@ impl Aggregate for AgentAggregate {
                 }
                 .encode_to_vec(),
             },
-            Event::StatusChanged { status, reason } => NewEvent {
-                credential: Vec::new(),
-                event_type: "agent.status_changed.v1",
-                payload: pb::AgentStatusChanged {
+            Event::StatusChanged { status, reason } => NewEvent::new(
+                "agent.status_changed.v1",
+                pb::AgentStatusChanged {
                     status: status.as_str().into(),
                     reason: reason.clone(),
                 }
                 .encode_to_vec(),
-            },
+            ),
         }
     }
 

@@ -108,11 +108,9 @@ impl Aggregate for ApiKeyAggregate {
                 }
                 .encode_to_vec(),
             },
-            Event::Revoked => NewEvent {
-                credential: Vec::new(),
-                event_type: "api_key.revoked.v1",
-                payload: pb::ApiKeyRevoked {}.encode_to_vec(),
-            },
+            Event::Revoked => {
+                NewEvent::new("api_key.revoked.v1", pb::ApiKeyRevoked {}.encode_to_vec())
+            }
         }
     }
 

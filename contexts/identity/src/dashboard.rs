@@ -52,14 +52,13 @@ impl Aggregate for DashboardAggregate {
     }
 
     fn encode(event: &Saved) -> NewEvent {
-        NewEvent {
-            credential: Vec::new(),
-            event_type: "dashboard.saved.v1",
-            payload: pb::DashboardSaved {
+        NewEvent::new(
+            "dashboard.saved.v1",
+            pb::DashboardSaved {
                 state_json: event.0.to_string(),
             }
             .encode_to_vec(),
-        }
+        )
     }
 
     fn decode(env: &Envelope) -> Result<Saved, DecodeError> {

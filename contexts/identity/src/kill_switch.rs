@@ -79,22 +79,20 @@ impl Aggregate for KillSwitchAggregate {
 
     fn encode(event: &Event) -> NewEvent {
         match event {
-            Event::Engaged { reason } => NewEvent {
-                credential: Vec::new(),
-                event_type: "kill_switch.engaged.v1",
-                payload: pb::KillSwitchEngaged {
+            Event::Engaged { reason } => NewEvent::new(
+                "kill_switch.engaged.v1",
+                pb::KillSwitchEngaged {
                     reason: reason.clone(),
                 }
                 .encode_to_vec(),
-            },
-            Event::Released { reason } => NewEvent {
-                credential: Vec::new(),
-                event_type: "kill_switch.released.v1",
-                payload: pb::KillSwitchReleased {
+            ),
+            Event::Released { reason } => NewEvent::new(
+                "kill_switch.released.v1",
+                pb::KillSwitchReleased {
                     reason: reason.clone(),
                 }
                 .encode_to_vec(),
-            },
+            ),
         }
     }
 

@@ -156,11 +156,7 @@ impl Aggregate for RoleAggregate {
             ),
             Event::Deleted => ("role.deleted.v1", pb::RoleDeleted {}.encode_to_vec()),
         };
-        NewEvent {
-            credential: Vec::new(),
-            event_type,
-            payload,
-        }
+        NewEvent::new(event_type, payload)
     }
 
     fn decode(env: &Envelope) -> Result<Event, DecodeError> {
@@ -259,19 +255,17 @@ impl Aggregate for RoleNameAggregate {
 
     fn encode(event: &NameEvent) -> NewEvent {
         match event {
-            NameEvent::Claimed(r) => NewEvent {
-                credential: Vec::new(),
-                event_type: "role.name_claimed.v1",
-                payload: pb::RoleNameClaimed {
+            NameEvent::Claimed(r) => NewEvent::new(
+                "role.name_claimed.v1",
+                pb::RoleNameClaimed {
                     role_id: r.to_string(),
                 }
                 .encode_to_vec(),
-            },
-            NameEvent::Released => NewEvent {
-                credential: Vec::new(),
-                event_type: "role.name_released.v1",
-                payload: pb::RoleNameReleased {}.encode_to_vec(),
-            },
+            ),
+            NameEvent::Released => NewEvent::new(
+                "role.name_released.v1",
+                pb::RoleNameReleased {}.encode_to_vec(),
+            ),
         }
     }
 

@@ -125,21 +125,19 @@ impl Aggregate for TenantAggregate {
 
     fn encode(event: &TenantEvent) -> NewEvent {
         match event {
-            TenantEvent::Created { name } => NewEvent {
-                credential: Vec::new(),
-                event_type: "tenant.created.v1",
-                payload: pb::TenantCreated { name: name.clone() }.encode_to_vec(),
-            },
-            TenantEvent::PlanSet(plan) => NewEvent {
-                credential: Vec::new(),
-                event_type: "tenant.plan_set.v1",
-                payload: pb::TenantPlanSet {
+            TenantEvent::Created { name } => NewEvent::new(
+                "tenant.created.v1",
+                pb::TenantCreated { name: name.clone() }.encode_to_vec(),
+            ),
+            TenantEvent::PlanSet(plan) => NewEvent::new(
+                "tenant.plan_set.v1",
+                pb::TenantPlanSet {
                     addons: plan.addons.iter().map(|a| a.as_str().to_string()).collect(),
                     quotas: plan.quotas.clone().into_iter().collect(),
                     requests_per_second: plan.requests_per_second.unwrap_or(0),
                 }
                 .encode_to_vec(),
-            },
+            ),
         }
     }
 
@@ -215,14 +213,13 @@ impl Aggregate for TenantNameAggregate {
     }
 
     fn encode(event: &TenantId) -> NewEvent {
-        NewEvent {
-            credential: Vec::new(),
-            event_type: "tenant.name_claimed.v1",
-            payload: pb::TenantNameClaimed {
+        NewEvent::new(
+            "tenant.name_claimed.v1",
+            pb::TenantNameClaimed {
                 tenant_id: event.to_string(),
             }
             .encode_to_vec(),
-        }
+        )
     }
 
     fn decode(env: &Envelope) -> Result<TenantId, DecodeError> {

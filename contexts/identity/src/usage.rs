@@ -44,15 +44,14 @@ impl Aggregate for UsageAggregate {
     }
 
     fn encode(event: &Record) -> NewEvent {
-        NewEvent {
-            credential: Vec::new(),
-            event_type: "usage.recorded.v1",
-            payload: pb::UsageRecorded {
+        NewEvent::new(
+            "usage.recorded.v1",
+            pb::UsageRecorded {
                 operation: event.operation.clone(),
                 period: event.period.clone(),
             }
             .encode_to_vec(),
-        }
+        )
     }
 
     fn decode(env: &Envelope) -> Result<Record, DecodeError> {

@@ -349,11 +349,7 @@ impl Aggregate for UserAggregate {
                 .encode_to_vec(),
             ),
         };
-        NewEvent {
-            credential: Vec::new(),
-            event_type,
-            payload,
-        }
+        NewEvent::new(event_type, payload)
     }
 
     fn decode(env: &Envelope) -> Result<Event, DecodeError> {
@@ -467,15 +463,14 @@ impl Aggregate for UserEmailAggregate {
     }
 
     fn encode(event: &EmailOwner) -> NewEvent {
-        NewEvent {
-            credential: Vec::new(),
-            event_type: "user.email_claimed.v1",
-            payload: pb::UserEmailClaimed {
+        NewEvent::new(
+            "user.email_claimed.v1",
+            pb::UserEmailClaimed {
                 tenant_id: event.tenant.to_string(),
                 user_id: event.user.to_string(),
             }
             .encode_to_vec(),
-        }
+        )
     }
 
     fn decode(env: &Envelope) -> Result<EmailOwner, DecodeError> {

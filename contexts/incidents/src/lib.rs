@@ -217,10 +217,9 @@ impl Aggregate for IncidentAggregate {
 
     fn encode(event: &Event) -> NewEvent {
         match event {
-            Event::Opened(n) => NewEvent {
-                credential: Vec::new(),
-                event_type: "incident.opened.v1",
-                payload: pb::IncidentOpened {
+            Event::Opened(n) => NewEvent::new(
+                "incident.opened.v1",
+                pb::IncidentOpened {
                     title: n.title.clone(),
                     severity: n.severity.as_str().into(),
                     source: n.source.clone(),
@@ -229,32 +228,29 @@ impl Aggregate for IncidentAggregate {
                     dedup_key: n.dedup_key.clone().unwrap_or_default(),
                 }
                 .encode_to_vec(),
-            },
-            Event::StatusChanged { from, to } => NewEvent {
-                credential: Vec::new(),
-                event_type: "incident.status_changed.v1",
-                payload: pb::IncidentStatusChanged {
+            ),
+            Event::StatusChanged { from, to } => NewEvent::new(
+                "incident.status_changed.v1",
+                pb::IncidentStatusChanged {
                     from: from.as_str().into(),
                     to: to.as_str().into(),
                 }
                 .encode_to_vec(),
-            },
-            Event::Assigned { assigned_to } => NewEvent {
-                credential: Vec::new(),
-                event_type: "incident.assigned.v1",
-                payload: pb::IncidentAssigned {
+            ),
+            Event::Assigned { assigned_to } => NewEvent::new(
+                "incident.assigned.v1",
+                pb::IncidentAssigned {
                     assigned_to: assigned_to.clone().unwrap_or_default(),
                 }
                 .encode_to_vec(),
-            },
-            Event::ActionRecorded { action } => NewEvent {
-                credential: Vec::new(),
-                event_type: "incident.action_recorded.v1",
-                payload: pb::IncidentActionRecorded {
+            ),
+            Event::ActionRecorded { action } => NewEvent::new(
+                "incident.action_recorded.v1",
+                pb::IncidentActionRecorded {
                     action: action.clone(),
                 }
                 .encode_to_vec(),
-            },
+            ),
         }
     }
 
@@ -361,14 +357,13 @@ impl Aggregate for DedupAggregate {
     }
 
     fn encode(event: &IncidentId) -> NewEvent {
-        NewEvent {
-            credential: Vec::new(),
-            event_type: "incident.dedup_claimed.v1",
-            payload: pb::IncidentDedupClaimed {
+        NewEvent::new(
+            "incident.dedup_claimed.v1",
+            pb::IncidentDedupClaimed {
                 incident_id: event.to_string(),
             }
             .encode_to_vec(),
-        }
+        )
     }
 
     fn decode(env: &Envelope) -> Result<IncidentId, DecodeError> {

@@ -298,17 +298,11 @@ impl Aggregate for ReportAggregate {
                 .encode_to_vec(),
             ),
         };
-        NewEvent {
-            credential: Vec::new(),
-            event_type,
-            payload,
-        }
+        NewEvent::new(event_type, payload)
     }
 
     fn decode(env: &Envelope) -> Result<Event, DecodeError> {
-        fn msg<M: Message + Default>(env: &Envelope) -> Result<M, DecodeError> {
-            M::decode(env.payload.as_slice()).map_err(|e| DecodeError::new(env, e))
-        }
+        use aegis_kernel::payload as msg;
         Ok(match env.event_type.as_str() {
             "report.created.v1" => Event::Created(Definition::from_pb(
                 msg::<pb::ReportCreated>(env)?

@@ -161,9 +161,7 @@ impl Aggregate for SiemAggregate {
     }
 
     fn decode(env: &Envelope) -> Result<Event, DecodeError> {
-        fn msg<M: Message + Default>(env: &Envelope) -> Result<M, DecodeError> {
-            M::decode(env.payload.as_slice()).map_err(|e| DecodeError::new(env, e))
-        }
+        use aegis_kernel::payload as msg;
         Ok(match env.event_type.as_str() {
             "siem.created.v1" => {
                 let m: pb::SiemCreated = msg(env)?;

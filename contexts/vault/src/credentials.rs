@@ -560,17 +560,11 @@ impl Aggregate for CredentialAggregate {
             ),
             Event::Applied(a) => ("credential.applied.v1", a.encode_to_vec()),
         };
-        NewEvent {
-            credential: Vec::new(),
-            event_type,
-            payload,
-        }
+        NewEvent::new(event_type, payload)
     }
 
     fn decode(env: &Envelope) -> Result<Event, DecodeError> {
-        fn msg<M: Message + Default>(env: &Envelope) -> Result<M, DecodeError> {
-            M::decode(env.payload.as_slice()).map_err(|e| DecodeError::new(env, e))
-        }
+        use aegis_kernel::payload as msg;
         Ok(match env.event_type.as_str() {
             "credential.created.v1" => {
                 let m: pb::CredentialCreated = msg(env)?;

@@ -50,16 +50,15 @@ impl Aggregate for CredentialReadAggregate {
     }
 
     fn encode(e: &ValueRead) -> NewEvent {
-        NewEvent {
-            credential: Vec::new(),
-            event_type: "credential.value_read.v1",
-            payload: pb::ValueRead {
+        NewEvent::new(
+            "credential.value_read.v1",
+            pb::ValueRead {
                 name: e.name.clone(),
                 version: e.version,
                 refused: e.refused.clone().unwrap_or_default(),
             }
             .encode_to_vec(),
-        }
+        )
     }
 
     fn decode(env: &Envelope) -> Result<ValueRead, DecodeError> {

@@ -52,14 +52,13 @@ impl Aggregate for TenantKeyAggregate {
     }
 
     fn encode(e: &Destroy) -> NewEvent {
-        NewEvent {
-            credential: Vec::new(),
-            event_type: "tenant_key.destroyed.v1",
-            payload: pb::TenantKeyDestroyed {
+        NewEvent::new(
+            "tenant_key.destroyed.v1",
+            pb::TenantKeyDestroyed {
                 reason: e.reason.clone(),
             }
             .encode_to_vec(),
-        }
+        )
     }
 
     fn decode(env: &Envelope) -> Result<Destroy, DecodeError> {
