@@ -1,10 +1,24 @@
 //! Read-your-writes by default (seed clients never send `Aegis-Min-Position`): every
 //! successful answer that carries an `Aegis-Position` is remembered as its principal's last
-//! write (`aegis_runtime::positions`), and a read without the header waits until the read
-//! models it reads hold that position. A client that sends the header keeps full control.
+//! write (`aegis_runtime::positions`), and a read without the header reflects that position.
+//! A client that sends the header keeps full control.
+//!
+//! Looking the position up is a round trip to JetStream KV. A read by a principal who wrote
+//! nothing recently should not pay it, so a `GET` runs its query while the position is looked
+//! up ([`read`]): the query notes what its read models were known to hold when it started,
+//! and its answer stands when that covers the principal's last write (always, for a principal
+//! who wrote nothing). Otherwise the read runs again, waiting for the position first. A
+//! principal who wrote through this instance moments ago waits first, as before: its read
+//! would most likely have to run twice.
 
 use crate::state::AppState;
+use axum::body::Body;
+use axum::body::HttpBody as _;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method};
+use axum::middleware::Next;
 use axum::response::Response;
+use std::sync::{Arc, Mutex};
 
 use aegis_runtime::positions::POSITION_HEADER;
 
@@ -37,4 +51,63 @@ pub async fn implicit_position(state: &AppState, principal: &str) -> Option<u64>
             None
         }
     }
+}
+
+/// What a read served speculatively saw: for each wait its handler asked for, the position
+/// its read models were known to hold when the query started.
+#[derive(Clone, Default)]
+pub struct Speculation(Arc<Mutex<Option<u64>>>);
+
+impl Speculation {
+    pub fn queried_at(&self, held: u64) {
+        if let Ok(mut lowest) = self.0.lock() {
+            *lowest = Some(lowest.map_or(held, |l| l.min(held)));
+        }
+    }
+
+    /// The lowest position any of the read's queries was sure to see; `None` when it read no
+    /// read model.
+    fn lowest(&self) -> Option<u64> {
+        self.0.lock().ok().and_then(|l| *l)
+    }
+}
+
+/// Whether `req` (already authenticated as `principal`) is served by [`read`]: a `GET` or
+/// `HEAD` with no body and no `Aegis-Min-Position`, by a principal who did not just write here.
+pub fn speculates(state: &AppState, principal: &str, req: &Request) -> bool {
+    (req.method() == Method::GET || req.method() == Method::HEAD)
+        && !req.headers().contains_key("aegis-min-position")
+        && (req.body().is_end_stream() || req.body().size_hint().exact() == Some(0))
+        && !state.positions.wrote_recently(principal)
+}
+
+/// Serves a read while `principal`'s last write position is looked up; when the read's
+/// queries may have missed that write, serves it again waiting for it.
+pub async fn read(state: &AppState, principal: &str, mut req: Request, next: Next) -> Response {
+    let again = copy(&req);
+    let speculation = Speculation::default();
+    req.extensions_mut().insert(speculation.clone());
+    let (response, last) = tokio::join!(next.clone().run(req), implicit_position(state, principal));
+    let Some(last) = last else { return response };
+    match speculation.lowest() {
+        Some(seen) if seen < last => {
+            let mut again = again;
+            again
+                .headers_mut()
+                .insert("aegis-min-position", HeaderValue::from(last));
+            next.run(again).await
+        }
+        _ => response,
+    }
+}
+
+/// A bodiless request as it arrived, with what the layers before added (its principal).
+fn copy(req: &Request) -> Request {
+    let mut again = Request::new(Body::empty());
+    *again.method_mut() = req.method().clone();
+    *again.uri_mut() = req.uri().clone();
+    *again.version_mut() = req.version();
+    *again.headers_mut() = req.headers().clone();
+    *again.extensions_mut() = req.extensions().clone();
+    again
 }

@@ -30,13 +30,36 @@ const REMEMBERED: usize = 100_000;
 /// How long a position this instance recorded is trusted to still be in the bucket (well
 /// inside the bucket's TTL).
 const TRUSTED: Duration = Duration::from_secs(600);
+/// How long after a write through this instance its principal counts as a recent writer,
+/// whose next read waits before it queries instead of querying while the position is read.
+const RECENT: Duration = Duration::from_secs(10);
+
+/// What the bucket holds for a principal, measured against a position to record.
+#[derive(Clone, Copy)]
+enum Stored {
+    /// No key: create it.
+    Nothing,
+    /// A lower position, at this revision: update it there.
+    Below(u64),
+    /// That position or a higher one: nothing to record.
+    Holds,
+}
+
+/// What this instance recorded for one principal.
+#[derive(Clone, Copy)]
+struct Recorded {
+    position: u64,
+    /// The bucket revision that holds `position`: the next write updates it in one round trip.
+    revision: u64,
+    at: Instant,
+}
 
 #[derive(Clone)]
 pub struct Positions {
     kv: kv::Store,
     /// The highest position this instance recorded per principal, and when: a write answered
     /// below it needs no round trip (the bucket only ever holds a higher one).
-    recorded: Arc<Mutex<HashMap<String, (u64, Instant)>>>,
+    recorded: Arc<Mutex<HashMap<String, Recorded>>>,
 }
 
 impl Positions {
@@ -47,23 +70,39 @@ impl Positions {
         }
     }
 
-    fn already_recorded(&self, key: &str, position: u64) -> bool {
-        self.recorded.lock().is_ok_and(|r| {
-            r.get(key)
-                .is_some_and(|(p, at)| *p >= position && at.elapsed() < TRUSTED)
-        })
+    fn recorded(&self, key: &str) -> Option<Recorded> {
+        self.recorded
+            .lock()
+            .ok()
+            .and_then(|r| r.get(key).copied())
+            .filter(|r| r.at.elapsed() < TRUSTED)
     }
 
-    fn remember(&self, key: &str, position: u64) {
+    fn remember(&self, key: &str, position: u64, revision: u64) {
         if let Ok(mut r) = self.recorded.lock() {
             if r.len() >= REMEMBERED {
                 r.clear();
             }
-            let e = r.entry(key.to_string()).or_insert((0, Instant::now()));
-            if position >= e.0 {
-                *e = (position, Instant::now());
+            let now = Instant::now();
+            let e = r.entry(key.to_string()).or_insert(Recorded {
+                position,
+                revision,
+                at: now,
+            });
+            if position >= e.position {
+                *e = Recorded {
+                    position,
+                    revision,
+                    at: now,
+                };
             }
         }
+    }
+
+    /// Whether `key` wrote through this instance within the last few seconds: a hint (another
+    /// instance may have recorded its writes), never a proof.
+    pub fn wrote_recently(&self, key: &str) -> bool {
+        self.recorded(key).is_some_and(|r| r.at.elapsed() < RECENT)
     }
 
     /// The bucket key of a principal (whatever tenant it acts in: its reads reflect all its
@@ -80,40 +119,60 @@ impl Positions {
     /// Records that `key` was answered with `position`. Positions only grow: of two answers
     /// recorded at once, the higher stays.
     pub async fn wrote(&self, key: &str, position: u64) -> Result<(), StoreError> {
-        if self.already_recorded(key, position) {
+        let known = self.recorded(key);
+        if known.is_some_and(|r| r.position >= position) {
             return Ok(());
         }
         let value = position.to_string();
+        // The revision this instance last wrote is usually still the bucket's: try it first,
+        // one round trip instead of a read and a write.
+        let mut stored = known.map_or(Stored::Nothing, |r| Stored::Below(r.revision));
         for _ in 0..ATTEMPTS {
-            match self.kv.entry(key).await.map_err(StoreError::nats)? {
-                Some(e) if e.operation == kv::Operation::Put => {
-                    let stored = parse(&e.value);
-                    if stored >= position {
-                        self.remember(key, stored);
-                        return Ok(());
-                    }
-                    match self.kv.update(key, value.clone().into(), e.revision).await {
-                        Ok(_) => {
-                            self.remember(key, position);
-                            return Ok(());
-                        }
-                        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+            let written = match stored {
+                Stored::Holds => return Ok(()),
+                Stored::Nothing => match self.kv.create(key, value.clone().into()).await {
+                    Ok(revision) => Some(revision),
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => None,
+                    Err(e) => return Err(StoreError::nats(e)),
+                },
+                Stored::Below(revision) => {
+                    match self.kv.update(key, value.clone().into(), revision).await {
+                        Ok(revision) => Some(revision),
+                        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => None,
                         Err(e) => return Err(StoreError::nats(e)),
                     }
                 }
-                _ => match self.kv.create(key, value.clone().into()).await {
-                    Ok(_) => {
-                        self.remember(key, position);
-                        return Ok(());
-                    }
-                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => continue,
-                    Err(e) => return Err(StoreError::nats(e)),
-                },
+            };
+            match written {
+                Some(revision) => {
+                    self.remember(key, position, revision);
+                    return Ok(());
+                }
+                // Another answer to the same principal stored one in between: look again.
+                None => stored = self.stored(key, position).await?,
             }
         }
         Err(StoreError::Nats(
             "the principal's position kept changing; it was not recorded".into(),
         ))
+    }
+
+    /// What the bucket holds for `key`, measured against `position`.
+    async fn stored(&self, key: &str, position: u64) -> Result<Stored, StoreError> {
+        Ok(match self.kv.entry(key).await.map_err(StoreError::nats)? {
+            Some(e) if e.operation == kv::Operation::Put => {
+                let at = parse(&e.value);
+                if at >= position {
+                    self.remember(key, at, e.revision);
+                    Stored::Holds
+                } else {
+                    Stored::Below(e.revision)
+                }
+            }
+            // Deleted or purged: its revision still guards the next update.
+            Some(e) => Stored::Below(e.revision),
+            None => Stored::Nothing,
+        })
     }
 
     /// The highest position `key` was answered with, if it wrote within the bucket's TTL.

@@ -72,6 +72,12 @@ impl Runtime {
         }
     }
 
+    /// A position every projection in `names` is known to hold, without asking: what the
+    /// last wait for them saw. A query that starts after this sees at least this position.
+    pub fn read_models_hold(&self, names: &[&str]) -> u64 {
+        self.applied_at(&names.join(","))
+    }
+
     /// The highest position the projections named `seen` were seen to hold together.
     fn applied_at(&self, seen: &str) -> u64 {
         self.applied

@@ -213,12 +213,17 @@ pub async fn authorize(
     };
     parts.extensions.insert(principal.clone());
     req = Request::from_parts(parts, body);
-    let response = next.run(req).await;
+    let key = principal.position_key();
+    let response = if crate::consistency::speculates(&state, &key, &req) {
+        crate::consistency::read(&state, &key, req, next).await
+    } else {
+        next.run(req).await
+    };
     if let Some(meter) = meter.filter(|_| response.status().is_success()) {
         controls::record(&state, &principal, meter).await;
     }
     if let Some(position) = crate::consistency::written(&response) {
-        crate::consistency::remember(&state, &principal.position_key(), position).await;
+        crate::consistency::remember(&state, &key, position).await;
     }
     response
 }

@@ -1,6 +1,7 @@
 //! Extractors that turn every kind of bad input into DESIGN.md's error body.
 
 use crate::auth::Principal;
+use crate::consistency::Speculation;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -219,7 +220,17 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
 }
 
 /// `Aegis-Min-Position`: the query waits (bounded) until its read models reached it.
-pub struct MinPosition(pub Option<u64>);
+pub struct MinPosition(Wait);
+
+enum Wait {
+    /// Read what the read models hold.
+    Nothing,
+    /// Wait until they hold this position.
+    At(u64),
+    /// A read without the header, served while its principal's last write is looked up
+    /// (`crate::consistency::read`): note what the read models hold, wait for nothing.
+    Speculative(Speculation),
+}
 
 /// Without the header, the caller's own last write (read-your-writes by default, see
 /// `crate::consistency`); with it, exactly the position it names.
@@ -241,23 +252,31 @@ impl FromRequestParts<AppState> for MinPosition {
                     })
             })
             .transpose()?;
-        if sent.is_some() {
-            return Ok(MinPosition(sent));
+        if let Some(at) = sent {
+            return Ok(MinPosition::at(at));
         }
-        if std::env::var("NO_RYW").is_ok() {
-            return Ok(MinPosition(None));
+        if let Some(speculation) = parts.extensions.get::<Speculation>() {
+            return Ok(MinPosition(Wait::Speculative(speculation.clone())));
         }
         let Some(principal) = parts.extensions.get::<Principal>() else {
-            return Ok(MinPosition(None));
+            return Ok(MinPosition(Wait::Nothing));
         };
         let key = principal.position_key();
         Ok(MinPosition(
-            crate::consistency::implicit_position(state, &key).await,
+            match crate::consistency::implicit_position(state, &key).await {
+                Some(at) => Wait::At(at),
+                None => Wait::Nothing,
+            },
         ))
     }
 }
 
 impl MinPosition {
+    /// Wait for exactly this position.
+    pub fn at(position: u64) -> Self {
+        MinPosition(Wait::At(position))
+    }
+
     /// Waits until every projection in `names` holds what the log held when this was called:
     /// read-your-writes for a reader with no position to send (a test route).
     pub async fn caught_up(state: &AppState, names: &[&str]) -> Result<(), ApiError> {
@@ -266,8 +285,14 @@ impl MinPosition {
 
     /// Waits until every projection in `names` has applied position N, or answers 503.
     pub async fn wait(&self, state: &AppState, names: &[&str]) -> Result<(), ApiError> {
-        let Some(min) = self.0 else { return Ok(()) };
-        Ok(state.read_models_at(names, min).await?)
+        match &self.0 {
+            Wait::Nothing => Ok(()),
+            Wait::At(min) => Ok(state.read_models_at(names, *min).await?),
+            Wait::Speculative(s) => {
+                s.queried_at(state.read_models_hold(names));
+                Ok(())
+            }
+        }
     }
 }
 

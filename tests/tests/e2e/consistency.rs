@@ -142,6 +142,7 @@ async fn only_the_writer_waits_for_its_write_and_a_sent_position_still_rules() {
     // The platform admin's own write is applied before the projector stops.
     assert_eq!(app.caught_up(tenant, "/incidents").await.0, 200);
     let (_other, there) = second_instance(&app).await;
+    let (_third, elsewhere) = second_instance(&app).await;
     // The only projector stops: from here on nothing written is applied to the read models.
     app.stop().await;
     let http = reqwest::Client::new();
@@ -169,6 +170,20 @@ async fn only_the_writer_waits_for_its_write_and_a_sent_position_still_rules() {
         .await
         .expect("send");
     assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    // So does its read through an instance that never saw the write, which runs the query
+    // while it looks the writer's position up, finds it unapplied, and waits for it.
+    let started = Instant::now();
+    let r = http
+        .get(format!("{elsewhere}/incidents/{id}"))
+        .header("X-Internal-Secret", INTERNAL)
+        .header("X-Tenant-ID", tenant.to_string())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 503, "not a 404 from the read model that lags");
     assert!(r.headers().contains_key("retry-after"));
     assert!(started.elapsed() >= Duration::from_millis(900));
 

@@ -394,3 +394,162 @@ async fn seed_001_examples_work_as_printed() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn seed_004_identity_routes_answer_as_the_table_says() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Seed 004").await;
+    let admin = app.user_with_role(tenant, Some("ADMIN")).await;
+    let viewer = app.user_with_role(tenant, None).await;
+
+    // Probes: "/healthz Always 200", "/readyz 200 when all readiness checks pass",
+    // "/metrics Prometheus exposition"; all public. Metrics name every tenant, so without a
+    // credential they are served on the scrape listener (AEGIS_METRICS_ADDR), not the API's.
+    for path in ["/healthz", "/readyz"] {
+        let r = app.http.get(app.url(path)).send().await.expect("send");
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let metrics = app
+        .http
+        .get(app.scrape_url())
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("# TYPE "), "Prometheus text: {metrics}");
+
+    // "POST /api/v1/auth/login {email, password} → {token, expires_at, user}".
+    let r = app
+        .http
+        .post(app.url("/api/v1/auth/login"))
+        .header("Content-Type", "application/json")
+        .body(format!(
+            r#"{{"email":"{}","password":"{}"}}"#,
+            admin.email,
+            aegis_tests::world::PASSWORD
+        ))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let login: Value = r.json().await.expect("json");
+    assert!(login["token"].is_string(), "{login}");
+    assert!(login["expires_at"].is_string(), "{login}");
+    assert!(login["user"].is_object(), "{login}");
+    let token = login["token"].as_str().expect("token");
+
+    // "POST /api/v1/agents bearer + agent.mint: Mint; returns agent_secret ONCE", and "GET
+    // /api/v1/agents: List (no credentials in projection)".
+    let (s, minted) = printed(
+        &app,
+        token,
+        tenant,
+        Method::POST,
+        "/api/v1/agents",
+        Some(r#"{"name":"edge-1"}"#),
+    )
+    .await;
+    assert_eq!(s, 201, "{minted}");
+    let secret = minted["data"]["agent_secret"].as_str().expect("the secret");
+    let (s, list) = printed(&app, token, tenant, Method::GET, "/api/v1/agents", None).await;
+    assert_eq!(s, 200, "{list}");
+    assert!(list.to_string().contains("edge-1"), "{list}");
+    assert!(!list.to_string().contains(secret), "no credentials: {list}");
+    assert!(!list.to_string().contains("agent_secret"), "{list}");
+    // Without agent.mint the same request is refused.
+    let (s, b) = printed(
+        &app,
+        &viewer.token,
+        tenant,
+        Method::POST,
+        "/api/v1/agents",
+        Some(r#"{"name":"edge-2"}"#),
+    )
+    .await;
+    assert_eq!(s, 403, "{b}");
+
+    // Roles: "POST /api/v1/roles bearer + role.edit", "PUT /api/v1/roles/:id/permissions",
+    // with the catalog's names ("GET /api/v1/permissions").
+    let (s, catalog) = printed(
+        &app,
+        token,
+        tenant,
+        Method::GET,
+        "/api/v1/permissions",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{catalog}");
+    for name in [
+        "agent.mint",
+        "agent.revoke",
+        "role.edit",
+        "user_role.edit",
+        "audit.read",
+    ] {
+        assert!(catalog.to_string().contains(name), "{name} in {catalog}");
+    }
+    let (s, role) = printed(
+        &app,
+        token,
+        tenant,
+        Method::POST,
+        "/api/v1/roles",
+        Some(r#"{"name":"agent-auditor","permissions":["audit.read"]}"#),
+    )
+    .await;
+    assert_eq!(s, 201, "{role}");
+    let role_id = role["data"]["id"].as_str().expect("role id");
+    let (s, b) = printed(
+        &app,
+        token,
+        tenant,
+        Method::PUT,
+        &format!("/api/v1/roles/{role_id}/permissions"),
+        Some(r#"{"permissions":["audit.read","agent.revoke"]}"#),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = printed(
+        &app,
+        token,
+        tenant,
+        Method::POST,
+        "/api/v1/user-roles",
+        Some(&format!(
+            r#"{{"user_id":"{}","role_id":"{role_id}"}}"#,
+            viewer.user
+        )),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    // "GET /api/v1/audit-events bearer + audit.read, Filter: actor, action, ...": the mint is
+    // there for the ADMIN who minted (no position header: its own write), and the viewer
+    // holds audit.read through the new role.
+    let (s, b) = printed(
+        &app,
+        token,
+        tenant,
+        Method::GET,
+        &format!(
+            "/api/v1/audit-events?action=agent.minted&actor={}&limit=10",
+            admin.user
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["data"].as_array().map(Vec::len), Some(1), "{b}");
+    let (s, b) = printed(
+        &app,
+        &viewer.token,
+        tenant,
+        Method::GET,
+        "/api/v1/audit-events?limit=10",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+}

@@ -470,7 +470,7 @@ async fn run_now(
         report_error,
     )
     .await?;
-    MinPosition(Some(outcome.position))
+    MinPosition::at(outcome.position)
         .wait(&state, &[IntegrationsProjection::NAME])
         .await?;
     let row: ReportRunRow =
