@@ -28,7 +28,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 st_run() {
   local base="$1" tenant="$2"; shift 2
   AEGIS_ST_TENANT="$tenant" "$TOOLS/st/bin/schemathesis" --config-file "$ROOT/scripts/schemathesis.toml" run "$base/openapi.json" \
-    --checks not_a_server_error,response_schema_conformance,status_code_conformance,negative_data_rejection,ignored_auth,unsupported_method \
+    --checks "${ST_CHECKS:-not_a_server_error,response_schema_conformance,status_code_conformance,negative_data_rejection,ignored_auth,unsupported_method}" \
     --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" \
     --phases examples,fuzzing,stateful \
     --exclude-path /metrics --exclude-path /docs \
@@ -71,7 +71,9 @@ req = urllib.request.Request(base + "/admin/tenants", data=b'{"name":"schemathes
 tenant = json.load(urllib.request.urlopen(req, timeout=10))["data"]["id"]
 # Every add-on, so the fuzzer reaches the vault's routes (seed 003 gates them).
 req = urllib.request.Request(base + "/admin/tenants/" + tenant + "/plan",
-    data=b'{"addons":["vault","edge","auto_response","threat_intel"]}', method="PUT",
+    data=json.dumps({"addons": ["vault", "edge", "auto_response", "threat_intel", "auth", "access",
+        "kms", "storage", "observability", "security", "crypto", "ai", "tenant", "search", "billing",
+        "audit", "byohsm", "key-escrow"]}).encode(), method="PUT",
     headers={"Authorization": "Bearer " + os.environ["BOOT"], "Content-Type": "application/json"})
 urllib.request.urlopen(req, timeout=10)
 print(tenant)
@@ -82,7 +84,11 @@ PY
   # internal-only routes, the platform admin's bearer for everything else.
   local status=0
   st_run "$base" "$tenant" --include-tag incidents --include-tag internal --header "X-Internal-Secret: $internal" || status=$?
-  st_run "$base" "$tenant" --exclude-tag incidents --exclude-tag internal --header "Authorization: Bearer $boot" || status=$?
+  st_run "$base" "$tenant" --exclude-tag incidents --exclude-tag internal --exclude-tag planned --header "Authorization: Bearer $boot" || status=$?
+  # Seed 003's rows not built yet: their documented answer is 501, a server error by design,
+  # and they read no input to reject; what holds for them is the rest.
+  ST_CHECKS=response_schema_conformance,status_code_conformance,ignored_auth,unsupported_method \
+    st_run "$base" "$tenant" --include-tag planned --header "Authorization: Bearer $boot" || status=$?
   kill "$aegis_pid" "$nats_pid" 2>/dev/null; wait "$aegis_pid" "$nats_pid" 2>/dev/null
   psql "$PG_ADMIN_URL" -qc "drop database if exists $db with (force)" >/dev/null
   rm -rf "$work"

@@ -129,6 +129,36 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Seed 003's error body for an answer in DESIGN's shape: `{statusCode, error, message,
+/// details, requestId, timestamp}`, where `error` is the status's name in capitals and
+/// `details` holds DESIGN's machine code as `code` with the error's other fields, so one
+/// machine code exists on every surface.
+pub fn platform_body(
+    status: StatusCode,
+    mut aegis: Map<String, Value>,
+    request_id: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Value {
+    let code = aegis.remove("error").unwrap_or(Value::Null);
+    let message = aegis.remove("message").unwrap_or(Value::Null);
+    let mut details = Map::new();
+    details.insert("code".into(), code);
+    details.extend(aegis);
+    let name = status
+        .canonical_reason()
+        .unwrap_or("ERROR")
+        .to_ascii_uppercase()
+        .replace([' ', '-'], "_");
+    json!({
+        "statusCode": status.as_u16(),
+        "error": name,
+        "message": message,
+        "details": details,
+        "requestId": request_id,
+        "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    })
+}
+
 impl From<aegis_streams::StoreError> for ApiError {
     fn from(e: aegis_streams::StoreError) -> Self {
         Self::internal(&e)
@@ -191,5 +221,32 @@ impl<E: std::error::Error + Send + Sync + 'static> IntoApi<E>
             Decode(e) => ApiError::internal(&e),
             Address(e) => ApiError::bad_request(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod platform_tests {
+    use super::*;
+
+    #[test]
+    fn seed_003_bodies_name_the_status_and_keep_the_machine_code() {
+        let aegis =
+            json!({"error": "entitlement_required", "message": "needs kms", "entitlement": "kms"});
+        let Value::Object(aegis) = aegis else {
+            unreachable!()
+        };
+        let at = "2026-11-30T12:00:00Z".parse().expect("time");
+        let body = platform_body(StatusCode::UNPROCESSABLE_ENTITY, aegis, "req-1", at);
+        assert_eq!(
+            body,
+            json!({
+                "statusCode": 422,
+                "error": "UNPROCESSABLE_ENTITY",
+                "message": "needs kms",
+                "details": {"code": "entitlement_required", "entitlement": "kms"},
+                "requestId": "req-1",
+                "timestamp": "2026-11-30T12:00:00.000Z",
+            })
+        );
     }
 }

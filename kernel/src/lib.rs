@@ -28,6 +28,8 @@ macro_rules! word_enum {
     };
 }
 
+pub mod duration;
+
 use aegis_schemas::envelope::v1::Envelope;
 use aegis_schemas::NewEvent;
 

@@ -62,12 +62,15 @@ pub async fn admit(
         .get::<TenantAggregate>(&agg)
         .await
         .map_err(|e| e.into_api(|e| ApiError::internal(&e)))?;
-    let plan = match (found, route.addon.is_some() || route.meter.is_some()) {
+    let plan = match (
+        found,
+        route.addons().next().is_some() || route.meter.is_some(),
+    ) {
         (Some(t), _) => t.plan,
         (None, false) => Plan::default(),
         (None, true) => return Err(ApiError::not_found(format!("tenant not found: {tenant}"))),
     };
-    if let Some(addon) = route.addon.filter(|a| !plan.entitled(*a)) {
+    if let Some(addon) = route.addons().find(|a| !plan.entitled(*a)) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "entitlement_required",
@@ -98,7 +101,11 @@ pub async fn admit(
     };
     let now = Utc::now();
     let period = period(now);
-    if let Some(limit) = plan.quotas.get(operation).copied() {
+    let quota = route
+        .controlled_by(super::route::controls::QUOTA)
+        .then(|| plan.quotas.get(operation).copied())
+        .flatten();
+    if let Some(limit) = quota {
         let (used, _) = state
             .executor
             .load::<UsageAggregate>(&usage_ref(tenant, operation, &period)?)
@@ -123,6 +130,33 @@ pub async fn admit(
         operation,
         period,
     }))
+}
+
+/// Seed 003's `X-RateLimit-Limit`, `-Remaining` and `-Reset` (seconds until the tenant's
+/// bucket is full) on every answer to a tenant's request on its surface.
+pub fn announce(
+    state: &AppState,
+    principal: &Principal,
+    path: &str,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    if !super::platform_routes::on_surface(path) {
+        return response;
+    }
+    let Some(tenant) = principal.tenant else {
+        return response;
+    };
+    if let Some(a) = state.rate_limiter.allowance(tenant.0, Instant::now()) {
+        let headers = response.headers_mut();
+        for (name, value) in [
+            ("x-ratelimit-limit", a.limit),
+            ("x-ratelimit-remaining", a.remaining),
+            ("x-ratelimit-reset", a.reset),
+        ] {
+            headers.insert(name, axum::http::HeaderValue::from(value));
+        }
+    }
+    response
 }
 
 /// Records one successful billable operation. A failure here is logged, not answered: the

@@ -9,6 +9,8 @@
 pub mod controls;
 pub mod grants;
 pub mod passwords;
+pub mod platform_routes;
+pub mod route;
 pub mod routes;
 use aegis_runtime::tokens;
 
@@ -209,7 +211,7 @@ pub async fn authorize(
     }
     let meter = match controls::admit(&state, &principal, &route).await {
         Ok(meter) => meter,
-        Err(e) => return e.into_response(),
+        Err(e) => return controls::announce(&state, &principal, path.as_str(), e.into_response()),
     };
     parts.extensions.insert(principal.clone());
     req = Request::from_parts(parts, body);
@@ -225,7 +227,7 @@ pub async fn authorize(
     if let Some(position) = crate::consistency::written(&response) {
         crate::consistency::remember(&state, &key, position).await;
     }
-    response
+    controls::announce(&state, &principal, path.as_str(), response)
 }
 
 /// A credential or tenant header, sent at most once: with two copies, a proxy that reads the

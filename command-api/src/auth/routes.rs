@@ -3,6 +3,7 @@
 //! `authorize` middleware enforces it, the 403 body names the permission from it, and the
 //! authorization matrix test is generated from it, so a route cannot skip any of them.
 
+pub use super::route::Route;
 pub use aegis_identity::controls::Addon;
 pub use aegis_identity::permissions::Permission;
 
@@ -16,38 +17,22 @@ pub const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/login"),
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Route {
-    pub method: &'static str,
-    pub path: &'static str,
-    pub permission: Permission,
-    /// The add-on the tenant must be entitled to (403 `entitlement_required`).
-    pub addon: Option<Addon>,
-    /// The billable operation a success records (metering), checked against the tenant's
-    /// quota before the handler runs (429 `quota_exceeded`).
-    pub meter: Option<&'static str>,
-}
-
 const fn r(method: &'static str, path: &'static str, permission: Permission) -> Route {
     Route {
         method,
         path,
         permission,
-        addon: None,
+        addons: [None, None],
         meter: None,
+        controls: 0,
     }
 }
 
-impl Route {
-    const fn needs(mut self, addon: Addon) -> Self {
-        self.addon = Some(addon);
-        self
-    }
-
-    const fn metered(mut self, operation: &'static str) -> Self {
-        self.meter = Some(operation);
-        self
-    }
+/// Every authenticated route: seed 000, 001 and 004's (`ROUTES`), then seed 003's.
+pub fn all() -> impl Iterator<Item = &'static Route> {
+    ROUTES
+        .iter()
+        .chain(super::platform_routes::PLATFORM.iter().map(|p| &p.route))
 }
 
 pub const ROUTES: &[Route] = {
@@ -209,6 +194,7 @@ pub fn access(method: &str, path: &str) -> Access {
     ROUTES
         .iter()
         .find(|r| r.method == method && r.path == path)
+        .or_else(|| super::platform_routes::find(method, path).map(|p| &p.route))
         .map_or(Access::Undeclared, |r| Access::Needs(*r))
 }
 
@@ -223,7 +209,7 @@ mod tests {
         for (m, p) in PUBLIC
             .iter()
             .copied()
-            .chain(ROUTES.iter().map(|r| (r.method, r.path)))
+            .chain(all().map(|r| (r.method, r.path)))
         {
             assert!(seen.insert((m, p)), "{m} {p} declared twice");
         }
@@ -232,8 +218,33 @@ mod tests {
     }
 
     #[test]
+    fn seed_003_rows_are_found_at_both_spellings() {
+        use super::super::platform_routes::PLATFORM;
+        assert_eq!(PLATFORM.len(), 180, "the document's 180 routes");
+        let Access::Needs(r) = access("GET", "/vault/v1/versioned-secrets/{secretId}/history")
+        else {
+            panic!("the /vault/v1 spelling is declared");
+        };
+        assert_eq!(r.path, "/v1/versioned-secrets/{secretId}/history");
+        assert!(matches!(
+            access("POST", "/ai/v1/registry/models"),
+            Access::Needs(_)
+        ));
+        assert!(matches!(
+            access("GET", "/audit/v1/streaming/events"),
+            Access::Needs(_)
+        ));
+        // Only the services the document lists under /v1 have a second spelling.
+        assert_eq!(access("POST", "/kms/v1/v1/byohsm/keys"), Access::Undeclared);
+        assert_eq!(
+            access("GET", "/vault/v1/streaming/events"),
+            Access::Undeclared
+        );
+    }
+
+    #[test]
     fn metered_operations_are_the_billable_ones() {
-        let mut metered: Vec<&str> = ROUTES.iter().filter_map(|r| r.meter).collect();
+        let mut metered: Vec<&str> = all().filter_map(|r| r.meter).collect();
         metered.sort_unstable();
         let mut billable = BILLABLE.to_vec();
         billable.sort_unstable();

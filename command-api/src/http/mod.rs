@@ -8,6 +8,7 @@ pub mod incidents;
 pub mod integrations;
 pub mod openapi;
 pub mod paged;
+pub mod platform;
 pub mod probes;
 pub mod reply;
 pub mod subscriptions;
@@ -43,21 +44,26 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(openapi::router())
 }
 
-/// The OpenAPI document of every route.
+/// The OpenAPI document of every route, seed 003's rows included.
 pub fn api_spec() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    let mut api = routes().split_for_parts().1;
+    platform::document(&mut api);
+    api
 }
 
 pub fn router(state: AppState) -> Router {
-    let (router, api) = routes().split_for_parts();
+    let (router, mut api) = routes().split_for_parts();
+    platform::document(&mut api);
     openapi::publish(api);
     router
+        .merge(platform::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::authorize,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(extract::BODY_LIMIT))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn(platform::surface))
         .with_state(state)
 }
 

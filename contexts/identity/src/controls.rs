@@ -18,6 +18,36 @@ pub enum Addon {
     AutoResponse,
     /// Threat-intel enrichment (seed 000).
     ThreatIntel,
+    // Seed 003's services, each an entitlement its routes marked `entitlements` check.
+    /// Risk-based authentication and federated audit (`/auth`).
+    Auth,
+    /// Access simulation, JIT access, cross-tenant access views (`/access/v1`).
+    Access,
+    /// Keys and their analytics, crypto agility (`/kms/v1`).
+    Kms,
+    /// Classification, retention and replication of stored data (`/storage/v1`).
+    Storage,
+    /// Costs, anomalies and dashboards (`/observability/v1`).
+    Observability,
+    /// Playbooks, attack surface and compliance (`/security/v1`).
+    Security,
+    /// The crypto inventory and PQC readiness (`/crypto/v1`).
+    Crypto,
+    /// The AI model registry, costs, bias and prompt-injection defence (`/ai/v1`).
+    Ai,
+    /// The tenant's health, quotas, onboarding and isolation (`/tenant/v1`).
+    Tenant,
+    /// Search analytics, synonyms and health (`/search/v1`).
+    Search,
+    /// Usage forecasts, credits and promotions (`/billing/v1`).
+    Billing,
+    /// Audit streaming and retention (`/audit/v1`).
+    Audit,
+    /// Seed 003's add-on: keys in the tenant's own HSM.
+    Byohsm,
+    /// Seed 003's add-on: key escrow and M-of-N recovery.
+    #[serde(rename = "key-escrow")]
+    KeyEscrow,
 }
 
 impl Addon {
@@ -26,6 +56,20 @@ impl Addon {
         Addon::Edge,
         Addon::AutoResponse,
         Addon::ThreatIntel,
+        Addon::Auth,
+        Addon::Access,
+        Addon::Kms,
+        Addon::Storage,
+        Addon::Observability,
+        Addon::Security,
+        Addon::Crypto,
+        Addon::Ai,
+        Addon::Tenant,
+        Addon::Search,
+        Addon::Billing,
+        Addon::Audit,
+        Addon::Byohsm,
+        Addon::KeyEscrow,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +78,20 @@ impl Addon {
             Addon::Edge => "edge",
             Addon::AutoResponse => "auto_response",
             Addon::ThreatIntel => "threat_intel",
+            Addon::Auth => "auth",
+            Addon::Access => "access",
+            Addon::Kms => "kms",
+            Addon::Storage => "storage",
+            Addon::Observability => "observability",
+            Addon::Security => "security",
+            Addon::Crypto => "crypto",
+            Addon::Ai => "ai",
+            Addon::Tenant => "tenant",
+            Addon::Search => "search",
+            Addon::Billing => "billing",
+            Addon::Audit => "audit",
+            Addon::Byohsm => "byohsm",
+            Addon::KeyEscrow => "key-escrow",
         }
     }
 
@@ -43,7 +101,31 @@ impl Addon {
 }
 
 /// Operations that are metered (one usage event per success) and may carry a quota.
-pub const BILLABLE: &[&str] = &["user.create", "api_key.create", "agent.mint"];
+pub const BILLABLE: &[&str] = &[
+    "user.create",
+    "api_key.create",
+    "agent.mint",
+    // Seed 003's nineteen.
+    "auth.risk_evaluation",
+    "access.policy_simulation",
+    "access.jit_request",
+    "kms.hsm.key.create",
+    "kms.hsm.wrap",
+    "kms.hsm.unwrap",
+    "kms.hsm.sign",
+    "kms.escrow.create",
+    "kms.escrow.recover",
+    "vault.dynamic_secret_generate",
+    "vault.leakage_scan",
+    "vault.secret_version_create",
+    "vault.secret_version_read",
+    "security.playbook_execute",
+    "security.attack_path_analysis",
+    "security.attack_simulation",
+    "security.compliance_assessment",
+    "ai.model_deploy",
+    "audit.retention_cleanup",
+];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {

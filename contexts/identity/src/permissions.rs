@@ -78,6 +78,47 @@ catalog! {
     ProjectionOperate = "projection.operate", false, "Rebuild projections and skip a halted one's bad commit (platform admin)";
     PlatformAdminGrant = "platform_admin.grant", false, "Make a user a platform admin, or take it back (platform admin)";
     MetricsRead = "metrics.read", false, "Scrape Prometheus metrics, which name every tenant (platform admin, internal)";
+    // Seed 003 (QNSP): a read and a manage permission per service, and the few operations
+    // that deserve their own (using an HSM key, recovering an escrowed key, issuing a dynamic
+    // credential). Cross-tenant views and platform billing are the platform admin's.
+    RiskRead = "risk.read", true, "Evaluate login risk and read risk policies, signals and stats";
+    RiskManage = "risk.manage", true, "Create risk policies and report threat signals";
+    FederationAuditRead = "federation_audit.read", true, "Query federated audit events and read their reports";
+    FederationAuditManage = "federation_audit.manage", true, "Ingest federated audit events and generate reports";
+    PlatformCrossTenant = "platform.cross_tenant", false, "See access and audit across tenants (platform admin)";
+    AccessRead = "access.read", true, "Read access simulations, JIT requests, grants, policies and stats; check a JIT grant";
+    AccessSimulate = "access.simulate", true, "Simulate access decisions and the impact of policy changes";
+    JitRequest = "jit.request", true, "Request just-in-time access";
+    JitApprove = "jit.approve", true, "Approve, deny and revoke just-in-time access and set JIT policies";
+    KmsRead = "kms.read", true, "Read keys, KMS analytics, HSM connections, escrow policies and crypto agility";
+    KmsManage = "kms.manage", true, "Create and change keys, alert rules, HSM connections, escrow policies and migration plans";
+    KmsHsmUse = "kms.hsm.use", true, "Wrap, unwrap, sign and verify with keys in the tenant's HSM";
+    KmsEscrowRecover = "kms.escrow.recover", true, "Take part in recovering an escrowed key";
+    DynamicSecretRead = "dynamic_secret.read", true, "Read dynamic secret configurations, leases and stats (never a credential)";
+    DynamicSecretManage = "dynamic_secret.manage", true, "Create dynamic secret configurations and revoke leases";
+    DynamicSecretIssue = "dynamic_secret.issue", true, "Issue and renew dynamic credentials";
+    LeakageRead = "leakage.read", true, "Read leakage policies, incidents, scans and stats";
+    LeakageManage = "leakage.manage", true, "Create and delete leakage policies and report and triage leakage incidents";
+    LeakageScan = "leakage.scan", true, "Scan repositories and URLs for leaked secrets";
+    StorageRead = "storage.read", true, "Read classification stats and replication status";
+    StorageManage = "storage.manage", true, "Set classification, retention, hold and replication policies";
+    ObservabilityRead = "observability.read", true, "Read cost allocations, budgets, anomalies and dashboards";
+    ObservabilityManage = "observability.manage", true, "Set cost allocations, budgets, anomaly rules and dashboards";
+    SecurityRead = "security.read", true, "Analyse the attack surface and assess compliance";
+    SecurityManage = "security.manage", true, "Create and run playbooks, simulate attacks, define compliance controls";
+    CryptoInventoryRead = "crypto_inventory.read", true, "Read the crypto inventory: deprecations, hardware and PQC readiness";
+    CryptoInventoryManage = "crypto_inventory.manage", true, "Set deprecation policies and register cryptographic hardware";
+    AiRead = "ai.read", true, "Read AI costs, bias summaries and injection stats; analyse prompts";
+    AiManage = "ai.manage", true, "Register, deploy and retire models; evaluate bias; add injection patterns";
+    TenantHealthRead = "tenant_health.read", true, "Read the tenant's health, quotas, forecasts and isolation status";
+    TenantHealthManage = "tenant_health.manage", true, "Take health snapshots, run onboarding workflows and isolation audits";
+    SearchRead = "search.read", true, "Read search analytics and health; expand synonyms; verify isolation";
+    SearchManage = "search.manage", true, "Set synonyms and run search maintenance";
+    BillingRead = "billing.read", true, "Read the tenant's usage and capacity forecasts and credit balance";
+    BillingManage = "billing.manage", true, "Redeem promotions";
+    PlatformBilling = "platform.billing", false, "Read revenue across tenants, run dunning and grant credits (platform admin)";
+    AuditManage = "audit.manage", true, "Subscribe to the audit event stream";
+    AuditRetention = "audit.retention", true, "Set audit retention policies and run retention cleanup (administrators)";
 }
 
 /// Names the seeds use for scopes and permissions that are not the catalog's own, and what
@@ -131,7 +172,7 @@ impl Permission {
             .find(|p| p.as_str() == s || p.as_str() == dotted)
     }
 
-    fn bit(self) -> u64 {
+    fn bit(self) -> u128 {
         1 << (self as u32)
     }
 }
@@ -144,7 +185,7 @@ impl std::fmt::Display for Permission {
 
 /// A set of permissions as a bit set: checking one on every request is a mask test.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Permissions(u64);
+pub struct Permissions(u128);
 
 impl Permissions {
     pub const NONE: Permissions = Permissions(0);
@@ -281,6 +322,19 @@ impl BuiltinRole {
             ThreatIntelLookup,
             DashboardUse,
             IntegrationRead,
+            RiskRead,
+            FederationAuditRead,
+            AccessRead,
+            KmsRead,
+            DynamicSecretRead,
+            LeakageRead,
+            StorageRead,
+            ObservabilityRead,
+            CryptoInventoryRead,
+            AiRead,
+            TenantHealthRead,
+            SearchRead,
+            BillingRead,
         ];
         match self {
             BuiltinRole::Admin => Permissions::grantable(),
@@ -292,6 +346,9 @@ impl BuiltinRole {
                 CredentialRotate,
                 CredentialTest,
                 AutoResponseSimulate,
+                SecurityRead,
+                AccessSimulate,
+                LeakageScan,
             ])),
             BuiltinRole::Auditor => Permissions::of(&reads),
         }
@@ -304,7 +361,7 @@ mod tests {
 
     #[test]
     fn the_catalog_fits_the_bit_set_and_names_are_unique() {
-        assert!(Permission::ALL.len() <= 64);
+        assert!(Permission::ALL.len() <= 128);
         let mut names: Vec<_> = Permission::ALL.iter().map(|p| p.as_str()).collect();
         names.sort_unstable();
         names.dedup();

@@ -16,6 +16,7 @@ mod incidents;
 mod logins;
 mod nats_tenants;
 mod openapi;
+mod platform_surface;
 mod probes;
 mod projectors;
 mod reactors;
