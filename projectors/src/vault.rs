@@ -90,8 +90,12 @@ async fn alert(
 
 impl Projection for VaultProjection {
     const NAME: &'static str = "vault";
-    const TABLES: &'static [&'static str] =
-        &["vault_credentials", "vault_credential_uses", "vault_alerts"];
+    const TABLES: &'static [&'static str] = &[
+        "vault_credentials",
+        "vault_credential_uses",
+        "vault_alerts",
+        "vault_credential_versions",
+    ];
 
     fn handles(&self, e: &Envelope) -> bool {
         e.context == "vault"
@@ -176,7 +180,48 @@ impl Projection for VaultProjection {
                     .execute(&mut *tx)
                     .await?;
                     one(r, env)?;
+                    sqlx::query(&format!(
+                        "INSERT INTO vault_credential_versions{s} (tenant_id, name, version, state, created_at) \
+                         VALUES ($1, $2, $3, 'active', $4)"
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(m.version as i64)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
                     reschedule(tx, s, tenant, name).await?;
+                }
+                "credential.version_state_changed.v1" => {
+                    let m: pb::VersionStateChanged = decode(env)?;
+                    let r = sqlx::query(&update("updated_at = $4"))
+                        .bind(tenant)
+                        .bind(name)
+                        .bind(v)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await?;
+                    one(r, env)?;
+                    sqlx::query(&format!(
+                        "UPDATE vault_credential_versions{s} SET state = $4 \
+                         WHERE tenant_id = $1 AND name = $2 AND version = $3"
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(m.version as i64)
+                    .bind(&m.state)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                "credential.retention_set.v1" => {
+                    let r = sqlx::query(&update("updated_at = $4"))
+                        .bind(tenant)
+                        .bind(name)
+                        .bind(v)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await?;
+                    one(r, env)?;
                 }
                 "credential.rotation_started.v1" => {
                     let r = sqlx::query(&update("rotating = true"))
@@ -223,6 +268,16 @@ impl Projection for VaultProjection {
                     .execute(&mut *tx)
                     .await?;
                     one(r, env)?;
+                    if lifecycle == "destroyed" {
+                        sqlx::query(&format!(
+                            "UPDATE vault_credential_versions{s} SET state = 'destroyed' \
+                             WHERE tenant_id = $1 AND name = $2"
+                        ))
+                        .bind(tenant)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
                 "credential.health_checked.v1" => {
                     let m: pb::HealthChecked = decode(env)?;

@@ -352,8 +352,20 @@ impl KeyStore {
         secret: &str,
         value: &[u8],
     ) -> Result<Sealed, KeyError> {
+        self.seal_new(tenant, secret, 1, value).await
+    }
+
+    /// Seals `value` as `version` of a secret whose key is new (a key per version): created
+    /// without looking first, and read instead if a retry finds it made.
+    pub async fn seal_new(
+        &self,
+        tenant: Uuid,
+        secret: &str,
+        version: u64,
+        value: &[u8],
+    ) -> Result<Sealed, KeyError> {
         let key = self.secret_key(tenant, secret, Want::New).await?;
-        Ok(seal_with(&key, &value_aad(tenant, secret, 1), value))
+        Ok(seal_with(&key, &value_aad(tenant, secret, version), value))
     }
 
     /// Opens what [`KeyStore::seal`] sealed; `Shredded` once the key is destroyed.

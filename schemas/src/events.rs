@@ -109,6 +109,11 @@ pub const EVENTS: &[(&str, &str)] = &[
     ("credential.applied.v1", "aegis.vault.v1.CredentialApplied"),
     ("credential.value_read.v1", "aegis.vault.v1.ValueRead"),
     (
+        "credential.version_state_changed.v1",
+        "aegis.vault.v1.VersionStateChanged",
+    ),
+    ("credential.retention_set.v1", "aegis.vault.v1.RetentionSet"),
+    (
         "tenant_key.destroyed.v1",
         "aegis.vault.v1.TenantKeyDestroyed",
     ),

@@ -3,6 +3,7 @@
 //! will accept, and the decider checks that version is the next one.
 
 use super::settings::Settings;
+use super::versions::{beyond, may_become, Retention, Version, VersionRefusal, VersionState};
 use aegis_kernel::Sealed;
 use aegis_kernel::{occurred_at, Aggregate, DecodeError};
 use aegis_schemas::envelope::v1::Envelope;
@@ -20,16 +21,6 @@ word_enum!(Lifecycle {
     Retired = "retired",
     Destroyed = "destroyed",
 });
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Version {
-    pub version: u64,
-    pub reason: String,
-    pub trigger: String,
-    pub restored_from: Option<u64>,
-    pub created_at: DateTime<Utc>,
-    pub sealed: Sealed,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotation {
@@ -62,6 +53,7 @@ pub struct Credential {
     pub health: Option<Health>,
     /// The version whose expiry was last alerted; alerts fire once per version.
     pub alerted_version: Option<u64>,
+    pub retention: Option<Retention>,
 }
 
 impl Credential {
@@ -111,6 +103,9 @@ pub struct NewVersion {
     pub sealed: Sealed,
     /// The rotation this version completes, which must be the one in flight.
     pub rotation_id: Option<String>,
+    pub changed_by: String,
+    /// Sealed under its own key (every version written now is).
+    pub own_key: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -156,6 +151,17 @@ pub enum Command {
         expires_at: DateTime<Utc>,
     },
     RecordApplied(pb::CredentialApplied),
+    /// Deprecate or destroy one version.
+    SetVersionState {
+        version: u64,
+        state: VersionState,
+        reason: String,
+    },
+    SetRetention(Retention),
+    /// Destroy the versions the retention policy no longer keeps at `now`.
+    EnforceRetention {
+        now: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -190,6 +196,12 @@ pub enum Event {
         expires_at: DateTime<Utc>,
     },
     Applied(pb::CredentialApplied),
+    VersionStateChanged {
+        version: u64,
+        state: VersionState,
+        reason: String,
+    },
+    RetentionSet(Retention),
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -210,6 +222,10 @@ pub enum CredentialError {
     NoSuchVersion(u64),
     #[error("the credential has no value yet")]
     NoValue,
+    #[error("version {0} is destroyed: its value is gone")]
+    VersionDestroyed(u64),
+    #[error(transparent)]
+    Version(#[from] VersionRefusal),
 }
 
 pub struct CredentialAggregate;
@@ -230,10 +246,47 @@ fn check_version(c: &Credential, v: &NewVersion) -> Result<(), CredentialError> 
         });
     }
     if let Some(restored) = v.restored_from {
-        c.find(restored)
+        let target = c
+            .find(restored)
             .ok_or(CredentialError::NoSuchVersion(restored))?;
+        if target.state == VersionState::Destroyed {
+            return Err(CredentialError::VersionDestroyed(restored));
+        }
     }
     Ok(())
+}
+
+/// The version-state changes a retention policy set to apply by itself makes once `added` is
+/// the current version.
+fn auto_retention(c: &Credential, added: &NewVersion, now: DateTime<Utc>) -> Vec<Event> {
+    let Some(policy) = c.retention.as_ref().filter(|p| p.auto_destroy) else {
+        return Vec::new();
+    };
+    let mut after = c.clone();
+    after.versions.push(Version {
+        version: added.version,
+        reason: added.reason.clone(),
+        trigger: added.trigger.clone(),
+        restored_from: added.restored_from,
+        created_at: now,
+        sealed: added.sealed.clone(),
+        state: VersionState::Active,
+        created_by: String::new(),
+        changed_by: added.changed_by.clone(),
+        own_key: added.own_key,
+    });
+    destroyed_by(&after, policy, now)
+}
+
+fn destroyed_by(c: &Credential, policy: &Retention, now: DateTime<Utc>) -> Vec<Event> {
+    beyond(&c.versions, c.version(), policy, now)
+        .into_iter()
+        .map(|version| Event::VersionStateChanged {
+            version,
+            state: VersionState::Destroyed,
+            reason: "retention".into(),
+        })
+        .collect()
 }
 
 impl Aggregate for CredentialAggregate {
@@ -317,7 +370,9 @@ impl Aggregate for CredentialAggregate {
                     }
                 }
                 check_version(c, v)?;
-                Ok(vec![Event::VersionAdded(v.clone())])
+                let mut events = vec![Event::VersionAdded(v.clone())];
+                events.extend(auto_retention(c, v, *now));
+                Ok(events)
             }
             Command::StartRotation {
                 id,
@@ -374,6 +429,38 @@ impl Aggregate for CredentialAggregate {
                 active(c)?;
                 Ok(vec![Event::Applied(a.clone())])
             }
+            Command::SetVersionState { .. } | Command::SetRetention(_)
+                if c.lifecycle == Lifecycle::Destroyed =>
+            {
+                Err(E::NotActive(Lifecycle::Destroyed))
+            }
+            Command::SetVersionState {
+                version,
+                state,
+                reason,
+            } => Ok(
+                if may_become(
+                    c.find(*version).ok_or(E::NoSuchVersion(*version))?,
+                    c.version(),
+                    *state,
+                )? {
+                    vec![Event::VersionStateChanged {
+                        version: *version,
+                        state: *state,
+                        reason: reason.clone(),
+                    }]
+                } else {
+                    vec![]
+                },
+            ),
+            Command::SetRetention(r) if c.retention.as_ref() == Some(r) => Ok(vec![]),
+            Command::SetRetention(r) => Ok(vec![Event::RetentionSet(r.clone())]),
+            Command::EnforceRetention { now } => Ok(match &c.retention {
+                Some(policy) if c.lifecycle != Lifecycle::Destroyed => {
+                    destroyed_by(c, policy, *now)
+                }
+                _ => vec![],
+            }),
         }
     }
 
@@ -395,6 +482,7 @@ impl Aggregate for CredentialAggregate {
                     last_rotated_at: None,
                     health: None,
                     alerted_version: None,
+                    retention: None,
                 }),
                 _ => None,
             };
@@ -417,6 +505,14 @@ impl Aggregate for CredentialAggregate {
                     restored_from: v.restored_from,
                     created_at: at,
                     sealed: v.sealed.clone(),
+                    state: VersionState::Active,
+                    created_by: env
+                        .actor
+                        .as_ref()
+                        .map(|a| a.subject.clone())
+                        .unwrap_or_default(),
+                    changed_by: v.changed_by.clone(),
+                    own_key: v.own_key,
                 });
                 c.updated_at = at;
             }
@@ -451,6 +547,16 @@ impl Aggregate for CredentialAggregate {
             }
             Event::ExpiryAlerted { version, .. } => c.alerted_version = Some(*version),
             Event::Applied(_) => {}
+            Event::VersionStateChanged { version, state, .. } => {
+                if let Some(v) = c.versions.iter_mut().find(|v| v.version == *version) {
+                    v.state = *state;
+                }
+                c.updated_at = at;
+            }
+            Event::RetentionSet(r) => {
+                c.retention = Some(r.clone());
+                c.updated_at = at;
+            }
         }
         Some(c)
     }
@@ -485,6 +591,8 @@ impl Aggregate for CredentialAggregate {
                     trigger: v.trigger.clone(),
                     restored_from: v.restored_from.unwrap_or(0),
                     duration_ms: v.duration_ms,
+                    changed_by: v.changed_by.clone(),
+                    own_key: v.own_key,
                 }
                 .encode_to_vec();
                 return NewEvent {
@@ -559,6 +667,28 @@ impl Aggregate for CredentialAggregate {
                 .encode_to_vec(),
             ),
             Event::Applied(a) => ("credential.applied.v1", a.encode_to_vec()),
+            Event::VersionStateChanged {
+                version,
+                state,
+                reason,
+            } => (
+                "credential.version_state_changed.v1",
+                pb::VersionStateChanged {
+                    version: *version,
+                    state: state.as_str().into(),
+                    reason: reason.clone(),
+                }
+                .encode_to_vec(),
+            ),
+            Event::RetentionSet(r) => (
+                "credential.retention_set.v1",
+                pb::RetentionSet {
+                    max_versions: r.max_versions.unwrap_or(0),
+                    delete_after: r.delete_after.clone().unwrap_or_default(),
+                    auto_destroy: r.auto_destroy,
+                }
+                .encode_to_vec(),
+            ),
         };
         NewEvent::new(event_type, payload)
     }
@@ -597,6 +727,8 @@ impl Aggregate for CredentialAggregate {
                         ciphertext: value.ciphertext,
                     },
                     rotation_id: None,
+                    changed_by: m.changed_by,
+                    own_key: m.own_key,
                 })
             }
             "credential.rotation_started.v1" => {
@@ -635,6 +767,24 @@ impl Aggregate for CredentialAggregate {
                 }
             }
             "credential.applied.v1" => Event::Applied(msg(env)?),
+            "credential.version_state_changed.v1" => {
+                let m: pb::VersionStateChanged = msg(env)?;
+                Event::VersionStateChanged {
+                    version: m.version,
+                    state: VersionState::parse(&m.state).ok_or_else(|| {
+                        DecodeError::new(env, format!("unknown version state `{}`", m.state))
+                    })?,
+                    reason: m.reason,
+                }
+            }
+            "credential.retention_set.v1" => {
+                let m: pb::RetentionSet = msg(env)?;
+                Event::RetentionSet(Retention {
+                    max_versions: (m.max_versions != 0).then_some(m.max_versions),
+                    delete_after: (!m.delete_after.is_empty()).then_some(m.delete_after),
+                    auto_destroy: m.auto_destroy,
+                })
+            }
             other => {
                 return Err(DecodeError::new(
                     env,
@@ -678,6 +828,8 @@ mod tests {
                 ciphertext: vec![1, 2, 3],
             },
             rotation_id: None,
+            changed_by: String::new(),
+            own_key: true,
         }
     }
 
@@ -690,6 +842,150 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(1_900_000_000, 0).unwrap_or_default()
+    }
+
+    fn state(version: u64, state: VersionState) -> Command {
+        Command::SetVersionState {
+            version,
+            state,
+            reason: "test".into(),
+        }
+    }
+
+    fn changed(version: u64, state: VersionState) -> Event {
+        Event::VersionStateChanged {
+            version,
+            state,
+            reason: "test".into(),
+        }
+    }
+
+    fn three_versions() -> Vec<Event> {
+        vec![
+            created(),
+            Event::VersionAdded(version(1, "initial")),
+            Event::VersionAdded(version(2, "update")),
+            Event::VersionAdded(version(3, "update")),
+        ]
+    }
+
+    #[test]
+    fn a_version_is_deprecated_then_destroyed_never_back() {
+        use VersionState::*;
+        given::<CredentialAggregate>(three_versions())
+            .when(state(1, Deprecated))
+            .then(vec![changed(1, Deprecated)]);
+        let mut deprecated = three_versions();
+        deprecated.push(changed(1, Deprecated));
+        given::<CredentialAggregate>(deprecated.clone())
+            .when(state(1, Deprecated))
+            .then(vec![]);
+        given::<CredentialAggregate>(deprecated.clone())
+            .when(state(1, Destroyed))
+            .then(vec![changed(1, Destroyed)]);
+        given::<CredentialAggregate>(deprecated)
+            .when(state(1, Active))
+            .then_err(CredentialError::Version(VersionRefusal::Backwards {
+                version: 1,
+                from: Deprecated,
+                to: Active,
+            }));
+        let mut destroyed = three_versions();
+        destroyed.push(changed(2, Destroyed));
+        given::<CredentialAggregate>(destroyed.clone())
+            .when(state(2, Deprecated))
+            .then_err(CredentialError::Version(VersionRefusal::Backwards {
+                version: 2,
+                from: Destroyed,
+                to: Deprecated,
+            }));
+        // A rollback to a destroyed version is refused: its value is gone.
+        given::<CredentialAggregate>(destroyed)
+            .when(add(NewVersion {
+                restored_from: Some(2),
+                ..version(4, "rollback")
+            }))
+            .then_err(CredentialError::VersionDestroyed(2));
+    }
+
+    #[test]
+    fn the_current_version_and_a_shared_key_version_are_not_destroyed_alone() {
+        given::<CredentialAggregate>(three_versions())
+            .when(state(3, VersionState::Destroyed))
+            .then_err(CredentialError::Version(VersionRefusal::Current(3)));
+        given::<CredentialAggregate>(vec![
+            created(),
+            Event::VersionAdded(NewVersion {
+                own_key: false,
+                ..version(1, "initial")
+            }),
+            Event::VersionAdded(version(2, "update")),
+        ])
+        .when(state(1, VersionState::Destroyed))
+        .then_err(CredentialError::Version(VersionRefusal::SharedKey(1)));
+        given::<CredentialAggregate>(three_versions())
+            .when(state(9, VersionState::Deprecated))
+            .then_err(CredentialError::NoSuchVersion(9));
+    }
+
+    #[test]
+    fn retention_destroys_the_oldest_beyond_the_limit_but_never_the_current() {
+        let keep_two = Retention {
+            max_versions: Some(2),
+            delete_after: None,
+            auto_destroy: false,
+        };
+        let mut given_events = three_versions();
+        given_events.push(Event::RetentionSet(keep_two.clone()));
+        given::<CredentialAggregate>(given_events.clone())
+            .when(Command::EnforceRetention { now: now() })
+            .then(vec![changed(1, VersionState::Destroyed).retention()]);
+        given::<CredentialAggregate>(given_events)
+            .when(Command::SetRetention(keep_two))
+            .then(vec![]);
+        // Versions older than `deleteAfter` go, except the current one (the given events
+        // carry the epoch as their time).
+        let mut old = three_versions();
+        old.push(Event::RetentionSet(Retention {
+            max_versions: None,
+            delete_after: Some("P30D".into()),
+            auto_destroy: false,
+        }));
+        given::<CredentialAggregate>(old)
+            .when(Command::EnforceRetention { now: now() })
+            .then(vec![
+                changed(1, VersionState::Destroyed).retention(),
+                changed(2, VersionState::Destroyed).retention(),
+            ]);
+    }
+
+    #[test]
+    fn an_auto_destroying_policy_applies_with_each_new_version() {
+        let mut given_events = three_versions();
+        given_events.push(Event::RetentionSet(Retention {
+            max_versions: Some(3),
+            delete_after: None,
+            auto_destroy: true,
+        }));
+        given::<CredentialAggregate>(given_events)
+            .when(add(version(4, "update")))
+            .then(vec![
+                Event::VersionAdded(version(4, "update")),
+                changed(1, VersionState::Destroyed).retention(),
+            ]);
+    }
+
+    impl Event {
+        fn retention(self) -> Event {
+            match self {
+                Event::VersionStateChanged { version, state, .. } => Event::VersionStateChanged {
+                    version,
+                    state,
+                    reason: "retention".into(),
+                },
+                other => other,
+            }
+        }
     }
 
     #[test]

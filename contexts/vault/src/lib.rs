@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod reads;
 pub mod settings;
 pub mod tenant_key;
+pub mod versions;
 
 pub use credentials::{Credential, CredentialAggregate, CredentialError};
 pub use settings::{RotationStrategy, Rotator, Settings};

@@ -55,9 +55,7 @@ pub async fn open(
             .current()
             .ok_or_else(|| VaultError::NoValue(c.name.clone()))?,
     };
-    let clear = rt
-        .keys
-        .open(tenant, &c.id, v.version, &v.sealed)
+    let clear = crate::keys::open_version(rt, tenant, c, v)
         .await
         .map_err(VaultError::key(&c.name))?;
     String::from_utf8(clear.to_vec())

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod error;
+pub mod keys;
 pub mod n8n;
 pub mod rotation;
 pub mod rotators;

@@ -106,9 +106,7 @@ pub async fn rotate(
         }
     };
     let version = previous + 1;
-    let sealed = rt
-        .keys
-        .seal(tenant, &c.id, version, next.as_bytes())
+    let sealed = crate::keys::seal_version(rt, tenant, &c.id, version, next.as_bytes())
         .await
         .map_err(VaultError::key(name))?;
     let done = rt
@@ -124,6 +122,8 @@ pub async fn rotate(
                     duration_ms,
                     sealed,
                     rotation_id: Some(rotation),
+                    changed_by: String::new(),
+                    own_key: true,
                 },
                 now: Utc::now(),
             },

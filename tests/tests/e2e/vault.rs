@@ -402,7 +402,9 @@ async fn destroy_crypto_shreds_every_version_and_the_chain_still_verifies() {
     assert_eq!(c.versions.len(), 2);
     for v in &c.versions {
         assert!(!v.sealed.ciphertext.is_empty());
-        let opened = keys.open(tenant, &id, v.version, &v.sealed).await;
+        assert!(v.own_key, "every version written now has a key of its own");
+        let secret = aegis_vault_services::keys::version_secret(&id, v.version);
+        let opened = keys.open(tenant, &secret, v.version, &v.sealed).await;
         assert!(
             matches!(opened, Err(aegis_runtime::keys::KeyError::Shredded)),
             "{opened:?}"
@@ -1084,9 +1086,10 @@ async fn the_master_key_rotates_with_aegis_rewrap_while_the_server_runs() {
         .unwrap();
     let c = c.unwrap();
     let v = c.current().unwrap();
+    let secret = aegis_vault_services::keys::version_secret(&c.id, v.version);
     assert_eq!(
         only_new
-            .open(tenant, &c.id, v.version, &v.sealed)
+            .open(tenant, &secret, v.version, &v.sealed)
             .await
             .unwrap()
             .as_slice(),
@@ -1094,7 +1097,7 @@ async fn the_master_key_rotates_with_aegis_rewrap_while_the_server_runs() {
     );
     let only_old = KeyStore::new(kv, MasterKeys::new(&old, &[]).unwrap());
     assert!(matches!(
-        only_old.open(tenant, &c.id, v.version, &v.sealed).await,
+        only_old.open(tenant, &secret, v.version, &v.sealed).await,
         Err(aegis_runtime::keys::KeyError::UnknownMaster { .. })
     ));
 }

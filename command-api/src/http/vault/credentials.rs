@@ -16,6 +16,7 @@ use aegis_projectors::Projection;
 use aegis_vault::credentials::{Command, Lifecycle, NewCredential, NewVersion};
 use aegis_vault::settings::MetaValue;
 use aegis_vault::{Credential, CredentialAggregate};
+use aegis_vault_services::keys::seal_version;
 use aegis_vault_services::load;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -70,12 +71,12 @@ async fn create(
             trigger: String::new(),
             restored_from: None,
             duration_ms: 0,
-            sealed: state
-                .keys
-                .seal_first(tenant.0, &id, v.as_bytes())
+            sealed: seal_version(&state, tenant.0, &id, 1, v.as_bytes())
                 .await
                 .map_err(|e| key_error(&body.name, e))?,
             rotation_id: None,
+            changed_by: String::new(),
+            own_key: true,
         }),
         None => None,
     };
@@ -445,12 +446,12 @@ async fn update(
                 trigger: String::new(),
                 restored_from: None,
                 duration_ms: 0,
-                sealed: state
-                    .keys
-                    .seal(tenant.0, &c.id, version, v.as_bytes())
+                sealed: seal_version(&state, tenant.0, &c.id, version, v.as_bytes())
                     .await
                     .map_err(|e| key_error(&name, e))?,
                 rotation_id: None,
+                changed_by: String::new(),
+                own_key: true,
             })
         }
         None => None,

@@ -34,6 +34,9 @@ pub fn credential_error(name: &str) -> impl FnOnce(CredentialError) -> ApiError 
         e @ (CredentialError::NoSuchVersion(_) | CredentialError::NoValue) => {
             ApiError::validation("version", e.to_string())
         }
+        e @ (CredentialError::VersionDestroyed(_) | CredentialError::Version(_)) => {
+            ApiError::conflict(e.to_string()).with("credential", name)
+        }
     }
 }
 

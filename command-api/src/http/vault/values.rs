@@ -193,11 +193,15 @@ async fn rollback(
     }
     let restored = open(&state, tenant.0, &c, Some(body.version)).await?;
     let version = from + 1;
-    let sealed = state
-        .keys
-        .seal(tenant.0, &c.id, version, restored.as_bytes())
-        .await
-        .map_err(|e| key_error(&name, e))?;
+    let sealed = aegis_vault_services::keys::seal_version(
+        &state,
+        tenant.0,
+        &c.id,
+        version,
+        restored.as_bytes(),
+    )
+    .await
+    .map_err(|e| key_error(&name, e))?;
     let agg = aggregate::<CredentialAggregate>(tenant.0, name.as_str())?;
     let outcome = execute::<CredentialAggregate>(
         &state,
@@ -213,6 +217,8 @@ async fn rollback(
                 duration_ms: 0,
                 sealed,
                 rotation_id: None,
+                changed_by: String::new(),
+                own_key: true,
             },
             now: Utc::now(),
         },
@@ -283,9 +289,7 @@ async fn destroy(
     )
     .await?;
     let c = outcome.state.ok_or_else(|| missing(&name))?;
-    state
-        .keys
-        .destroy_secret(tenant.0, &c.id)
+    aegis_vault_services::keys::destroy_all(&state, tenant.0, &c)
         .await
         .map_err(|e| key_error(&name, e))?;
     tracing::warn!(credential = %name, tenant = %tenant, versions = c.versions.len(), "credential destroyed: its key is gone");
