@@ -53,10 +53,11 @@ pub fn api_spec() -> utoipa::openapi::OpenApi {
 
 pub fn router(state: AppState) -> Router {
     let (router, mut api) = routes().split_for_parts();
+    let planned = platform::router(&api);
     platform::document(&mut api);
     openapi::publish(api);
     router
-        .merge(platform::router())
+        .merge(planned)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::authorize,

@@ -144,9 +144,22 @@ async fn record(
     c: &Credential,
     refused: Option<String>,
 ) -> Result<u64, VaultError> {
+    record_version(rt, ctx, tenant, &c.name, c.version(), refused).await
+}
+
+/// Records one read of `version` of the credential `name` (refused, with why, when
+/// `refused`), before the value is used or answered; the position it was recorded at.
+pub async fn record_version(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    name: &str,
+    version: u64,
+    refused: Option<String>,
+) -> Result<u64, VaultError> {
     let read = address::<CredentialReadAggregate>(
         tenant,
-        CredentialReadAggregate::id(&c.name, Uuid::now_v7()),
+        CredentialReadAggregate::id(name, Uuid::now_v7()),
     )
     .map_err(|e| VaultError::Recording(e.into()))?;
     let outcome = rt
@@ -154,8 +167,8 @@ async fn record(
         .execute::<CredentialReadAggregate>(
             &read,
             &ValueRead {
-                name: c.name.clone(),
-                version: c.version(),
+                name: name.to_string(),
+                version,
                 refused,
             },
             ctx,

@@ -12,6 +12,7 @@ pub mod n8n;
 pub mod rotation;
 pub mod rotators;
 pub mod scram;
+pub mod versioned;
 
 pub use access::{current, for_value_read, load, open, record_read};
 pub use error::VaultError;

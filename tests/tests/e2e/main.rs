@@ -29,4 +29,5 @@ mod tenants;
 mod threat_intel;
 mod tracing;
 mod vault;
+mod versioned_secrets;
 mod webhooks;

@@ -145,8 +145,8 @@ async fn a_service_listed_under_v1_answers_at_its_base_path_too() {
         .await;
     for (documented, base) in [
         (
-            "/v1/versioned-secrets/db-password/history",
-            "/vault/v1/versioned-secrets/db-password/history",
+            "/v1/dynamic-secrets/stats",
+            "/vault/v1/dynamic-secrets/stats",
         ),
         ("/v1/costs/analytics", "/ai/v1/costs/analytics"),
         ("/v1/streaming/metrics", "/audit/v1/streaming/metrics"),
@@ -187,6 +187,15 @@ async fn every_row_is_in_the_api_document_with_what_it_needs() {
         for path in spellings {
             let op = &doc["paths"][&path][row.route.method.to_ascii_lowercase()];
             assert!(op.is_object(), "{} {path} is documented", row.route.method);
+            documented += 1;
+            let planned = op["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "planned"));
+            if !planned {
+                // Built: documented by its handler, with its real answers.
+                assert!(op["responses"]["501"].is_null(), "{path}");
+                continue;
+            }
             assert!(op["responses"]["501"].is_object(), "{path}");
             let text = op["description"].as_str().unwrap_or_default();
             assert!(
@@ -196,7 +205,6 @@ async fn every_row_is_in_the_api_document_with_what_it_needs() {
             if let Some(meter) = row.route.meter {
                 assert!(text.contains(meter), "{path}: {text}");
             }
-            documented += 1;
         }
     }
     let aliases = PLATFORM.iter().filter(|r| r.alias().is_some()).count();

@@ -962,6 +962,47 @@ async fn no_plaintext_in_events_read_models_logs_or_traces() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // Seed 003's versioned secrets: written, read, compared and rolled back.
+    for i in 1..=2 {
+        let r = admin(Method::POST, "/v1/versioned-secrets", Some(tenant))
+            .json(&json!({ "secretId": "scan-v", "value": format!("{marker}-v{i}"), "metadata": { "reason": "scan" } }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let v: Value = admin(
+        Method::GET,
+        "/v1/versioned-secrets/scan-v/versions/1",
+        Some(tenant),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v["value"], format!("{marker}-v1"));
+    let r = admin(
+        Method::POST,
+        "/vault/v1/versioned-secrets/scan-v/compare",
+        Some(tenant),
+    )
+    .json(&json!({ "version1": 1, "version2": 2 }))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = admin(
+        Method::POST,
+        "/v1/versioned-secrets/scan-v/rollback",
+        Some(tenant),
+    )
+    .json(&json!({ "targetVersion": 1 }))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
     // Let the projectors catch up, then stop the process as an operator would (SIGTERM), so
     // it flushes its traces.
     tokio::time::sleep(Duration::from_secs(2)).await;

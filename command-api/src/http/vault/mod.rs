@@ -8,6 +8,7 @@ pub mod n8n;
 pub mod service_health;
 pub mod tenant_key;
 pub mod values;
+pub mod versioned;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -22,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(service_health::router())
         .merge(n8n::router())
         .merge(tenant_key::router())
+        .merge(versioned::router())
 }
 
 /// The status a caller sees: the lifecycle, or for an active credential whether it expired
