@@ -192,8 +192,9 @@ impl Projection for VaultProjection {
                     .await?;
                     reschedule(tx, s, tenant, name).await?;
                 }
-                "credential.version_state_changed.v1" => {
-                    let m: pb::VersionStateChanged = decode(env)?;
+                // Both change the credential (its version moves on); a state also moves in
+                // the version table.
+                "credential.version_state_changed.v1" | "credential.retention_set.v1" => {
                     let r = sqlx::query(&update("updated_at = $4"))
                         .bind(tenant)
                         .bind(name)
@@ -202,26 +203,19 @@ impl Projection for VaultProjection {
                         .execute(&mut *tx)
                         .await?;
                     one(r, env)?;
-                    sqlx::query(&format!(
-                        "UPDATE vault_credential_versions{s} SET state = $4 \
-                         WHERE tenant_id = $1 AND name = $2 AND version = $3"
-                    ))
-                    .bind(tenant)
-                    .bind(name)
-                    .bind(m.version as i64)
-                    .bind(&m.state)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                "credential.retention_set.v1" => {
-                    let r = sqlx::query(&update("updated_at = $4"))
+                    if env.event_type == "credential.version_state_changed.v1" {
+                        let m: pb::VersionStateChanged = decode(env)?;
+                        sqlx::query(&format!(
+                            "UPDATE vault_credential_versions{s} SET state = $4 \
+                             WHERE tenant_id = $1 AND name = $2 AND version = $3"
+                        ))
                         .bind(tenant)
                         .bind(name)
-                        .bind(v)
-                        .bind(at)
+                        .bind(m.version as i64)
+                        .bind(&m.state)
                         .execute(&mut *tx)
                         .await?;
-                    one(r, env)?;
+                    }
                 }
                 "credential.rotation_started.v1" => {
                     let r = sqlx::query(&update("rotating = true"))

@@ -23,6 +23,8 @@ pub enum VaultError {
     Key { name: String, error: KeyError },
     #[error("version {0} does not exist")]
     NoSuchVersion(u64),
+    #[error("version {0} is already the current version")]
+    AlreadyCurrent(u64),
     #[error("the credential `{0}` has no value yet")]
     NoValue(String),
     /// The value was not served (the inner refusal), and the refused read was recorded at

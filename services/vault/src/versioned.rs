@@ -9,7 +9,7 @@ use crate::access::{load, record_version};
 use crate::keys::{destroy_version, open_version, seal_version};
 use crate::VaultError;
 use aegis_runtime::command::{CommandContext, CommandError, Outcome};
-use aegis_runtime::keys::KeyError;
+use aegis_runtime::keys::{KeyError, Sealed};
 use aegis_runtime::runtime::address;
 use aegis_runtime::Runtime;
 use aegis_vault::credentials::{Command, Lifecycle, NewCredential, NewVersion};
@@ -63,6 +63,21 @@ fn written(outcome: Outcome<Option<Credential>>, name: &str) -> Result<Written, 
     })
 }
 
+/// A version written by hand (not a rotation), sealed under its own key.
+fn new_version(version: u64, reason: String, changed_by: String, sealed: Sealed) -> NewVersion {
+    NewVersion {
+        version,
+        reason,
+        trigger: String::new(),
+        restored_from: None,
+        duration_ms: 0,
+        sealed,
+        rotation_id: None,
+        changed_by,
+        own_key: true,
+    }
+}
+
 /// Writes `value` as the next version of `name`, creating the credential when the tenant
 /// has none of that name. Answers the credential as written and the commit's position.
 pub async fn write(
@@ -82,17 +97,7 @@ pub async fn write(
                 .await
                 .map_err(VaultError::key(name))?;
             let command = Command::AddVersion {
-                version: NewVersion {
-                    version,
-                    reason,
-                    trigger: String::new(),
-                    restored_from: None,
-                    duration_ms: 0,
-                    sealed,
-                    rotation_id: None,
-                    changed_by,
-                    own_key: true,
-                },
+                version: new_version(version, reason, changed_by, sealed),
                 now: Utc::now(),
             };
             let after = written(execute(rt, ctx, tenant, name, &command, false).await?, name)?;
@@ -113,17 +118,7 @@ pub async fn write(
                     provider: "versioned".into(),
                     settings: Settings::default(),
                 },
-                value: Some(NewVersion {
-                    version: 1,
-                    reason,
-                    trigger: String::new(),
-                    restored_from: None,
-                    duration_ms: 0,
-                    sealed,
-                    rotation_id: None,
-                    changed_by,
-                    own_key: true,
-                }),
+                value: Some(new_version(1, reason, changed_by, sealed)),
             };
             written(execute(rt, ctx, tenant, name, &command, false).await?, name)
         }
@@ -202,8 +197,14 @@ pub async fn rollback(
 ) -> Result<(Written, u64), VaultError> {
     let (c, _, _) = load(rt, tenant, name).await?;
     let from = c.version();
+    if c.lifecycle == Lifecycle::Destroyed {
+        return Err(VaultError::key(name)(KeyError::Shredded));
+    }
     let v = c.find(target).ok_or(VaultError::NoSuchVersion(target))?;
-    if v.state == VersionState::Destroyed || c.lifecycle == Lifecycle::Destroyed {
+    if target == from {
+        return Err(VaultError::AlreadyCurrent(target));
+    }
+    if v.state == VersionState::Destroyed {
         return Err(VaultError::credential(name)(CommandError::Domain(
             CredentialError::VersionDestroyed(target),
         )));
@@ -217,15 +218,13 @@ pub async fn rollback(
         .map_err(VaultError::key(name))?;
     let command = Command::AddVersion {
         version: NewVersion {
-            version,
-            reason: reason.unwrap_or_else(|| "rollback".into()),
-            trigger: String::new(),
             restored_from: Some(target),
-            duration_ms: 0,
-            sealed,
-            rotation_id: None,
-            changed_by: String::new(),
-            own_key: true,
+            ..new_version(
+                version,
+                reason.unwrap_or_else(|| "rollback".into()),
+                String::new(),
+                sealed,
+            )
         },
         now: Utc::now(),
     };

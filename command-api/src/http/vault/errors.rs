@@ -62,7 +62,9 @@ impl From<VaultError> for ApiError {
             VaultError::Missing(name) => missing(&name),
             VaultError::Credential { name, error } => error.into_api(credential_error(&name)),
             VaultError::Key { name, error } => key_error(&name, error),
-            e @ VaultError::NoSuchVersion(_) => ApiError::validation("version", e.to_string()),
+            e @ (VaultError::NoSuchVersion(_) | VaultError::AlreadyCurrent(_)) => {
+                ApiError::validation("version", e.to_string())
+            }
             VaultError::NoValue(name) => {
                 ApiError::conflict("the credential has no value yet").with("credential", name)
             }

@@ -10,9 +10,9 @@ use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::http::{aggregate, command_context, execute};
 use crate::state::AppState;
-use aegis_vault::credentials::{Command, NewVersion};
+use aegis_vault::credentials::Command;
 use aegis_vault::CredentialAggregate;
-use aegis_vault_services::{for_value_read, load, open, rotate};
+use aegis_vault_services::{for_value_read, open, rotate, versioned};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -183,49 +183,10 @@ async fn rollback(
             "version must be between 1 and 9223372036854775807",
         ));
     }
-    let (c, _, _) = load(&state, tenant.0, &name).await?;
-    let from = c.version();
-    if body.version == from {
-        return Err(ApiError::validation(
-            "version",
-            format!("version {from} is already the current version"),
-        ));
-    }
-    let restored = open(&state, tenant.0, &c, Some(body.version)).await?;
-    let version = from + 1;
-    let sealed = aegis_vault_services::keys::seal_version(
-        &state,
-        tenant.0,
-        &c.id,
-        version,
-        restored.as_bytes(),
-    )
-    .await
-    .map_err(|e| key_error(&name, e))?;
-    let agg = aggregate::<CredentialAggregate>(tenant.0, name.as_str())?;
-    let outcome = execute::<CredentialAggregate>(
-        &state,
-        &principal,
-        &headers,
-        &agg,
-        &Command::AddVersion {
-            version: NewVersion {
-                version,
-                reason: "rollback".into(),
-                trigger: String::new(),
-                restored_from: Some(body.version),
-                duration_ms: 0,
-                sealed,
-                rotation_id: None,
-                changed_by: String::new(),
-                own_key: true,
-            },
-            now: Utc::now(),
-        },
-        false,
-        credential_error(&name),
-    )
-    .await?;
+    let ctx = command_context(&principal, &headers, None);
+    let (done, from) =
+        versioned::rollback(&state, &ctx, tenant.0, &name, body.version, None).await?;
+    let version = done.credential.version();
     Ok(Reply::body(
         StatusCode::OK,
         RolledBack {
@@ -237,7 +198,7 @@ async fn rollback(
             rolled_back_at: Utc::now(),
         },
     )
-    .at(outcome.position, outcome.version))
+    .at(done.position, done.version))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -350,8 +350,8 @@ async fn rollback(
     )
     .await
     .map_err(|e| match e {
-        VaultError::NoSuchVersion(n) => {
-            ApiError::validation("targetVersion", format!("version {n} does not exist"))
+        e @ (VaultError::NoSuchVersion(_) | VaultError::AlreadyCurrent(_)) => {
+            ApiError::validation("targetVersion", e.to_string())
         }
         other => other.into(),
     })?;
