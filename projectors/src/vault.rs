@@ -95,6 +95,8 @@ impl Projection for VaultProjection {
         "vault_credential_uses",
         "vault_alerts",
         "vault_credential_versions",
+        "vault_dynamic_configs",
+        "vault_dynamic_leases",
     ];
 
     fn handles(&self, e: &Envelope) -> bool {
@@ -354,6 +356,59 @@ impl Projection for VaultProjection {
                 // The values are unreadable now; the rows keep what they said (names, history),
                 // and a read answers 410.
                 "tenant_key.destroyed.v1" => {}
+                "dynamic_config.created.v1" => {
+                    let m: pb::DynamicConfigCreated = decode(env)?;
+                    sqlx::query(&format!(
+                        "INSERT INTO vault_dynamic_configs{s} (tenant_id, id, name, kind, backend, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)"
+                    ))
+                    .bind(tenant)
+                    .bind(&m.id)
+                    .bind(&m.name)
+                    .bind(&m.kind)
+                    .bind(&m.backend)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                "lease.issued.v1" => {
+                    let m: pb::LeaseIssued = decode(env)?;
+                    sqlx::query(&format!(
+                        "INSERT INTO vault_dynamic_leases{s} (tenant_id, id, config_id, username, created_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)"
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(&m.config_id)
+                    .bind(&m.username)
+                    .bind(at)
+                    .bind(DateTime::from_timestamp(m.expires_at, 0).unwrap_or_default())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                "lease.renewed.v1" | "lease.revoked.v1" => {
+                    let (set, value) = if env.event_type == "lease.renewed.v1" {
+                        let m: pb::LeaseRenewed = decode(env)?;
+                        ("expires_at = $3", DateTime::from_timestamp(m.expires_at, 0))
+                    } else {
+                        ("ended_at = $3", Some(at))
+                    };
+                    let ended = if env.event_type == "lease.revoked.v1" {
+                        Some(decode::<pb::LeaseRevoked>(env)?.reason)
+                    } else {
+                        None
+                    };
+                    sqlx::query(&format!(
+                        "UPDATE vault_dynamic_leases{s} SET {set}, ended = COALESCE($4, ended) \
+                         WHERE tenant_id = $1 AND id = $2"
+                    ))
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(value.unwrap_or_default())
+                    .bind(ended)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 other => {
                     return Err(ProjectionError::Decode(format!(
                         "unknown vault event {other}"

@@ -114,6 +114,13 @@ pub const EVENTS: &[(&str, &str)] = &[
     ),
     ("credential.retention_set.v1", "aegis.vault.v1.RetentionSet"),
     (
+        "dynamic_config.created.v1",
+        "aegis.vault.v1.DynamicConfigCreated",
+    ),
+    ("lease.issued.v1", "aegis.vault.v1.LeaseIssued"),
+    ("lease.renewed.v1", "aegis.vault.v1.LeaseRenewed"),
+    ("lease.revoked.v1", "aegis.vault.v1.LeaseRevoked"),
+    (
         "tenant_key.destroyed.v1",
         "aegis.vault.v1.TenantKeyDestroyed",
     ),

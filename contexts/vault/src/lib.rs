@@ -4,6 +4,7 @@
 extern crate aegis_kernel;
 
 pub mod credentials;
+pub mod dynamic;
 pub mod reads;
 pub mod settings;
 pub mod tenant_key;

@@ -6,6 +6,7 @@
 //! auto-response actions and the rotation reactor all call these.
 
 pub mod access;
+pub mod dynamic;
 pub mod error;
 pub mod keys;
 pub mod n8n;

@@ -41,7 +41,7 @@ pub fn generate(length: u32, alphabet: &str) -> Zeroizing<String> {
 }
 
 /// Postgres options for logging in as `role`, aimed at an address the guard allowed.
-async fn pg_options(
+pub(crate) async fn pg_options(
     allow: Option<&[String]>,
     host: &str,
     port: u16,
@@ -60,7 +60,7 @@ async fn pg_options(
         .disable_statement_logging())
 }
 
-async fn within<T>(
+pub(crate) async fn within<T>(
     fut: impl std::future::Future<Output = Result<T, RotateError>>,
 ) -> Result<T, RotateError> {
     tokio::time::timeout(TARGET_TIMEOUT, fut)
@@ -69,7 +69,7 @@ async fn within<T>(
 }
 
 /// Logs in and back out: the proof a Postgres credential works.
-async fn pg_login(options: &PgConnectOptions, role: &str) -> Result<(), RotateError> {
+pub(crate) async fn pg_login(options: &PgConnectOptions, role: &str) -> Result<(), RotateError> {
     let mut conn = options
         .connect()
         .await

@@ -1,5 +1,5 @@
-//! The vault benchmark (issue 5): credential create, value read and rotate (generated) at
-//! concurrency 16 over HTTP, against raw JetStream publish on the same nats-server, in one
+//! The vault benchmark (issues 5 and 23): credential create, value read and rotate
+//! (generated), and seed 003's versioned-secret write and read, at concurrency 16 over HTTP, against raw JetStream publish on the same nats-server, in one
 //! run. Prints operations/s and p50/p99 latency of each, and create / raw publish.
 //! `scripts/bench vault`; bounded by `AEGIS_VAULT_BENCH_OPS` (default 4,000 per phase).
 
@@ -158,16 +158,44 @@ fn main() -> anyhow::Result<()> {
             })
             .await?;
 
+            // Seed 003's versioned secrets: a version written, then versions read (each read
+            // recorded before the value leaves, and metered).
+            let s = send.clone();
+            let secrets = (per_worker / 4).max(1);
+            let version_write = phase(secrets, move |w, i| {
+                s(
+                    reqwest::Method::POST,
+                    "/v1/versioned-secrets".into(),
+                    Some(json!({ "secretId": format!("vs-{w}-{i}"), "value": format!("secret-{w}-{i}-0123456789abcdef") })),
+                )
+            })
+            .await?;
+            let s = send.clone();
+            let version_read = phase(per_worker, move |w, i| {
+                s(
+                    reqwest::Method::GET,
+                    format!("/v1/versioned-secrets/vs-{w}-{}/versions/1", i % secrets),
+                    None,
+                )
+            })
+            .await?;
+
             println!("vault benchmark, concurrency {CONCURRENCY}, one Aegis, one nats-server (sync: always)");
             raw.print("raw JetStream publish (400 B)");
             create.print("POST /credentials (sealed value)");
             read.print("GET /credentials/{name}/value (audited)");
             sequential.print("  the same, one at a time");
             rotate.print("POST /credentials/{name}/rotate (generated)");
+            version_write.print("POST /v1/versioned-secrets (new secret)");
+            version_read.print("GET /v1/versioned-secrets/{id}/versions/1");
             println!(
                 "create / raw publish: {:.2}   (goal >= 0.5)   value read p99: {:.2} ms (goal <= 5)",
                 create.rate() / raw.rate(),
                 read.latency.value_at_quantile(0.99) as f64 / 1000.0
+            );
+            println!(
+                "versioned-secret read p99: {:.2} ms (goal <= 5)",
+                version_read.latency.value_at_quantile(0.99) as f64 / 1000.0
             );
             anyhow::Ok(())
         })

@@ -145,8 +145,8 @@ async fn a_service_listed_under_v1_answers_at_its_base_path_too() {
         .await;
     for (documented, base) in [
         (
-            "/v1/dynamic-secrets/stats",
-            "/vault/v1/dynamic-secrets/stats",
+            "/v1/leakage-detection/stats",
+            "/vault/v1/leakage-detection/stats",
         ),
         ("/v1/costs/analytics", "/ai/v1/costs/analytics"),
         ("/v1/streaming/metrics", "/audit/v1/streaming/metrics"),
@@ -193,7 +193,12 @@ async fn every_row_is_in_the_api_document_with_what_it_needs() {
                 .is_some_and(|t| t.iter().any(|t| t == "planned"));
             if !planned {
                 // Built: documented by its handler, with its real answers.
-                assert!(op["responses"]["501"].is_null(), "{path}");
+                assert!(
+                    op["responses"]
+                        .as_object()
+                        .is_some_and(|r| r.keys().any(|k| k.starts_with('2'))),
+                    "{path}"
+                );
                 continue;
             }
             assert!(op["responses"]["501"].is_object(), "{path}");

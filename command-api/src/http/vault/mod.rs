@@ -2,6 +2,7 @@
 
 pub mod body;
 pub mod credentials;
+pub mod dynamic;
 pub mod errors;
 pub mod health;
 pub mod n8n;
@@ -24,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(n8n::router())
         .merge(tenant_key::router())
         .merge(versioned::router())
+        .merge(dynamic::router())
 }
 
 /// The status a caller sees: the lifecycle, or for an active credential whether it expired

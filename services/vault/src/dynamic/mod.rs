@@ -1,0 +1,385 @@
+//! Seed 003's dynamic secrets on PostgreSQL: a configuration holds a sealed admin
+//! connection; each credential issued is a real role with a password and `VALID UNTIL` the
+//! lease's end, granted what the configuration's role template says; revoking ends the
+//! role's sessions and drops it; the expiry reactor does the same when a lease's time runs
+//! out. Every connection goes through the egress guard; the password is proven by a login
+//! and never recorded (Postgres is sent its SCRAM verifier, not the password).
+
+mod postgres;
+
+use crate::rotators::{generate, pg_login, pg_options};
+use crate::scram;
+use aegis_runtime::command::{CommandContext, CommandError};
+use aegis_runtime::keys::KeyError;
+use aegis_runtime::runtime::address;
+use aegis_runtime::Runtime;
+use aegis_vault::dynamic::{
+    Config, ConfigError, DynamicConfigAggregate, Lease, LeaseAggregate, LeaseCommand, LeaseEnd,
+    LeaseError, NewConfig, NewLease,
+};
+use chrono::{DateTime, TimeDelta, Utc};
+use postgres::{admin, drop_role, grant, ident, target, username};
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+/// The backends this build makes credentials on.
+pub const BACKENDS: &[&str] = &["postgres"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DynamicError {
+    #[error(
+        "the `{0}` backend is not built yet; this build makes dynamic credentials on postgres"
+    )]
+    Unsupported(String),
+    #[error("connectionString must be postgres://user:password@host:port/database")]
+    BadConnection,
+    #[error("the backend cannot be used: {0}")]
+    Unreachable(String),
+    #[error("the admin connection lacks CREATEROLE: it cannot make roles")]
+    NotPrivileged,
+    #[error("the role template failed: {0}")]
+    Template(String),
+    #[error("dynamic secret configuration not found: {0}")]
+    NoConfig(String),
+    #[error("lease not found: {0}")]
+    NoLease(String),
+    #[error(transparent)]
+    Config(#[from] CommandError<ConfigError>),
+    #[error(transparent)]
+    Lease(#[from] CommandError<LeaseError>),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// What the caller asks a configuration to be.
+pub struct ConfigInput {
+    pub name: String,
+    pub kind: String,
+    pub backend: String,
+    pub connection: Zeroizing<String>,
+    pub username_template: String,
+    pub role_template: String,
+    pub ttl_default: TimeDelta,
+    pub ttl_max: TimeDelta,
+}
+
+/// The key-store secret the admin connection of a configuration is sealed under.
+fn connection_secret(config_id: &str) -> String {
+    format!("dynamic.{config_id}")
+}
+
+/// Checks the connection reaches a server whose user may make roles, seals it, and records
+/// the configuration.
+pub async fn create_config(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    input: ConfigInput,
+) -> Result<(Config, u64), DynamicError> {
+    if !BACKENDS.contains(&input.backend.as_str()) {
+        return Err(DynamicError::Unsupported(input.backend));
+    }
+    let t = target(&input.connection)?;
+    let mut conn = admin(rt, &t).await?;
+    let (may,): (bool,) = sqlx::query_as(
+        "SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .map_err(|e| DynamicError::Unreachable(e.to_string()))?;
+    let _ = conn.close().await;
+    if !may {
+        return Err(DynamicError::NotPrivileged);
+    }
+    let id = format!("dyn_{}", Uuid::now_v7().simple());
+    let sealed = rt
+        .keys
+        .seal_new(
+            tenant,
+            &connection_secret(&id),
+            1,
+            input.connection.as_bytes(),
+        )
+        .await?;
+    let agg = address::<DynamicConfigAggregate>(tenant, id.clone())
+        .map_err(|e| DynamicError::Config(e.into()))?;
+    let out = rt
+        .executor
+        .execute::<DynamicConfigAggregate>(
+            &agg,
+            &NewConfig {
+                id,
+                name: input.name,
+                kind: input.kind,
+                backend: input.backend,
+                username_template: input.username_template,
+                role_template: input.role_template,
+                ttl_default_seconds: input.ttl_default.num_seconds(),
+                ttl_max_seconds: input.ttl_max.num_seconds(),
+                connection: sealed,
+            },
+            ctx,
+            true,
+        )
+        .await?;
+    let config = out
+        .state
+        .ok_or_else(|| DynamicError::NoConfig(String::new()))?;
+    Ok((config, out.position))
+}
+
+pub async fn config(rt: &Runtime, tenant: Uuid, id: &str) -> Result<Config, DynamicError> {
+    let agg = address::<DynamicConfigAggregate>(tenant, id)
+        .map_err(|_| DynamicError::NoConfig(id.into()))?;
+    let (found, _) = rt
+        .executor
+        .load::<DynamicConfigAggregate>(&agg)
+        .await
+        .map_err(DynamicError::Config)?;
+    found.ok_or_else(|| DynamicError::NoConfig(id.into()))
+}
+
+/// The configuration's admin connection, opened.
+async fn opened(rt: &Runtime, tenant: Uuid, c: &Config) -> Result<Zeroizing<String>, DynamicError> {
+    let clear = rt
+        .keys
+        .open(tenant, &connection_secret(&c.new.id), 1, &c.new.connection)
+        .await?;
+    Ok(Zeroizing::new(
+        String::from_utf8(clear.to_vec()).map_err(|_| KeyError::Tampered)?,
+    ))
+}
+
+async fn connect(rt: &Runtime, tenant: Uuid, c: &Config) -> Result<PgConnection, DynamicError> {
+    admin(rt, &target(&opened(rt, tenant, c).await?)?).await
+}
+
+/// A credential issued: the password is in this answer only.
+pub struct Issued {
+    pub lease_id: String,
+    pub username: String,
+    pub password: Zeroizing<String>,
+    pub expires_at: DateTime<Utc>,
+    pub position: u64,
+}
+
+/// Makes a role for `ttl` (the configuration's default when `None`, never past its max),
+/// proves it logs in, and records the lease. A role whose lease could not be recorded is
+/// dropped again.
+pub async fn issue(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    config_id: &str,
+    ttl: Option<TimeDelta>,
+    purpose: String,
+    requested_by: String,
+) -> Result<Issued, DynamicError> {
+    let c = config(rt, tenant, config_id).await?;
+    let now = Utc::now();
+    let max = TimeDelta::seconds(c.new.ttl_max_seconds);
+    let ttl = ttl
+        .unwrap_or(TimeDelta::seconds(c.new.ttl_default_seconds))
+        .min(max);
+    let expires_at = now + ttl;
+    let user = username(&c.new.username_template, &c.new.name);
+    let password = generate(32, aegis_vault::settings::DEFAULT_ALPHABET);
+    let mut conn = connect(rt, tenant, &c).await?;
+    let verifier = scram::verifier(&password);
+    let create = format!(
+        "CREATE ROLE {} WITH LOGIN PASSWORD '{verifier}' VALID UNTIL '{}'",
+        ident(&user),
+        expires_at.to_rfc3339()
+    );
+    sqlx::query(&create)
+        .persistent(false)
+        .execute(&mut conn)
+        .await
+        .map_err(|e| DynamicError::Template(format!("creating the role: {e}")))?;
+    let proven = match grant(&mut conn, &c.new.role_template, &user).await {
+        Ok(()) => prove(rt, tenant, &c, &user, &password).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = proven {
+        drop_role(&mut conn, &user).await;
+        let _ = conn.close().await;
+        return Err(e);
+    }
+    let lease_id = format!("lease_{}", Uuid::now_v7().simple());
+    let recorded = record_issue(
+        rt,
+        ctx,
+        tenant,
+        &lease_id,
+        NewLease {
+            config_id: c.new.id.clone(),
+            username: user.clone(),
+            expires_at,
+            max_expires_at: now + max,
+            purpose,
+            requested_by,
+        },
+    )
+    .await;
+    match recorded {
+        Ok(out) => {
+            let _ = conn.close().await;
+            Ok(Issued {
+                lease_id,
+                username: user,
+                password,
+                expires_at,
+                position: out.position,
+            })
+        }
+        Err(e) => {
+            drop_role(&mut conn, &user).await;
+            let _ = conn.close().await;
+            Err(e)
+        }
+    }
+}
+
+/// Logs in as the new role: the proof the credential works before anyone is given it.
+async fn prove(
+    rt: &Runtime,
+    tenant: Uuid,
+    c: &Config,
+    user: &str,
+    password: &str,
+) -> Result<(), DynamicError> {
+    let t = target(&opened(rt, tenant, c).await?)?;
+    let options = pg_options(
+        rt.config.egress(),
+        &t.host,
+        t.port,
+        &t.database,
+        user,
+        password,
+    )
+    .await
+    .map_err(|e| DynamicError::Unreachable(e.to_string()))?;
+    pg_login(&options, user)
+        .await
+        .map_err(|e| DynamicError::Template(e.to_string()))
+}
+
+async fn record_issue(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    lease_id: &str,
+    lease: NewLease,
+) -> Result<aegis_runtime::command::Outcome<Option<Lease>>, DynamicError> {
+    let agg =
+        address::<LeaseAggregate>(tenant, lease_id).map_err(|e| DynamicError::Lease(e.into()))?;
+    Ok(rt
+        .executor
+        .execute::<LeaseAggregate>(&agg, &LeaseCommand::Issue(lease), ctx, true)
+        .await?)
+}
+
+pub async fn lease(rt: &Runtime, tenant: Uuid, id: &str) -> Result<(Lease, u64), DynamicError> {
+    let agg =
+        address::<LeaseAggregate>(tenant, id).map_err(|_| DynamicError::NoLease(id.into()))?;
+    let (found, expected) = rt
+        .executor
+        .load::<LeaseAggregate>(&agg)
+        .await
+        .map_err(DynamicError::Lease)?;
+    let lease = found.ok_or_else(|| DynamicError::NoLease(id.into()))?;
+    Ok((lease, expected.last_seq))
+}
+
+/// Extends a lease by `ttl` from now (the configuration's default when `None`), never past
+/// its maximum: the role's `VALID UNTIL` first, then the record.
+pub async fn renew(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    id: &str,
+    ttl: Option<TimeDelta>,
+) -> Result<(DateTime<Utc>, u64), DynamicError> {
+    let (l, _) = lease(rt, tenant, id).await?;
+    let c = config(rt, tenant, &l.issued.config_id).await?;
+    let now = Utc::now();
+    let until = (now + ttl.unwrap_or(TimeDelta::seconds(c.new.ttl_default_seconds)))
+        .min(l.issued.max_expires_at);
+    let status = l.status(now);
+    if status != "active" {
+        return Err(DynamicError::Lease(CommandError::Domain(
+            LeaseError::Ended(status),
+        )));
+    }
+    if until > l.expires_at {
+        let mut conn = connect(rt, tenant, &c).await?;
+        let alter = format!(
+            "ALTER ROLE {} VALID UNTIL '{}'",
+            ident(&l.issued.username),
+            until.to_rfc3339()
+        );
+        sqlx::query(&alter)
+            .persistent(false)
+            .execute(&mut conn)
+            .await
+            .map_err(|e| DynamicError::Unreachable(e.to_string()))?;
+        let _ = conn.close().await;
+    }
+    let agg = address::<LeaseAggregate>(tenant, id).map_err(|e| DynamicError::Lease(e.into()))?;
+    let out = rt
+        .executor
+        .execute::<LeaseAggregate>(&agg, &LeaseCommand::Renew { until, now }, ctx, false)
+        .await?;
+    let expires_at = out.state.map_or(until, |l| l.expires_at);
+    Ok((expires_at, out.position))
+}
+
+/// Ends a lease: its role's sessions ended and the role dropped, then the end recorded.
+/// Ending an ended lease answers it as it is.
+pub async fn end(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    id: &str,
+    how: LeaseEnd,
+) -> Result<(Lease, u64), DynamicError> {
+    let (l, position) = lease(rt, tenant, id).await?;
+    if l.ended.is_some() {
+        return Ok((l, position));
+    }
+    let c = config(rt, tenant, &l.issued.config_id).await?;
+    let mut conn = connect(rt, tenant, &c).await?;
+    drop_role(&mut conn, &l.issued.username).await;
+    let _ = conn.close().await;
+    let agg = address::<LeaseAggregate>(tenant, id).map_err(|e| DynamicError::Lease(e.into()))?;
+    let out = rt
+        .executor
+        .execute::<LeaseAggregate>(&agg, &LeaseCommand::End(how), ctx, false)
+        .await?;
+    let ended = out.state.ok_or_else(|| DynamicError::NoLease(id.into()))?;
+    Ok((ended, out.position))
+}
+
+/// Ends the leases whose time ran out (the expiry reactor's pass), at most `batch` of them;
+/// how many it ended.
+pub async fn expire_due(rt: &Runtime, batch: i64) -> Result<usize, sqlx::Error> {
+    let due: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT tenant_id, id FROM vault_dynamic_leases WHERE ended IS NULL AND expires_at <= now() \
+         ORDER BY expires_at LIMIT $1",
+    )
+    .bind(batch)
+    .fetch_all(&rt.pool)
+    .await?;
+    let ctx = CommandContext::system("lease-expiry");
+    let mut ended = 0;
+    for (tenant, id) in due {
+        match end(rt, &ctx, tenant, &id, LeaseEnd::Expired).await {
+            Ok(_) => ended += 1,
+            Err(e) => {
+                tracing::warn!(error = %e, %tenant, lease = %id, "an expired lease could not be ended; retried next pass")
+            }
+        }
+    }
+    Ok(ended)
+}
