@@ -181,6 +181,7 @@ impl Application {
             limits: Arc::default(),
             rate_limiter: Arc::default(),
             rebuilds: Arc::default(),
+            usage: Arc::default(),
             checkpoints: Arc::new(tokio::sync::Mutex::new((
                 Vec::new(),
                 aegis_streams::Expected::NEW,

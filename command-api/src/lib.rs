@@ -19,6 +19,7 @@ pub mod nats_bridge;
 pub mod rate_limit;
 pub mod state;
 pub mod threat_intel;
+pub mod usage;
 
 #[cfg(test)]
 mod event_registry;

@@ -21,6 +21,8 @@ pub struct AppState {
         Arc<tokio::sync::Mutex<(Vec<aegis_audit::Checkpoint>, aegis_streams::Expected)>>,
     /// Rebuilds started over the API, by projection: what `GET /admin/projections` reports.
     pub rebuilds: Arc<Mutex<std::collections::HashMap<String, RebuildState>>>,
+    /// Usage records appended together (`crate::usage`).
+    pub usage: Arc<crate::usage::UsageBatches>,
 }
 
 impl std::ops::Deref for AppState {

@@ -198,7 +198,9 @@ impl EventStore {
 
     /// Appends one command's events as one message. All or none: JetStream stores a message
     /// whole or not at all, and the expected sequence makes a stale decision fail as `Conflict`.
-    #[tracing::instrument(skip_all, fields(subject = %agg.subject(), expected = expected.last_seq), err)]
+    // No `err`: a conflict is the expected-sequence check doing its job, and the executor
+    // decides again; store failures are logged by whoever answers them.
+    #[tracing::instrument(skip_all, fields(subject = %agg.subject(), expected = expected.last_seq))]
     pub async fn append(
         &self,
         agg: &AggregateRef,

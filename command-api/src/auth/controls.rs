@@ -174,11 +174,7 @@ pub async fn record(state: &AppState, principal: &Principal, meter: Meter) {
         operation: meter.operation.to_string(),
         period: meter.period,
     };
-    if let Err(e) = state
-        .executor
-        .execute::<UsageAggregate>(&agg, &record, &ctx, false)
-        .await
-    {
+    if let Err(e) = state.usage.record(state, agg, record, &ctx).await {
         tracing::error!(error = %e, tenant = %meter.tenant, operation = meter.operation, "usage not recorded");
     }
 }

@@ -29,14 +29,16 @@ impl Aggregate for UsageAggregate {
     const AGGREGATE: &'static str = "usage";
     /// Successful runs in the period.
     type State = u64;
-    type Command = Record;
+    /// The records of concurrent successes, appended as one commit (group commit: they do
+    /// not race one another for the subject's sequence).
+    type Command = Vec<Record>;
     type Event = Record;
     type Error = UsageError;
 
     /// Recording never refuses: the quota is checked before the operation runs, and an
     /// operation that ran is billed.
-    fn decide(_: &u64, cmd: &Record) -> Result<Vec<Record>, UsageError> {
-        Ok(vec![cmd.clone()])
+    fn decide(_: &u64, cmd: &Vec<Record>) -> Result<Vec<Record>, UsageError> {
+        Ok(cmd.clone())
     }
 
     fn evolve(state: u64, _: &Record, _: &Envelope) -> u64 {
@@ -76,8 +78,8 @@ mod tests {
             period: "2026-11".into(),
         };
         given::<UsageAggregate>(vec![r.clone(), r.clone()])
-            .when(r.clone())
-            .then(vec![r]);
+            .when(vec![r.clone(), r.clone()])
+            .then(vec![r.clone(), r]);
         assert_eq!(usage_id("agent.mint", "2026-11"), "agent.mint@2026-11");
     }
 }

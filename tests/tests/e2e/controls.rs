@@ -198,3 +198,35 @@ async fn a_tenants_request_rate_is_limited_without_touching_other_tenants() {
     let (status, _, _) = send(app.bearer(Method::GET, "/incidents", &other_reader.token)).await;
     assert_eq!(status, 200, "another tenant is not slowed");
 }
+
+/// Sixteen metered successes of one principal at once are all billed, none lost to the
+/// race for the usage subject, and they go through together (one commit, not sixteen
+/// retries of one another).
+#[tokio::test]
+async fn concurrent_billable_successes_are_each_counted() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Busy").await;
+    let admin = app.user_with_role(tenant, Some("ADMIN")).await;
+    let mints = (0..16).map(|i| {
+        let (app, token) = (&app, admin.token.clone());
+        async move {
+            app.bearer(Method::POST, "/api/v1/agents", &token)
+                .json(&serde_json::json!({ "name": format!("edge-{i}") }))
+                .send()
+                .await
+                .expect("send")
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(mints).await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    let (status, _, usage) = send(app.bearer(Method::GET, "/api/v1/usage", &admin.token)).await;
+    assert_eq!(status, 200);
+    let minted = usage["data"]
+        .as_array()
+        .and_then(|a| a.iter().find(|u| u["operation"] == "agent.mint"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(minted["used"], 16, "{usage}");
+}
