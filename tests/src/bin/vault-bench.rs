@@ -1,6 +1,7 @@
 //! The vault benchmark (issues 5 and 23): credential create, value read and rotate
-//! (generated), and seed 003's versioned-secret write and read, at concurrency 16 over HTTP, against raw JetStream publish on the same nats-server, in one
-//! run. Prints operations/s and p50/p99 latency of each, and create / raw publish.
+//! (generated), and seed 003's versioned-secret write and read, at concurrency 16 over HTTP,
+//! against raw JetStream publish on the same nats-server, in one run. Prints operations/s and
+//! p50/p99 latency of each, and create / raw publish.
 //! `scripts/bench vault`; bounded by `AEGIS_VAULT_BENCH_OPS` (default 4,000 per phase).
 
 use aegis_tests::TestApp;
