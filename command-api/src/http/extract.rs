@@ -41,7 +41,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                     ApiError::bad_request(r.body_text())
                 }
             })?;
-        if blank(&bytes) {
+        // Only no body at all: white space alone, sent as JSON, is malformed JSON (400).
+        if bytes.is_empty() || (!json && blank(&bytes)) {
             return axum::Json::<T>::from_bytes(b"{}")
                 .map(|axum::Json(v)| Json(v))
                 .map_err(json_rejection);

@@ -198,6 +198,22 @@ async fn every_post_whose_body_is_all_optional_takes_no_body() {
                 "POST {path} with no body ({content_type:?}): {status} {body}"
             );
         }
+        // No body is the empty object; white space sent as JSON is malformed JSON.
+        let r = app
+            .admin(reqwest::Method::POST, &concrete, Some(tenant))
+            .header("content-type", "application/json")
+            .body("\n")
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(
+            status == 400 && body.to_string().contains("malformed JSON")
+                || status == 404
+                || status == 403,
+            "POST {path} with a body of white space: {status} {body}"
+        );
         tried.push(path.clone());
     }
     assert!(

@@ -1309,6 +1309,38 @@ async fn credentials_are_applied_to_n8n_workflows_and_synced_from_them() {
     .await;
     assert_eq!(log["total"], 1, "{log}");
 
+    // Applying a retired credential is refused, and the refused read is in the audit log.
+    let (s, b) = call(
+        &app,
+        tenant,
+        Method::DELETE,
+        "/credentials/openai-api-key",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = call(
+        &app,
+        tenant,
+        Method::POST,
+        "/credentials/openai-api-key/apply",
+        Some(json!({ "workflow_id": "wf-1", "node_name": "HTTP Request" })),
+    )
+    .await;
+    assert_eq!(s, 409, "{b}");
+    let (_, log) = call(
+        &app,
+        tenant,
+        Method::GET,
+        "/audit/log?credential_name=openai-api-key&action=read",
+        None,
+    )
+    .await;
+    let refused = log["log"]
+        .as_array()
+        .map_or(0, |l| l.iter().filter(|e| e["success"] == false).count());
+    assert_eq!(refused, 1, "the refused read is recorded: {log}");
+
     // Sync reads both workflow pages; a second sync finds nothing new.
     let (s, b) = call(&app, tenant, Method::POST, "/sync/n8n", None).await;
     assert_eq!((s, b["synced"].as_u64()), (200, Some(2)), "{b}");

@@ -20,7 +20,7 @@ use aegis_vault::credentials::{Command, Lifecycle, NewCredential};
 use aegis_vault::settings::MetaValue;
 use aegis_vault::{CredentialAggregate, CredentialError, Settings};
 use aegis_vault_services::n8n::{self, Client, N8nError, NodeCredential};
-use aegis_vault_services::{load, open};
+use aegis_vault_services::{for_value_read, load, open, VaultError};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -51,12 +51,22 @@ async fn client(
     tenant: Uuid,
     connection: &str,
 ) -> Result<Client, ApiError> {
-    let (conn, _, _) = load(state, tenant, connection).await.map_err(|_| {
+    let none = || {
         ApiError::validation(
             "connection",
             format!("no n8n connection: register a credential named `{connection}` whose value is the n8n API key and whose metadata holds `base_url`"),
         )
-    })?;
+    };
+    if super::body::name(connection).is_err() {
+        return Err(none());
+    }
+    // The API key's read is recorded before it is opened (and a refused one as refused).
+    let conn = for_value_read(state, ctx, tenant, connection)
+        .await
+        .map_err(|e| match e {
+            VaultError::Missing(_) => none(),
+            other => other.into(),
+        })?;
     let base = conn.settings.metadata_text("base_url").ok_or_else(|| {
         ApiError::validation(
             "connection",
@@ -64,7 +74,6 @@ async fn client(
         )
     })?;
     let key = open(state, tenant, &conn, None).await?;
-    aegis_vault_services::record_read(state, ctx, tenant, &conn).await?;
     Client::connect(state.config.egress(), base, &key)
         .await
         .map_err(n8n_error)
@@ -123,21 +132,16 @@ async fn apply(
         max_chars(field, Some(v), 255)?;
     }
     max_chars("requested_by", body.requested_by.as_deref(), 255)?;
-    let (c, _, _) = load(&state, tenant.0, &name).await?;
-    if c.lifecycle != Lifecycle::Active {
-        return Err(
-            ApiError::conflict(format!("the credential is {}", c.lifecycle))
-                .with("credential", name.as_str()),
-        );
-    }
-    let value = open(&state, tenant.0, &c, None).await?;
-    aegis_vault_services::record_read(
+    // Recorded before the value is opened; a retired or destroyed credential's refusal is
+    // recorded too (seed 001's audit log shows it with success false).
+    let c = for_value_read(
         &state,
         &command_context(&principal, &headers, None),
         tenant.0,
-        &c,
+        &name,
     )
     .await?;
+    let value = open(&state, tenant.0, &c, None).await?;
     let n8n = client(
         &state,
         &command_context(&principal, &headers, None),
