@@ -4,8 +4,8 @@
 
 use crate::auth::Principal;
 use crate::error::{ApiError, IntoApi};
-use crate::http::extract::{max_chars, CommandHeaders, MinPosition, Query, UuidPath};
-use crate::http::identity::agents::{optional_body, ReasonBody};
+use crate::http::extract::{max_chars, CommandHeaders, Json, MinPosition, Query, UuidPath};
+use crate::http::identity::agents::ReasonBody;
 use crate::http::identity::tenants::page;
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::paged::TenantQuery;
@@ -147,8 +147,8 @@ async fn detail(
 }
 
 /// The optional body's `reason`: a comment (approve) or why (reject).
-fn decision(body: &[u8]) -> Result<String, ApiError> {
-    let reason = optional_body(body)?.reason.unwrap_or_default();
+fn decision(body: ReasonBody) -> Result<String, ApiError> {
+    let reason = body.reason.unwrap_or_default();
     max_chars("reason", Some(&reason), 500)?;
     Ok(reason.trim().to_string())
 }
@@ -166,11 +166,11 @@ async fn approve(
     principal: Principal,
     headers: CommandHeaders,
     UuidPath(key): UuidPath,
-    body: axum::body::Bytes,
+    Json(body): Json<ReasonBody>,
 ) -> Result<Reply, ApiError> {
     let tenant = principal.tenant()?;
     let ctx = command_context(&principal, &headers, None);
-    let a = run_approved(&state, &ctx, tenant.0, key, decision(&body)?).await?;
+    let a = run_approved(&state, &ctx, tenant.0, key, decision(body)?).await?;
     Ok(Reply::data(StatusCode::OK, view(key, a)))
 }
 
@@ -186,11 +186,11 @@ async fn reject(
     principal: Principal,
     headers: CommandHeaders,
     UuidPath(key): UuidPath,
-    body: axum::body::Bytes,
+    Json(body): Json<ReasonBody>,
 ) -> Result<Reply, ApiError> {
     let tenant = principal.tenant()?;
     let ctx = command_context(&principal, &headers, None);
-    let a = record_rejection(&state, &ctx, tenant.0, key, decision(&body)?).await?;
+    let a = record_rejection(&state, &ctx, tenant.0, key, decision(body)?).await?;
     Ok(Reply::data(StatusCode::OK, view(key, a)))
 }
 

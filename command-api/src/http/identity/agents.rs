@@ -200,26 +200,6 @@ pub struct ReasonBody {
     pub reason: Option<String>,
 }
 
-/// The body is optional; when present it must be a valid `ReasonBody`.
-pub(crate) fn optional_body(bytes: &[u8]) -> Result<ReasonBody, ApiError> {
-    if crate::http::extract::blank(bytes) {
-        return Ok(ReasonBody::default());
-    }
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
-    match value {
-        serde_json::Value::Null => Ok(ReasonBody::default()),
-        // serde would also read a struct from an array; only an object is a body here.
-        serde_json::Value::Object(_) => {
-            serde_json::from_value(value).map_err(|e| ApiError::validation("reason", e.to_string()))
-        }
-        _ => Err(ApiError::validation(
-            "body",
-            "the body must be a JSON object",
-        )),
-    }
-}
-
 async fn set_status(
     state: &AppState,
     principal: &Principal,
@@ -272,9 +252,9 @@ async fn revoke(
     principal: Principal,
     headers: CommandHeaders,
     UuidPath(id): UuidPath,
-    body: axum::body::Bytes,
+    Json(body): Json<ReasonBody>,
 ) -> Result<Reply, ApiError> {
-    let reason = optional_body(&body)?.reason;
+    let reason = body.reason;
     set_status(
         &state,
         &principal,
@@ -301,9 +281,9 @@ async fn quarantine(
     principal: Principal,
     headers: CommandHeaders,
     UuidPath(id): UuidPath,
-    body: axum::body::Bytes,
+    Json(body): Json<ReasonBody>,
 ) -> Result<Reply, ApiError> {
-    let reason = optional_body(&body)?.reason;
+    let reason = body.reason;
     set_status(
         &state,
         &principal,
@@ -330,9 +310,9 @@ async fn release(
     principal: Principal,
     headers: CommandHeaders,
     UuidPath(id): UuidPath,
-    body: axum::body::Bytes,
+    Json(body): Json<ReasonBody>,
 ) -> Result<Reply, ApiError> {
-    let reason = optional_body(&body)?.reason;
+    let reason = body.reason;
     set_status(
         &state,
         &principal,

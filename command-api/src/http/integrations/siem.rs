@@ -525,26 +525,16 @@ async fn push_to(state: &AppState, row: &ConnectionRow, events: &[Value]) -> Pus
     }
 }
 
-/// The optional body of a test: none, or `{"connection_id"}`.
-fn test_body(raw: &[u8]) -> Result<Option<SiemTestBody>, ApiError> {
-    if crate::http::extract::blank(raw) {
-        return Ok(None);
-    }
-    serde_json::from_slice(raw)
-        .map(Some)
-        .map_err(|e| ApiError::validation("body", format!("expected {{\"connection_id\"}}: {e}")))
-}
-
 async fn test(
     state: &AppState,
     principal: &Principal,
     kind: SiemKind,
-    body: Option<SiemTestBody>,
+    body: SiemTestBody,
 ) -> Result<Reply, ApiError> {
     let tenant = principal.tenant()?;
     // A connection saved a moment ago is found.
     MinPosition::caught_up(state, &[IntegrationsProjection::NAME]).await?;
-    let id = body.and_then(|b| b.connection_id);
+    let id = body.connection_id;
     let found = rows(state, tenant.0, Some(kind), id).await?;
     let row = found
         .first()
@@ -571,9 +561,9 @@ async fn test(
 async fn test_splunk(
     State(state): State<AppState>,
     principal: Principal,
-    body: axum::body::Bytes,
+    Json(body): Json<SiemTestBody>,
 ) -> Result<Reply, ApiError> {
-    test(&state, &principal, SiemKind::Splunk, test_body(&body)?).await
+    test(&state, &principal, SiemKind::Splunk, body).await
 }
 
 /// Push one test event to the tenant's Datadog connection; answers what Datadog said.
@@ -584,9 +574,9 @@ async fn test_splunk(
 async fn test_datadog(
     State(state): State<AppState>,
     principal: Principal,
-    body: axum::body::Bytes,
+    Json(body): Json<SiemTestBody>,
 ) -> Result<Reply, ApiError> {
-    test(&state, &principal, SiemKind::Datadog, test_body(&body)?).await
+    test(&state, &principal, SiemKind::Datadog, body).await
 }
 
 /// Events from another service, pushed at once to every enabled connection of the tenant.
