@@ -95,8 +95,7 @@ impl Aggregate for ProjectionAggregate {
     fn decode(env: &Envelope) -> Result<Event, DecodeError> {
         match env.event_type.as_str() {
             "projection.skipped.v1" => {
-                let m = pb::ProjectionSkipped::decode(env.payload.as_slice())
-                    .map_err(|e| DecodeError::new(env, e))?;
+                let m = aegis_kernel::payload::<pb::ProjectionSkipped>(env)?;
                 Ok(Event::Skipped {
                     position: m.position,
                     reason: m.reason,
@@ -176,8 +175,7 @@ impl Aggregate for CheckpointAggregate {
     }
 
     fn decode(env: &Envelope) -> Result<Checkpoint, DecodeError> {
-        let m = pb::CheckpointSigned::decode(env.payload.as_slice())
-            .map_err(|e| DecodeError::new(env, e))?;
+        let m = aegis_kernel::payload::<pb::CheckpointSigned>(env)?;
         Ok(Checkpoint {
             from: m.from,
             to: m.to,

@@ -117,8 +117,7 @@ impl Aggregate for ApiKeyAggregate {
     fn decode(env: &Envelope) -> Result<Event, DecodeError> {
         match env.event_type.as_str() {
             "api_key.created.v1" => {
-                let m = pb::ApiKeyCreated::decode(env.payload.as_slice())
-                    .map_err(|e| DecodeError::new(env, e))?;
+                let m = aegis_kernel::payload::<pb::ApiKeyCreated>(env)?;
                 Ok(Event::Created(NewApiKey {
                     scopes: Permissions::of(
                         &m.scopes

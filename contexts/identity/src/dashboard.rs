@@ -64,8 +64,7 @@ impl Aggregate for DashboardAggregate {
     fn decode(env: &Envelope) -> Result<Saved, DecodeError> {
         match env.event_type.as_str() {
             "dashboard.saved.v1" => {
-                let m = pb::DashboardSaved::decode(env.payload.as_slice())
-                    .map_err(|e| DecodeError::new(env, e))?;
+                let m = aegis_kernel::payload::<pb::DashboardSaved>(env)?;
                 serde_json::from_str(&m.state_json)
                     .map(Saved)
                     .map_err(|e| DecodeError::new(env, e))

@@ -272,8 +272,7 @@ impl Aggregate for RoleNameAggregate {
     fn decode(env: &Envelope) -> Result<NameEvent, DecodeError> {
         match env.event_type.as_str() {
             "role.name_claimed.v1" => {
-                let m = pb::RoleNameClaimed::decode(env.payload.as_slice())
-                    .map_err(|e| DecodeError::new(env, e))?;
+                let m = aegis_kernel::payload::<pb::RoleNameClaimed>(env)?;
                 Uuid::parse_str(&m.role_id)
                     .map(NameEvent::Claimed)
                     .map_err(|e| DecodeError::new(env, e))

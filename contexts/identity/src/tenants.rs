@@ -223,8 +223,7 @@ impl Aggregate for TenantNameAggregate {
     }
 
     fn decode(env: &Envelope) -> Result<TenantId, DecodeError> {
-        let m = pb::TenantNameClaimed::decode(env.payload.as_slice())
-            .map_err(|e| DecodeError::new(env, e))?;
+        let m = aegis_kernel::payload::<pb::TenantNameClaimed>(env)?;
         Uuid::parse_str(&m.tenant_id)
             .map(TenantId)
             .map_err(|e| DecodeError::new(env, e))

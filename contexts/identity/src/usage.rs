@@ -57,8 +57,7 @@ impl Aggregate for UsageAggregate {
     }
 
     fn decode(env: &Envelope) -> Result<Record, DecodeError> {
-        let m = pb::UsageRecorded::decode(env.payload.as_slice())
-            .map_err(|e| DecodeError::new(env, e))?;
+        let m = aegis_kernel::payload::<pb::UsageRecorded>(env)?;
         Ok(Record {
             operation: m.operation,
             period: m.period,

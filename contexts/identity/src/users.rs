@@ -474,8 +474,7 @@ impl Aggregate for UserEmailAggregate {
     }
 
     fn decode(env: &Envelope) -> Result<EmailOwner, DecodeError> {
-        let m = pb::UserEmailClaimed::decode(env.payload.as_slice())
-            .map_err(|e| DecodeError::new(env, e))?;
+        let m = aegis_kernel::payload::<pb::UserEmailClaimed>(env)?;
         let parse = |s: &str| Uuid::parse_str(s).map_err(|e| DecodeError::new(env, e));
         Ok(EmailOwner {
             tenant: TenantId(parse(&m.tenant_id)?),

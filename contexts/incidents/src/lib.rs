@@ -367,8 +367,7 @@ impl Aggregate for DedupAggregate {
     }
 
     fn decode(env: &Envelope) -> Result<IncidentId, DecodeError> {
-        let m = pb::IncidentDedupClaimed::decode(env.payload.as_slice())
-            .map_err(|e| DecodeError::new(env, e))?;
+        let m = aegis_kernel::payload::<pb::IncidentDedupClaimed>(env)?;
         Uuid::parse_str(&m.incident_id)
             .map(IncidentId)
             .map_err(|e| DecodeError::new(env, e))

@@ -233,7 +233,7 @@ impl Aggregate for WebhookAggregate {
 
     fn decode(env: &Envelope) -> Result<Event, DecodeError> {
         fn msg<M: Message + Default>(env: &Envelope) -> Result<M, DecodeError> {
-            M::decode(env.payload.as_slice()).map_err(|e| DecodeError::new(env, e))
+            aegis_kernel::payload::<M>(env)
         }
         Ok(match env.event_type.as_str() {
             "webhook.created.v1" => {

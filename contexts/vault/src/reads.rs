@@ -65,8 +65,7 @@ impl Aggregate for CredentialReadAggregate {
         if env.event_type != "credential.value_read.v1" {
             return Err(DecodeError::new(env, "not a credential read"));
         }
-        let m =
-            pb::ValueRead::decode(env.payload.as_slice()).map_err(|e| DecodeError::new(env, e))?;
+        let m = aegis_kernel::payload::<pb::ValueRead>(env)?;
         Ok(ValueRead {
             name: m.name,
             version: m.version,

@@ -65,8 +65,7 @@ impl Aggregate for TenantKeyAggregate {
         if env.event_type != "tenant_key.destroyed.v1" {
             return Err(DecodeError::new(env, "not a tenant key event"));
         }
-        let m = pb::TenantKeyDestroyed::decode(env.payload.as_slice())
-            .map_err(|e| DecodeError::new(env, e))?;
+        let m = aegis_kernel::payload::<pb::TenantKeyDestroyed>(env)?;
         Ok(Destroy { reason: m.reason })
     }
 }
