@@ -232,9 +232,7 @@ impl Aggregate for WebhookAggregate {
     }
 
     fn decode(env: &Envelope) -> Result<Event, DecodeError> {
-        fn msg<M: Message + Default>(env: &Envelope) -> Result<M, DecodeError> {
-            aegis_kernel::payload::<M>(env)
-        }
+        use aegis_kernel::payload as msg;
         Ok(match env.event_type.as_str() {
             "webhook.created.v1" => {
                 let m: pb::WebhookCreated = msg(env)?;
