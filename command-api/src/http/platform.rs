@@ -78,14 +78,7 @@ pub enum PlatformErrors {
 }
 
 fn filter(method: &str) -> Option<MethodFilter> {
-    Some(match method {
-        "GET" => MethodFilter::GET,
-        "POST" => MethodFilter::POST,
-        "PUT" => MethodFilter::PUT,
-        "PATCH" => MethodFilter::PATCH,
-        "DELETE" => MethodFilter::DELETE,
-        _ => return None,
-    })
+    MethodFilter::try_from(method.parse::<Method>().ok()?).ok()
 }
 
 /// The operation `api` documents for `method` at `path`, if a handler serves it.

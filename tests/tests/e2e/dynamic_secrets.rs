@@ -81,16 +81,20 @@ fn config(app: &TestApp, name: &str) -> Value {
     })
 }
 
-/// A configuration on the test database, created; its id.
-async fn configured(app: &TestApp, tenant: Uuid, name: &str) -> String {
-    let (s, created) = send(
+async fn post_config(app: &TestApp, tenant: Uuid, body: Value) -> (u16, Value) {
+    send(
         app,
         tenant,
         Method::POST,
         "/v1/dynamic-secrets/configs",
-        Some(config(app, name)),
+        Some(body),
     )
-    .await;
+    .await
+}
+
+/// A configuration on the test database, created; its id.
+async fn configured(app: &TestApp, tenant: Uuid, name: &str) -> String {
+    let (s, created) = post_config(app, tenant, config(app, name)).await;
     assert_eq!(s, 201, "{created}");
     created["configId"].as_str().expect("id").to_string()
 }
@@ -309,14 +313,7 @@ async fn a_config_that_cannot_make_roles_is_refused_and_other_backends_say_they_
     );
     let mut body = config(&app, "weak");
     body["backend"]["connectionString"] = json!(limited_url);
-    let (s, b) = send(
-        &app,
-        tenant,
-        Method::POST,
-        "/v1/dynamic-secrets/configs",
-        Some(body),
-    )
-    .await;
+    let (s, b) = post_config(&app, tenant, body).await;
     sqlx::query(&format!("DROP ROLE {limited}"))
         .execute(&mut c)
         .await
@@ -340,26 +337,12 @@ async fn a_config_that_cannot_make_roles_is_refused_and_other_backends_say_they_
         "postgres://postgres@127.0.0.1:{}/postgres",
         aegis_tests::world::free_port()
     ));
-    let (s, b) = send(
-        &app,
-        tenant,
-        Method::POST,
-        "/v1/dynamic-secrets/configs",
-        Some(body),
-    )
-    .await;
+    let (s, b) = post_config(&app, tenant, body).await;
     assert_eq!(s, 422, "{b}");
 
     let mut body = config(&app, "mysql");
     body["backend"]["type"] = json!("mysql");
-    let (s, b) = send(
-        &app,
-        tenant,
-        Method::POST,
-        "/v1/dynamic-secrets/configs",
-        Some(body),
-    )
-    .await;
+    let (s, b) = post_config(&app, tenant, body).await;
     assert_eq!(
         (s, b["details"]["code"].as_str()),
         (501, Some("not_implemented")),
@@ -368,14 +351,7 @@ async fn a_config_that_cannot_make_roles_is_refused_and_other_backends_say_they_
 
     let mut body = config(&app, "bad-ttl");
     body["ttl"] = json!({ "default": "P1M", "max": "PT1H" });
-    let (s, b) = send(
-        &app,
-        tenant,
-        Method::POST,
-        "/v1/dynamic-secrets/configs",
-        Some(body),
-    )
-    .await;
+    let (s, b) = post_config(&app, tenant, body).await;
     assert_eq!(
         (s, b["details"]["field"].as_str()),
         (422, Some("ttl.default")),

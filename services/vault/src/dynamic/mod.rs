@@ -185,7 +185,8 @@ pub async fn issue(
     let expires_at = now + ttl;
     let user = username(&c.new.username_template, &c.new.name);
     let password = generate(32, aegis_vault::settings::DEFAULT_ALPHABET);
-    let mut conn = connect(rt, tenant, &c).await?;
+    let admin_target = target(&opened(rt, tenant, &c).await?)?;
+    let mut conn = admin(rt, &admin_target).await?;
     let verifier = scram::verifier(&password);
     let create = format!(
         "CREATE ROLE {} WITH LOGIN PASSWORD '{verifier}' VALID UNTIL '{}'",
@@ -197,59 +198,45 @@ pub async fn issue(
         .execute(&mut conn)
         .await
         .map_err(|e| DynamicError::Template(format!("creating the role: {e}")))?;
-    let proven = match grant(&mut conn, &c.new.role_template, &user).await {
-        Ok(()) => prove(rt, tenant, &c, &user, &password).await,
+    let lease_id = format!("lease_{}", Uuid::now_v7().simple());
+    // Granted, proven by a login, then recorded; a role whose lease is not recorded goes.
+    let recorded = match grant(&mut conn, &c.new.role_template, &user).await {
+        Ok(()) => match prove(rt, &admin_target, &user, &password).await {
+            Ok(()) => {
+                let lease = NewLease {
+                    config_id: c.new.id.clone(),
+                    username: user.clone(),
+                    expires_at,
+                    max_expires_at: now + max,
+                    purpose,
+                    requested_by,
+                };
+                record_issue(rt, ctx, tenant, &lease_id, lease).await
+            }
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
-    if let Err(e) = proven {
+    if recorded.is_err() {
         drop_role(&mut conn, &user).await;
-        let _ = conn.close().await;
-        return Err(e);
     }
-    let lease_id = format!("lease_{}", Uuid::now_v7().simple());
-    let recorded = record_issue(
-        rt,
-        ctx,
-        tenant,
-        &lease_id,
-        NewLease {
-            config_id: c.new.id.clone(),
-            username: user.clone(),
-            expires_at,
-            max_expires_at: now + max,
-            purpose,
-            requested_by,
-        },
-    )
-    .await;
-    match recorded {
-        Ok(out) => {
-            let _ = conn.close().await;
-            Ok(Issued {
-                lease_id,
-                username: user,
-                password,
-                expires_at,
-                position: out.position,
-            })
-        }
-        Err(e) => {
-            drop_role(&mut conn, &user).await;
-            let _ = conn.close().await;
-            Err(e)
-        }
-    }
+    let _ = conn.close().await;
+    Ok(Issued {
+        lease_id,
+        username: user,
+        password,
+        expires_at,
+        position: recorded?.position,
+    })
 }
 
 /// Logs in as the new role: the proof the credential works before anyone is given it.
 async fn prove(
     rt: &Runtime,
-    tenant: Uuid,
-    c: &Config,
+    t: &postgres::Target,
     user: &str,
     password: &str,
 ) -> Result<(), DynamicError> {
-    let t = target(&opened(rt, tenant, c).await?)?;
     let options = pg_options(
         rt.config.egress(),
         &t.host,
@@ -272,17 +259,20 @@ async fn record_issue(
     lease_id: &str,
     lease: NewLease,
 ) -> Result<aegis_runtime::command::Outcome<Option<Lease>>, DynamicError> {
-    let agg =
-        address::<LeaseAggregate>(tenant, lease_id).map_err(|e| DynamicError::Lease(e.into()))?;
+    let agg = lease_ref(tenant, lease_id)?;
     Ok(rt
         .executor
         .execute::<LeaseAggregate>(&agg, &LeaseCommand::Issue(lease), ctx, true)
         .await?)
 }
 
+/// A lease's address; an id no lease can have is simply not found.
+fn lease_ref(tenant: Uuid, id: &str) -> Result<aegis_streams::AggregateRef, DynamicError> {
+    address::<LeaseAggregate>(tenant, id).map_err(|_| DynamicError::NoLease(id.into()))
+}
+
 pub async fn lease(rt: &Runtime, tenant: Uuid, id: &str) -> Result<(Lease, u64), DynamicError> {
-    let agg =
-        address::<LeaseAggregate>(tenant, id).map_err(|_| DynamicError::NoLease(id.into()))?;
+    let agg = lease_ref(tenant, id)?;
     let (found, expected) = rt
         .executor
         .load::<LeaseAggregate>(&agg)
@@ -326,7 +316,7 @@ pub async fn renew(
             .map_err(|e| DynamicError::Unreachable(e.to_string()))?;
         let _ = conn.close().await;
     }
-    let agg = address::<LeaseAggregate>(tenant, id).map_err(|e| DynamicError::Lease(e.into()))?;
+    let agg = lease_ref(tenant, id)?;
     let out = rt
         .executor
         .execute::<LeaseAggregate>(&agg, &LeaseCommand::Renew { until, now }, ctx, false)
@@ -352,7 +342,7 @@ pub async fn end(
     let mut conn = connect(rt, tenant, &c).await?;
     drop_role(&mut conn, &l.issued.username).await;
     let _ = conn.close().await;
-    let agg = address::<LeaseAggregate>(tenant, id).map_err(|e| DynamicError::Lease(e.into()))?;
+    let agg = lease_ref(tenant, id)?;
     let out = rt
         .executor
         .execute::<LeaseAggregate>(&agg, &LeaseCommand::End(how), ctx, false)
