@@ -14,6 +14,7 @@ pub mod integrations;
 pub mod rebuild;
 pub mod runner;
 pub mod vault;
+mod vault_leakage;
 
 pub use runner::{Projection, ProjectionError};
 

@@ -97,6 +97,9 @@ impl Projection for VaultProjection {
         "vault_credential_versions",
         "vault_dynamic_configs",
         "vault_dynamic_leases",
+        "vault_leak_policies",
+        "vault_leak_incidents",
+        "vault_leak_scans",
     ];
 
     fn handles(&self, e: &Envelope) -> bool {
@@ -113,6 +116,10 @@ impl Projection for VaultProjection {
         for (idx, env) in commit.events.iter().enumerate() {
             // A batch that holds vault events hands this projection every commit in it.
             if !self.handles(env) {
+                continue;
+            }
+            if crate::vault_leakage::handles(env) {
+                crate::vault_leakage::apply(tx, s, env).await?;
                 continue;
             }
             let tenant = uuid(&env.tenant_id)?;

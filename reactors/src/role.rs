@@ -142,7 +142,21 @@ pub fn start(tasks: &mut JoinSet<()>, rt: &Runtime, shutdown: watch::Receiver<bo
             )
         },
     );
+    let s = rt.clone();
+    supervise(
+        tasks,
+        health.clone(),
+        "leak_scans",
+        shutdown.clone(),
+        move |stop| {
+            crate::leak_scans::run(
+                s.clone(),
+                std::time::Duration::from_secs(s.config.ar_tick_secs.max(1)),
+                stop,
+            )
+        },
+    );
     tracing::info!(
-        "reactor role started: audit checkpoints, vault rotation and expiry, dynamic secret lease expiry, auto-response, webhook fan-out, SIEM forwarders, scheduled reports"
+        "reactor role started: audit checkpoints, vault rotation and expiry, dynamic secret lease expiry, leak scans, auto-response, webhook fan-out, SIEM forwarders, scheduled reports"
     );
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-type Key = Zeroizing<[u8; 32]>;
+pub type Key = Zeroizing<[u8; 32]>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -366,6 +366,14 @@ impl KeyStore {
     ) -> Result<Sealed, KeyError> {
         let key = self.secret_key(tenant, secret, Want::New).await?;
         Ok(seal_with(&key, &value_aad(tenant, secret, version), value))
+    }
+
+    /// A tenant's key for keyed digests of `purpose` (leak fingerprints): wrapped under the
+    /// tenant's key like any secret's, so it goes when the tenant's key goes, and never
+    /// leaves this process.
+    pub async fn mac_key(&self, tenant: Uuid, purpose: &str) -> Result<Key, KeyError> {
+        self.secret_key(tenant, &format!("mac.{purpose}"), Want::OrCreate)
+            .await
     }
 
     /// Opens what [`KeyStore::seal`] sealed; `Shredded` once the key is destroyed.

@@ -120,6 +120,29 @@ pub const EVENTS: &[(&str, &str)] = &[
     ("lease.issued.v1", "aegis.vault.v1.LeaseIssued"),
     ("lease.renewed.v1", "aegis.vault.v1.LeaseRenewed"),
     ("lease.revoked.v1", "aegis.vault.v1.LeaseRevoked"),
+    ("leak_policy.created.v1", "aegis.vault.v1.LeakPolicyCreated"),
+    ("leak_policy.deleted.v1", "aegis.vault.v1.LeakPolicyDeleted"),
+    (
+        "leak_incident.reported.v1",
+        "aegis.vault.v1.LeakIncidentReported",
+    ),
+    (
+        "leak_incident.seen_again.v1",
+        "aegis.vault.v1.LeakIncidentSeenAgain",
+    ),
+    (
+        "leak_incident.status_changed.v1",
+        "aegis.vault.v1.LeakIncidentStatusChanged",
+    ),
+    ("leak_incident.acted.v1", "aegis.vault.v1.LeakIncidentActed"),
+    ("leak_scan.queued.v1", "aegis.vault.v1.LeakScanQueued"),
+    ("leak_scan.started.v1", "aegis.vault.v1.LeakScanStarted"),
+    (
+        "leak_scan.progressed.v1",
+        "aegis.vault.v1.LeakScanProgressed",
+    ),
+    ("leak_scan.completed.v1", "aegis.vault.v1.LeakScanCompleted"),
+    ("leak_scan.failed.v1", "aegis.vault.v1.LeakScanFailed"),
     (
         "tenant_key.destroyed.v1",
         "aegis.vault.v1.TenantKeyDestroyed",

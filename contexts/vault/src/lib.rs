@@ -5,6 +5,7 @@ extern crate aegis_kernel;
 
 pub mod credentials;
 pub mod dynamic;
+pub mod leakage;
 pub mod reads;
 pub mod settings;
 pub mod tenant_key;

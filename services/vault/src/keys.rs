@@ -15,7 +15,8 @@ pub fn version_secret(credential_id: &str, version: u64) -> String {
     format!("{credential_id}.v{version}")
 }
 
-/// Seals `clear` as `version` of the credential `credential_id`, under a new key of its own.
+/// Seals `clear` as `version` of the credential `credential_id`, under a new key of its own,
+/// and keeps its leak fingerprint (see `crate::fingerprints`).
 pub async fn seal_version(
     rt: &Runtime,
     tenant: Uuid,
@@ -23,14 +24,17 @@ pub async fn seal_version(
     version: u64,
     clear: &[u8],
 ) -> Result<Sealed, KeyError> {
-    rt.keys
+    let sealed = rt
+        .keys
         .seal_new(
             tenant,
             &version_secret(credential_id, version),
             version,
             clear,
         )
-        .await
+        .await?;
+    crate::fingerprints::remember(rt, tenant, credential_id, version, clear).await;
+    Ok(sealed)
 }
 
 /// Opens one version of `c` with the key that sealed it.

@@ -8,7 +8,9 @@
 pub mod access;
 pub mod dynamic;
 pub mod error;
+pub mod fingerprints;
 pub mod keys;
+pub mod leakage;
 pub mod n8n;
 pub mod rotation;
 pub mod rotators;

@@ -14,6 +14,7 @@ mod dynamic_secrets;
 mod grants;
 mod identity;
 mod incidents;
+mod leakage;
 mod logins;
 mod nats_tenants;
 mod openapi;

@@ -143,17 +143,22 @@ async fn a_service_listed_under_v1_answers_at_its_base_path_too() {
     let admin = app.user_with_role(tenant, Some("ADMIN")).await;
     app.set_plan(tenant, json!({ "addons": ["vault", "ai", "audit"] }))
         .await;
-    for (documented, base) in [
+    // A built row (leakage stats) and rows not built yet answer alike at both spellings.
+    for (documented, base, status) in [
         (
             "/v1/leakage-detection/stats",
             "/vault/v1/leakage-detection/stats",
+            200,
         ),
-        ("/v1/costs/analytics", "/ai/v1/costs/analytics"),
-        ("/v1/streaming/metrics", "/audit/v1/streaming/metrics"),
+        ("/v1/costs/analytics", "/ai/v1/costs/analytics", 501),
+        ("/v1/streaming/metrics", "/audit/v1/streaming/metrics", 501),
     ] {
         let (s1, _, b1) = call(&app, Method::GET, documented, Some(&admin.token), &[]).await;
         let (s2, _, b2) = call(&app, Method::GET, base, Some(&admin.token), &[]).await;
-        assert_eq!((s1, s2), (501, 501), "{b1} {b2}");
+        assert_eq!((s1, s2), (status, status), "{b1} {b2}");
+        if status == 200 {
+            assert_eq!(b1, b2);
+        }
     }
     // Other services have one spelling, and an unknown path on the surface is a 404 in its body.
     let (s, _, b) = call(

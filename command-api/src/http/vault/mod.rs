@@ -5,6 +5,7 @@ pub mod credentials;
 pub mod dynamic;
 pub mod errors;
 pub mod health;
+pub mod leakage;
 pub mod n8n;
 pub mod service_health;
 pub mod tenant_key;
@@ -26,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(tenant_key::router())
         .merge(versioned::router())
         .merge(dynamic::router())
+        .merge(leakage::router())
 }
 
 /// The status a caller sees: the lifecycle, or for an active credential whether it expired

@@ -83,7 +83,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The credential a `secretId` names: the name itself, or the name of the credential whose
 /// id it is (from the read model).
-pub(super) async fn resolve(
+pub(crate) async fn resolve(
     state: &AppState,
     tenant: uuid::Uuid,
     secret_id: &str,

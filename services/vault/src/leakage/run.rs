@@ -1,0 +1,322 @@
+//! Running one scan: take it (one worker at a time; another takes over a worker that fell
+//! silent), read every target, turn bytes into candidates, name the tenant's secrets among
+//! them by fingerprint, open or join an incident per leaked value and place, and apply the
+//! policy's action. The scan ends `failed` when any target could not be read, naming which,
+//! with what the readable ones found kept.
+
+use super::sources::{self, Blob, SourceError};
+use super::{execute, policy, LeakError};
+use crate::access::load;
+use crate::fingerprints::{self, Fingerprint, Known};
+use aegis_runtime::command::{CommandContext, CommandError};
+use aegis_runtime::runtime::address;
+use aegis_runtime::Runtime;
+use aegis_vault::credentials::Command as CredentialCommand;
+use aegis_vault::leakage::detector::Detector;
+use aegis_vault::leakage::incident::{
+    IncidentCommand, LeakIncidentAggregate, NewIncident, Outcome,
+};
+use aegis_vault::leakage::scan::{
+    LeakScanAggregate, LeakScanStatus, Scan, ScanCommand, ScanError, Tally,
+};
+use aegis_vault::leakage::{LeakSeverity, OnDetection, Pattern};
+use aegis_vault::CredentialAggregate;
+use chrono::{TimeDelta, Utc};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// A running scan silent this long has lost its worker.
+pub const STALE_AFTER: TimeDelta = TimeDelta::minutes(10);
+
+/// Scans waiting for a worker (queued, or running with a silent worker), oldest first.
+pub async fn due(rt: &Runtime, limit: i64) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT tenant_id, id FROM vault_leak_scans \
+         WHERE status = 'queued' OR (status = 'running' AND touched_at < now() - make_interval(secs => $1)) \
+         ORDER BY queued_at LIMIT $2",
+    )
+    .bind(STALE_AFTER.num_seconds() as f64)
+    .bind(limit)
+    .fetch_all(&rt.pool)
+    .await
+}
+
+/// Who acts on what a rule finds: the policy the rule came from, or for the built-in pack
+/// the scan's policy with the strongest action.
+#[derive(Debug, Clone)]
+struct Owner {
+    policy_id: String,
+    action: OnDetection,
+}
+
+fn strength(a: OnDetection) -> u8 {
+    match a {
+        OnDetection::Alert => 0,
+        OnDetection::Rotate => 1,
+        OnDetection::Revoke => 2,
+    }
+}
+
+/// One leaked value at one target.
+struct Finding {
+    rule: usize,
+    path: String,
+    known: Option<Known>,
+}
+
+/// Runs scan `id` of `tenant` to its end. Answers `None` when another worker has it or it
+/// ended already.
+pub async fn run_scan(
+    rt: &Runtime,
+    tenant: Uuid,
+    id: &str,
+    worker: &str,
+) -> Result<Option<LeakScanStatus>, LeakError> {
+    let ctx = CommandContext::system("leak-scan");
+    let start = ScanCommand::Start {
+        worker: worker.into(),
+        now: Utc::now(),
+        stale_after: STALE_AFTER,
+    };
+    let scan = match execute::<LeakScanAggregate>(rt, &ctx, tenant, id, &start).await {
+        Ok(done) => done
+            .state
+            .ok_or(CommandError::Domain(ScanError::NotFound))?,
+        Err(CommandError::Domain(ScanError::Busy | ScanError::Finished(_))) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut patterns: Vec<Pattern> = Vec::new();
+    let mut owners: Vec<Owner> = Vec::new();
+    for pid in &scan.request.policy_ids {
+        // A policy deleted since the scan was queued no longer applies.
+        let Ok(p) = policy(rt, tenant, pid).await else {
+            continue;
+        };
+        for pattern in &p.new.patterns {
+            patterns.push(pattern.clone());
+            owners.push(Owner {
+                policy_id: pid.clone(),
+                action: p.new.on_detection,
+            });
+        }
+    }
+    let strongest = owners
+        .iter()
+        .max_by_key(|o| strength(o.action))
+        .cloned()
+        .unwrap_or(Owner {
+            policy_id: String::new(),
+            action: OnDetection::Alert,
+        });
+    let detector = match Detector::new(&patterns, true) {
+        Ok(d) => d,
+        Err(e) => return finish(rt, &ctx, tenant, id, Tally::default(), vec![e.to_string()]).await,
+    };
+    owners.resize(detector.rules.len(), strongest);
+    let key = fingerprints::key(rt, tenant).await?;
+    let known = fingerprints::index(rt, tenant).await?;
+    let allow = rt.config.egress();
+    let git_source = scan
+        .request
+        .targets
+        .iter()
+        .find(|t| *t == "github" || *t == "gitlab")
+        .cloned()
+        .unwrap_or_else(|| "git".into());
+    let page_source = if scan.request.targets.iter().any(|t| t == "pastebin") {
+        "pastebin"
+    } else {
+        "url"
+    };
+    let targets = scan
+        .request
+        .repositories
+        .iter()
+        .map(|u| (u.as_str(), true))
+        .chain(scan.request.urls.iter().map(|u| (u.as_str(), false)));
+    let mut tally = Tally::default();
+    let mut failures = Vec::new();
+    for (n, (url, is_repo)) in targets.enumerate() {
+        let mut found: HashMap<Fingerprint, Finding> = HashMap::new();
+        let mut each = |blob: Blob<'_>| {
+            let mut candidates = Vec::new();
+            detector.scan(blob.bytes, &mut candidates);
+            for c in candidates {
+                let fp = fingerprints::of(&key, c.text);
+                found.entry(fp).or_insert_with(|| Finding {
+                    rule: c.rule,
+                    path: blob.path.to_string(),
+                    known: known.get(&fp).cloned(),
+                });
+            }
+        };
+        let read: Result<sources::Read, SourceError> = if is_repo {
+            sources::repository(allow, url, &mut each).await
+        } else {
+            sources::page(allow, url, &mut each).await
+        };
+        match read {
+            Ok(r) => tally.bytes += r.bytes,
+            Err(e) => {
+                tracing::info!(%tenant, scan = id, target = n + 1, error = %e, "a leak scan target could not be read");
+                failures.push(format!("target {} could not be read: {e}", n + 1));
+            }
+        }
+        let source = if is_repo {
+            git_source.as_str()
+        } else {
+            page_source
+        };
+        for (fp, f) in found {
+            tally.findings += 1;
+            let rule = &detector.rules[f.rule];
+            let owner = &owners[f.rule];
+            let incident = aegis_kernel::derived_id(
+                "aegis/leak-incident/v1",
+                &[tenant.as_bytes(), &fp, url.as_bytes()],
+            )
+            .to_string();
+            let location = if f.path.is_empty() {
+                url.to_string()
+            } else {
+                format!("{url}@{}", f.path)
+            };
+            let details = serde_json::json!({
+                "target": source,
+                "url": url,
+                "path": f.path,
+                "rule": rule.name,
+                "ruleType": rule.kind.as_str(),
+                "matchedSecretVersion": f.known.as_ref().map(|k| k.version),
+            });
+            let report = NewIncident {
+                secret_id: f.known.as_ref().map(|k| k.name.clone()).unwrap_or_default(),
+                secret_version: f.known.as_ref().map_or(0, |k| k.version),
+                source: source.into(),
+                location,
+                detected_at: Utc::now(),
+                severity: if f.known.is_some() {
+                    LeakSeverity::Critical
+                } else {
+                    rule.severity
+                },
+                details: details.to_string(),
+                scan_id: id.into(),
+                reported_by: "leak-scan".into(),
+                policy_id: owner.policy_id.clone(),
+            };
+            execute::<LeakIncidentAggregate>(
+                rt,
+                &ctx,
+                tenant,
+                &incident,
+                &IncidentCommand::Report(report),
+            )
+            .await?;
+            if let (Some(k), OnDetection::Rotate | OnDetection::Revoke) = (&f.known, owner.action) {
+                let (outcome, detail) = act(rt, &ctx, tenant, &incident, k, owner.action).await;
+                let acted = IncidentCommand::Act {
+                    action: owner.action,
+                    outcome,
+                    detail,
+                };
+                execute::<LeakIncidentAggregate>(rt, &ctx, tenant, &incident, &acted).await?;
+            }
+        }
+        let progress = ScanCommand::Progress {
+            targets_done: n as u32 + 1,
+            tally,
+        };
+        execute::<LeakScanAggregate>(rt, &ctx, tenant, id, &progress).await?;
+    }
+    finish(rt, &ctx, tenant, id, tally, failures).await
+}
+
+async fn finish(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    id: &str,
+    tally: Tally,
+    failures: Vec<String>,
+) -> Result<Option<LeakScanStatus>, LeakError> {
+    let (command, status) = if failures.is_empty() {
+        (ScanCommand::Complete(tally), LeakScanStatus::Completed)
+    } else {
+        (
+            ScanCommand::Fail {
+                reason: failures.join("; "),
+                tally,
+            },
+            LeakScanStatus::Failed,
+        )
+    };
+    execute::<LeakScanAggregate>(rt, ctx, tenant, id, &command).await?;
+    Ok(Some(status))
+}
+
+/// The policy's action on a leaked secret: rotate it (when the leaked version is still the
+/// current one) or retire it. Answers what to put on the timeline.
+async fn act(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    incident: &str,
+    leaked: &Known,
+    action: OnDetection,
+) -> (Outcome, String) {
+    let name = leaked.name.as_str();
+    match action {
+        OnDetection::Rotate => {
+            match load(rt, tenant, name).await {
+                Ok((c, _, _)) if c.version() > leaked.version => {
+                    return (
+                        Outcome::Done,
+                        format!(
+                            "version {} leaked; version {} is current already",
+                            leaked.version,
+                            c.version()
+                        ),
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => return (Outcome::Failed, e.to_string()),
+            }
+            let reason = format!("leaked (incident {incident})");
+            match crate::rotate(rt, ctx, tenant, name, "leak", &reason).await {
+                Ok((r, _)) => (
+                    Outcome::Done,
+                    format!(
+                        "rotated `{name}` from version {} to {}",
+                        r.previous_version, r.new_version
+                    ),
+                ),
+                Err(e) => (Outcome::Failed, e.to_string()),
+            }
+        }
+        OnDetection::Revoke => {
+            let retired = match address::<CredentialAggregate>(tenant, name) {
+                Ok(agg) => rt
+                    .executor
+                    .execute::<CredentialAggregate>(&agg, &CredentialCommand::Retire, ctx, false)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match retired {
+                Ok(()) => (
+                    Outcome::Done,
+                    format!("retired `{name}`: its value is no longer served"),
+                ),
+                Err(e) => (Outcome::Failed, e),
+            }
+        }
+        OnDetection::Alert => (Outcome::Done, String::new()),
+    }
+}
+
+/// The scan as it stands in the log.
+pub async fn scan(rt: &Runtime, tenant: Uuid, id: &str) -> Result<Option<Scan>, LeakError> {
+    Ok(rt.current::<LeakScanAggregate>(tenant, id).await?.0)
+}

@@ -1,0 +1,457 @@
+//! Seed 003's leakage detection (issue 23) on real bytes: a git repository served on
+//! loopback (dumb HTTP, as any static server can), cloned whole, every blob of every commit
+//! read. A secret of the tenant's committed and deleted in a later commit is still found,
+//! named by its keyed fingerprint, rotated by the policy, and triaged; a repeat scan joins
+//! the incident instead of opening another; an unreachable target fails the scan.
+
+use aegis_tests::world::{eventually, free_port, serve};
+use aegis_tests::TestApp;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use uuid::Uuid;
+
+async fn send(
+    app: &TestApp,
+    tenant: Uuid,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = app.admin(method, path, Some(tenant));
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.expect("send");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "dev")
+        .env("GIT_AUTHOR_EMAIL", "dev@example.test")
+        .env("GIT_COMMITTER_NAME", "dev")
+        .env("GIT_COMMITTER_EMAIL", "dev@example.test")
+        .status()
+        .expect("git runs");
+    assert!(status.success(), "git {args:?}");
+}
+
+/// A repository whose first commit holds `leaked` in `config.env` and whose second commit
+/// deletes the file, published as a bare repository under `root/repo.git`.
+fn repository(root: &Path, leaked: &str) {
+    let work = root.join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    git(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(work.join("README.md"), "# service\n").expect("write");
+    std::fs::write(
+        work.join("config.env"),
+        format!("API_URL=https://api.example.test\nDEPLOY_TOKEN={leaked}\n"),
+    )
+    .expect("write");
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "config"]);
+    git(&work, &["rm", "-q", "config.env"]);
+    git(&work, &["commit", "-q", "-m", "oops, no secrets in git"]);
+    git(root, &["clone", "-q", "--bare", "work", "repo.git"]);
+    git(&root.join("repo.git"), &["update-server-info"]);
+}
+
+async fn file(
+    State(root): State<PathBuf>,
+    UrlPath(path): UrlPath<String>,
+) -> Result<Vec<u8>, StatusCode> {
+    if path.split('/').any(|p| p == ".." || p.is_empty()) {
+        return Err(StatusCode::BAD_REQUEST);
+    }
+    std::fs::read(root.join(path)).map_err(|_| StatusCode::NOT_FOUND)
+}
+
+/// Serves `root`'s files on loopback: git's dumb HTTP protocol needs nothing more.
+async fn static_server(root: &Path) -> String {
+    serve(
+        axum::Router::new()
+            .route("/{*path}", axum::routing::get(file))
+            .with_state(root.to_path_buf()),
+    )
+    .await
+}
+
+async fn finished_scan(app: &TestApp, tenant: Uuid, id: &str) -> Value {
+    let path = format!("/v1/leakage-detection/scans/{id}");
+    let done = eventually(Duration::from_secs(60), || async {
+        let (_, b) = send(app, tenant, Method::GET, &path, None).await;
+        matches!(b["status"].as_str(), Some("completed" | "failed"))
+    })
+    .await;
+    assert!(done, "the scan ended");
+    send(app, tenant, Method::GET, &path, None).await.1
+}
+
+async fn spawn() -> (TestApp, Uuid) {
+    let app = TestApp::spawn_with_config(|c| {
+        c.ar_tick_secs = 1;
+        c.egress_allow = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let tenant = app.create_tenant("Leaks").await;
+    app.set_plan(tenant, json!({ "addons": ["vault"] })).await;
+    (app, tenant)
+}
+
+#[tokio::test]
+async fn a_secret_deleted_from_git_is_found_named_rotated_and_triaged() {
+    let (app, tenant) = spawn().await;
+    let leaked = format!("ghp_{}Zq9X", Uuid::now_v7().simple());
+    let (s, b) = send(
+        &app,
+        tenant,
+        Method::POST,
+        "/v1/versioned-secrets",
+        Some(json!({ "secretId": "deploy-token", "value": leaked })),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    repository(dir.path(), &leaked);
+    let repo = format!("{}/repo.git", static_server(dir.path()).await);
+
+    let (s, b) = send(&app, tenant, Method::POST, "/v1/leakage-detection/policies", Some(json!({
+        "name": "deploy tokens",
+        "description": "tokens in configuration",
+        "secretPatterns": [{ "type": "keyword", "pattern": "DEPLOY_TOKEN", "severity": "high" }],
+        "scanTargets": ["github"],
+        "actions": { "onDetection": "rotate", "notificationChannels": [] }
+    }))).await;
+    assert_eq!(s, 201, "{b}");
+    let policy = b["policyId"].as_str().expect("policyId").to_string();
+
+    let scan = |policy: String, repo: String| {
+        json!({
+        "targets": ["github"], "scope": { "repositories": [repo] }, "policyIds": [policy] })
+    };
+    let (s, b) = send(
+        &app,
+        tenant,
+        Method::POST,
+        "/v1/leakage-detection/scan",
+        Some(scan(policy.clone(), repo.clone())),
+    )
+    .await;
+    assert_eq!((s, b["status"].as_str()), (202, Some("queued")), "{b}");
+    let first = b["scanId"].as_str().expect("scanId").to_string();
+    let done = finished_scan(&app, tenant, &first).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["progress"], 100);
+    assert!(done["findings"].as_i64() >= Some(1), "{done}");
+    assert!(done["bytesScanned"].as_i64() > Some(0), "{done}");
+
+    // One incident, naming the secret (found in a commit the repository's head no longer has).
+    let (s, b) = send(
+        &app,
+        tenant,
+        Method::GET,
+        "/v1/leakage-detection/incidents",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let named: Vec<&Value> = b["incidents"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .filter(|i| i["secretId"] == "deploy-token")
+        .collect();
+    assert_eq!(named.len(), 1, "{b}");
+    assert_eq!(named[0]["severity"], "critical");
+    assert_eq!(named[0]["source"], "github");
+    let incident = named[0]["incidentId"].as_str().expect("id").to_string();
+    let path = format!("/v1/leakage-detection/incidents/{incident}");
+    let (_, view) = send(&app, tenant, Method::GET, &path, None).await;
+    assert_eq!(view["details"]["path"], "config.env", "{view}");
+    let events: Vec<&str> = view["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert_eq!(events, ["detected", "rotated"], "{view}");
+    assert!(
+        !view.to_string().contains(&leaked),
+        "the incident never holds the value"
+    );
+
+    // Rotated through the vault: the secret has a new value.
+    let (s, b) = send(
+        &app,
+        tenant,
+        Method::GET,
+        "/credentials/deploy-token/value",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_ne!(b["value"].as_str(), Some(leaked.as_str()));
+    let (_, b) = send(
+        &app,
+        tenant,
+        Method::POST,
+        "/v1/leakage-detection/secrets/deploy-token/check",
+        None,
+    )
+    .await;
+    assert_eq!(b["hasActiveIncidents"], true, "{b}");
+    assert_eq!(b["incidents"][0]["incidentId"], incident.as_str());
+
+    // A second scan finds the same leak: it joins the incident and rotates nothing again.
+    let (_, b) = send(
+        &app,
+        tenant,
+        Method::POST,
+        "/v1/leakage-detection/scan",
+        Some(scan(policy.clone(), repo.clone())),
+    )
+    .await;
+    let second = b["scanId"].as_str().expect("scanId").to_string();
+    assert_eq!(
+        finished_scan(&app, tenant, &second).await["status"],
+        "completed"
+    );
+    let (_, b) = send(
+        &app,
+        tenant,
+        Method::GET,
+        "/v1/leakage-detection/incidents?status=open",
+        None,
+    )
+    .await;
+    let open: Vec<&Value> = b["incidents"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .filter(|i| i["secretId"] == "deploy-token")
+        .collect();
+    assert_eq!(open.len(), 1, "{b}");
+    let (_, view) = send(&app, tenant, Method::GET, &path, None).await;
+    let events: Vec<&str> = view["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert_eq!(events, ["detected", "rotated", "seen_again"], "{view}");
+    let (_, b) = send(
+        &app,
+        tenant,
+        Method::GET,
+        "/v1/versioned-secrets/deploy-token/history",
+        None,
+    )
+    .await;
+    assert_eq!(
+        b["versions"].as_array().map(Vec::len),
+        Some(2),
+        "rotated once: {b}"
+    );
+
+    // Triaged as a false positive: no longer active.
+    let (s, b) = send(
+        &app,
+        tenant,
+        Method::PATCH,
+        &path,
+        Some(json!({ "status": "false_positive", "notes": "test fixture" })),
+    )
+    .await;
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (200, Some("false_positive")),
+        "{b}"
+    );
+    let (_, b) = send(
+        &app,
+        tenant,
+        Method::POST,
+        "/v1/leakage-detection/secrets/deploy-token/check",
+        None,
+    )
+    .await;
+    assert_eq!(b["hasActiveIncidents"], false, "{b}");
+    let (_, b) = send(
+        &app,
+        tenant,
+        Method::GET,
+        "/v1/leakage-detection/stats",
+        None,
+    )
+    .await;
+    assert_eq!(b["resolvedIncidents"].as_i64(), Some(1), "{b}");
+    assert_eq!(
+        b["bySource"]["github"].as_i64(),
+        b["totalIncidents"].as_i64(),
+        "{b}"
+    );
+    let (s, _) = send(
+        &app,
+        tenant,
+        Method::PATCH,
+        &path,
+        Some(json!({ "status": "open" })),
+    )
+    .await;
+    assert_eq!(s, 422, "an incident is never set back to open");
+
+    // Another tenant sees none of it.
+    let other = app.create_tenant("Elsewhere").await;
+    app.set_plan(other, json!({ "addons": ["vault"] })).await;
+    let (s, _) = send(&app, other, Method::GET, &path, None).await;
+    assert_eq!(s, 404);
+    let (_, b) = send(
+        &app,
+        other,
+        Method::GET,
+        "/v1/leakage-detection/incidents",
+        None,
+    )
+    .await;
+    assert_eq!(b["incidents"], json!([]));
+    let (s, _) = send(
+        &app,
+        other,
+        Method::GET,
+        &format!("/v1/leakage-detection/scans/{first}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+
+    // The value never reached the logs.
+    let logs = app.log_bytes().await;
+    assert!(!String::from_utf8_lossy(&logs).contains(&leaked));
+}
+
+#[tokio::test]
+async fn an_unreachable_target_fails_the_scan_and_bad_requests_change_nothing() {
+    let (app, tenant) = spawn().await;
+    let nowhere = format!("http://127.0.0.1:{}/gone.git", free_port());
+    let (s, b) = send(
+        &app,
+        tenant,
+        Method::POST,
+        "/v1/leakage-detection/scan",
+        Some(json!({ "targets": ["gitlab"], "scope": { "repositories": [nowhere] } })),
+    )
+    .await;
+    assert_eq!(s, 202, "{b}");
+    let done = finished_scan(&app, tenant, b["scanId"].as_str().expect("scanId")).await;
+    assert_eq!(
+        done["status"], "failed",
+        "never completed with nothing found: {done}"
+    );
+    assert!(
+        done["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("target 1")),
+        "{done}"
+    );
+    assert_eq!(done["findings"], 0);
+
+    // A pattern that does not compile, an unknown severity: 422, and no policy is made.
+    for bad in [
+        json!({ "name": "p", "secretPatterns": [{ "type": "regex", "pattern": "tok_[a-z", "severity": "high" }] }),
+        json!({ "name": "p", "secretPatterns": [{ "type": "regex", "pattern": "x", "severity": "dire" }] }),
+        json!({ "name": "p", "secretPatterns": [{ "type": "entropy", "pattern": "99", "severity": "low" }] }),
+    ] {
+        let (s, b) = send(
+            &app,
+            tenant,
+            Method::POST,
+            "/v1/leakage-detection/policies",
+            Some(bad),
+        )
+        .await;
+        assert_eq!(s, 422, "{b}");
+        assert_eq!(
+            b["details"]["code"], "validation_failed",
+            "seed 003's error body: {b}"
+        );
+    }
+    let (_, b) = send(
+        &app,
+        tenant,
+        Method::GET,
+        "/v1/leakage-detection/policies",
+        None,
+    )
+    .await;
+    assert_eq!(b["policies"], json!([]));
+
+    // A scan naming a policy that does not exist, or nothing to read, is refused.
+    let (s, _) = send(&app, tenant, Method::POST, "/v1/leakage-detection/scan",
+        Some(json!({ "targets": ["url"], "scope": { "urls": ["http://127.0.0.1:1/x"] }, "policyIds": ["nope"] }))).await;
+    assert_eq!(s, 422);
+    let (s, _) = send(
+        &app,
+        tenant,
+        Method::POST,
+        "/v1/leakage-detection/scan",
+        Some(json!({ "targets": ["github"], "scope": {} })),
+    )
+    .await;
+    assert_eq!(s, 422);
+    let (s, b) = send(
+        &app,
+        tenant,
+        Method::POST,
+        "/v1/leakage-detection/scan",
+        Some(json!({ "targets": ["github"], "scope": { "organizations": ["acme"] } })),
+    )
+    .await;
+    assert_eq!(s, 501, "{b}");
+
+    // A report about a secret the tenant does not have is 404; one about a real one opens.
+    let (s, _) = send(&app, tenant, Method::POST, "/v1/leakage-detection/incidents", Some(json!({
+        "secretId": "no-such-secret", "source": "pastebin", "location": "https://paste.example.test/x",
+        "severity": "high", "details": {} }))).await;
+    assert_eq!(s, 404);
+    let (s, b) = send(
+        &app,
+        tenant,
+        Method::POST,
+        "/v1/versioned-secrets",
+        Some(json!({ "secretId": "api-key", "value": "v1-value" })),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = send(&app, tenant, Method::POST, "/v1/leakage-detection/incidents", Some(json!({
+        "secretId": "api-key", "source": "pastebin", "location": "https://paste.example.test/x",
+        "detectedAt": "2026-11-01T10:00:00Z", "severity": "high", "details": { "reporter": "bug bounty" } }))).await;
+    assert_eq!((s, b["status"].as_str()), (201, Some("open")), "{b}");
+    let (_, b) = send(
+        &app,
+        tenant,
+        Method::GET,
+        "/v1/leakage-detection/incidents?severity=high&since=2026-10-01T00:00:00Z",
+        None,
+    )
+    .await;
+    assert_eq!(b["incidents"].as_array().map(Vec::len), Some(1), "{b}");
+    let (s, _) = send(
+        &app,
+        tenant,
+        Method::GET,
+        "/v1/leakage-detection/incidents?severity=dire",
+        None,
+    )
+    .await;
+    assert_eq!(s, 422);
+}
