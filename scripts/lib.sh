@@ -76,6 +76,38 @@ ensure_postgres() {
   log "postgres: ${PG_ADMIN_URL}"
 }
 
+mariadb_answers() { mariadb --protocol=tcp -h127.0.0.1 -P"$1" -uroot -e 'SELECT 1' >/dev/null 2>&1; }
+
+# MariaDB for the dynamic-secret tests (the `mysql` backend): the machine's own on 3306 when it
+# answers as root, else a private one on 3399 under .data/mariadb, installed from Debian's
+# packages when missing. Exports MARIADB_ADMIN_URL.
+ensure_mariadb() {
+  if ! command -v mariadbd >/dev/null && [[ ! -x /usr/sbin/mariadbd ]]; then
+    [[ $(id -u) == 0 ]] || { log "mariadb missing and not root: install mariadb-server"; exit 1; }
+    log "installing Debian's mariadb-server"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server mariadb-client >/dev/null
+  fi
+  if mariadb_answers 3306; then
+    MARIADB_ADMIN_URL="mysql://root@127.0.0.1:3306/mysql"
+  else
+    local dir="$DATA/mariadb"
+    mkdir -p "$dir"
+    if [[ ! -d "$dir/data/mysql" ]]; then
+      mariadb-install-db --user="$(id -un)" --datadir="$dir/data" --auth-root-authentication-method=normal >/dev/null
+    fi
+    if ! mariadb_answers 3399; then
+      /usr/sbin/mariadbd --no-defaults --user="$(id -un)" --datadir="$dir/data" --port=3399 \
+        --bind-address=127.0.0.1 --socket="$dir/mariadb.sock" --pid-file="$dir/mariadb.pid" \
+        --log-error="$dir/error.log" >/dev/null 2>&1 &
+      for _ in $(seq 1 100); do mariadb_answers 3399 && break; sleep 0.2; done
+      mariadb_answers 3399 || { log "mariadb did not start; see $dir/error.log"; exit 1; }
+    fi
+    MARIADB_ADMIN_URL="mysql://root@127.0.0.1:3399/mysql"
+  fi
+  export MARIADB_ADMIN_URL
+  log "mariadb: ${MARIADB_ADMIN_URL}"
+}
+
 start_private_postgres() {
   local bindir; bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
   if [[ -z $bindir ]]; then

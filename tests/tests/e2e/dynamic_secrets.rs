@@ -340,8 +340,18 @@ async fn a_config_that_cannot_make_roles_is_refused_and_other_backends_say_they_
     let (s, b) = post_config(&app, tenant, body).await;
     assert_eq!(s, 422, "{b}");
 
+    // A mysql backend is built (tests/e2e/dynamic_mariadb.rs), but a postgres URL is not its
+    // connection; mongodb is not built.
     let mut body = config(&app, "mysql");
     body["backend"]["type"] = json!("mysql");
+    let (s, b) = post_config(&app, tenant, body).await;
+    assert_eq!(
+        (s, b["details"]["field"].as_str()),
+        (422, Some("backend.connectionString")),
+        "{b}"
+    );
+    let mut body = config(&app, "mongo");
+    body["backend"]["type"] = json!("mongodb");
     let (s, b) = post_config(&app, tenant, body).await;
     assert_eq!(
         (s, b["details"]["code"].as_str()),

@@ -10,6 +10,7 @@ mod commands;
 mod consistency;
 mod controls;
 mod dashboard;
+mod dynamic_mariadb;
 mod dynamic_secrets;
 mod grants;
 mod identity;

@@ -195,6 +195,12 @@ impl Detector {
         Ok(Detector { set, rules })
     }
 
+    /// Every rule's compiled pattern, in rule order (what a plain `RegexSet` of the same
+    /// rules would be built from).
+    pub fn patterns(&self) -> Vec<&str> {
+        self.rules.iter().map(|r| r.regex.as_str()).collect()
+    }
+
     /// Appends the candidates in `blob` to `out`, each (rule, text) once.
     pub fn scan<'a>(&self, blob: &'a [u8], out: &mut Vec<Candidate<'a>>) {
         let start = out.len();

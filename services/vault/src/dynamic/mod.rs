@@ -5,10 +5,11 @@
 //! out. Every connection goes through the egress guard; the password is proven by a login
 //! and never recorded (Postgres is sent its SCRAM verifier, not the password).
 
+mod backend;
+mod mariadb;
 mod postgres;
 
-use crate::rotators::{generate, pg_login, pg_options};
-use crate::scram;
+use crate::rotators::generate;
 use aegis_runtime::command::{CommandContext, CommandError};
 use aegis_runtime::keys::KeyError;
 use aegis_runtime::runtime::address;
@@ -17,26 +18,27 @@ use aegis_vault::dynamic::{
     Config, ConfigError, DynamicConfigAggregate, Lease, LeaseAggregate, LeaseCommand, LeaseEnd,
     LeaseError, NewConfig, NewLease,
 };
+use backend::{Admin, Target};
 use chrono::{DateTime, TimeDelta, Utc};
-use postgres::{admin, drop_role, grant, ident, target, username};
-use sqlx::{Connection, PgConnection};
+use postgres::username;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-/// The backends this build makes credentials on.
-pub const BACKENDS: &[&str] = &["postgres"];
+pub use backend::BACKENDS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DynamicError {
     #[error(
-        "the `{0}` backend is not built yet; this build makes dynamic credentials on postgres"
+        "the `{0}` backend is not built yet; this build makes dynamic credentials on postgres and mysql (MariaDB)"
     )]
     Unsupported(String),
-    #[error("connectionString must be postgres://user:password@host:port/database")]
+    #[error("connectionString must be postgres://user:password@host:port/database (mysql://… for mysql)")]
     BadConnection,
     #[error("the backend cannot be used: {0}")]
     Unreachable(String),
-    #[error("the admin connection lacks CREATEROLE: it cannot make roles")]
+    #[error(
+        "the admin connection may not make users (CREATEROLE on postgres, CREATE USER on mysql)"
+    )]
     NotPrivileged,
     #[error("the role template failed: {0}")]
     Template(String),
@@ -80,16 +82,11 @@ pub async fn create_config(
     if !BACKENDS.contains(&input.backend.as_str()) {
         return Err(DynamicError::Unsupported(input.backend));
     }
-    let t = target(&input.connection)?;
-    let mut conn = admin(rt, &t).await?;
-    let (may,): (bool,) = sqlx::query_as(
-        "SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .map_err(|e| DynamicError::Unreachable(e.to_string()))?;
-    let _ = conn.close().await;
-    if !may {
+    let t = Target::parse(&input.backend, &input.connection)?;
+    let mut conn = t.admin(rt).await?;
+    let may = conn.may_create().await;
+    conn.close().await;
+    if !may? {
         return Err(DynamicError::NotPrivileged);
     }
     let id = format!("dyn_{}", Uuid::now_v7().simple());
@@ -151,8 +148,10 @@ async fn opened(rt: &Runtime, tenant: Uuid, c: &Config) -> Result<Zeroizing<Stri
     ))
 }
 
-async fn connect(rt: &Runtime, tenant: Uuid, c: &Config) -> Result<PgConnection, DynamicError> {
-    admin(rt, &target(&opened(rt, tenant, c).await?)?).await
+async fn connect(rt: &Runtime, tenant: Uuid, c: &Config) -> Result<Admin, DynamicError> {
+    Target::parse(&c.new.backend, &opened(rt, tenant, c).await?)?
+        .admin(rt)
+        .await
 }
 
 /// A credential issued: the password is in this answer only.
@@ -185,23 +184,16 @@ pub async fn issue(
     let expires_at = now + ttl;
     let user = username(&c.new.username_template, &c.new.name);
     let password = generate(32, aegis_vault::settings::DEFAULT_ALPHABET);
-    let admin_target = target(&opened(rt, tenant, &c).await?)?;
-    let mut conn = admin(rt, &admin_target).await?;
-    let verifier = scram::verifier(&password);
-    let create = format!(
-        "CREATE ROLE {} WITH LOGIN PASSWORD '{verifier}' VALID UNTIL '{}'",
-        ident(&user),
-        expires_at.to_rfc3339()
-    );
-    sqlx::query(&create)
-        .persistent(false)
-        .execute(&mut conn)
-        .await
-        .map_err(|e| DynamicError::Template(format!("creating the role: {e}")))?;
+    let admin_target = Target::parse(&c.new.backend, &opened(rt, tenant, &c).await?)?;
+    let mut conn = admin_target.admin(rt).await?;
+    if let Err(e) = conn.create(&user, &password, expires_at).await {
+        conn.close().await;
+        return Err(e);
+    }
     let lease_id = format!("lease_{}", Uuid::now_v7().simple());
     // Granted, proven by a login, then recorded; a role whose lease is not recorded goes.
-    let recorded = match grant(&mut conn, &c.new.role_template, &user).await {
-        Ok(()) => match prove(rt, &admin_target, &user, &password).await {
+    let recorded = match conn.grant(&c.new.role_template, &user).await {
+        Ok(()) => match admin_target.prove(rt, &user, &password).await {
             Ok(()) => {
                 let lease = NewLease {
                     config_id: c.new.id.clone(),
@@ -218,9 +210,9 @@ pub async fn issue(
         Err(e) => Err(e),
     };
     if recorded.is_err() {
-        drop_role(&mut conn, &user).await;
+        conn.drop_user(&user).await;
     }
-    let _ = conn.close().await;
+    conn.close().await;
     Ok(Issued {
         lease_id,
         username: user,
@@ -228,28 +220,6 @@ pub async fn issue(
         expires_at,
         position: recorded?.position,
     })
-}
-
-/// Logs in as the new role: the proof the credential works before anyone is given it.
-async fn prove(
-    rt: &Runtime,
-    t: &postgres::Target,
-    user: &str,
-    password: &str,
-) -> Result<(), DynamicError> {
-    let options = pg_options(
-        rt.config.egress(),
-        &t.host,
-        t.port,
-        &t.database,
-        user,
-        password,
-    )
-    .await
-    .map_err(|e| DynamicError::Unreachable(e.to_string()))?;
-    pg_login(&options, user)
-        .await
-        .map_err(|e| DynamicError::Template(e.to_string()))
 }
 
 async fn record_issue(
@@ -304,17 +274,9 @@ pub async fn renew(
     }
     if until > l.expires_at {
         let mut conn = connect(rt, tenant, &c).await?;
-        let alter = format!(
-            "ALTER ROLE {} VALID UNTIL '{}'",
-            ident(&l.issued.username),
-            until.to_rfc3339()
-        );
-        sqlx::query(&alter)
-            .persistent(false)
-            .execute(&mut conn)
-            .await
-            .map_err(|e| DynamicError::Unreachable(e.to_string()))?;
-        let _ = conn.close().await;
+        let extended = conn.extend(&l.issued.username, until).await;
+        conn.close().await;
+        extended?;
     }
     let agg = lease_ref(tenant, id)?;
     let out = rt
@@ -340,8 +302,8 @@ pub async fn end(
     }
     let c = config(rt, tenant, &l.issued.config_id).await?;
     let mut conn = connect(rt, tenant, &c).await?;
-    drop_role(&mut conn, &l.issued.username).await;
-    let _ = conn.close().await;
+    conn.drop_user(&l.issued.username).await;
+    conn.close().await;
     let agg = lease_ref(tenant, id)?;
     let out = rt
         .executor
@@ -361,9 +323,10 @@ pub async fn expire_due(rt: &Runtime, batch: i64) -> Result<usize, sqlx::Error> 
     .bind(batch)
     .fetch_all(&rt.pool)
     .await?;
-    let ctx = CommandContext::system("lease-expiry");
     let mut ended = 0;
     for (tenant, id) in due {
+        // Each end is stamped when it happens, not when the pass began.
+        let ctx = CommandContext::system("lease-expiry");
         match end(rt, &ctx, tenant, &id, LeaseEnd::Expired).await {
             Ok(_) => ended += 1,
             Err(e) => {

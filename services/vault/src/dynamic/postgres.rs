@@ -3,8 +3,9 @@
 //! sessions.
 
 use super::DynamicError;
-use crate::rotators::{pg_options, within, RotateError};
+use crate::rotators::{pg_login, pg_options, within, RotateError};
 use aegis_runtime::Runtime;
+use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgConnection};
@@ -73,6 +74,79 @@ pub(super) async fn admin(rt: &Runtime, t: &Target) -> Result<PgConnection, Dyna
     })
     .await
     .map_err(|e| DynamicError::Unreachable(e.to_string()))
+}
+
+/// Whether the admin may make roles (CREATEROLE, or a superuser).
+pub(super) async fn may_create_roles(conn: &mut PgConnection) -> Result<bool, DynamicError> {
+    let (may,): (bool,) = sqlx::query_as(
+        "SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| DynamicError::Unreachable(e.to_string()))?;
+    Ok(may)
+}
+
+/// Makes a role that logs in until `until`, given its password's SCRAM verifier (the
+/// password itself never reaches the server).
+pub(super) async fn create(
+    conn: &mut PgConnection,
+    user: &str,
+    verifier: &str,
+    until: DateTime<Utc>,
+) -> Result<(), DynamicError> {
+    let create = format!(
+        "CREATE ROLE {} WITH LOGIN PASSWORD '{verifier}' VALID UNTIL '{}'",
+        ident(user),
+        until.to_rfc3339()
+    );
+    sqlx::query(&create)
+        .persistent(false)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| DynamicError::Template(format!("creating the role: {e}")))
+}
+
+/// Moves the role's `VALID UNTIL`.
+pub(super) async fn extend(
+    conn: &mut PgConnection,
+    user: &str,
+    until: DateTime<Utc>,
+) -> Result<(), DynamicError> {
+    let alter = format!(
+        "ALTER ROLE {} VALID UNTIL '{}'",
+        ident(user),
+        until.to_rfc3339()
+    );
+    sqlx::query(&alter)
+        .persistent(false)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| DynamicError::Unreachable(e.to_string()))
+}
+
+/// Logs in as the new role.
+pub(super) async fn prove(
+    rt: &Runtime,
+    t: &Target,
+    user: &str,
+    password: &str,
+) -> Result<(), DynamicError> {
+    let options = pg_options(
+        rt.config.egress(),
+        &t.host,
+        t.port,
+        &t.database,
+        user,
+        password,
+    )
+    .await
+    .map_err(|e| DynamicError::Unreachable(e.to_string()))?;
+    pg_login(&options, user)
+        .await
+        .map_err(|e| DynamicError::Template(e.to_string()))
 }
 
 /// A Postgres identifier, quoted: `"` doubled inside.

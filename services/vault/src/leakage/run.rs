@@ -9,6 +9,7 @@ use super::{execute, policy, LeakError};
 use crate::access::load;
 use crate::fingerprints::{self, Fingerprint, Known};
 use aegis_runtime::command::{CommandContext, CommandError};
+use aegis_runtime::keys::Key;
 use aegis_runtime::runtime::address;
 use aegis_runtime::Runtime;
 use aegis_vault::credentials::Command as CredentialCommand;
@@ -58,10 +59,50 @@ fn strength(a: OnDetection) -> u8 {
 }
 
 /// One leaked value at one target.
-struct Finding {
-    rule: usize,
-    path: String,
-    known: Option<Known>,
+pub struct Finding {
+    /// Index into the detector's rules.
+    pub rule: usize,
+    pub path: String,
+    /// The tenant's secret version it is, when it is one.
+    pub known: Option<Known>,
+}
+
+/// What one target's blobs hold: each candidate fingerprinted under the tenant's key and
+/// looked up among the tenant's versions, kept once per value (the first place seen). The
+/// candidate's text is dropped as soon as it is fingerprinted.
+pub struct Sweep<'a> {
+    detector: &'a Detector,
+    key: &'a Key,
+    known: &'a HashMap<Fingerprint, Known>,
+    pub found: HashMap<Fingerprint, Finding>,
+}
+
+impl<'a> Sweep<'a> {
+    pub fn new(
+        detector: &'a Detector,
+        key: &'a Key,
+        known: &'a HashMap<Fingerprint, Known>,
+    ) -> Self {
+        Self {
+            detector,
+            key,
+            known,
+            found: HashMap::new(),
+        }
+    }
+
+    pub fn blob(&mut self, blob: Blob<'_>) {
+        let mut candidates = Vec::new();
+        self.detector.scan(blob.bytes, &mut candidates);
+        for c in candidates {
+            let fp = fingerprints::of(self.key, c.text);
+            self.found.entry(fp).or_insert_with(|| Finding {
+                rule: c.rule,
+                path: blob.path.to_string(),
+                known: self.known.get(&fp).cloned(),
+            });
+        }
+    }
 }
 
 /// Runs scan `id` of `tenant` to its end. Answers `None` when another worker has it or it
@@ -72,13 +113,17 @@ pub async fn run_scan(
     id: &str,
     worker: &str,
 ) -> Result<Option<LeakScanStatus>, LeakError> {
-    let ctx = CommandContext::system("leak-scan");
+    // A context per command: each event carries the time it happened (a scan runs for
+    // minutes, and its silence is what tells another worker to take over), all under one
+    // correlation id.
+    let correlation = Uuid::now_v7().to_string();
+    let ctx = || CommandContext::acting("system", "leak-scan", Some(correlation.clone()));
     let start = ScanCommand::Start {
         worker: worker.into(),
         now: Utc::now(),
         stale_after: STALE_AFTER,
     };
-    let scan = match execute::<LeakScanAggregate>(rt, &ctx, tenant, id, &start).await {
+    let scan = match execute::<LeakScanAggregate>(rt, &ctx(), tenant, id, &start).await {
         Ok(done) => done
             .state
             .ok_or(CommandError::Domain(ScanError::NotFound))?,
@@ -110,7 +155,17 @@ pub async fn run_scan(
         });
     let detector = match Detector::new(&patterns, true) {
         Ok(d) => d,
-        Err(e) => return finish(rt, &ctx, tenant, id, Tally::default(), vec![e.to_string()]).await,
+        Err(e) => {
+            return finish(
+                rt,
+                &ctx(),
+                tenant,
+                id,
+                Tally::default(),
+                vec![e.to_string()],
+            )
+            .await
+        }
     };
     owners.resize(detector.rules.len(), strongest);
     let key = fingerprints::key(rt, tenant).await?;
@@ -137,19 +192,8 @@ pub async fn run_scan(
     let mut tally = Tally::default();
     let mut failures = Vec::new();
     for (n, (url, is_repo)) in targets.enumerate() {
-        let mut found: HashMap<Fingerprint, Finding> = HashMap::new();
-        let mut each = |blob: Blob<'_>| {
-            let mut candidates = Vec::new();
-            detector.scan(blob.bytes, &mut candidates);
-            for c in candidates {
-                let fp = fingerprints::of(&key, c.text);
-                found.entry(fp).or_insert_with(|| Finding {
-                    rule: c.rule,
-                    path: blob.path.to_string(),
-                    known: known.get(&fp).cloned(),
-                });
-            }
-        };
+        let mut sweep = Sweep::new(&detector, &key, &known);
+        let mut each = |blob: Blob<'_>| sweep.blob(blob);
         let read: Result<sources::Read, SourceError> = if is_repo {
             sources::repository(allow, url, &mut each).await
         } else {
@@ -167,7 +211,7 @@ pub async fn run_scan(
         } else {
             page_source
         };
-        for (fp, f) in found {
+        for (fp, f) in sweep.found {
             tally.findings += 1;
             let rule = &detector.rules[f.rule];
             let owner = &owners[f.rule];
@@ -207,29 +251,29 @@ pub async fn run_scan(
             };
             execute::<LeakIncidentAggregate>(
                 rt,
-                &ctx,
+                &ctx(),
                 tenant,
                 &incident,
                 &IncidentCommand::Report(report),
             )
             .await?;
             if let (Some(k), OnDetection::Rotate | OnDetection::Revoke) = (&f.known, owner.action) {
-                let (outcome, detail) = act(rt, &ctx, tenant, &incident, k, owner.action).await;
+                let (outcome, detail) = act(rt, &ctx(), tenant, &incident, k, owner.action).await;
                 let acted = IncidentCommand::Act {
                     action: owner.action,
                     outcome,
                     detail,
                 };
-                execute::<LeakIncidentAggregate>(rt, &ctx, tenant, &incident, &acted).await?;
+                execute::<LeakIncidentAggregate>(rt, &ctx(), tenant, &incident, &acted).await?;
             }
         }
         let progress = ScanCommand::Progress {
             targets_done: n as u32 + 1,
             tally,
         };
-        execute::<LeakScanAggregate>(rt, &ctx, tenant, id, &progress).await?;
+        execute::<LeakScanAggregate>(rt, &ctx(), tenant, id, &progress).await?;
     }
-    finish(rt, &ctx, tenant, id, tally, failures).await
+    finish(rt, &ctx(), tenant, id, tally, failures).await
 }
 
 async fn finish(
