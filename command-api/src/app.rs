@@ -152,7 +152,11 @@ impl Application {
         let threat_intel = Arc::new(crate::threat_intel::ThreatIntel::new(
             config.threat_intel_per_minute,
         ));
+        let (shutdown, rx) = watch::channel(false);
+        let (access_log, access_writer) =
+            crate::access_log::AccessLog::start(store.jetstream().clone(), rx.clone());
         let state = AppState {
+            access_log: Arc::new(access_log),
             runtime: Runtime {
                 config: Arc::new(config),
                 executor,
@@ -188,8 +192,8 @@ impl Application {
             ))),
             threat_intel,
         };
-        let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        tasks.spawn(access_writer);
         let mut address = None;
         let mut metrics_address = None;
 

@@ -5,6 +5,7 @@
 //! Invariants: errors become HTTP only here (`error`, and each context's mapping beside its
 //! handlers); commands reach the log only through the runtime's executor.
 
+pub mod access_log;
 pub mod app;
 pub mod audit_bundle;
 pub mod auth;

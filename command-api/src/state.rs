@@ -23,6 +23,8 @@ pub struct AppState {
     pub rebuilds: Arc<Mutex<std::collections::HashMap<String, RebuildState>>>,
     /// Usage records appended together (`crate::usage`).
     pub usage: Arc<crate::usage::UsageBatches>,
+    /// The decision log's queue (`crate::access_log`).
+    pub access_log: Arc<crate::access_log::AccessLog>,
 }
 
 impl std::ops::Deref for AppState {

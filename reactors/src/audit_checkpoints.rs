@@ -9,9 +9,11 @@
 use aegis_audit::{Checkpoint, CheckpointAggregate};
 use aegis_kernel::Aggregate;
 use aegis_runtime::command::{CommandContext, Executor};
-use aegis_streams::merkle::{checkpoint_message, leaf, root};
+use aegis_streams::merkle::{access_checkpoint_message, checkpoint_message, leaf, root};
+use aegis_streams::provision::ACCESS_STREAM;
 use aegis_streams::subject::PLATFORM_TENANT;
 use aegis_streams::{AggregateRef, Metadata};
+use async_nats::jetstream::stream::DirectGetErrorKind;
 use ed25519_dalek::{Signer, SigningKey};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -81,6 +83,71 @@ pub async fn checkpoint_once(
     }
 }
 
+/// The aggregate the decision log's checkpoints are kept on: the same decider (each range
+/// starts right after the last), its own id.
+pub fn access_aggregate() -> AggregateRef {
+    AggregateRef::new(
+        PLATFORM_TENANT,
+        CheckpointAggregate::CONTEXT,
+        CheckpointAggregate::AGGREGATE,
+        "access",
+    )
+    .unwrap_or_else(|_| unreachable!("constant, valid subject tokens"))
+}
+
+/// Batches one access checkpoint covers at most; the rest wait for the next interval.
+const ACCESS_BATCHES: u64 = 10_000;
+
+/// Signs the decision log's batches after the last access checkpoint: a leaf per batch (the
+/// SHA-256 of its message), the root signed under its own label. Sequences the log's
+/// retention already removed are skipped.
+pub async fn access_checkpoint_once(
+    executor: &Executor,
+    key: &SigningKey,
+) -> Result<Option<Checkpoint>, Box<dyn std::error::Error + Send + Sync>> {
+    let agg = access_aggregate();
+    let (covered, _) = executor.load::<CheckpointAggregate>(&agg).await?;
+    let js = executor.store().jetstream();
+    let mut stream = js.get_stream(ACCESS_STREAM).await?;
+    let head = stream.info().await?.state.last_sequence;
+    if head <= covered {
+        return Ok(None);
+    }
+    let to = head.min(covered + ACCESS_BATCHES);
+    let mut leaves = Vec::new();
+    for seq in covered + 1..=to {
+        match stream.direct_get(seq).await {
+            Ok(m) => leaves.push(leaf(&Sha256::digest(&m.payload))),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let root = root(&leaves);
+    let count = leaves.len() as u64;
+    let signature = key.sign(&access_checkpoint_message(covered + 1, to, count, &root));
+    let checkpoint = Checkpoint {
+        from: covered + 1,
+        to,
+        count,
+        root: root.to_vec(),
+        signature: signature.to_bytes().to_vec(),
+        key_id: key_id(&key.verifying_key()),
+    };
+    let ctx = CommandContext {
+        meta: Metadata::system("audit-checkpoints"),
+        msg_id: None,
+        if_match: None,
+    };
+    match executor
+        .execute::<CheckpointAggregate>(&agg, &checkpoint, &ctx, false)
+        .await
+    {
+        Ok(_) => Ok(Some(checkpoint)),
+        Err(aegis_runtime::command::CommandError::Domain(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Runs until `stop`, one checkpoint per interval.
 pub async fn run(
     executor: Executor,
@@ -96,6 +163,20 @@ pub async fn run(
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
+        }
+        match access_checkpoint_once(&executor, &key).await {
+            Ok(Some(c)) => {
+                tracing::info!(
+                    from = c.from,
+                    to = c.to,
+                    batches = c.count,
+                    "access checkpoint signed"
+                )
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "access checkpoint not signed; retrying next interval")
+            }
         }
         match checkpoint_once(&executor, &key).await {
             Ok(Some(c)) => {

@@ -126,6 +126,17 @@ pub fn checkpoint_message(from: u64, to: u64, count: u64, root: &Hash) -> Vec<u8
     m
 }
 
+/// What an access checkpoint signs: the decision log's sequences `from..=to`, its batch
+/// count and Merkle root, under a label of its own so it can never pass for an event-log one.
+pub fn access_checkpoint_message(from: u64, to: u64, count: u64, root: &Hash) -> Vec<u8> {
+    let mut m = b"aegis-access-checkpoint-v1".to_vec();
+    m.extend_from_slice(&from.to_be_bytes());
+    m.extend_from_slice(&to.to_be_bytes());
+    m.extend_from_slice(&count.to_be_bytes());
+    m.extend_from_slice(root);
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,12 @@ use std::time::Duration;
 
 pub const EVENTS_STREAM: &str = "AEGIS_EVENTS";
 pub const DLQ_STREAM: &str = "AEGIS_DLQ";
+/// The decision log: who asked for what on an audited route, and what was decided.
+pub const ACCESS_STREAM: &str = "AEGIS_ACCESS";
+/// How long the decision log keeps a record.
+pub const ACCESS_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+/// The most the decision log holds; the oldest records go first past it.
+pub const ACCESS_MAX_BYTES: i64 = 8 << 30;
 pub const IDEMPOTENCY_BUCKET: &str = "AEGIS_IDEMPOTENCY";
 /// Wrapped encryption keys. Deliberately outside the event log: the log is immutable, and
 /// destroying a key here is what crypto-shreds the ciphertext the log keeps.
@@ -66,6 +72,23 @@ pub fn dlq_config(settings: &StreamSettings) -> stream::Config {
         storage: stream::StorageType::File,
         num_replicas: settings.replicas,
         duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    }
+}
+
+pub fn access_config(settings: &StreamSettings) -> stream::Config {
+    stream::Config {
+        name: ACCESS_STREAM.to_string(),
+        description: Some("Aegis decision log: batches of access decisions, per tenant".into()),
+        subjects: vec!["aegis.access.>".into()],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        max_age: ACCESS_RETENTION,
+        max_bytes: ACCESS_MAX_BYTES,
+        num_replicas: settings.replicas,
+        duplicate_window: DUPLICATE_WINDOW,
+        deny_delete: true,
+        allow_direct: true,
         ..Default::default()
     }
 }
@@ -143,6 +166,7 @@ pub async fn provision(
 ) -> Result<(), StoreError> {
     ensure_stream(js, events_config(settings)).await?;
     ensure_stream(js, dlq_config(settings)).await?;
+    ensure_stream(js, access_config(settings)).await?;
     // One revision per key in every bucket: a newer answer, position or wrapped key leaves
     // no older copy behind (for keys, a rewrap or a purge must not).
     let buckets = [

@@ -7,6 +7,7 @@
 //! authority. Secrets compare in constant time; no slow hash runs on the request path.
 
 pub mod controls;
+mod decisions;
 pub mod grants;
 pub mod passwords;
 pub mod platform_routes;
@@ -206,12 +207,16 @@ pub async fn authorize(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    let decision = decisions::Asked::new(&route, &parts, &principal);
     if let Err(e) = principal.require(route.permission) {
-        return e.into_response();
+        return decisions::denied(&state, decision, e.into_response()).await;
     }
     let meter = match controls::admit(&state, &principal, &route).await {
         Ok(meter) => meter,
-        Err(e) => return controls::announce(&state, &principal, path.as_str(), e.into_response()),
+        Err(e) => {
+            let refused = controls::announce(&state, &principal, path.as_str(), e.into_response());
+            return decisions::denied(&state, decision, refused).await;
+        }
     };
     parts.extensions.insert(principal.clone());
     req = Request::from_parts(parts, body);
@@ -227,7 +232,8 @@ pub async fn authorize(
     if let Some(position) = crate::consistency::written(&response) {
         crate::consistency::remember(&state, &key, position).await;
     }
-    controls::announce(&state, &principal, path.as_str(), response)
+    let response = controls::announce(&state, &principal, path.as_str(), response);
+    decisions::allowed(&state, decision, response).await
 }
 
 /// A credential or tenant header, sent at most once: with two copies, a proxy that reads the

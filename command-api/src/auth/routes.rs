@@ -86,6 +86,7 @@ pub const ROUTES: &[Route] = {
         r("POST", "/kill-switch/release", KillSwitchOperate),
         r("GET", "/api/v1/audit-events", AuditRead),
         r("GET", "/audit/log", AuditRead).needs(Addon::Vault),
+        r("GET", "/audit/decisions", AuditRead),
         r("GET", "/audit/reconstruct", AuditRead),
         r("GET", "/events/stream", AuditRead),
         r("POST", "/threat-intel/ip", ThreatIntelLookup),

@@ -150,6 +150,9 @@ pub async fn surface(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 200)
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_string);
+    let mut req = req;
+    req.extensions_mut()
+        .insert(crate::access_log::RequestId(request_id.clone()));
     let response = next.run(req).await;
     let (mut parts, body) = response.into_parts();
     if let Ok(v) = HeaderValue::from_str(&request_id) {

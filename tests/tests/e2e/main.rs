@@ -10,6 +10,7 @@ mod commands;
 mod consistency;
 mod controls;
 mod dashboard;
+mod decision_log;
 mod dynamic_mariadb;
 mod dynamic_secrets;
 mod grants;

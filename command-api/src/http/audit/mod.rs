@@ -1,6 +1,7 @@
 //! The audit context's read side: the audit log (seeds 001 and 004), reconstruction of any
 //! resource as of a moment, verification of the hash chain, and operating the projections.
 
+mod decisions;
 pub mod export;
 pub mod log;
 pub mod projections;
@@ -12,6 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
     log::router()
+        .routes(routes!(decisions::decisions))
         .routes(routes!(reconstruct::reconstruct))
         .routes(routes!(verify::verify))
         .routes(routes!(export::export))
