@@ -1,5 +1,6 @@
 //! The vault benchmark (issues 5 and 23): credential create, value read and rotate
-//! (generated), and seed 003's versioned-secret write and read, at concurrency 16 over HTTP,
+//! (generated), seed 003's versioned-secret write and read, and dynamic PostgreSQL credentials
+//! issued and revoked, at concurrency 16 over HTTP,
 //! against raw JetStream publish on the same nats-server, in one run. Prints operations/s and
 //! p50/p99 latency of each, and create / raw publish.
 //! `scripts/bench vault`; bounded by `AEGIS_VAULT_BENCH_OPS` (default 4,000 per phase).
@@ -84,7 +85,11 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(async move {
-            let app = TestApp::spawn_with_config(|c| c.tenant_rate_limit = 0).await;
+            let app = TestApp::spawn_with_config(|c| {
+                c.tenant_rate_limit = 0;
+                c.egress_allow = vec!["127.0.0.1".into()];
+            })
+            .await;
             let tenant = app.create_tenant("bench").await;
             app.set_plan(tenant, json!({ "addons": ["vault"] })).await;
 
@@ -181,6 +186,56 @@ fn main() -> anyhow::Result<()> {
             })
             .await?;
 
+            // Seed 003's dynamic secrets on the benchmark's own PostgreSQL: a role made, granted
+            // nothing, proven by a login and recorded per issue; then each lease revoked (its
+            // role dropped), which also leaves the cluster as it was.
+            let config = json!({
+                "name": "bench", "type": "database",
+                "backend": { "type": "postgres", "connectionString": app.config.database_url, "credentials": {} },
+                "ttl": { "default": "PT1H", "max": "PT2H" }
+            });
+            let r = app
+                .http
+                .post(app.url("/v1/dynamic-secrets/configs"))
+                .bearer_auth(aegis_tests::world::BOOTSTRAP)
+                .header("X-Tenant-ID", tenant.to_string())
+                .json(&config)
+                .send()
+                .await?;
+            ensure!(r.status().is_success(), "dynamic config: {}", r.text().await?);
+            let config_id = r.json::<serde_json::Value>().await?["configId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let leases = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+            let (http, base, kept) = (app.http.clone(), app.url(""), leases.clone());
+            let issues = (per_worker / 8).max(1);
+            let dynamic_issue = phase(issues, move |_, _| {
+                let (http, base, kept, config_id) = (http.clone(), base.clone(), kept.clone(), config_id.clone());
+                async move {
+                    let r = http
+                        .post(format!("{base}/v1/dynamic-secrets/configs/{config_id}/credentials"))
+                        .bearer_auth(aegis_tests::world::BOOTSTRAP)
+                        .header("X-Tenant-ID", tenant.to_string())
+                        .json(&json!({ "ttl": "PT10M" }))
+                        .send()
+                        .await?;
+                    ensure!(r.status().is_success(), "issue: {}", r.text().await?);
+                    let lease = r.json::<serde_json::Value>().await?["leaseId"].as_str().unwrap_or_default().to_string();
+                    kept.lock().map_err(|e| anyhow::anyhow!("{e}"))?.push(lease);
+                    Ok(())
+                }
+            })
+            .await?;
+            let all: Vec<String> = leases.lock().map_err(|e| anyhow::anyhow!("{e}"))?.clone();
+            let all = std::sync::Arc::new(all);
+            let s = send.clone();
+            let dynamic_revoke = phase(issues, move |w, i| {
+                let lease = all.get(w * issues + i).cloned().unwrap_or_default();
+                s(reqwest::Method::POST, format!("/v1/dynamic-secrets/leases/{lease}/revoke"), None)
+            })
+            .await?;
+
             println!("vault benchmark, concurrency {CONCURRENCY}, one Aegis, one nats-server (sync: always)");
             raw.print("raw JetStream publish (400 B)");
             create.print("POST /credentials (sealed value)");
@@ -189,6 +244,8 @@ fn main() -> anyhow::Result<()> {
             rotate.print("POST /credentials/{name}/rotate (generated)");
             version_write.print("POST /v1/versioned-secrets (new secret)");
             version_read.print("GET /v1/versioned-secrets/{id}/versions/1");
+            dynamic_issue.print("POST /v1/dynamic-secrets/.../credentials");
+            dynamic_revoke.print("POST /v1/dynamic-secrets/leases/{id}/revoke");
             println!(
                 "create / raw publish: {:.2}   (goal >= 0.5)   value read p99: {:.2} ms (goal <= 5)",
                 create.rate() / raw.rate(),
