@@ -56,12 +56,36 @@ pub async fn checkpoint_once(
     while let Some(commit) = commits.next().await {
         leaves.extend(commit?.events.iter().map(|e| leaf(&e.hash)));
     }
-    let root = root(&leaves);
+    record(
+        executor,
+        key,
+        &agg,
+        covered + 1,
+        head,
+        &leaves,
+        checkpoint_message,
+    )
+    .await
+}
+
+/// Signs the Merkle root of `leaves` for `from..=to` (the message `label` makes) and records
+/// it on `agg`. Instances race harmlessly: the aggregate takes only the range right after
+/// its last one.
+async fn record(
+    executor: &Executor,
+    key: &SigningKey,
+    agg: &AggregateRef,
+    from: u64,
+    to: u64,
+    leaves: &[aegis_streams::merkle::Hash],
+    label: fn(u64, u64, u64, &aegis_streams::merkle::Hash) -> Vec<u8>,
+) -> Result<Option<Checkpoint>, Box<dyn std::error::Error + Send + Sync>> {
+    let root = root(leaves);
     let count = leaves.len() as u64;
-    let signature = key.sign(&checkpoint_message(covered + 1, head, count, &root));
+    let signature = key.sign(&label(from, to, count, &root));
     let checkpoint = Checkpoint {
-        from: covered + 1,
-        to: head,
+        from,
+        to,
         count,
         root: root.to_vec(),
         signature: signature.to_bytes().to_vec(),
@@ -73,7 +97,7 @@ pub async fn checkpoint_once(
         if_match: None,
     };
     match executor
-        .execute::<CheckpointAggregate>(&agg, &checkpoint, &ctx, false)
+        .execute::<CheckpointAggregate>(agg, &checkpoint, &ctx, false)
         .await
     {
         Ok(_) => Ok(Some(checkpoint)),
@@ -122,30 +146,16 @@ pub async fn access_checkpoint_once(
             Err(e) => return Err(e.into()),
         }
     }
-    let root = root(&leaves);
-    let count = leaves.len() as u64;
-    let signature = key.sign(&access_checkpoint_message(covered + 1, to, count, &root));
-    let checkpoint = Checkpoint {
-        from: covered + 1,
+    record(
+        executor,
+        key,
+        &agg,
+        covered + 1,
         to,
-        count,
-        root: root.to_vec(),
-        signature: signature.to_bytes().to_vec(),
-        key_id: key_id(&key.verifying_key()),
-    };
-    let ctx = CommandContext {
-        meta: Metadata::system("audit-checkpoints"),
-        msg_id: None,
-        if_match: None,
-    };
-    match executor
-        .execute::<CheckpointAggregate>(&agg, &checkpoint, &ctx, false)
-        .await
-    {
-        Ok(_) => Ok(Some(checkpoint)),
-        Err(aegis_runtime::command::CommandError::Domain(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+        &leaves,
+        access_checkpoint_message,
+    )
+    .await
 }
 
 /// Runs until `stop`, one checkpoint per interval.

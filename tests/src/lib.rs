@@ -3,6 +3,7 @@
 //! PostgreSQL database, both removed when the test ends.
 
 pub mod bench;
+pub mod git;
 pub mod world;
 
 pub use world::{NatsServer, TestApp, TestDb};

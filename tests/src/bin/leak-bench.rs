@@ -9,18 +9,17 @@
 //!
 //! Prints MB/s of each and their ratios to the raw pass. `scripts/bench leakage`.
 
-use aegis_tests::world::{eventually, serve};
+use aegis_tests::git;
+use aegis_tests::world::eventually;
 use aegis_tests::TestApp;
 use aegis_vault::leakage::detector::Detector;
 use aegis_vault::leakage::{LeakSeverity, Pattern, PatternKind};
 use aegis_vault_services::leakage::run::Sweep;
 use aegis_vault_services::leakage::sources;
 use anyhow::{ensure, Context};
-use axum::extract::{Path as UrlPath, State};
-use axum::http::StatusCode;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const COMMITS: usize = 16;
@@ -66,49 +65,18 @@ fn text(rng: &mut Rng, bytes: usize) -> String {
     out
 }
 
-fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let status = std::process::Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@example.test")
-        .env("GIT_COMMITTER_NAME", "bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@example.test")
-        .status()?;
-    ensure!(status.success(), "git {args:?} failed");
-    Ok(())
-}
-
 fn repository(root: &Path, mib: usize) -> anyhow::Result<()> {
-    let work = root.join("work");
-    std::fs::create_dir_all(&work)?;
-    git(&work, &["init", "-q", "-b", "main"])?;
+    let work = git::init(root)?;
     let per_file = (mib << 20) / (COMMITS * FILES);
     let mut rng = Rng(0x5eed_1eaf_cafe_f00d);
     for c in 0..COMMITS {
         for f in 0..FILES {
             std::fs::write(work.join(format!("src_{f}.rs")), text(&mut rng, per_file))?;
         }
-        git(&work, &["add", "."])?;
-        git(&work, &["commit", "-q", "-m", &format!("commit {c}")])?;
+        git::git(&work, &["add", "."])?;
+        git::git(&work, &["commit", "-q", "-m", &format!("commit {c}")])?;
     }
-    git(root, &["clone", "-q", "--bare", "work", "repo.git"])?;
-    // One pack, as a hosting service serves it (loose objects would be fetched one by one).
-    git(&root.join("repo.git"), &["repack", "-adq"])?;
-    git(&root.join("repo.git"), &["update-server-info"])?;
-    Ok(())
-}
-
-async fn file(
-    State(root): State<PathBuf>,
-    UrlPath(path): UrlPath<String>,
-) -> Result<Vec<u8>, StatusCode> {
-    if path.split('/').any(|p| p == ".." || p.is_empty()) {
-        return Err(StatusCode::BAD_REQUEST);
-    }
-    std::fs::read(root.join(path)).map_err(|_| StatusCode::NOT_FOUND)
+    git::publish(root)
 }
 
 fn policy() -> Vec<Pattern> {
@@ -136,13 +104,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(32);
     let dir = tempfile::tempdir()?;
     repository(dir.path(), mib)?;
-    let base = serve(
-        axum::Router::new()
-            .route("/{*path}", axum::routing::get(file))
-            .with_state(dir.path().to_path_buf()),
-    )
-    .await;
-    let repo = format!("{base}/repo.git");
+    let repo = git::serve(dir.path()).await;
 
     // The blobs, read by the scan's own reader.
     let allow = vec!["127.0.0.1".to_string()];

@@ -4,13 +4,12 @@
 //! named by its keyed fingerprint, rotated by the policy, and triaged; a repeat scan joins
 //! the incident instead of opening another; an unreachable target fails the scan.
 
-use aegis_tests::world::{eventually, free_port, serve};
+use aegis_tests::git;
+use aegis_tests::world::{eventually, free_port};
 use aegis_tests::TestApp;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::StatusCode;
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -30,59 +29,21 @@ async fn send(
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let status = std::process::Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "dev")
-        .env("GIT_AUTHOR_EMAIL", "dev@example.test")
-        .env("GIT_COMMITTER_NAME", "dev")
-        .env("GIT_COMMITTER_EMAIL", "dev@example.test")
-        .status()
-        .expect("git runs");
-    assert!(status.success(), "git {args:?}");
-}
-
 /// A repository whose first commit holds `leaked` in `config.env` and whose second commit
-/// deletes the file, published as a bare repository under `root/repo.git`.
+/// deletes the file, published under `root`.
 fn repository(root: &Path, leaked: &str) {
-    let work = root.join("work");
-    std::fs::create_dir_all(&work).expect("mkdir");
-    git(&work, &["init", "-q", "-b", "main"]);
+    let work = git::init(root).expect("init");
     std::fs::write(work.join("README.md"), "# service\n").expect("write");
     std::fs::write(
         work.join("config.env"),
         format!("API_URL=https://api.example.test\nDEPLOY_TOKEN={leaked}\n"),
     )
     .expect("write");
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "-q", "-m", "config"]);
-    git(&work, &["rm", "-q", "config.env"]);
-    git(&work, &["commit", "-q", "-m", "oops, no secrets in git"]);
-    git(root, &["clone", "-q", "--bare", "work", "repo.git"]);
-    git(&root.join("repo.git"), &["update-server-info"]);
-}
-
-async fn file(
-    State(root): State<PathBuf>,
-    UrlPath(path): UrlPath<String>,
-) -> Result<Vec<u8>, StatusCode> {
-    if path.split('/').any(|p| p == ".." || p.is_empty()) {
-        return Err(StatusCode::BAD_REQUEST);
-    }
-    std::fs::read(root.join(path)).map_err(|_| StatusCode::NOT_FOUND)
-}
-
-/// Serves `root`'s files on loopback: git's dumb HTTP protocol needs nothing more.
-async fn static_server(root: &Path) -> String {
-    serve(
-        axum::Router::new()
-            .route("/{*path}", axum::routing::get(file))
-            .with_state(root.to_path_buf()),
-    )
-    .await
+    git::git(&work, &["add", "."]).expect("add");
+    git::git(&work, &["commit", "-q", "-m", "config"]).expect("commit");
+    git::git(&work, &["rm", "-q", "config.env"]).expect("rm");
+    git::git(&work, &["commit", "-q", "-m", "oops, no secrets in git"]).expect("commit");
+    git::publish(root).expect("publish");
 }
 
 async fn finished_scan(app: &TestApp, tenant: Uuid, id: &str) -> Value {
@@ -123,7 +84,7 @@ async fn a_secret_deleted_from_git_is_found_named_rotated_and_triaged() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     repository(dir.path(), &leaked);
-    let repo = format!("{}/repo.git", static_server(dir.path()).await);
+    let repo = git::serve(dir.path()).await;
 
     let (s, b) = send(&app, tenant, Method::POST, "/v1/leakage-detection/policies", Some(json!({
         "name": "deploy tokens",

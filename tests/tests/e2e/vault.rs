@@ -884,6 +884,8 @@ async fn no_plaintext_in_events_read_models_logs_or_traces() {
         )
         .env("AEGIS_BOOTSTRAP_TOKEN", aegis_tests::world::BOOTSTRAP)
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)
+        .env("AEGIS_EGRESS_ALLOW", "127.0.0.1")
+        .env("AEGIS_AR_TICK_SECS", "1")
         .env("RUST_LOG", "trace,h2=info,hyper=info,tower=info")
         .stdout(out.try_clone().unwrap())
         .stderr(out)
@@ -1003,6 +1005,63 @@ async fn no_plaintext_in_events_read_models_logs_or_traces() {
     .await
     .unwrap();
     assert_eq!(r.status(), 200);
+    // Seed 003's leakage detection: a version's value committed to a git repository and
+    // found by a scan (fingerprinted, matched, rotated) leaves no trace of itself either.
+    let repo_dir = tempfile::tempdir().unwrap();
+    let work = aegis_tests::git::init(repo_dir.path()).unwrap();
+    std::fs::write(work.join("app.env"), format!("TOKEN = \"{marker}-v1\"\n")).unwrap();
+    aegis_tests::git::git(&work, &["add", "."]).unwrap();
+    aegis_tests::git::git(&work, &["commit", "-q", "-m", "leak"]).unwrap();
+    aegis_tests::git::publish(repo_dir.path()).unwrap();
+    let repo = aegis_tests::git::serve(repo_dir.path()).await;
+    let p: Value = admin(Method::POST, "/v1/leakage-detection/policies", Some(tenant))
+        .json(&json!({ "name": "tokens", "secretPatterns": [{ "type": "keyword", "pattern": "TOKEN", "severity": "high" }],
+            "actions": { "onDetection": "rotate" } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let scan: Value = admin(Method::POST, "/v1/leakage-detection/scan", Some(tenant))
+        .json(&json!({ "targets": ["url"], "scope": { "repositories": [repo] }, "policyIds": [p["policyId"]] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let scan_path = format!(
+        "/v1/leakage-detection/scans/{}",
+        scan["scanId"].as_str().unwrap()
+    );
+    let mut incidents = Value::Null;
+    for _ in 0..200 {
+        let s: Value = admin(Method::GET, &scan_path, Some(tenant))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if s["status"] == "completed" {
+            incidents = admin(Method::GET, "/v1/leakage-detection/incidents", Some(tenant))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        incidents["incidents"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|i| i["secretId"] == "scan-v")),
+        "the scan named the leaked secret: {incidents}"
+    );
     // Let the projectors catch up, then stop the process as an operator would (SIGTERM), so
     // it flushes its traces.
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -5,39 +5,18 @@
 //! their sessions. MariaDB keeps no per-user expiry time: a lease's end is kept by the
 //! lease-expiry reactor, which drops the user on time.
 
-use super::postgres::percent_decode;
 use super::DynamicError;
 use crate::rotators::TARGET_TIMEOUT;
 use aegis_runtime::egress::{self, SystemResolver};
 use sha1::{Digest, Sha1};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{ConnectOptions, Connection};
-use zeroize::Zeroizing;
 
-pub(super) struct Target {
-    pub(super) host: String,
-    pub(super) port: u16,
-    pub(super) database: String,
-    pub(super) user: String,
-    pub(super) password: Zeroizing<String>,
-}
+pub(super) use super::url::Target;
 
+/// A `mysql://user:password@host:port/database` connection.
 pub(super) fn target(connection: &str) -> Result<Target, DynamicError> {
-    let url = reqwest::Url::parse(connection).map_err(|_| DynamicError::BadConnection)?;
-    if !matches!(url.scheme(), "mysql" | "mariadb") || url.username().is_empty() {
-        return Err(DynamicError::BadConnection);
-    }
-    let decode = |s: &str| percent_decode(s).ok_or(DynamicError::BadConnection);
-    Ok(Target {
-        host: url
-            .host_str()
-            .ok_or(DynamicError::BadConnection)?
-            .to_string(),
-        port: url.port().unwrap_or(3306),
-        database: decode(url.path().trim_start_matches('/'))?,
-        user: decode(url.username())?,
-        password: Zeroizing::new(decode(url.password().unwrap_or_default())?),
-    })
+    Target::parse(connection, &["mysql", "mariadb"], 3306)
 }
 
 /// Options for logging in as `user`, aimed at an address the guard allowed.

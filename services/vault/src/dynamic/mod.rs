@@ -8,6 +8,7 @@
 mod backend;
 mod mariadb;
 mod postgres;
+mod url;
 
 use crate::rotators::generate;
 use aegis_runtime::command::{CommandContext, CommandError};

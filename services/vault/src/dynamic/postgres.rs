@@ -9,50 +9,12 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgConnection};
-use zeroize::Zeroizing;
 
-/// Where an admin connection goes, parsed from its URL.
-pub(super) struct Target {
-    pub(super) host: String,
-    pub(super) port: u16,
-    pub(super) database: String,
-    pub(super) user: String,
-    pub(super) password: Zeroizing<String>,
-}
+pub(super) use super::url::Target;
 
+/// A `postgres://user:password@host:port/database` connection.
 pub(super) fn target(connection: &str) -> Result<Target, DynamicError> {
-    let url = reqwest::Url::parse(connection).map_err(|_| DynamicError::BadConnection)?;
-    if !matches!(url.scheme(), "postgres" | "postgresql") || url.username().is_empty() {
-        return Err(DynamicError::BadConnection);
-    }
-    let decode = |s: &str| percent_decode(s).ok_or(DynamicError::BadConnection);
-    Ok(Target {
-        host: url
-            .host_str()
-            .ok_or(DynamicError::BadConnection)?
-            .to_string(),
-        port: url.port().unwrap_or(5432),
-        database: decode(url.path().trim_start_matches('/'))?,
-        user: decode(url.username())?,
-        password: Zeroizing::new(decode(url.password().unwrap_or_default())?),
-    })
-}
-
-pub(super) fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    Target::parse(connection, &["postgres", "postgresql"], 5432)
 }
 
 pub(super) async fn admin(rt: &Runtime, t: &Target) -> Result<PgConnection, DynamicError> {

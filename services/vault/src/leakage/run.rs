@@ -13,7 +13,7 @@ use aegis_runtime::keys::Key;
 use aegis_runtime::runtime::address;
 use aegis_runtime::Runtime;
 use aegis_vault::credentials::Command as CredentialCommand;
-use aegis_vault::leakage::detector::Detector;
+use aegis_vault::leakage::detector::{Detector, Rule};
 use aegis_vault::leakage::incident::{
     IncidentCommand, LeakIncidentAggregate, NewIncident, Outcome,
 };
@@ -23,6 +23,7 @@ use aegis_vault::leakage::scan::{
 use aegis_vault::leakage::{LeakSeverity, OnDetection, Pattern};
 use aegis_vault::CredentialAggregate;
 use chrono::{TimeDelta, Utc};
+use futures::StreamExt;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -211,62 +212,39 @@ pub async fn run_scan(
         } else {
             page_source
         };
+        tally.findings += sweep.found.len() as u32;
+        // Findings are reported eight at a time; those naming one secret go in order, so
+        // its rotation is tried once, not raced.
+        let mut jobs: HashMap<Option<String>, Vec<(Fingerprint, Finding)>> = HashMap::new();
+        let mut unnamed = Vec::new();
         for (fp, f) in sweep.found {
-            tally.findings += 1;
-            let rule = &detector.rules[f.rule];
-            let owner = &owners[f.rule];
-            let incident = aegis_kernel::derived_id(
-                "aegis/leak-incident/v1",
-                &[tenant.as_bytes(), &fp, url.as_bytes()],
-            )
-            .to_string();
-            let location = if f.path.is_empty() {
-                url.to_string()
-            } else {
-                format!("{url}@{}", f.path)
-            };
-            let details = serde_json::json!({
-                "target": source,
-                "url": url,
-                "path": f.path,
-                "rule": rule.name,
-                "ruleType": rule.kind.as_str(),
-                "matchedSecretVersion": f.known.as_ref().map(|k| k.version),
-            });
-            let report = NewIncident {
-                secret_id: f.known.as_ref().map(|k| k.name.clone()).unwrap_or_default(),
-                secret_version: f.known.as_ref().map_or(0, |k| k.version),
-                source: source.into(),
-                location,
-                detected_at: Utc::now(),
-                severity: if f.known.is_some() {
-                    LeakSeverity::Critical
-                } else {
-                    rule.severity
-                },
-                details: details.to_string(),
-                scan_id: id.into(),
-                reported_by: "leak-scan".into(),
-                policy_id: owner.policy_id.clone(),
-            };
-            execute::<LeakIncidentAggregate>(
-                rt,
-                &ctx(),
-                tenant,
-                &incident,
-                &IncidentCommand::Report(report),
-            )
-            .await?;
-            if let (Some(k), OnDetection::Rotate | OnDetection::Revoke) = (&f.known, owner.action) {
-                let (outcome, detail) = act(rt, &ctx(), tenant, &incident, k, owner.action).await;
-                let acted = IncidentCommand::Act {
-                    action: owner.action,
-                    outcome,
-                    detail,
-                };
-                execute::<LeakIncidentAggregate>(rt, &ctx(), tenant, &incident, &acted).await?;
+            match f.known.as_ref().map(|k| k.name.clone()) {
+                Some(name) => jobs.entry(Some(name)).or_default().push((fp, f)),
+                None => unnamed.push(vec![(fp, f)]),
             }
         }
+        let place = Place {
+            scan: id,
+            url,
+            source,
+            tenant,
+        };
+        let reported: Vec<Result<(), LeakError>> =
+            futures::stream::iter(jobs.into_values().chain(unnamed))
+                .map(|job| {
+                    let (place, ctx, detector, owners) = (&place, &ctx, &detector, &owners);
+                    async move {
+                        for (fp, f) in job {
+                            let (rule, owner) = (&detector.rules[f.rule], &owners[f.rule]);
+                            report(rt, &ctx(), place, &fp, f, rule, owner).await?;
+                        }
+                        Ok(())
+                    }
+                })
+                .buffer_unordered(8)
+                .collect()
+                .await;
+        reported.into_iter().collect::<Result<Vec<()>, _>>()?;
         let progress = ScanCommand::Progress {
             targets_done: n as u32 + 1,
             tally,
@@ -274,6 +252,74 @@ pub async fn run_scan(
         execute::<LeakScanAggregate>(rt, &ctx(), tenant, id, &progress).await?;
     }
     finish(rt, &ctx(), tenant, id, tally, failures).await
+}
+
+/// Where a scan found something.
+struct Place<'a> {
+    scan: &'a str,
+    url: &'a str,
+    source: &'a str,
+    tenant: Uuid,
+}
+
+/// Opens (or joins) the incident of one leaked value at one place, then applies the policy's
+/// action when the value is one of the tenant's secrets.
+async fn report(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    at: &Place<'_>,
+    fp: &Fingerprint,
+    f: Finding,
+    rule: &Rule,
+    owner: &Owner,
+) -> Result<(), LeakError> {
+    let tenant = at.tenant;
+    let incident = aegis_kernel::derived_id(
+        "aegis/leak-incident/v1",
+        &[tenant.as_bytes(), fp, at.url.as_bytes()],
+    )
+    .to_string();
+    let location = if f.path.is_empty() {
+        at.url.to_string()
+    } else {
+        format!("{}@{}", at.url, f.path)
+    };
+    let details = serde_json::json!({
+        "target": at.source,
+        "url": at.url,
+        "path": f.path,
+        "rule": rule.name,
+        "ruleType": rule.kind.as_str(),
+        "matchedSecretVersion": f.known.as_ref().map(|k| k.version),
+    });
+    let new = NewIncident {
+        secret_id: f.known.as_ref().map(|k| k.name.clone()).unwrap_or_default(),
+        secret_version: f.known.as_ref().map_or(0, |k| k.version),
+        source: at.source.into(),
+        location,
+        detected_at: Utc::now(),
+        severity: if f.known.is_some() {
+            LeakSeverity::Critical
+        } else {
+            rule.severity
+        },
+        details: details.to_string(),
+        scan_id: at.scan.into(),
+        reported_by: "leak-scan".into(),
+        policy_id: owner.policy_id.clone(),
+    };
+    execute::<LeakIncidentAggregate>(rt, ctx, tenant, &incident, &IncidentCommand::Report(new))
+        .await?;
+    if let (Some(k), OnDetection::Rotate | OnDetection::Revoke) = (&f.known, owner.action) {
+        let (outcome, detail) = act(rt, ctx, tenant, &incident, k, owner.action).await;
+        let acted = IncidentCommand::Act {
+            action: owner.action,
+            outcome,
+            detail,
+        };
+        execute::<LeakIncidentAggregate>(rt, ctx, tenant, &incident, &acted).await?;
+    }
+    Ok(())
 }
 
 async fn finish(
