@@ -1,4 +1,5 @@
-//! Keyed fingerprints of the tenant's own secret versions, so a leaked value is named without
+//! Keyed fingerprints of the tenant's own secret versions (and of the passwords of its dynamic
+//! credentials, kept under their lease), so a leaked value is named without
 //! opening the vault: each version's value is MACed (HMAC-SHA256) under a key of the tenant's
 //! (`mac.leak`, wrapped under the tenant's key) when it is sealed, and a scan MACs each
 //! candidate the same way and looks it up. The fingerprint is only useful with the key,
@@ -69,9 +70,11 @@ pub async fn remember(rt: &Runtime, tenant: Uuid, credential_id: &str, version: 
 /// Which secret version a fingerprint belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Known {
-    /// The credential's name (what the vault's routes address it by).
+    /// The credential's name (what the vault's routes address it by), or the lease's id.
     pub name: String,
     pub version: u64,
+    /// A dynamic credential's password: `name` is its lease.
+    pub lease: bool,
 }
 
 /// Every fingerprint of the tenant's versions that exist, the newest version first when two
@@ -87,15 +90,28 @@ pub async fn index(rt: &Runtime, tenant: Uuid) -> Result<HashMap<Fingerprint, Kn
     .bind(tenant)
     .fetch_all(&rt.pool)
     .await?;
-    Ok(rows
+    let leases: Vec<(Vec<u8>, String)> = sqlx::query_as(
+        "SELECT f.fingerprint, l.id FROM vault_leak_fingerprints f \
+         JOIN vault_dynamic_leases l ON l.tenant_id = f.tenant_id AND l.id = f.credential_id \
+         WHERE f.tenant_id = $1",
+    )
+    .bind(tenant)
+    .fetch_all(&rt.pool)
+    .await?;
+    let versions = rows
         .into_iter()
-        .filter_map(|(fp, name, version)| {
+        .map(|(fp, name, version)| (fp, name, version.max(0) as u64, false));
+    let passwords = leases.into_iter().map(|(fp, id)| (fp, id, 0, true));
+    Ok(versions
+        .chain(passwords)
+        .filter_map(|(fp, name, version, lease)| {
             let fp: Fingerprint = fp.try_into().ok()?;
             Some((
                 fp,
                 Known {
                     name,
-                    version: version.max(0) as u64,
+                    version,
+                    lease,
                 },
             ))
         })

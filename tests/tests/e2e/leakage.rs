@@ -9,6 +9,7 @@ use aegis_tests::world::{eventually, free_port};
 use aegis_tests::TestApp;
 use reqwest::Method;
 use serde_json::{json, Value};
+use sqlx::Connection;
 use std::path::Path;
 use std::time::Duration;
 use uuid::Uuid;
@@ -415,4 +416,115 @@ async fn an_unreachable_target_fails_the_scan_and_bad_requests_change_nothing() 
     )
     .await;
     assert_eq!(s, 422);
+}
+
+#[tokio::test]
+async fn a_leaked_dynamic_password_names_its_lease_and_revoke_ends_it() {
+    let (app, tenant) = spawn().await;
+    let (s, b) = send(&app, tenant, Method::POST, "/v1/dynamic-secrets/configs", Some(json!({
+        "name": "leaky", "type": "database",
+        "backend": { "type": "postgres", "connectionString": app.config.database_url, "credentials": {} },
+        "ttl": { "default": "PT1H", "max": "PT2H" }
+    }))).await;
+    assert_eq!(s, 201, "{b}");
+    let config = b["configId"].as_str().expect("configId").to_string();
+    let (s, issued) = send(
+        &app,
+        tenant,
+        Method::POST,
+        &format!("/v1/dynamic-secrets/configs/{config}/credentials"),
+        Some(json!({ "ttl": "PT30M" })),
+    )
+    .await;
+    assert_eq!(s, 200, "{issued}");
+    let lease = issued["leaseId"].as_str().expect("lease").to_string();
+    let user = issued["credentials"]["username"]
+        .as_str()
+        .expect("user")
+        .to_string();
+    let password = issued["credentials"]["password"]
+        .as_str()
+        .expect("password")
+        .to_string();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = git::init(dir.path()).expect("init");
+    std::fs::write(
+        work.join("ci.env"),
+        format!("DB_USER={user}\nDB_PASSWORD={password}\n"),
+    )
+    .expect("write");
+    git::git(&work, &["add", "."]).expect("add");
+    git::git(&work, &["commit", "-q", "-m", "ci"]).expect("commit");
+    git::publish(dir.path()).expect("publish");
+    let repo = git::serve(dir.path()).await;
+    let (s, b) = send(&app, tenant, Method::POST, "/v1/leakage-detection/policies", Some(json!({
+        "name": "db passwords",
+        "secretPatterns": [{ "type": "regex", "pattern": "DB_PASSWORD=([A-Za-z0-9_-]{32})", "severity": "high" }],
+        "actions": { "onDetection": "revoke" }
+    }))).await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = send(&app, tenant, Method::POST, "/v1/leakage-detection/scan", Some(json!({
+        "targets": ["gitlab"], "scope": { "repositories": [repo] }, "policyIds": [b["policyId"]] }))).await;
+    assert_eq!(s, 202, "{b}");
+    let done = finished_scan(&app, tenant, b["scanId"].as_str().expect("scanId")).await;
+    assert_eq!(done["status"], "completed", "{done}");
+
+    let (_, b) = send(
+        &app,
+        tenant,
+        Method::GET,
+        "/v1/leakage-detection/incidents",
+        None,
+    )
+    .await;
+    let found: Vec<&Value> = b["incidents"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .filter(|i| i["secretId"] == lease.as_str())
+        .collect();
+    assert_eq!(found.len(), 1, "the incident names the lease: {b}");
+    let (_, view) = send(
+        &app,
+        tenant,
+        Method::GET,
+        &format!(
+            "/v1/leakage-detection/incidents/{}",
+            found[0]["incidentId"].as_str().expect("id")
+        ),
+        None,
+    )
+    .await;
+    let events: Vec<&str> = view["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert_eq!(events, ["detected", "revoked"], "{view}");
+    let (_, leases) = send(
+        &app,
+        tenant,
+        Method::GET,
+        &format!("/v1/dynamic-secrets/configs/{config}/leases"),
+        None,
+    )
+    .await;
+    let status = leases["leases"]
+        .as_array()
+        .expect("leases")
+        .iter()
+        .find(|l| l["leaseId"] == lease.as_str())
+        .map(|l| l["status"].clone());
+    assert_eq!(status, Some(json!("revoked")), "{leases}");
+    let mut pg = sqlx::PgConnection::connect(&app.config.database_url)
+        .await
+        .expect("pg");
+    let role: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_roles WHERE rolname = $1")
+        .bind(&user)
+        .fetch_optional(&mut pg)
+        .await
+        .expect("query");
+    assert!(role.is_none(), "the leaked role is gone");
 }

@@ -192,6 +192,9 @@ pub async fn issue(
         return Err(e);
     }
     let lease_id = format!("lease_{}", Uuid::now_v7().simple());
+    // Its password's leak fingerprint, kept under the lease: a leak scan that finds it names
+    // the lease and can end it.
+    crate::fingerprints::remember(rt, tenant, &lease_id, 0, password.as_bytes()).await;
     // Granted, proven by a login, then recorded; a role whose lease is not recorded goes.
     let recorded = match conn.grant(&c.new.role_template, &user).await {
         Ok(()) => match admin_target.prove(rt, &user, &password).await {

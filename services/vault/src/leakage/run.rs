@@ -13,6 +13,7 @@ use aegis_runtime::keys::Key;
 use aegis_runtime::runtime::address;
 use aegis_runtime::Runtime;
 use aegis_vault::credentials::Command as CredentialCommand;
+use aegis_vault::dynamic::LeaseEnd;
 use aegis_vault::leakage::detector::{Detector, Rule};
 use aegis_vault::leakage::incident::{
     IncidentCommand, LeakIncidentAggregate, NewIncident, Outcome,
@@ -356,6 +357,17 @@ async fn act(
     action: OnDetection,
 ) -> (Outcome, String) {
     let name = leaked.name.as_str();
+    if leaked.lease {
+        // A leased password is not rotated: its lease is ended, and the role with it.
+        let ended = crate::dynamic::end(rt, ctx, tenant, name, LeaseEnd::Revoked).await;
+        return match ended {
+            Ok(_) => (
+                Outcome::Done,
+                format!("ended lease `{name}`: its role is dropped"),
+            ),
+            Err(e) => (Outcome::Failed, e.to_string()),
+        };
+    }
     match action {
         OnDetection::Rotate => {
             match load(rt, tenant, name).await {
