@@ -303,6 +303,16 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
     auto_response_metrics(&state, &mut out).await;
     out.family(
+        "aegis_access_log_lost_total",
+        "counter",
+        "Decision log records this instance could not queue (the log fell behind or stopped)",
+    );
+    out.sample(
+        "aegis_access_log_lost_total",
+        &[],
+        state.access_log.lost() as f64,
+    );
+    out.family(
         "acp_siem_push_total",
         "counter",
         "Events pushed to SIEMs by outcome: delivered, failed (this instance)",

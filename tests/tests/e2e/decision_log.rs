@@ -113,6 +113,12 @@ async fn audited_requests_are_logged_allowed_or_denied_per_tenant_and_checkpoint
     let (s, b) = get(&app, &stranger.token, "/audit/decisions").await;
     assert_eq!((s, b["data"].clone()), (200, json!([])), "{b}");
 
+    // Nothing was lost on the way, and the count says so.
+    assert!(app
+        .metrics()
+        .await
+        .contains("aegis_access_log_lost_total 0"));
+
     // An access checkpoint signs the batches, under its own label.
     let state = app.state();
     let c = aegis_reactors::audit_checkpoints::access_checkpoint_once(
