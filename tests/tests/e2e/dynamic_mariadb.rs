@@ -71,22 +71,6 @@ async fn user_exists(user: &str) -> bool {
     found.is_some()
 }
 
-async fn send(
-    app: &TestApp,
-    tenant: Uuid,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = app.admin(method, path, Some(tenant));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.expect("send");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 fn config(connection: &str, database: &str) -> Value {
     json!({
         "name": "reporting",
@@ -120,14 +104,14 @@ async fn issue(
     config_id: &str,
     ttl: &str,
 ) -> (String, String, String, Value) {
-    let (s, issued) = send(
-        app,
-        tenant,
-        Method::POST,
-        &format!("/v1/dynamic-secrets/configs/{config_id}/credentials"),
-        Some(json!({ "ttl": ttl })),
-    )
-    .await;
+    let (s, issued) = app
+        .call(
+            tenant,
+            Method::POST,
+            &format!("/v1/dynamic-secrets/configs/{config_id}/credentials"),
+            Some(json!({ "ttl": ttl })),
+        )
+        .await;
     assert_eq!(s, 200, "{issued}");
     let user = issued["credentials"]["username"]
         .as_str()
@@ -146,14 +130,14 @@ async fn a_mariadb_user_logs_in_with_its_grants_is_capped_on_renewal_and_is_gone
 ) {
     let (app, tenant) = spawn().await;
     let db = database().await;
-    let (s, created) = send(
-        &app,
-        tenant,
-        Method::POST,
-        "/v1/dynamic-secrets/configs",
-        Some(config(&connection(&db), &db)),
-    )
-    .await;
+    let (s, created) = app
+        .call(
+            tenant,
+            Method::POST,
+            "/v1/dynamic-secrets/configs",
+            Some(config(&connection(&db), &db)),
+        )
+        .await;
     assert_eq!(s, 201, "{created}");
     let config_id = created["configId"].as_str().expect("id").to_string();
 
@@ -175,14 +159,14 @@ async fn a_mariadb_user_logs_in_with_its_grants_is_capped_on_renewal_and_is_gone
         .expect("t")
         .parse()
         .expect("time");
-    let (s, renewed) = send(
-        &app,
-        tenant,
-        Method::POST,
-        &format!("/v1/dynamic-secrets/leases/{lease}/renew"),
-        Some(json!({ "ttl": "P1D" })),
-    )
-    .await;
+    let (s, renewed) = app
+        .call(
+            tenant,
+            Method::POST,
+            &format!("/v1/dynamic-secrets/leases/{lease}/renew"),
+            Some(json!({ "ttl": "P1D" })),
+        )
+        .await;
     assert_eq!(s, 200, "{renewed}");
     let renewed_to: chrono::DateTime<chrono::Utc> = renewed["expiresAt"]
         .as_str()
@@ -200,14 +184,14 @@ async fn a_mariadb_user_logs_in_with_its_grants_is_capped_on_renewal_and_is_gone
         .connect()
         .await
         .expect("a session");
-    let (s, b) = send(
-        &app,
-        tenant,
-        Method::POST,
-        &format!("/v1/dynamic-secrets/leases/{lease}/revoke"),
-        None,
-    )
-    .await;
+    let (s, b) = app
+        .call(
+            tenant,
+            Method::POST,
+            &format!("/v1/dynamic-secrets/leases/{lease}/revoke"),
+            None,
+        )
+        .await;
     assert_eq!(s, 200, "{b}");
     assert!(!user_exists(&user).await);
     assert!(!logs_in(&user, &password, &db).await);
@@ -215,14 +199,14 @@ async fn a_mariadb_user_logs_in_with_its_grants_is_capped_on_renewal_and_is_gone
         sqlx::query("SELECT 1").execute(&mut session).await.is_err(),
         "its open session was ended"
     );
-    let (s, _) = send(
-        &app,
-        tenant,
-        Method::POST,
-        &format!("/v1/dynamic-secrets/leases/{lease}/revoke"),
-        None,
-    )
-    .await;
+    let (s, _) = app
+        .call(
+            tenant,
+            Method::POST,
+            &format!("/v1/dynamic-secrets/leases/{lease}/revoke"),
+            None,
+        )
+        .await;
     assert_eq!(s, 200);
 
     // Expiry: a two-second lease is ended by the reactor, with no call.
@@ -234,14 +218,14 @@ async fn a_mariadb_user_logs_in_with_its_grants_is_capped_on_renewal_and_is_gone
     .await;
     assert!(gone, "the expired user was dropped");
     assert!(!logs_in(&user, &password, &db).await);
-    let (_, leases) = send(
-        &app,
-        tenant,
-        Method::GET,
-        &format!("/v1/dynamic-secrets/configs/{config_id}/leases"),
-        None,
-    )
-    .await;
+    let (_, leases) = app
+        .call(
+            tenant,
+            Method::GET,
+            &format!("/v1/dynamic-secrets/configs/{config_id}/leases"),
+            None,
+        )
+        .await;
     let ended = leases["leases"]
         .as_array()
         .expect("leases")
@@ -275,14 +259,14 @@ async fn a_mariadb_admin_that_cannot_make_users_or_cannot_be_reached_is_refused(
         url.host_str().unwrap_or("127.0.0.1"),
         url.port().unwrap_or(3306)
     );
-    let (s, b) = send(
-        &app,
-        tenant,
-        Method::POST,
-        "/v1/dynamic-secrets/configs",
-        Some(config(&weak_url, &db)),
-    )
-    .await;
+    let (s, b) = app
+        .call(
+            tenant,
+            Method::POST,
+            "/v1/dynamic-secrets/configs",
+            Some(config(&weak_url, &db)),
+        )
+        .await;
     assert_eq!(s, 422, "{b}");
     assert!(
         b["message"]
@@ -304,18 +288,16 @@ async fn a_mariadb_admin_that_cannot_make_users_or_cannot_be_reached_is_refused(
         "mysql://root@127.0.0.1:{}/{db}",
         aegis_tests::world::free_port()
     );
-    let (s, b) = send(
-        &app,
-        tenant,
-        Method::POST,
-        "/v1/dynamic-secrets/configs",
-        Some(config(&closed, &db)),
-    )
-    .await;
+    let (s, b) = app
+        .call(
+            tenant,
+            Method::POST,
+            "/v1/dynamic-secrets/configs",
+            Some(config(&closed, &db)),
+        )
+        .await;
     assert_eq!(s, 422, "{b}");
-    let (s, b) = send(
-        &app,
-        tenant,
+    let (s, b) = app.call(tenant,
         Method::POST,
         "/v1/dynamic-secrets/configs",
         Some(

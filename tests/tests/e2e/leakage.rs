@@ -14,22 +14,6 @@ use std::path::Path;
 use std::time::Duration;
 use uuid::Uuid;
 
-async fn send(
-    app: &TestApp,
-    tenant: Uuid,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = app.admin(method, path, Some(tenant));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.expect("send");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 /// A repository whose first commit holds `leaked` in `config.env` and whose second commit
 /// deletes the file, published under `root`.
 fn repository(root: &Path, leaked: &str) {
@@ -50,12 +34,12 @@ fn repository(root: &Path, leaked: &str) {
 async fn finished_scan(app: &TestApp, tenant: Uuid, id: &str) -> Value {
     let path = format!("/v1/leakage-detection/scans/{id}");
     let done = eventually(Duration::from_secs(60), || async {
-        let (_, b) = send(app, tenant, Method::GET, &path, None).await;
+        let (_, b) = app.call(tenant, Method::GET, &path, None).await;
         matches!(b["status"].as_str(), Some("completed" | "failed"))
     })
     .await;
     assert!(done, "the scan ended");
-    send(app, tenant, Method::GET, &path, None).await.1
+    app.call(tenant, Method::GET, &path, None).await.1
 }
 
 async fn spawn() -> (TestApp, Uuid) {
@@ -73,21 +57,21 @@ async fn spawn() -> (TestApp, Uuid) {
 async fn a_secret_deleted_from_git_is_found_named_rotated_and_triaged() {
     let (app, tenant) = spawn().await;
     let leaked = format!("ghp_{}Zq9X", Uuid::now_v7().simple());
-    let (s, b) = send(
-        &app,
-        tenant,
-        Method::POST,
-        "/v1/versioned-secrets",
-        Some(json!({ "secretId": "deploy-token", "value": leaked })),
-    )
-    .await;
+    let (s, b) = app
+        .call(
+            tenant,
+            Method::POST,
+            "/v1/versioned-secrets",
+            Some(json!({ "secretId": "deploy-token", "value": leaked })),
+        )
+        .await;
     assert_eq!(s, 201, "{b}");
 
     let dir = tempfile::tempdir().expect("tempdir");
     repository(dir.path(), &leaked);
     let repo = git::serve(dir.path()).await;
 
-    let (s, b) = send(&app, tenant, Method::POST, "/v1/leakage-detection/policies", Some(json!({
+    let (s, b) = app.call(tenant, Method::POST, "/v1/leakage-detection/policies", Some(json!({
         "name": "deploy tokens",
         "description": "tokens in configuration",
         "secretPatterns": [{ "type": "keyword", "pattern": "DEPLOY_TOKEN", "severity": "high" }],
@@ -101,14 +85,14 @@ async fn a_secret_deleted_from_git_is_found_named_rotated_and_triaged() {
         json!({
         "targets": ["github"], "scope": { "repositories": [repo] }, "policyIds": [policy] })
     };
-    let (s, b) = send(
-        &app,
-        tenant,
-        Method::POST,
-        "/v1/leakage-detection/scan",
-        Some(scan(policy.clone(), repo.clone())),
-    )
-    .await;
+    let (s, b) = app
+        .call(
+            tenant,
+            Method::POST,
+            "/v1/leakage-detection/scan",
+            Some(scan(policy.clone(), repo.clone())),
+        )
+        .await;
     assert_eq!((s, b["status"].as_str()), (202, Some("queued")), "{b}");
     let first = b["scanId"].as_str().expect("scanId").to_string();
     let done = finished_scan(&app, tenant, &first).await;
@@ -118,14 +102,9 @@ async fn a_secret_deleted_from_git_is_found_named_rotated_and_triaged() {
     assert!(done["bytesScanned"].as_i64() > Some(0), "{done}");
 
     // One incident, naming the secret (found in a commit the repository's head no longer has).
-    let (s, b) = send(
-        &app,
-        tenant,
-        Method::GET,
-        "/v1/leakage-detection/incidents",
-        None,
-    )
-    .await;
+    let (s, b) = app
+        .call(tenant, Method::GET, "/v1/leakage-detection/incidents", None)
+        .await;
     assert_eq!(s, 200, "{b}");
     let named: Vec<&Value> = b["incidents"]
         .as_array()
@@ -138,7 +117,7 @@ async fn a_secret_deleted_from_git_is_found_named_rotated_and_triaged() {
     assert_eq!(named[0]["source"], "github");
     let incident = named[0]["incidentId"].as_str().expect("id").to_string();
     let path = format!("/v1/leakage-detection/incidents/{incident}");
-    let (_, view) = send(&app, tenant, Method::GET, &path, None).await;
+    let (_, view) = app.call(tenant, Method::GET, &path, None).await;
     assert_eq!(view["details"]["path"], "config.env", "{view}");
     let events: Vec<&str> = view["timeline"]
         .as_array()
@@ -153,49 +132,44 @@ async fn a_secret_deleted_from_git_is_found_named_rotated_and_triaged() {
     );
 
     // Rotated through the vault: the secret has a new value.
-    let (s, b) = send(
-        &app,
-        tenant,
-        Method::GET,
-        "/credentials/deploy-token/value",
-        None,
-    )
-    .await;
+    let (s, b) = app
+        .call(tenant, Method::GET, "/credentials/deploy-token/value", None)
+        .await;
     assert_eq!(s, 200, "{b}");
     assert_ne!(b["value"].as_str(), Some(leaked.as_str()));
-    let (_, b) = send(
-        &app,
-        tenant,
-        Method::POST,
-        "/v1/leakage-detection/secrets/deploy-token/check",
-        None,
-    )
-    .await;
+    let (_, b) = app
+        .call(
+            tenant,
+            Method::POST,
+            "/v1/leakage-detection/secrets/deploy-token/check",
+            None,
+        )
+        .await;
     assert_eq!(b["hasActiveIncidents"], true, "{b}");
     assert_eq!(b["incidents"][0]["incidentId"], incident.as_str());
 
     // A second scan finds the same leak: it joins the incident and rotates nothing again.
-    let (_, b) = send(
-        &app,
-        tenant,
-        Method::POST,
-        "/v1/leakage-detection/scan",
-        Some(scan(policy.clone(), repo.clone())),
-    )
-    .await;
+    let (_, b) = app
+        .call(
+            tenant,
+            Method::POST,
+            "/v1/leakage-detection/scan",
+            Some(scan(policy.clone(), repo.clone())),
+        )
+        .await;
     let second = b["scanId"].as_str().expect("scanId").to_string();
     assert_eq!(
         finished_scan(&app, tenant, &second).await["status"],
         "completed"
     );
-    let (_, b) = send(
-        &app,
-        tenant,
-        Method::GET,
-        "/v1/leakage-detection/incidents?status=open",
-        None,
-    )
-    .await;
+    let (_, b) = app
+        .call(
+            tenant,
+            Method::GET,
+            "/v1/leakage-detection/incidents?status=open",
+            None,
+        )
+        .await;
     let open: Vec<&Value> = b["incidents"]
         .as_array()
         .expect("incidents")
@@ -203,7 +177,7 @@ async fn a_secret_deleted_from_git_is_found_named_rotated_and_triaged() {
         .filter(|i| i["secretId"] == "deploy-token")
         .collect();
     assert_eq!(open.len(), 1, "{b}");
-    let (_, view) = send(&app, tenant, Method::GET, &path, None).await;
+    let (_, view) = app.call(tenant, Method::GET, &path, None).await;
     let events: Vec<&str> = view["timeline"]
         .as_array()
         .expect("timeline")
@@ -211,14 +185,14 @@ async fn a_secret_deleted_from_git_is_found_named_rotated_and_triaged() {
         .filter_map(|e| e["event"].as_str())
         .collect();
     assert_eq!(events, ["detected", "rotated", "seen_again"], "{view}");
-    let (_, b) = send(
-        &app,
-        tenant,
-        Method::GET,
-        "/v1/versioned-secrets/deploy-token/history",
-        None,
-    )
-    .await;
+    let (_, b) = app
+        .call(
+            tenant,
+            Method::GET,
+            "/v1/versioned-secrets/deploy-token/history",
+            None,
+        )
+        .await;
     assert_eq!(
         b["versions"].as_array().map(Vec::len),
         Some(2),
@@ -226,74 +200,64 @@ async fn a_secret_deleted_from_git_is_found_named_rotated_and_triaged() {
     );
 
     // Triaged as a false positive: no longer active.
-    let (s, b) = send(
-        &app,
-        tenant,
-        Method::PATCH,
-        &path,
-        Some(json!({ "status": "false_positive", "notes": "test fixture" })),
-    )
-    .await;
+    let (s, b) = app
+        .call(
+            tenant,
+            Method::PATCH,
+            &path,
+            Some(json!({ "status": "false_positive", "notes": "test fixture" })),
+        )
+        .await;
     assert_eq!(
         (s, b["status"].as_str()),
         (200, Some("false_positive")),
         "{b}"
     );
-    let (_, b) = send(
-        &app,
-        tenant,
-        Method::POST,
-        "/v1/leakage-detection/secrets/deploy-token/check",
-        None,
-    )
-    .await;
+    let (_, b) = app
+        .call(
+            tenant,
+            Method::POST,
+            "/v1/leakage-detection/secrets/deploy-token/check",
+            None,
+        )
+        .await;
     assert_eq!(b["hasActiveIncidents"], false, "{b}");
-    let (_, b) = send(
-        &app,
-        tenant,
-        Method::GET,
-        "/v1/leakage-detection/stats",
-        None,
-    )
-    .await;
+    let (_, b) = app
+        .call(tenant, Method::GET, "/v1/leakage-detection/stats", None)
+        .await;
     assert_eq!(b["resolvedIncidents"].as_i64(), Some(1), "{b}");
     assert_eq!(
         b["bySource"]["github"].as_i64(),
         b["totalIncidents"].as_i64(),
         "{b}"
     );
-    let (s, _) = send(
-        &app,
-        tenant,
-        Method::PATCH,
-        &path,
-        Some(json!({ "status": "open" })),
-    )
-    .await;
+    let (s, _) = app
+        .call(
+            tenant,
+            Method::PATCH,
+            &path,
+            Some(json!({ "status": "open" })),
+        )
+        .await;
     assert_eq!(s, 422, "an incident is never set back to open");
 
     // Another tenant sees none of it.
     let other = app.create_tenant("Elsewhere").await;
     app.set_plan(other, json!({ "addons": ["vault"] })).await;
-    let (s, _) = send(&app, other, Method::GET, &path, None).await;
+    let (s, _) = app.call(other, Method::GET, &path, None).await;
     assert_eq!(s, 404);
-    let (_, b) = send(
-        &app,
-        other,
-        Method::GET,
-        "/v1/leakage-detection/incidents",
-        None,
-    )
-    .await;
+    let (_, b) = app
+        .call(other, Method::GET, "/v1/leakage-detection/incidents", None)
+        .await;
     assert_eq!(b["incidents"], json!([]));
-    let (s, _) = send(
-        &app,
-        other,
-        Method::GET,
-        &format!("/v1/leakage-detection/scans/{first}"),
-        None,
-    )
-    .await;
+    let (s, _) = app
+        .call(
+            other,
+            Method::GET,
+            &format!("/v1/leakage-detection/scans/{first}"),
+            None,
+        )
+        .await;
     assert_eq!(s, 404);
 
     // The value never reached the logs.
@@ -305,14 +269,14 @@ async fn a_secret_deleted_from_git_is_found_named_rotated_and_triaged() {
 async fn an_unreachable_target_fails_the_scan_and_bad_requests_change_nothing() {
     let (app, tenant) = spawn().await;
     let nowhere = format!("http://127.0.0.1:{}/gone.git", free_port());
-    let (s, b) = send(
-        &app,
-        tenant,
-        Method::POST,
-        "/v1/leakage-detection/scan",
-        Some(json!({ "targets": ["gitlab"], "scope": { "repositories": [nowhere] } })),
-    )
-    .await;
+    let (s, b) = app
+        .call(
+            tenant,
+            Method::POST,
+            "/v1/leakage-detection/scan",
+            Some(json!({ "targets": ["gitlab"], "scope": { "repositories": [nowhere] } })),
+        )
+        .await;
     assert_eq!(s, 202, "{b}");
     let done = finished_scan(&app, tenant, b["scanId"].as_str().expect("scanId")).await;
     assert_eq!(
@@ -333,109 +297,104 @@ async fn an_unreachable_target_fails_the_scan_and_bad_requests_change_nothing() 
         json!({ "name": "p", "secretPatterns": [{ "type": "regex", "pattern": "x", "severity": "dire" }] }),
         json!({ "name": "p", "secretPatterns": [{ "type": "entropy", "pattern": "99", "severity": "low" }] }),
     ] {
-        let (s, b) = send(
-            &app,
-            tenant,
-            Method::POST,
-            "/v1/leakage-detection/policies",
-            Some(bad),
-        )
-        .await;
+        let (s, b) = app
+            .call(
+                tenant,
+                Method::POST,
+                "/v1/leakage-detection/policies",
+                Some(bad),
+            )
+            .await;
         assert_eq!(s, 422, "{b}");
         assert_eq!(
             b["details"]["code"], "validation_failed",
             "seed 003's error body: {b}"
         );
     }
-    let (_, b) = send(
-        &app,
-        tenant,
-        Method::GET,
-        "/v1/leakage-detection/policies",
-        None,
-    )
-    .await;
+    let (_, b) = app
+        .call(tenant, Method::GET, "/v1/leakage-detection/policies", None)
+        .await;
     assert_eq!(b["policies"], json!([]));
 
     // A scan naming a policy that does not exist, or nothing to read, is refused.
-    let (s, _) = send(&app, tenant, Method::POST, "/v1/leakage-detection/scan",
+    let (s, _) = app.call(tenant, Method::POST, "/v1/leakage-detection/scan",
         Some(json!({ "targets": ["url"], "scope": { "urls": ["http://127.0.0.1:1/x"] }, "policyIds": ["nope"] }))).await;
     assert_eq!(s, 422);
-    let (s, _) = send(
-        &app,
-        tenant,
-        Method::POST,
-        "/v1/leakage-detection/scan",
-        Some(json!({ "targets": ["github"], "scope": {} })),
-    )
-    .await;
+    let (s, _) = app
+        .call(
+            tenant,
+            Method::POST,
+            "/v1/leakage-detection/scan",
+            Some(json!({ "targets": ["github"], "scope": {} })),
+        )
+        .await;
     assert_eq!(s, 422);
-    let (s, b) = send(
-        &app,
-        tenant,
-        Method::POST,
-        "/v1/leakage-detection/scan",
-        Some(json!({ "targets": ["github"], "scope": { "organizations": ["acme"] } })),
-    )
-    .await;
+    let (s, b) = app
+        .call(
+            tenant,
+            Method::POST,
+            "/v1/leakage-detection/scan",
+            Some(json!({ "targets": ["github"], "scope": { "organizations": ["acme"] } })),
+        )
+        .await;
     assert_eq!(s, 501, "{b}");
 
     // A report about a secret the tenant does not have is 404; one about a real one opens.
-    let (s, _) = send(&app, tenant, Method::POST, "/v1/leakage-detection/incidents", Some(json!({
+    let (s, _) = app.call(tenant, Method::POST, "/v1/leakage-detection/incidents", Some(json!({
         "secretId": "no-such-secret", "source": "pastebin", "location": "https://paste.example.test/x",
         "severity": "high", "details": {} }))).await;
     assert_eq!(s, 404);
-    let (s, b) = send(
-        &app,
-        tenant,
-        Method::POST,
-        "/v1/versioned-secrets",
-        Some(json!({ "secretId": "api-key", "value": "v1-value" })),
-    )
-    .await;
+    let (s, b) = app
+        .call(
+            tenant,
+            Method::POST,
+            "/v1/versioned-secrets",
+            Some(json!({ "secretId": "api-key", "value": "v1-value" })),
+        )
+        .await;
     assert_eq!(s, 201, "{b}");
-    let (s, b) = send(&app, tenant, Method::POST, "/v1/leakage-detection/incidents", Some(json!({
+    let (s, b) = app.call(tenant, Method::POST, "/v1/leakage-detection/incidents", Some(json!({
         "secretId": "api-key", "source": "pastebin", "location": "https://paste.example.test/x",
         "detectedAt": "2026-11-01T10:00:00Z", "severity": "high", "details": { "reporter": "bug bounty" } }))).await;
     assert_eq!((s, b["status"].as_str()), (201, Some("open")), "{b}");
-    let (_, b) = send(
-        &app,
-        tenant,
-        Method::GET,
-        "/v1/leakage-detection/incidents?severity=high&since=2026-10-01T00:00:00Z",
-        None,
-    )
-    .await;
+    let (_, b) = app
+        .call(
+            tenant,
+            Method::GET,
+            "/v1/leakage-detection/incidents?severity=high&since=2026-10-01T00:00:00Z",
+            None,
+        )
+        .await;
     assert_eq!(b["incidents"].as_array().map(Vec::len), Some(1), "{b}");
-    let (s, _) = send(
-        &app,
-        tenant,
-        Method::GET,
-        "/v1/leakage-detection/incidents?severity=dire",
-        None,
-    )
-    .await;
+    let (s, _) = app
+        .call(
+            tenant,
+            Method::GET,
+            "/v1/leakage-detection/incidents?severity=dire",
+            None,
+        )
+        .await;
     assert_eq!(s, 422);
 }
 
 #[tokio::test]
 async fn a_leaked_dynamic_password_names_its_lease_and_revoke_ends_it() {
     let (app, tenant) = spawn().await;
-    let (s, b) = send(&app, tenant, Method::POST, "/v1/dynamic-secrets/configs", Some(json!({
+    let (s, b) = app.call(tenant, Method::POST, "/v1/dynamic-secrets/configs", Some(json!({
         "name": "leaky", "type": "database",
         "backend": { "type": "postgres", "connectionString": app.config.database_url, "credentials": {} },
         "ttl": { "default": "PT1H", "max": "PT2H" }
     }))).await;
     assert_eq!(s, 201, "{b}");
     let config = b["configId"].as_str().expect("configId").to_string();
-    let (s, issued) = send(
-        &app,
-        tenant,
-        Method::POST,
-        &format!("/v1/dynamic-secrets/configs/{config}/credentials"),
-        Some(json!({ "ttl": "PT30M" })),
-    )
-    .await;
+    let (s, issued) = app
+        .call(
+            tenant,
+            Method::POST,
+            &format!("/v1/dynamic-secrets/configs/{config}/credentials"),
+            Some(json!({ "ttl": "PT30M" })),
+        )
+        .await;
     assert_eq!(s, 200, "{issued}");
     let lease = issued["leaseId"].as_str().expect("lease").to_string();
     let user = issued["credentials"]["username"]
@@ -458,26 +417,21 @@ async fn a_leaked_dynamic_password_names_its_lease_and_revoke_ends_it() {
     git::git(&work, &["commit", "-q", "-m", "ci"]).expect("commit");
     git::publish(dir.path()).expect("publish");
     let repo = git::serve(dir.path()).await;
-    let (s, b) = send(&app, tenant, Method::POST, "/v1/leakage-detection/policies", Some(json!({
+    let (s, b) = app.call(tenant, Method::POST, "/v1/leakage-detection/policies", Some(json!({
         "name": "db passwords",
         "secretPatterns": [{ "type": "regex", "pattern": "DB_PASSWORD=([A-Za-z0-9_-]{32})", "severity": "high" }],
         "actions": { "onDetection": "revoke" }
     }))).await;
     assert_eq!(s, 201, "{b}");
-    let (s, b) = send(&app, tenant, Method::POST, "/v1/leakage-detection/scan", Some(json!({
+    let (s, b) = app.call(tenant, Method::POST, "/v1/leakage-detection/scan", Some(json!({
         "targets": ["gitlab"], "scope": { "repositories": [repo] }, "policyIds": [b["policyId"]] }))).await;
     assert_eq!(s, 202, "{b}");
     let done = finished_scan(&app, tenant, b["scanId"].as_str().expect("scanId")).await;
     assert_eq!(done["status"], "completed", "{done}");
 
-    let (_, b) = send(
-        &app,
-        tenant,
-        Method::GET,
-        "/v1/leakage-detection/incidents",
-        None,
-    )
-    .await;
+    let (_, b) = app
+        .call(tenant, Method::GET, "/v1/leakage-detection/incidents", None)
+        .await;
     let found: Vec<&Value> = b["incidents"]
         .as_array()
         .expect("incidents")
@@ -485,17 +439,17 @@ async fn a_leaked_dynamic_password_names_its_lease_and_revoke_ends_it() {
         .filter(|i| i["secretId"] == lease.as_str())
         .collect();
     assert_eq!(found.len(), 1, "the incident names the lease: {b}");
-    let (_, view) = send(
-        &app,
-        tenant,
-        Method::GET,
-        &format!(
-            "/v1/leakage-detection/incidents/{}",
-            found[0]["incidentId"].as_str().expect("id")
-        ),
-        None,
-    )
-    .await;
+    let (_, view) = app
+        .call(
+            tenant,
+            Method::GET,
+            &format!(
+                "/v1/leakage-detection/incidents/{}",
+                found[0]["incidentId"].as_str().expect("id")
+            ),
+            None,
+        )
+        .await;
     let events: Vec<&str> = view["timeline"]
         .as_array()
         .expect("timeline")
@@ -503,14 +457,14 @@ async fn a_leaked_dynamic_password_names_its_lease_and_revoke_ends_it() {
         .filter_map(|e| e["event"].as_str())
         .collect();
     assert_eq!(events, ["detected", "revoked"], "{view}");
-    let (_, leases) = send(
-        &app,
-        tenant,
-        Method::GET,
-        &format!("/v1/dynamic-secrets/configs/{config}/leases"),
-        None,
-    )
-    .await;
+    let (_, leases) = app
+        .call(
+            tenant,
+            Method::GET,
+            &format!("/v1/dynamic-secrets/configs/{config}/leases"),
+            None,
+        )
+        .await;
     let status = leases["leases"]
         .as_array()
         .expect("leases")

@@ -107,20 +107,21 @@ pub async fn report(
     Ok((id, state, done.position))
 }
 
+/// Triage; answers the incident, the commit's position and the incident's version.
 pub async fn set_status(
     rt: &Runtime,
     ctx: &CommandContext,
     tenant: Uuid,
     id: &str,
     change: StatusChange,
-) -> Result<(Incident, u64), LeakError> {
+) -> Result<(Incident, u64, u64), LeakError> {
     let done =
         execute::<LeakIncidentAggregate>(rt, ctx, tenant, id, &IncidentCommand::SetStatus(change))
             .await?;
     let state = done
         .state
         .ok_or(CommandError::Domain(IncidentError::NotFound))?;
-    Ok((state, done.position))
+    Ok((state, done.position, done.version))
 }
 
 /// Normalises a repository named in a scan: a URL stays as it is; `owner/name` under the

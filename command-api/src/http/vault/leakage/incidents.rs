@@ -207,7 +207,7 @@ pub(super) async fn update_incident(
         notes: body.notes.unwrap_or_default(),
         changed_by: principal.subject.to_string(),
     };
-    let (i, position) = leakage::set_status(&state, &ctx, tenant.0, &incident_id, change)
+    let (i, position, version) = leakage::set_status(&state, &ctx, tenant.0, &incident_id, change)
         .await
         .map_err(refused)?;
     Ok(Reply::body(
@@ -218,7 +218,7 @@ pub(super) async fn update_incident(
             updated_at: i.updated_at,
         },
     )
-    .at(position, 1))
+    .at(position, version))
 }
 
 #[utoipa::path(get, path = "/v1/leakage-detection/stats", tag = "vault", security(("bearer" = [])),
