@@ -337,7 +337,11 @@ async fn an_unreachable_target_fails_the_scan_and_bad_requests_change_nothing() 
             Some(json!({ "targets": ["github"], "scope": { "organizations": ["acme"] } })),
         )
         .await;
-    assert_eq!(s, 501, "{b}");
+    assert_eq!(
+        (s, b["details"]["field"].as_str()),
+        (422, Some("scope.organizations")),
+        "{b}"
+    );
 
     // A report about a secret the tenant does not have is 404; one about a real one opens.
     let (s, _) = app.call(tenant, Method::POST, "/v1/leakage-detection/incidents", Some(json!({

@@ -33,9 +33,6 @@ pub enum LeakError {
     Scan(#[from] CommandError<ScanError>),
     #[error("leakage policy not found: {0}")]
     NoPolicy(String),
-    /// The request names something this build cannot scan.
-    #[error("{0}")]
-    Unsupported(String),
     #[error("{field}: {reason}")]
     Invalid { field: &'static str, reason: String },
     #[error(transparent)]

@@ -9,7 +9,6 @@ use aegis_vault::leakage::incident::IncidentError;
 use aegis_vault::leakage::policy::PolicyError;
 use aegis_vault::leakage::scan::ScanError;
 use aegis_vault_services::leakage::LeakError;
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use incidents::*;
 use policies::*;
@@ -79,11 +78,6 @@ fn refused(e: LeakError) -> ApiError {
             other => ApiError::conflict(other.to_string()),
         }),
         e @ LeakError::NoPolicy(_) => ApiError::validation("policyIds", e.to_string()),
-        e @ LeakError::Unsupported(_) => ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "not_implemented",
-            e.to_string(),
-        ),
         LeakError::Invalid { field, reason } => ApiError::validation(field, reason),
         LeakError::Key(e) => super::errors::key_error("leak fingerprints", e),
         LeakError::Db(e) => e.into(),

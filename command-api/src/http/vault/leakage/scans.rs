@@ -24,7 +24,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 #[utoipa::path(post, path = "/v1/leakage-detection/scan", tag = "vault", security(("bearer" = [])),
     params(params::Tenant), request_body = LeakScanBody,
     responses((status = 202, description = "Queued", body = LeakScanQueued),
-        (status = 501, description = "Organizations are not built yet", body = crate::http::platform::PlatformErrorBody),
         PlatformErrors))]
 pub(super) async fn scan(
     State(state): State<AppState>,
@@ -45,9 +44,12 @@ pub(super) async fn scan(
         .as_ref()
         .is_some_and(|o| !o.is_empty())
     {
-        return Err(refused(LeakError::Unsupported(
-            "scanning an organization is not built yet: it needs the hosting service's API to list repositories; name them in scope.repositories".into(),
-        )));
+        // A field of a built route, not a route: the request is refused as one this server
+        // cannot carry out, and says what to send instead.
+        return Err(refused(LeakError::Invalid {
+            field: "scope.organizations",
+            reason: "scanning an organization is not built yet: it needs the hosting service's API to list repositories; name them in scope.repositories".into(),
+        }));
     }
     let git_target = body
         .targets

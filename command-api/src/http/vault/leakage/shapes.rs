@@ -170,7 +170,8 @@ pub struct LeakScanScope {
     /// Git repositories: http(s) clone URLs, or `owner/name` under a `github` or `gitlab`
     /// target. Every blob of every commit is read.
     pub repositories: Option<Vec<String>>,
-    /// Not built yet: listing an organization's repositories needs the hosting service's API.
+    /// Not built yet (a non-empty list is refused): listing an organization's repositories
+    /// needs the hosting service's API.
     pub organizations: Option<Vec<String>>,
     /// Pages read as they are (a paste, a gist's raw URL).
     pub urls: Option<Vec<String>>,
