@@ -76,6 +76,14 @@ ensure_postgres() {
   log "postgres: ${PG_ADMIN_URL}"
 }
 
+# git, which leak scans run to clone and read repositories.
+ensure_git() {
+  command -v git >/dev/null && return
+  [[ $(id -u) == 0 ]] || { log "git missing and not root: install git"; exit 1; }
+  log "installing Debian's git"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git >/dev/null
+}
+
 mariadb_answers() { mariadb --protocol=tcp -h127.0.0.1 -P"$1" -uroot -e 'SELECT 1' >/dev/null 2>&1; }
 
 # MariaDB for the dynamic-secret tests (the `mysql` backend): the machine's own on 3306 when it
