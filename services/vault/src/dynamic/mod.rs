@@ -8,6 +8,7 @@
 mod backend;
 mod mariadb;
 mod postgres;
+mod template;
 mod url;
 
 use crate::rotators::generate;

@@ -157,9 +157,8 @@ pub(super) async fn grant(
     template: &str,
     user: &str,
 ) -> Result<(), DynamicError> {
-    for statement in template.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-        let rendered = statement.replace("{{name}}", &ident(user));
-        sqlx::query(&rendered)
+    for statement in super::template::statements(template, &ident(user)) {
+        sqlx::query(&statement)
             .persistent(false)
             .execute(&mut *conn)
             .await

@@ -81,21 +81,24 @@ pub(super) async fn report_incident(
     .at(position, 1))
 }
 
-/// A secret checked must be one of the tenant's: a typo is 404, not a clean bill.
+/// The name of the secret a `secretId` names (a credential's name, or its id, the id
+/// first as `resolve` reads it), in one query; one the tenant does not have is 404, not a
+/// clean bill.
 async fn known_secret(
     state: &AppState,
     tenant: uuid::Uuid,
     secret_id: &str,
-) -> Result<(), ApiError> {
-    let found: Option<(i32,)> = sqlx::query_as(
-        "SELECT 1 FROM vault_credentials WHERE tenant_id = $1 AND (name = $2 OR id = $2)",
+) -> Result<String, ApiError> {
+    let found: Option<(String,)> = sqlx::query_as(
+        "SELECT name FROM vault_credentials WHERE tenant_id = $1 AND (name = $2 OR id = $2) \
+         ORDER BY (id = $2) DESC LIMIT 1",
     )
     .bind(tenant)
     .bind(secret_id)
     .fetch_optional(&state.pool)
     .await?;
     found
-        .map(|_| ())
+        .map(|(name,)| name)
         .ok_or_else(|| ApiError::not_found(format!("secret not found: {secret_id}")))
 }
 
@@ -277,8 +280,7 @@ pub(super) async fn check(
 ) -> Result<Reply, ApiError> {
     let tenant = principal.tenant()?;
     min.wait(&state, &[VaultProjection::NAME]).await?;
-    known_secret(&state, tenant.0, &secret_id).await?;
-    let name = resolve(&state, tenant.0, &secret_id).await?;
+    let name = known_secret(&state, tenant.0, &secret_id).await?;
     let incidents: Vec<LeakCheckIncident> = sqlx::query_as(
         "SELECT id AS incident_id, severity, source, detected_at FROM vault_leak_incidents \
          WHERE tenant_id = $1 AND secret_id = $2 AND status IN ('open', 'investigating') \
