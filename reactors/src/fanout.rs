@@ -18,6 +18,7 @@ use aegis_runtime::Runtime;
 use aegis_schemas::auto_response::v1 as ar_pb;
 use aegis_schemas::envelope::v1::Envelope;
 use aegis_schemas::incidents::v1 as incidents_pb;
+use aegis_schemas::vault::v1 as vault_pb;
 use aegis_schemas::Message;
 use aegis_streams::StoredCommit;
 use serde_json::{json, Value};
@@ -131,6 +132,11 @@ pub async fn notifications(
             )
             .await
         }
+        "leak_incident.reported.v1" => {
+            let m = vault_pb::LeakIncidentReported::decode(env.payload.as_slice())
+                .map_err(|e| fail(format!("{}: {e}", env.event_type)))?;
+            Ok(leak_detected(env, position, m).into_iter().collect())
+        }
         "approval.executed.v1" => {
             let m = ar_pb::ApprovalExecuted::decode(env.payload.as_slice())
                 .map_err(|e| fail(format!("{}: {e}", env.event_type)))?;
@@ -157,6 +163,38 @@ pub async fn notifications(
     }
 }
 
+/// A leak a scan found, for the webhooks its policies name and those that take every leak.
+/// Only what the incident says (where, which secret by name); the leaked value is not in the
+/// event, and so cannot be here. A leak reported by hand is not a detection.
+fn leak_detected(
+    env: &Envelope,
+    position: u64,
+    m: vault_pb::LeakIncidentReported,
+) -> Option<Notification> {
+    if m.scan_id.is_empty() {
+        return None;
+    }
+    let mut n = base(env, position, Topic::LeakDetected);
+    let what = if m.credential_name.is_empty() {
+        "A secret".to_string()
+    } else {
+        format!("Secret `{}`", m.credential_name)
+    };
+    n.title = format!("{what} leaked in {}", m.source);
+    n.severity = m.severity;
+    n.message = format!("Found at {}", m.location);
+    n.details = json!({
+        "incident_id": env.aggregate_id,
+        "secret_id": (!m.credential_name.is_empty()).then_some(m.credential_name),
+        "source": m.source,
+        "location": m.location,
+        "scan_id": m.scan_id,
+        "policy_id": (!m.policy_id.is_empty()).then_some(m.policy_id),
+        "channels": m.notification_channels,
+    });
+    Some(n)
+}
+
 /// A run's `notify` actions that were handed to the fan-out, with their indexes.
 fn handed_over(actions: &Value) -> Vec<(usize, &Value)> {
     actions
@@ -173,6 +211,7 @@ fn handed_over(actions: &Value) -> Vec<(usize, &Value)> {
 fn may_notify(env: &Envelope) -> bool {
     let actions_json = match env.event_type.as_str() {
         "incident.opened.v1" | "incident.status_changed.v1" => return true,
+        "leak_incident.reported.v1" => return true,
         "run.completed.v1" => ar_pb::RunCompleted::decode(env.payload.as_slice())
             .map(|m| m.actions_json)
             .ok(),
@@ -267,14 +306,21 @@ async fn webhooks(state: &Runtime, tenant: Uuid) -> Result<Vec<(Row, Vec<Topic>)
         .collect())
 }
 
-/// Whether a webhook takes a notification: its topic, and for a `notify` that names a
-/// channel, only the webhook of that name.
+/// Whether a webhook takes a notification: one that names it among its `channels` (a leak
+/// policy's), else by its topic, and for a `notify` that names a channel, only the webhook of
+/// that name.
 fn takes(name: &str, topics: &[Topic], n: &Notification) -> bool {
-    topics.contains(&n.topic)
-        && n.details
-            .get("channel")
-            .and_then(Value::as_str)
-            .is_none_or(|c| c == name)
+    let named = n
+        .details
+        .get("channels")
+        .and_then(Value::as_array)
+        .is_some_and(|c| c.iter().any(|c| c == name));
+    named
+        || topics.contains(&n.topic)
+            && n.details
+                .get("channel")
+                .and_then(Value::as_str)
+                .is_none_or(|c| c == name)
 }
 
 impl WebhookFanout {
@@ -339,6 +385,7 @@ impl Reactor for WebhookFanout {
             "aegis.evt.*.incidents.incident.>".into(),
             "aegis.evt.*.auto_response.runs.>".into(),
             "aegis.evt.*.auto_response.approval.>".into(),
+            "aegis.evt.*.vault.leak_incident.>".into(),
         ]
     }
 
@@ -442,5 +489,37 @@ mod tests {
         assert!(!takes("soc", &[Topic::IncidentOpened], &n));
         n.details = json!({"channel": null});
         assert!(takes("oncall", &all, &n));
+    }
+
+    #[test]
+    fn a_leak_goes_to_the_webhooks_its_policy_names_and_to_those_taking_every_leak() {
+        let env = Envelope {
+            event_id: "e".into(),
+            event_type: "leak_incident.reported.v1".into(),
+            aggregate_id: "leak_1".into(),
+            ..Default::default()
+        };
+        let reported = vault_pb::LeakIncidentReported {
+            credential_name: "deploy-token".into(),
+            source: "github".into(),
+            location: "https://git.test/r.git@abc:config.env".into(),
+            severity: "critical".into(),
+            scan_id: "scan_1".into(),
+            notification_channels: vec!["sec-team".into()],
+            ..Default::default()
+        };
+        let n = leak_detected(&env, 7, reported.clone()).expect("a detection notifies");
+        assert_eq!(n.dedup_key, "leak_1");
+        assert!(takes("sec-team", &[], &n), "named, whatever its topics");
+        assert!(!takes("bystander", &Topic::defaults(), &n));
+        assert!(takes("bystander", &[Topic::LeakDetected], &n));
+        let by_hand = vault_pb::LeakIncidentReported {
+            scan_id: String::new(),
+            ..reported
+        };
+        assert!(
+            leak_detected(&env, 8, by_hand).is_none(),
+            "a report is not a detection"
+        );
     }
 }

@@ -116,19 +116,18 @@ async fn run_once<R: Reactor>(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), Failure> {
     let stream = js.get_stream(events_stream_name()).await?;
+    // Create or update: a reactor whose filters grew in a new release takes the new subjects
+    // from where its consumer stands (the deliver policy applies to a new one only).
     let consumer: consumer::PullConsumer = stream
-        .get_or_create_consumer(
-            reactor.name(),
-            consumer::pull::Config {
-                durable_name: Some(reactor.name().to_string()),
-                filter_subjects: reactor.filters(),
-                ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: reactor.ack_wait(),
-                // A new reactor reacts to what happens from now on, never to old history.
-                deliver_policy: consumer::DeliverPolicy::New,
-                ..Default::default()
-            },
-        )
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(reactor.name().to_string()),
+            filter_subjects: reactor.filters(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: reactor.ack_wait(),
+            // A new reactor reacts to what happens from now on, never to old history.
+            deliver_policy: consumer::DeliverPolicy::New,
+            ..Default::default()
+        })
         .await?;
     let mut messages = consumer.messages().await?;
     let lanes = reactor.lanes().max(1);

@@ -57,10 +57,17 @@ pub async fn run(state: Runtime, tick: Duration, mut shutdown: watch::Receiver<b
             _ = shutdown.changed() => break,
         }
     }
-    for (_, (_, task)) in running {
-        task.abort();
+    // A forwarder stops at its next pause and records what it delivered first: a restart
+    // sends nothing twice. One stuck in a send is cut off after a bound.
+    for (_, (_, mut task)) in running {
+        if tokio::time::timeout(STOP_WITHIN, &mut task).await.is_err() {
+            task.abort();
+        }
     }
 }
+
+/// How long a stopping forwarder may take to finish its send and record its checkpoint.
+const STOP_WITHIN: Duration = Duration::from_secs(5);
 
 async fn forward(state: Runtime, row: ConnectionRow, shutdown: watch::Receiver<bool>) {
     if let Err(e) = forward_inner(&state, &row, shutdown).await {
@@ -131,17 +138,27 @@ async fn forward_inner(
         base: Duration::from_millis(state.config.webhook_backoff_ms.max(1)),
         ..webhooks::retry_policy(state)
     };
-    let (mut pending, mut recorded) = (0i64, std::time::Instant::now());
+    let mut delivered = Delivered::new(state, row);
     loop {
         let next = tokio::select! {
             b = batches.recv() => b,
-            _ = shutdown.changed() => return Ok(()),
+            _ = shutdown.changed() => {
+                delivered.flush().await;
+                return Ok(());
+            }
         };
         let Some(rendering) = next else {
             drop(reader);
+            delivered.flush().await;
             return Err("the log subscription ended".into());
         };
-        let batch = rendering.await?;
+        let batch = match rendering.await {
+            Ok(b) => b,
+            Err(e) => {
+                delivered.flush().await;
+                return Err(e.into());
+            }
+        };
         let mut attempt = 0;
         while let Some(request) = &batch.request {
             attempt += 1;
@@ -154,24 +171,59 @@ async fn forward_inner(
                     tracing::warn!(connection = %row.id, attempt, error = %error, retry_in_ms = wait.as_millis() as u64, "SIEM push failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.changed() => return Ok(()),
+                        _ = shutdown.changed() => {
+                            delivered.flush().await;
+                            return Ok(());
+                        }
                     }
                 }
             }
         }
-        // The checkpoint moves at most every quarter second while a backlog drains, and at
-        // once when the forwarder has caught up: a crash resends at most that much, and the
-        // SIEM drops the repeats by event id.
-        pending += batch.events as i64;
-        if batch.events < BATCH || recorded.elapsed() >= CHECKPOINT_EVERY {
-            record(state, row, Some(batch.last), pending, None).await;
-            pending = 0;
-            recorded = std::time::Instant::now();
-        }
+        delivered.add(batch.last, batch.events).await;
     }
 }
 
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// What a forwarder delivered and has not yet checkpointed. The checkpoint moves at most every
+/// quarter second while a backlog drains, at once when the forwarder has caught up, and
+/// whenever the forwarder stops: only a crash resends, at most that quarter second, and the
+/// SIEM drops the repeats by event id.
+struct Delivered<'a> {
+    state: &'a Runtime,
+    row: &'a ConnectionRow,
+    last: Option<u64>,
+    events: i64,
+    recorded: std::time::Instant,
+}
+
+impl<'a> Delivered<'a> {
+    fn new(state: &'a Runtime, row: &'a ConnectionRow) -> Self {
+        Self {
+            state,
+            row,
+            last: None,
+            events: 0,
+            recorded: std::time::Instant::now(),
+        }
+    }
+
+    async fn add(&mut self, last: u64, events: usize) {
+        self.last = Some(last);
+        self.events += events as i64;
+        if events < BATCH || self.recorded.elapsed() >= CHECKPOINT_EVERY {
+            self.flush().await;
+        }
+    }
+
+    async fn flush(&mut self) {
+        if let Some(last) = self.last.take() {
+            record(self.state, self.row, Some(last), self.events, None).await;
+        }
+        self.events = 0;
+        self.recorded = std::time::Instant::now();
+    }
+}
 
 /// A rendered batch: the request (none when the filter left no event), how many events it
 /// carries, and the last log position it covers.

@@ -31,6 +31,10 @@ pub enum Topic {
     /// A rule's `notify` action.
     #[serde(rename = "auto_response.notify")]
     AutoResponseNotify,
+    /// A leak of a secret found by a scan (a leak policy's `notificationChannels` name the
+    /// webhooks that receive it whatever their topics; this topic takes every one).
+    #[serde(rename = "leak.detected")]
+    LeakDetected,
 }
 
 impl std::fmt::Display for Topic {
@@ -45,6 +49,7 @@ impl Topic {
         Topic::IncidentResolved,
         Topic::IncidentStatusChanged,
         Topic::AutoResponseNotify,
+        Topic::LeakDetected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +58,7 @@ impl Topic {
             Topic::IncidentResolved => "incident.resolved",
             Topic::IncidentStatusChanged => "incident.status_changed",
             Topic::AutoResponseNotify => "auto_response.notify",
+            Topic::LeakDetected => "leak.detected",
         }
     }
 

@@ -5,7 +5,7 @@
 //! old value as a new version; two versions are compared without either value leaving; a
 //! retention policy destroys old versions.
 
-use crate::access::{load, record_version};
+use crate::access::{current, load, record_version};
 use crate::keys::{destroy_version, open_version, seal_version};
 use crate::VaultError;
 use aegis_runtime::command::{CommandContext, CommandError, Outcome};
@@ -129,6 +129,10 @@ pub async fn write(
 /// One version of `name` and its value, the read recorded before the value is opened. A
 /// version that cannot be served (destroyed, or its credential destroyed) is recorded as a
 /// refused read and refused.
+///
+/// As `for_value_read` does, the credential comes from memory and is confirmed against the
+/// log in the same round trip as the read record: what is served is always the log's state,
+/// and a read costs one wait on the log rather than two.
 pub async fn read(
     rt: &Runtime,
     ctx: &CommandContext,
@@ -136,21 +140,33 @@ pub async fn read(
     name: &str,
     version: u64,
 ) -> Result<(Credential, Version, Zeroizing<String>), VaultError> {
-    let (c, _, _) = load(rt, tenant, name).await?;
+    let cached = current(rt, tenant, name).await?;
+    // A version newer than memory (an invalidation still on its way) is looked up in the log.
+    let cached = match cached.find(version) {
+        Some(_) => cached,
+        None => load(rt, tenant, name).await?.0,
+    };
+    if shredded(&cached, version)? {
+        return Err(refused_version(rt, ctx, tenant, name, version).await);
+    }
+    let (fresh, recorded) = tokio::join!(
+        load(rt, tenant, name),
+        record_version(rt, ctx, tenant, name, version, None)
+    );
+    recorded?;
+    let (c, _, _) = fresh?;
     let v = c
         .find(version)
         .cloned()
         .ok_or(VaultError::NoSuchVersion(version))?;
-    if c.lifecycle == Lifecycle::Destroyed || v.state == VersionState::Destroyed {
-        let refusal = VaultError::key(name)(KeyError::Shredded);
-        let position =
-            record_version(rt, ctx, tenant, name, version, Some(refusal.to_string())).await?;
-        return Err(VaultError::RefusedRead {
-            refusal: Box::new(refusal),
-            position,
-        });
+    if c.lifecycle != cached.lifecycle || cached.find(version).map(|v| v.state) != Some(v.state) {
+        if let Ok(agg) = address::<CredentialAggregate>(tenant, name) {
+            rt.credentials.invalidate(&agg.subject());
+        }
+        if shredded(&c, version)? {
+            return Err(refused_version(rt, ctx, tenant, name, version).await);
+        }
     }
-    record_version(rt, ctx, tenant, name, version, None).await?;
     let clear = open_version(rt, tenant, &c, &v)
         .await
         .map_err(VaultError::key(name))?;
@@ -158,6 +174,32 @@ pub async fn read(
         .map(Zeroizing::new)
         .map_err(|_| VaultError::key(name)(KeyError::Tampered))?;
     Ok((c, v, text))
+}
+
+/// Whether `version` of the credential can never be opened again (it or its credential is
+/// destroyed); an unknown version is an error of its own.
+fn shredded(c: &Credential, version: u64) -> Result<bool, VaultError> {
+    let v = c.find(version).ok_or(VaultError::NoSuchVersion(version))?;
+    Ok(c.lifecycle == Lifecycle::Destroyed || v.state == VersionState::Destroyed)
+}
+
+/// Records a refused read of a shredded version and answers the refusal, or why it could not
+/// be recorded.
+async fn refused_version(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    name: &str,
+    version: u64,
+) -> VaultError {
+    let refusal = VaultError::key(name)(KeyError::Shredded);
+    match record_version(rt, ctx, tenant, name, version, Some(refusal.to_string())).await {
+        Ok(position) => VaultError::RefusedRead {
+            refusal: Box::new(refusal),
+            position,
+        },
+        Err(e) => e,
+    }
 }
 
 /// Moves one version to `state`; destroying it destroys its key, after the change is

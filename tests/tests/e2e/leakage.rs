@@ -5,12 +5,16 @@
 //! the incident instead of opening another; an unreachable target fails the scan.
 
 use aegis_tests::git;
-use aegis_tests::world::{eventually, free_port};
+use aegis_tests::world::{eventually, free_port, serve};
 use aegis_tests::TestApp;
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::routing::post;
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::Connection;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -71,12 +75,29 @@ async fn a_secret_deleted_from_git_is_found_named_rotated_and_triaged() {
     repository(dir.path(), &leaked);
     let repo = git::serve(dir.path()).await;
 
+    // The policy tells the security team's webhook, which takes no topic of its own; a
+    // bystander webhook hears nothing of the leak.
+    let team = receiver().await;
+    let bystander = receiver().await;
+    for (name, url) in [("sec-team", &team.0), ("bystander", &bystander.0)] {
+        let (s, b) = app
+            .call(
+                tenant,
+                Method::POST,
+                "/webhooks/config",
+                Some(json!({
+                    "name": name, "kind": "generic", "url": url, "topics": ["incident.resolved"]
+                })),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+    }
     let (s, b) = app.call(tenant, Method::POST, "/v1/leakage-detection/policies", Some(json!({
         "name": "deploy tokens",
         "description": "tokens in configuration",
         "secretPatterns": [{ "type": "keyword", "pattern": "DEPLOY_TOKEN", "severity": "high" }],
         "scanTargets": ["github"],
-        "actions": { "onDetection": "rotate", "notificationChannels": [] }
+        "actions": { "onDetection": "rotate", "notificationChannels": ["sec-team"] }
     }))).await;
     assert_eq!(s, 201, "{b}");
     let policy = b["policyId"].as_str().expect("policyId").to_string();
@@ -130,6 +151,19 @@ async fn a_secret_deleted_from_git_is_found_named_rotated_and_triaged() {
         !view.to_string().contains(&leaked),
         "the incident never holds the value"
     );
+
+    // The team heard of it: where, which secret, never the value.
+    let told = eventually(Duration::from_secs(15), || async {
+        team.1.lock().expect("seen").len() == 1
+    })
+    .await;
+    let heard = team.1.lock().expect("seen").clone();
+    assert!(told, "one notification: {heard:?}");
+    assert_eq!(heard[0]["topic"], "leak.detected", "{heard:?}");
+    assert_eq!(heard[0]["details"]["incident_id"], incident.as_str());
+    assert_eq!(heard[0]["details"]["secret_id"], "deploy-token");
+    assert_eq!(heard[0]["severity"], "critical");
+    assert!(!heard[0].to_string().contains(&leaked));
 
     // Rotated through the vault: the secret has a new value.
     let (s, b) = app
@@ -260,9 +294,32 @@ async fn a_secret_deleted_from_git_is_found_named_rotated_and_triaged() {
         .await;
     assert_eq!(s, 404);
 
+    // Seen again is not news; the bystander was never told.
+    assert_eq!(team.1.lock().expect("seen").len(), 1);
+    assert!(bystander.1.lock().expect("seen").is_empty());
+
     // The value never reached the logs.
     let logs = app.log_bytes().await;
     assert!(!String::from_utf8_lossy(&logs).contains(&leaked));
+}
+
+/// A webhook receiver on loopback: its URL and the JSON bodies it took.
+async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let s = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |body: Bytes| {
+            let s = s.clone();
+            async move {
+                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                    s.lock().expect("seen").push(v);
+                }
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    (format!("{}/hook", serve(app).await), seen)
 }
 
 #[tokio::test]
@@ -296,6 +353,8 @@ async fn an_unreachable_target_fails_the_scan_and_bad_requests_change_nothing() 
         json!({ "name": "p", "secretPatterns": [{ "type": "regex", "pattern": "tok_[a-z", "severity": "high" }] }),
         json!({ "name": "p", "secretPatterns": [{ "type": "regex", "pattern": "x", "severity": "dire" }] }),
         json!({ "name": "p", "secretPatterns": [{ "type": "entropy", "pattern": "99", "severity": "low" }] }),
+        json!({ "name": "p", "secretPatterns": [{ "type": "keyword", "pattern": "K", "severity": "low" }],
+                "actions": { "onDetection": "alert", "notificationChannels": ["no-such-webhook"] } }),
     ] {
         let (s, b) = app
             .call(

@@ -41,6 +41,8 @@ pub struct NewIncident {
     pub scan_id: String,
     pub reported_by: String,
     pub policy_id: String,
+    /// The webhooks, by name, told of it (the finding policies' `notificationChannels`).
+    pub notify: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -214,6 +216,7 @@ impl Aggregate for LeakIncidentAggregate {
                     scan_id: n.scan_id.clone(),
                     reported_by: n.reported_by.clone(),
                     policy_id: n.policy_id.clone(),
+                    notification_channels: n.notify.clone(),
                 }
                 .encode_to_vec(),
             ),
@@ -268,6 +271,7 @@ impl Aggregate for LeakIncidentAggregate {
                     scan_id: m.scan_id,
                     reported_by: m.reported_by,
                     policy_id: m.policy_id,
+                    notify: m.notification_channels,
                 })
             }
             "leak_incident.seen_again.v1" => {
@@ -327,6 +331,7 @@ mod tests {
             scan_id: scan.into(),
             reported_by: "leak-scan".into(),
             policy_id: "p1".into(),
+            notify: vec!["soc".into()],
         }
     }
 

@@ -45,11 +45,24 @@ pub async fn due(rt: &Runtime, limit: i64) -> Result<Vec<(Uuid, String)>, sqlx::
 }
 
 /// Who acts on what a rule finds: the policy the rule came from, or for the built-in pack
-/// the scan's policy with the strongest action.
+/// the scan's policy with the strongest action; and whom it tells: that policy's channels, or
+/// for the built-in pack every channel of the scan's policies.
 #[derive(Debug, Clone)]
 struct Owner {
     policy_id: String,
     action: OnDetection,
+    channels: Vec<String>,
+}
+
+/// Every channel the owners name, each once, in the order first named.
+fn every_channel(owners: &[Owner]) -> Vec<String> {
+    let mut all: Vec<String> = Vec::new();
+    for c in owners.iter().flat_map(|o| &o.channels) {
+        if !all.contains(c) {
+            all.push(c.clone());
+        }
+    }
+    all
 }
 
 fn strength(a: OnDetection) -> u8 {
@@ -144,6 +157,7 @@ pub async fn run_scan(
             owners.push(Owner {
                 policy_id: pid.clone(),
                 action: p.new.on_detection,
+                channels: p.new.notification_channels.clone(),
             });
         }
     }
@@ -151,9 +165,14 @@ pub async fn run_scan(
         .iter()
         .max_by_key(|o| strength(o.action))
         .cloned()
+        .map(|o| Owner {
+            channels: every_channel(&owners),
+            ..o
+        })
         .unwrap_or(Owner {
             policy_id: String::new(),
             action: OnDetection::Alert,
+            channels: vec![],
         });
     let detector = match Detector::new(&patterns, true) {
         Ok(d) => d,
@@ -308,6 +327,7 @@ async fn report(
         scan_id: at.scan.into(),
         reported_by: "leak-scan".into(),
         policy_id: owner.policy_id.clone(),
+        notify: owner.channels.clone(),
     };
     execute::<LeakIncidentAggregate>(rt, ctx, tenant, &incident, &IncidentCommand::Report(new))
         .await?;

@@ -66,6 +66,7 @@ pub(super) async fn report_incident(
         scan_id: String::new(),
         reported_by: principal.subject.to_string(),
         policy_id: String::new(),
+        notify: vec![],
     };
     let (incident_id, i, position) = leakage::report(&state, &ctx, tenant.0, incident)
         .await

@@ -10,6 +10,7 @@ use crate::http::platform::PlatformErrors;
 use crate::http::reply::Reply;
 use crate::http::{command_context, ensure_tenant};
 use crate::state::AppState;
+use aegis_integrations_services::notify::unknown_webhooks;
 use aegis_projectors::vault::VaultProjection;
 use aegis_projectors::Projection;
 use aegis_vault::leakage::policy::NewPolicy;
@@ -69,6 +70,16 @@ pub(super) async fn create_policy(
         ));
     }
     ensure_tenant(&state, tenant).await?;
+    // A channel is a webhook of the tenant's, by name: a misspelt one would tell nobody.
+    let unknown = unknown_webhooks(&state, tenant.0, &channels)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("cannot read the webhooks: {e}"), 1))?;
+    if let Some(name) = unknown.first() {
+        return Err(ApiError::validation(
+            "actions.notificationChannels",
+            format!("`{name}` names no webhook of this tenant (see POST /webhooks/config)"),
+        ));
+    }
     let ctx = command_context(&principal, &headers, None);
     let policy = NewPolicy {
         name: body.name,
