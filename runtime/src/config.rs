@@ -74,6 +74,9 @@ pub struct Config {
     pub ar_approval_ttl_secs: u64,
     /// Seconds between passes that expire overdue approvals (`AEGIS_AR_TICK_SECS`).
     pub ar_tick_secs: u64,
+    /// The most a leak scan takes from one repository, on disk while it clones and in blobs
+    /// read after (`AEGIS_LEAK_MAX_REPOSITORY_MB`, 512).
+    pub leak_max_repository_mb: u64,
     /// Threat-intel providers (seed 000): keys (`AEGIS_ABUSEIPDB_API_KEY`,
     /// `AEGIS_SHODAN_API_KEY`) and base URLs (`AEGIS_ABUSEIPDB_URL`, `AEGIS_SHODAN_URL`).
     pub abuseipdb_api_key: Option<Secret>,
@@ -124,6 +127,7 @@ impl Default for Config {
             vault_tick_secs: 60,
             ar_approval_ttl_secs: 86_400,
             ar_tick_secs: 10,
+            leak_max_repository_mb: 512,
             abuseipdb_api_key: None,
             abuseipdb_url: "https://api.abuseipdb.com/api/v2".into(),
             shodan_api_key: None,
@@ -311,6 +315,11 @@ impl Config {
         }
         if let Some(v) = get("AEGIS_AR_TICK_SECS") {
             self.ar_tick_secs = v.parse().map_err(|e| invalid("AEGIS_AR_TICK_SECS", e))?;
+        }
+        if let Some(v) = get("AEGIS_LEAK_MAX_REPOSITORY_MB") {
+            self.leak_max_repository_mb = v
+                .parse()
+                .map_err(|e| invalid("AEGIS_LEAK_MAX_REPOSITORY_MB", e))?;
         }
         if let Some(v) = get("AEGIS_ABUSEIPDB_API_KEY").filter(|v| !v.is_empty()) {
             self.abuseipdb_api_key = Some(Secret(v));

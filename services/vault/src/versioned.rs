@@ -17,7 +17,7 @@ use aegis_vault::versions::{Retention, Version, VersionState};
 use aegis_vault::{Credential, CredentialAggregate, CredentialError, Settings};
 use chrono::Utc;
 use hmac::{Hmac, Mac};
-use rand::RngCore;
+use rand::{Rng, RngCore};
 use sha2::Sha256;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -80,7 +80,43 @@ fn new_version(version: u64, reason: String, changed_by: String, sealed: Sealed)
 
 /// Writes `value` as the next version of `name`, creating the credential when the tenant
 /// has none of that name. Answers the credential as written and the commit's position.
+///
+/// Two writers without `If-Match` both land, one after the other, as Vault KV v2 does: the
+/// one that lost the race for the version number (or for creating the secret) writes again
+/// on top. Both sealed under the same key, so the lost attempt leaves nothing behind.
 pub async fn write(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    name: &str,
+    value: &str,
+    note: WriteNote,
+) -> Result<Written, VaultError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match write_once(rt, ctx, tenant, name, value, note.clone()).await {
+            Err(VaultError::Credential {
+                error:
+                    CommandError::Domain(
+                        CredentialError::NameTaken | CredentialError::VersionRaced { .. },
+                    ),
+                ..
+            }) if attempt < RACE_ATTEMPTS => {
+                // A random pause, growing with each lost race, spreads the writers out.
+                let ms = rand::thread_rng().gen_range(0..=5 * u64::from(attempt));
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// How many times a write that lost a race to another writer is tried in all (sixteen
+/// writers at once all land).
+const RACE_ATTEMPTS: u32 = 16;
+
+async fn write_once(
     rt: &Runtime,
     ctx: &CommandContext,
     tenant: Uuid,

@@ -109,7 +109,10 @@ async fn main() -> anyhow::Result<()> {
     // The blobs, read by the scan's own reader.
     let allow = vec!["127.0.0.1".to_string()];
     let mut blobs: Vec<Vec<u8>> = Vec::new();
-    let read = sources::repository(Some(&allow), &repo, |b| blobs.push(b.bytes.to_vec())).await?;
+    let read = sources::repository(Some(&allow), &repo, u64::MAX, |b| {
+        blobs.push(b.bytes.to_vec())
+    })
+    .await?;
     let bytes: u64 = blobs.iter().map(|b| b.len() as u64).sum();
     println!(
         "repository: {} blobs, {:.1} MiB",

@@ -323,6 +323,53 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
 }
 
 #[tokio::test]
+async fn a_repository_past_the_size_limit_fails_the_scan() {
+    let app = TestApp::spawn_with_config(|c| {
+        c.egress_allow = vec!["127.0.0.1".into()];
+        c.leak_max_repository_mb = 1;
+    })
+    .await;
+    let tenant = app.create_tenant("Big repos").await;
+    app.set_plan(tenant, json!({ "addons": ["vault"] })).await;
+    // 9 MiB that do not compress, in one blob too large to be read: only the watch on the
+    // transfer itself can see it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = git::init(dir.path()).expect("init");
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let noise: Vec<u8> = (0..9 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(work.join("build.bin"), noise).expect("write");
+    git::git(&work, &["add", "."]).expect("add");
+    git::git(&work, &["commit", "-q", "-m", "artifacts"]).expect("commit");
+    git::publish(dir.path()).expect("publish");
+    let repo = git::serve(dir.path()).await;
+
+    let (s, b) = app
+        .call(
+            tenant,
+            Method::POST,
+            "/v1/leakage-detection/scan",
+            Some(json!({ "targets": ["github"], "scope": { "repositories": [repo] } })),
+        )
+        .await;
+    assert_eq!(s, 202, "{b}");
+    let done = finished_scan(&app, tenant, b["scanId"].as_str().expect("scanId")).await;
+    assert_eq!(done["status"], "failed", "never clean: {done}");
+    assert!(
+        done["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("larger than 1 MiB")),
+        "{done}"
+    );
+}
+
+#[tokio::test]
 async fn an_unreachable_target_fails_the_scan_and_bad_requests_change_nothing() {
     let (app, tenant) = spawn().await;
     let nowhere = format!("http://127.0.0.1:{}/gone.git", free_port());

@@ -481,3 +481,37 @@ async fn a_stale_if_match_and_another_tenant_are_refused() {
         .await;
     assert_eq!(stats["totalSecrets"], 0, "{stats}");
 }
+
+#[tokio::test]
+async fn concurrent_writers_without_if_match_all_land_each_value_a_version() {
+    let app = TestApp::spawn().await;
+    let (c, _) = setup(&app, "Racers").await;
+    // Sixteen first writes to a name nobody has yet, at once: one creates the secret, the
+    // others land on top of it.
+    let values: Vec<String> = (0..16).map(|i| format!("value-{i}")).collect();
+    let writes = values.iter().map(|v| {
+        c.send(
+            Method::POST,
+            "/v1/versioned-secrets",
+            Some(json!({ "secretId": "raced", "value": v })),
+        )
+    });
+    let answers = futures::future::join_all(writes).await;
+    let mut versions: Vec<u64> = answers
+        .iter()
+        .map(|(s, _, b)| {
+            assert_eq!(*s, 201, "{b}");
+            b["version"].as_u64().expect("version")
+        })
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=16).collect::<Vec<u64>>());
+
+    // Each version holds the value its writer sent.
+    for ((_, _, b), sent) in answers.iter().zip(&values) {
+        let path = format!("/v1/versioned-secrets/raced/versions/{}", b["version"]);
+        let (s, _, read) = c.send(Method::GET, &path, None).await;
+        assert_eq!(s, 200, "{read}");
+        assert_eq!(read["value"].as_str(), Some(sent.as_str()));
+    }
+}

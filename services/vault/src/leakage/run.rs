@@ -210,13 +210,14 @@ pub async fn run_scan(
         .iter()
         .map(|u| (u.as_str(), true))
         .chain(scan.request.urls.iter().map(|u| (u.as_str(), false)));
+    let max_bytes = rt.config.leak_max_repository_mb.saturating_mul(1 << 20);
     let mut tally = Tally::default();
     let mut failures = Vec::new();
     for (n, (url, is_repo)) in targets.enumerate() {
         let mut sweep = Sweep::new(&detector, &key, &known);
         let mut each = |blob: Blob<'_>| sweep.blob(blob);
         let read: Result<sources::Read, SourceError> = if is_repo {
-            sources::repository(allow, url, &mut each).await
+            sources::repository(allow, url, max_bytes, &mut each).await
         } else {
             sources::page(allow, url, &mut each).await
         };

@@ -13,9 +13,6 @@ use tokio::process::Command;
 
 /// How long one target may take to fetch.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
-/// The most bytes of one repository's blobs a scan reads; a larger repository fails the scan
-/// rather than being reported clean.
-pub const MAX_REPOSITORY_BYTES: u64 = 512 << 20;
 /// Blobs larger than this are skipped (counted in `skipped`): build outputs and media, not
 /// configuration.
 pub const MAX_BLOB_BYTES: u64 = 8 << 20;
@@ -30,8 +27,10 @@ pub enum SourceError {
     Clone(String),
     #[error("cannot read the repository: {0}")]
     Read(String),
-    #[error("the repository holds more than {} MiB of blobs", MAX_REPOSITORY_BYTES >> 20)]
-    TooLarge,
+    /// Larger than the scan's limit (in MiB), on disk while cloning or in blobs read: it fails
+    /// the scan rather than being reported clean.
+    #[error("the repository is larger than {0} MiB")]
+    TooLarge(u64),
     #[error("fetching took longer than {}s", FETCH_TIMEOUT.as_secs())]
     Timeout,
     #[error("the page answered {0}")]
@@ -87,6 +86,7 @@ async fn clone(
     allow: Option<&[String]>,
     url: &str,
     dir: &std::path::Path,
+    max_bytes: u64,
 ) -> Result<(), SourceError> {
     let (host, addrs) = egress::check_url(&SystemResolver, allow, url).await?;
     let port = reqwest::Url::parse(url)
@@ -123,16 +123,75 @@ async fn clone(
         .arg(&target)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let out = tokio::time::timeout(FETCH_TIMEOUT, cmd.output())
-        .await
-        .map_err(|_| SourceError::Timeout)?
-        .map_err(|e| SourceError::Clone(e.to_string()))?;
-    if !out.status.success() {
+    let mut child = cmd.spawn().map_err(|e| SourceError::Clone(e.to_string()))?;
+    let stderr = child.stderr.take();
+    let said = tokio::spawn(async move {
+        let mut out = Vec::new();
+        if let Some(e) = stderr {
+            let _ = e.take(64 << 10).read_to_end(&mut out).await;
+        }
+        out
+    });
+    // The transfer is watched as it lands: a repository (or a server that never stops
+    // sending) past the limit is cut off there, not once the disk is full.
+    let watched = async {
+        let mut every = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                status = child.wait() => {
+                    let status = status.map_err(|e| SourceError::Clone(e.to_string()))?;
+                    // What landed between the last look and the end counts too.
+                    return within(&target, max_bytes).await.map(|()| status);
+                }
+                _ = every.tick() => within(&target, max_bytes).await?,
+            }
+        }
+    };
+    let status = match tokio::time::timeout(FETCH_TIMEOUT, watched).await {
+        Ok(Ok(status)) => status,
+        Ok(Err(e)) => {
+            let _ = child.kill().await;
+            return Err(e);
+        }
+        Err(_) => {
+            let _ = child.kill().await;
+            return Err(SourceError::Timeout);
+        }
+    };
+    if !status.success() {
         // git's own words, without the URL (it may carry a token in its query).
-        let said = String::from_utf8_lossy(&out.stderr).replace(url, "<repository>");
+        let out = said.await.unwrap_or_default();
+        let said = String::from_utf8_lossy(&out).replace(url, "<repository>");
         return Err(SourceError::Clone(said.trim().chars().take(300).collect()));
     }
     Ok(())
+}
+
+/// Whether what `dir` holds on disk is within `max_bytes`.
+async fn within(dir: &std::path::Path, max_bytes: u64) -> Result<(), SourceError> {
+    let at = dir.to_path_buf();
+    let used = tokio::task::spawn_blocking(move || disk_usage(&at))
+        .await
+        .unwrap_or(0);
+    if used > max_bytes {
+        return Err(SourceError::TooLarge(max_bytes >> 20));
+    }
+    Ok(())
+}
+
+/// Bytes of the files under `dir` (0 before it exists).
+fn disk_usage(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => disk_usage(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Maps every blob id to a path it has in some commit.
@@ -159,14 +218,16 @@ async fn paths(
         .collect())
 }
 
-/// Clones `url` and hands every blob to `each`.
+/// Clones `url` and hands every blob to `each`; more than `max_bytes` on disk or in blobs
+/// is [`SourceError::TooLarge`].
 pub async fn repository(
     allow: Option<&[String]>,
     url: &str,
+    max_bytes: u64,
     mut each: impl FnMut(Blob<'_>),
 ) -> Result<Read, SourceError> {
     let dir = tempfile::tempdir().map_err(|e| SourceError::Clone(e.to_string()))?;
-    clone(allow, url, dir.path()).await?;
+    clone(allow, url, dir.path(), max_bytes).await?;
     let repo = dir.path().join("repo.git");
     let names = paths(&repo).await?;
     let mut child = git(&repo)
@@ -236,8 +297,8 @@ pub async fn repository(
             }
             read.blobs += 1;
             read.bytes += size;
-            if read.bytes > MAX_REPOSITORY_BYTES {
-                return Err(SourceError::TooLarge);
+            if read.bytes > max_bytes {
+                return Err(SourceError::TooLarge(max_bytes >> 20));
             }
             let path = names.get(&id).map(String::as_str).unwrap_or(id.as_str());
             each(Blob { path, bytes: &body });
