@@ -77,6 +77,10 @@ pub struct Config {
     /// The most a leak scan takes from one repository, on disk while it clones and in blobs
     /// read after (`AEGIS_LEAK_MAX_REPOSITORY_MB`, 512).
     pub leak_max_repository_mb: u64,
+    /// Where a leak scan lists an organization's repositories (`AEGIS_GITHUB_API_URL`,
+    /// `https://api.github.com`; `AEGIS_GITLAB_API_URL`, `https://gitlab.com/api/v4`).
+    pub github_api_url: String,
+    pub gitlab_api_url: String,
     /// Threat-intel providers (seed 000): keys (`AEGIS_ABUSEIPDB_API_KEY`,
     /// `AEGIS_SHODAN_API_KEY`) and base URLs (`AEGIS_ABUSEIPDB_URL`, `AEGIS_SHODAN_URL`).
     pub abuseipdb_api_key: Option<Secret>,
@@ -128,6 +132,8 @@ impl Default for Config {
             ar_approval_ttl_secs: 86_400,
             ar_tick_secs: 10,
             leak_max_repository_mb: 512,
+            github_api_url: "https://api.github.com".into(),
+            gitlab_api_url: "https://gitlab.com/api/v4".into(),
             abuseipdb_api_key: None,
             abuseipdb_url: "https://api.abuseipdb.com/api/v2".into(),
             shodan_api_key: None,
@@ -320,6 +326,12 @@ impl Config {
             self.leak_max_repository_mb = v
                 .parse()
                 .map_err(|e| invalid("AEGIS_LEAK_MAX_REPOSITORY_MB", e))?;
+        }
+        if let Some(v) = get("AEGIS_GITHUB_API_URL") {
+            self.github_api_url = v.trim_end_matches('/').to_string();
+        }
+        if let Some(v) = get("AEGIS_GITLAB_API_URL") {
+            self.gitlab_api_url = v.trim_end_matches('/').to_string();
         }
         if let Some(v) = get("AEGIS_ABUSEIPDB_API_KEY").filter(|v| !v.is_empty()) {
             self.abuseipdb_api_key = Some(Secret(v));

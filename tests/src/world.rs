@@ -223,6 +223,10 @@ pub fn test_config(nats: &NatsServer, db: &TestDb) -> Config {
         bootstrap_token: Some(Secret::new(BOOTSTRAP)),
         internal_secret: Some(Secret::new(INTERNAL)),
         master_key: Some(Secret::new("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")),
+        // Tests dial loopback only: an organization scan a test did not point at its own
+        // stand-in reaches a closed loopback port, never the real hosts.
+        github_api_url: "http://127.0.0.1:9".into(),
+        gitlab_api_url: "http://127.0.0.1:9".into(),
         ..Config::default()
     }
 }

@@ -14,7 +14,7 @@ use aegis_tests::world::eventually;
 use aegis_tests::TestApp;
 use aegis_vault::leakage::detector::Detector;
 use aegis_vault::leakage::{LeakSeverity, Pattern, PatternKind};
-use aegis_vault_services::leakage::run::Sweep;
+use aegis_vault_services::leakage::findings::Sweep;
 use aegis_vault_services::leakage::sources;
 use anyhow::{ensure, Context};
 use serde_json::{json, Value};

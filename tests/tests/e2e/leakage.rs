@@ -325,6 +325,7 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
 #[tokio::test]
 async fn a_repository_past_the_size_limit_fails_the_scan() {
     let app = TestApp::spawn_with_config(|c| {
+        c.ar_tick_secs = 1;
         c.egress_allow = vec!["127.0.0.1".into()];
         c.leak_max_repository_mb = 1;
     })
@@ -440,13 +441,13 @@ async fn an_unreachable_target_fails_the_scan_and_bad_requests_change_nothing() 
             tenant,
             Method::POST,
             "/v1/leakage-detection/scan",
-            Some(json!({ "targets": ["github"], "scope": { "organizations": ["acme"] } })),
+            Some(json!({ "targets": ["url"], "scope": { "organizations": ["acme"] } })),
         )
         .await;
     assert_eq!(
         (s, b["details"]["field"].as_str()),
         (422, Some("scope.organizations")),
-        "{b}"
+        "organizations need a git host: {b}"
     );
 
     // A report about a secret the tenant does not have is 404; one about a real one opens.

@@ -16,6 +16,7 @@ mod dynamic_secrets;
 mod grants;
 mod identity;
 mod incidents;
+mod leak_organizations;
 mod leakage;
 mod logins;
 mod nats_tenants;

@@ -6,6 +6,7 @@
 
 pub mod detector;
 pub mod incident;
+pub mod organization;
 pub mod policy;
 pub mod scan;
 

@@ -4,6 +4,7 @@
 //! starts it again. An unreachable target fails the scan: "nothing found" is said only of
 //! bytes that were read.
 
+use super::organization::{Host, Organization};
 use aegis_kernel::{occurred_at, payload, Aggregate, DecodeError};
 use aegis_schemas::envelope::v1::Envelope;
 use aegis_schemas::vault::v1 as pb;
@@ -26,11 +27,13 @@ pub struct ScanRequest {
     pub urls: Vec<String>,
     pub policy_ids: Vec<String>,
     pub requested_by: String,
+    /// Organizations whose repositories are listed when the scan runs; each is one target.
+    pub organizations: Vec<Organization>,
 }
 
 impl ScanRequest {
     pub fn total(&self) -> usize {
-        self.repositories.len() + self.urls.len()
+        self.repositories.len() + self.urls.len() + self.organizations.len()
     }
 }
 
@@ -223,6 +226,14 @@ impl Aggregate for LeakScanAggregate {
                     urls: r.urls.clone(),
                     policy_ids: r.policy_ids.clone(),
                     requested_by: r.requested_by.clone(),
+                    organizations: r
+                        .organizations
+                        .iter()
+                        .map(|o| pb::LeakOrganization {
+                            host: o.host.as_str().into(),
+                            name: o.name.clone(),
+                        })
+                        .collect(),
                 }
                 .encode_to_vec(),
             ),
@@ -269,12 +280,23 @@ impl Aggregate for LeakScanAggregate {
         Ok(match env.event_type.as_str() {
             "leak_scan.queued.v1" => {
                 let m: pb::LeakScanQueued = payload(env)?;
+                let organizations = m
+                    .organizations
+                    .into_iter()
+                    .map(|o| {
+                        let host = Host::parse(&o.host).ok_or_else(|| {
+                            DecodeError::new(env, format!("unknown host `{}`", o.host))
+                        })?;
+                        Ok(Organization { host, name: o.name })
+                    })
+                    .collect::<Result<Vec<_>, DecodeError>>()?;
                 ScanEvent::Queued(ScanRequest {
                     targets: m.targets,
                     repositories: m.repositories,
                     urls: m.urls,
                     policy_ids: m.policy_ids,
                     requested_by: m.requested_by,
+                    organizations,
                 })
             }
             "leak_scan.started.v1" => ScanEvent::Started {

@@ -4,6 +4,8 @@
 //! tenant's keyed fingerprints (`crate::fingerprints`) and acts on what it finds through the vault
 //! (rotation, retirement), each step on the incident's timeline.
 
+pub mod findings;
+pub mod hosting;
 pub mod run;
 pub mod sources;
 
@@ -157,13 +159,15 @@ pub async fn queue_scan(
     if request.total() == 0 {
         return Err(LeakError::Invalid {
             field: "scope",
-            reason: "name at least one repository (scope.repositories) or page (scope.urls)".into(),
+            reason: "name at least one repository (scope.repositories), organization (scope.organizations) or page (scope.urls)".into(),
         });
     }
     if request.total() > MAX_SCAN_TARGETS {
         return Err(LeakError::Invalid {
             field: "scope",
-            reason: format!("a scan reads at most {MAX_SCAN_TARGETS} repositories and pages"),
+            reason: format!(
+                "a scan reads at most {MAX_SCAN_TARGETS} repositories, organizations and pages"
+            ),
         });
     }
     for url in &request.urls {

@@ -4,28 +4,19 @@
 //! policy's action. The scan ends `failed` when any target could not be read, naming which,
 //! with what the readable ones found kept.
 
-use super::sources::{self, Blob, SourceError};
+use super::findings::{every_channel, strength, Owner, Reading};
+use super::hosting;
 use super::{execute, policy, LeakError};
-use crate::access::load;
-use crate::fingerprints::{self, Fingerprint, Known};
+use crate::fingerprints;
 use aegis_runtime::command::{CommandContext, CommandError};
-use aegis_runtime::keys::Key;
-use aegis_runtime::runtime::address;
 use aegis_runtime::Runtime;
-use aegis_vault::credentials::Command as CredentialCommand;
-use aegis_vault::dynamic::LeaseEnd;
-use aegis_vault::leakage::detector::{Detector, Rule};
-use aegis_vault::leakage::incident::{
-    IncidentCommand, LeakIncidentAggregate, NewIncident, Outcome,
-};
+use aegis_vault::leakage::detector::Detector;
+use aegis_vault::leakage::organization::{Host, Organization};
 use aegis_vault::leakage::scan::{
     LeakScanAggregate, LeakScanStatus, Scan, ScanCommand, ScanError, Tally,
 };
-use aegis_vault::leakage::{LeakSeverity, OnDetection, Pattern};
-use aegis_vault::CredentialAggregate;
+use aegis_vault::leakage::{OnDetection, Pattern};
 use chrono::{TimeDelta, Utc};
-use futures::StreamExt;
-use std::collections::HashMap;
 use uuid::Uuid;
 
 /// A running scan silent this long has lost its worker.
@@ -42,82 +33,6 @@ pub async fn due(rt: &Runtime, limit: i64) -> Result<Vec<(Uuid, String)>, sqlx::
     .bind(limit)
     .fetch_all(&rt.pool)
     .await
-}
-
-/// Who acts on what a rule finds: the policy the rule came from, or for the built-in pack
-/// the scan's policy with the strongest action; and whom it tells: that policy's channels, or
-/// for the built-in pack every channel of the scan's policies.
-#[derive(Debug, Clone)]
-struct Owner {
-    policy_id: String,
-    action: OnDetection,
-    channels: Vec<String>,
-}
-
-/// Every channel the owners name, each once, in the order first named.
-fn every_channel(owners: &[Owner]) -> Vec<String> {
-    let mut all: Vec<String> = Vec::new();
-    for c in owners.iter().flat_map(|o| &o.channels) {
-        if !all.contains(c) {
-            all.push(c.clone());
-        }
-    }
-    all
-}
-
-fn strength(a: OnDetection) -> u8 {
-    match a {
-        OnDetection::Alert => 0,
-        OnDetection::Rotate => 1,
-        OnDetection::Revoke => 2,
-    }
-}
-
-/// One leaked value at one target.
-pub struct Finding {
-    /// Index into the detector's rules.
-    pub rule: usize,
-    pub path: String,
-    /// The tenant's secret version it is, when it is one.
-    pub known: Option<Known>,
-}
-
-/// What one target's blobs hold: each candidate fingerprinted under the tenant's key and
-/// looked up among the tenant's versions, kept once per value (the first place seen). The
-/// candidate's text is dropped as soon as it is fingerprinted.
-pub struct Sweep<'a> {
-    detector: &'a Detector,
-    key: &'a Key,
-    known: &'a HashMap<Fingerprint, Known>,
-    pub found: HashMap<Fingerprint, Finding>,
-}
-
-impl<'a> Sweep<'a> {
-    pub fn new(
-        detector: &'a Detector,
-        key: &'a Key,
-        known: &'a HashMap<Fingerprint, Known>,
-    ) -> Self {
-        Self {
-            detector,
-            key,
-            known,
-            found: HashMap::new(),
-        }
-    }
-
-    pub fn blob(&mut self, blob: Blob<'_>) {
-        let mut candidates = Vec::new();
-        self.detector.scan(blob.bytes, &mut candidates);
-        for c in candidates {
-            let fp = fingerprints::of(self.key, c.text);
-            self.found.entry(fp).or_insert_with(|| Finding {
-                rule: c.rule,
-                path: blob.path.to_string(),
-                known: self.known.get(&fp).cloned(),
-            });
-        }
-    }
 }
 
 /// Runs scan `id` of `tenant` to its end. Answers `None` when another worker has it or it
@@ -204,68 +119,68 @@ pub async fn run_scan(
     } else {
         "url"
     };
-    let targets = scan
-        .request
+    let request = &scan.request;
+    let targets = request
         .repositories
         .iter()
-        .map(|u| (u.as_str(), true))
-        .chain(scan.request.urls.iter().map(|u| (u.as_str(), false)));
-    let max_bytes = rt.config.leak_max_repository_mb.saturating_mul(1 << 20);
+        .map(|u| Target::Repository(u.as_str()))
+        .chain(request.organizations.iter().map(Target::Organization))
+        .chain(request.urls.iter().map(|u| Target::Page(u.as_str())));
+    let reading = Reading {
+        rt,
+        tenant,
+        scan: id,
+        correlation: &correlation,
+        detector: &detector,
+        owners: &owners,
+        key: &key,
+        known: &known,
+        max_bytes: rt.config.leak_max_repository_mb.saturating_mul(1 << 20),
+    };
     let mut tally = Tally::default();
     let mut failures = Vec::new();
-    for (n, (url, is_repo)) in targets.enumerate() {
-        let mut sweep = Sweep::new(&detector, &key, &known);
-        let mut each = |blob: Blob<'_>| sweep.blob(blob);
-        let read: Result<sources::Read, SourceError> = if is_repo {
-            sources::repository(allow, url, max_bytes, &mut each).await
-        } else {
-            sources::page(allow, url, &mut each).await
+    for (n, target) in targets.enumerate() {
+        let failed = |e: &dyn std::fmt::Display| {
+            tracing::info!(%tenant, scan = id, target = n + 1, error = %e, "a leak scan target could not be read");
         };
-        match read {
-            Ok(r) => tally.bytes += r.bytes,
-            Err(e) => {
-                tracing::info!(%tenant, scan = id, target = n + 1, error = %e, "a leak scan target could not be read");
-                failures.push(format!("target {} could not be read: {e}", n + 1));
+        match target {
+            Target::Repository(url) => {
+                if let Err(e) = reading.read(url, true, &git_source, &mut tally).await? {
+                    failed(&e);
+                    failures.push(format!("target {} could not be read: {e}", n + 1));
+                }
             }
-        }
-        let source = if is_repo {
-            git_source.as_str()
-        } else {
-            page_source
-        };
-        tally.findings += sweep.found.len() as u32;
-        // Findings are reported eight at a time; those naming one secret go in order, so
-        // its rotation is tried once, not raced.
-        let mut jobs: HashMap<Option<String>, Vec<(Fingerprint, Finding)>> = HashMap::new();
-        let mut unnamed = Vec::new();
-        for (fp, f) in sweep.found {
-            match f.known.as_ref().map(|k| k.name.clone()) {
-                Some(name) => jobs.entry(Some(name)).or_default().push((fp, f)),
-                None => unnamed.push(vec![(fp, f)]),
+            Target::Page(url) => {
+                if let Err(e) = reading.read(url, false, page_source, &mut tally).await? {
+                    failed(&e);
+                    failures.push(format!("target {} could not be read: {e}", n + 1));
+                }
             }
-        }
-        let place = Place {
-            scan: id,
-            url,
-            source,
-            tenant,
-        };
-        let reported: Vec<Result<(), LeakError>> =
-            futures::stream::iter(jobs.into_values().chain(unnamed))
-                .map(|job| {
-                    let (place, ctx, detector, owners) = (&place, &ctx, &detector, &owners);
-                    async move {
-                        for (fp, f) in job {
-                            let (rule, owner) = (&detector.rules[f.rule], &owners[f.rule]);
-                            report(rt, &ctx(), place, &fp, f, rule, owner).await?;
+            Target::Organization(org) => {
+                let api = match org.host {
+                    Host::Github => &rt.config.github_api_url,
+                    Host::Gitlab => &rt.config.gitlab_api_url,
+                };
+                match hosting::repositories(allow, api, org).await {
+                    Ok(urls) => {
+                        for url in &urls {
+                            let source = org.host.as_str();
+                            if let Err(e) = reading.read(url, true, source, &mut tally).await? {
+                                failed(&e);
+                                failures.push(format!(
+                                    "target {} ({org}): a repository could not be read: {e}",
+                                    n + 1
+                                ));
+                            }
                         }
-                        Ok(())
                     }
-                })
-                .buffer_unordered(8)
-                .collect()
-                .await;
-        reported.into_iter().collect::<Result<Vec<()>, _>>()?;
+                    Err(e) => {
+                        failed(&e);
+                        failures.push(format!("target {} ({org}) could not be listed: {e}", n + 1));
+                    }
+                }
+            }
+        }
         let progress = ScanCommand::Progress {
             targets_done: n as u32 + 1,
             tally,
@@ -275,73 +190,11 @@ pub async fn run_scan(
     finish(rt, &ctx(), tenant, id, tally, failures).await
 }
 
-/// Where a scan found something.
-struct Place<'a> {
-    scan: &'a str,
-    url: &'a str,
-    source: &'a str,
-    tenant: Uuid,
-}
-
-/// Opens (or joins) the incident of one leaked value at one place, then applies the policy's
-/// action when the value is one of the tenant's secrets.
-async fn report(
-    rt: &Runtime,
-    ctx: &CommandContext,
-    at: &Place<'_>,
-    fp: &Fingerprint,
-    f: Finding,
-    rule: &Rule,
-    owner: &Owner,
-) -> Result<(), LeakError> {
-    let tenant = at.tenant;
-    let incident = aegis_kernel::derived_id(
-        "aegis/leak-incident/v1",
-        &[tenant.as_bytes(), fp, at.url.as_bytes()],
-    )
-    .to_string();
-    let location = if f.path.is_empty() {
-        at.url.to_string()
-    } else {
-        format!("{}@{}", at.url, f.path)
-    };
-    let details = serde_json::json!({
-        "target": at.source,
-        "url": at.url,
-        "path": f.path,
-        "rule": rule.name,
-        "ruleType": rule.kind.as_str(),
-        "matchedSecretVersion": f.known.as_ref().map(|k| k.version),
-    });
-    let new = NewIncident {
-        secret_id: f.known.as_ref().map(|k| k.name.clone()).unwrap_or_default(),
-        secret_version: f.known.as_ref().map_or(0, |k| k.version),
-        source: at.source.into(),
-        location,
-        detected_at: Utc::now(),
-        severity: if f.known.is_some() {
-            LeakSeverity::Critical
-        } else {
-            rule.severity
-        },
-        details: details.to_string(),
-        scan_id: at.scan.into(),
-        reported_by: "leak-scan".into(),
-        policy_id: owner.policy_id.clone(),
-        notify: owner.channels.clone(),
-    };
-    execute::<LeakIncidentAggregate>(rt, ctx, tenant, &incident, &IncidentCommand::Report(new))
-        .await?;
-    if let (Some(k), OnDetection::Rotate | OnDetection::Revoke) = (&f.known, owner.action) {
-        let (outcome, detail) = act(rt, ctx, tenant, &incident, k, owner.action).await;
-        let acted = IncidentCommand::Act {
-            action: owner.action,
-            outcome,
-            detail,
-        };
-        execute::<LeakIncidentAggregate>(rt, ctx, tenant, &incident, &acted).await?;
-    }
-    Ok(())
+/// One target of a scan, in the order they are read.
+enum Target<'a> {
+    Repository(&'a str),
+    Organization(&'a Organization),
+    Page(&'a str),
 }
 
 async fn finish(
@@ -365,78 +218,6 @@ async fn finish(
     };
     execute::<LeakScanAggregate>(rt, ctx, tenant, id, &command).await?;
     Ok(Some(status))
-}
-
-/// The policy's action on a leaked secret: rotate it (when the leaked version is still the
-/// current one) or retire it. Answers what to put on the timeline.
-async fn act(
-    rt: &Runtime,
-    ctx: &CommandContext,
-    tenant: Uuid,
-    incident: &str,
-    leaked: &Known,
-    action: OnDetection,
-) -> (Outcome, String) {
-    let name = leaked.name.as_str();
-    if leaked.lease {
-        // A leased password is not rotated: its lease is ended, and the role with it.
-        let ended = crate::dynamic::end(rt, ctx, tenant, name, LeaseEnd::Revoked).await;
-        return match ended {
-            Ok(_) => (
-                Outcome::Done,
-                format!("ended lease `{name}`: its role is dropped"),
-            ),
-            Err(e) => (Outcome::Failed, e.to_string()),
-        };
-    }
-    match action {
-        OnDetection::Rotate => {
-            match load(rt, tenant, name).await {
-                Ok((c, _, _)) if c.version() > leaked.version => {
-                    return (
-                        Outcome::Done,
-                        format!(
-                            "version {} leaked; version {} is current already",
-                            leaked.version,
-                            c.version()
-                        ),
-                    )
-                }
-                Ok(_) => {}
-                Err(e) => return (Outcome::Failed, e.to_string()),
-            }
-            let reason = format!("leaked (incident {incident})");
-            match crate::rotate(rt, ctx, tenant, name, "leak", &reason).await {
-                Ok((r, _)) => (
-                    Outcome::Done,
-                    format!(
-                        "rotated `{name}` from version {} to {}",
-                        r.previous_version, r.new_version
-                    ),
-                ),
-                Err(e) => (Outcome::Failed, e.to_string()),
-            }
-        }
-        OnDetection::Revoke => {
-            let retired = match address::<CredentialAggregate>(tenant, name) {
-                Ok(agg) => rt
-                    .executor
-                    .execute::<CredentialAggregate>(&agg, &CredentialCommand::Retire, ctx, false)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match retired {
-                Ok(()) => (
-                    Outcome::Done,
-                    format!("retired `{name}`: its value is no longer served"),
-                ),
-                Err(e) => (Outcome::Failed, e),
-            }
-        }
-        OnDetection::Alert => (Outcome::Done, String::new()),
-    }
 }
 
 /// The scan as it stands in the log.

@@ -12,9 +12,10 @@ use crate::http::{command_context, ensure_tenant};
 use crate::state::AppState;
 use aegis_projectors::vault::VaultProjection;
 use aegis_projectors::Projection;
+use aegis_vault::leakage::organization::{Host, Organization};
 use aegis_vault::leakage::policy::TARGETS;
 use aegis_vault::leakage::scan::ScanRequest;
-use aegis_vault_services::leakage::{self, repository_url, LeakError};
+use aegis_vault_services::leakage::{self, repository_url};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -38,19 +39,6 @@ pub(super) async fn scan(
             format!("target `{t}` is not one of github, gitlab, pastebin, s3, url"),
         ));
     }
-    if body
-        .scope
-        .organizations
-        .as_ref()
-        .is_some_and(|o| !o.is_empty())
-    {
-        // A field of a built route, not a route: the request is refused as one this server
-        // cannot carry out, and says what to send instead.
-        return Err(refused(LeakError::Invalid {
-            field: "scope.organizations",
-            reason: "scanning an organization is not built yet: it needs the hosting service's API to list repositories; name them in scope.repositories".into(),
-        }));
-    }
     let git_target = body
         .targets
         .iter()
@@ -64,6 +52,10 @@ pub(super) async fn scan(
         .map(|r| repository_url(git_target, r))
         .collect::<Result<Vec<_>, _>>()
         .map_err(refused)?;
+    let organizations = organizations(
+        &body.targets,
+        body.scope.organizations.as_deref().unwrap_or_default(),
+    )?;
     ensure_tenant(&state, tenant).await?;
     let ctx = command_context(&principal, &headers, None);
     let request = ScanRequest {
@@ -72,6 +64,7 @@ pub(super) async fn scan(
         urls: body.scope.urls.unwrap_or_default(),
         policy_ids: body.policy_ids.unwrap_or_default(),
         requested_by: principal.subject.to_string(),
+        organizations,
     };
     let targets = request.total() as i64;
     let (scan_id, s, position) = leakage::queue_scan(&state, &ctx, tenant.0, request)
@@ -87,6 +80,37 @@ pub(super) async fn scan(
         },
     )
     .at(position, 1))
+}
+
+/// `scope.organizations` under each git host the scan targets: every repository of each is
+/// listed through that host's API when the scan runs.
+fn organizations(targets: &[String], names: &[String]) -> Result<Vec<Organization>, ApiError> {
+    if names.is_empty() {
+        return Ok(vec![]);
+    }
+    let hosts: Vec<Host> = targets.iter().filter_map(|t| Host::parse(t)).collect();
+    if hosts.is_empty() {
+        return Err(ApiError::validation(
+            "scope.organizations",
+            "organizations are listed on a git host: add `github` or `gitlab` to targets",
+        ));
+    }
+    let mut out = Vec::new();
+    for name in names {
+        for &host in &hosts {
+            if !host.valid_name(name) {
+                return Err(ApiError::validation(
+                    "scope.organizations",
+                    format!("`{name}` is not a {} organization name", host.as_str()),
+                ));
+            }
+            out.push(Organization {
+                host,
+                name: name.clone(),
+            });
+        }
+    }
+    Ok(out)
 }
 
 #[utoipa::path(get, path = "/v1/leakage-detection/scans/{scanId}", tag = "vault", security(("bearer" = [])),

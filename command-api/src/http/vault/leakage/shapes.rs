@@ -170,8 +170,8 @@ pub struct LeakScanScope {
     /// Git repositories: http(s) clone URLs, or `owner/name` under a `github` or `gitlab`
     /// target. Every blob of every commit is read.
     pub repositories: Option<Vec<String>>,
-    /// Not built yet (a non-empty list is refused): listing an organization's repositories
-    /// needs the hosting service's API.
+    /// GitHub organizations or GitLab groups (full paths), under the scan's git targets:
+    /// every repository each lists when the scan runs is cloned and read.
     pub organizations: Option<Vec<String>>,
     /// Pages read as they are (a paste, a gist's raw URL).
     pub urls: Option<Vec<String>>,
