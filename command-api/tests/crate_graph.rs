@@ -32,6 +32,7 @@ const CONTEXTS: &[&str] = &[
     "aegis-vault",
     "aegis-integrations",
     "aegis-audit",
+    "aegis-broker",
 ];
 
 /// What a context may know besides the kernel: only the contexts ARCHITECTURE.md names.
@@ -125,6 +126,7 @@ const HTTP: &[&str] = &[
 /// A context's services: its I/O, over the runtime (see ARCHITECTURE.md).
 const SERVICES: &[&str] = &[
     "aegis-auto-response-services",
+    "aegis-broker-services",
     "aegis-incidents-services",
     "aegis-integrations-services",
     "aegis-vault-services",

@@ -175,6 +175,14 @@ impl Projection for IdentityProjection {
                         .bind(version).bind(at).bind(position)
                         .execute(&mut *tx).await?;
                 }
+                "agent.wire_key_registered.v1" => {
+                    let m: pb::AgentWireKeyRegistered = decode(env)?;
+                    let r = sqlx::query(&format!("UPDATE agents{s} SET wire_key_fingerprint = $3, version = $4, updated_at = $5, position = $6 WHERE tenant_id = $1 AND id = $2 AND version = $4 - 1"))
+                        .bind(tenant).bind(uuid(&env.aggregate_id)?).bind(&m.fingerprint)
+                        .bind(version).bind(at).bind(position)
+                        .execute(&mut *tx).await?;
+                    one(r, env)?;
+                }
                 "agent.status_changed.v1" => {
                     let m: pb::AgentStatusChanged = decode(env)?;
                     let r = sqlx::query(&format!("UPDATE agents{s} SET status = $3, version = $4, updated_at = $5, position = $6 WHERE tenant_id = $1 AND id = $2 AND version = $4 - 1"))

@@ -55,6 +55,11 @@ pub const EVENTS: &[(&str, &str)] = &[
     ("api_key.revoked.v1", "aegis.identity.v1.ApiKeyRevoked"),
     ("agent.minted.v1", "aegis.identity.v1.AgentMinted"),
     (
+        "agent.wire_key_registered.v1",
+        "aegis.identity.v1.AgentWireKeyRegistered",
+    ),
+    ("dek.issued.v1", "aegis.broker.v1.DekIssued"),
+    (
         "agent.status_changed.v1",
         "aegis.identity.v1.AgentStatusChanged",
     ),

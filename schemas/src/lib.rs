@@ -14,6 +14,12 @@ pub mod audit {
 
 pub mod events;
 
+pub mod broker {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/aegis.broker.v1.rs"));
+    }
+}
+
 pub mod auto_response {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/aegis.auto_response.v1.rs"));

@@ -79,6 +79,8 @@ pub const ROUTES: &[Route] = {
         r("POST", "/api/v1/agents/{id}/quarantine", AgentQuarantine),
         r("POST", "/api/v1/agents/{id}/release", AgentQuarantine),
         r("POST", "/api/v1/agents/{id}/heartbeat", AgentSelf),
+        r("PUT", "/api/v1/agents/{id}/public-key", AgentSelf),
+        r("POST", "/api/v1/agents/{id}/dek", AgentSelf),
         r("GET", "/kill-switch", AgentRead),
         r("GET", "/dashboard/state", DashboardUse),
         r("PUT", "/dashboard/state", DashboardUse),

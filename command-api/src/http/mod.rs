@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auto_response;
+pub mod broker;
 pub mod extract;
 pub mod identity;
 pub mod incidents;
@@ -33,6 +34,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(identity::router())
+        .merge(broker::router())
         .merge(audit::router())
         .merge(incidents::router())
         .merge(vault::router())

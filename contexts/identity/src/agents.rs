@@ -52,6 +52,8 @@ pub struct Agent {
     pub digest: String,
     pub status: AgentStatus,
     pub created_at: DateTime<Utc>,
+    /// The X25519 public key it registered for what is sealed to it, if any.
+    pub wire_key: Option<[u8; 32]>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +67,11 @@ pub enum Command {
         status: AgentStatus,
         reason: String,
     },
+    /// Register (or replace) the wire key; `fingerprint` names it in the record.
+    RegisterWireKey {
+        key: [u8; 32],
+        fingerprint: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +84,10 @@ pub enum Event {
     StatusChanged {
         status: AgentStatus,
         reason: String,
+    },
+    WireKeyRegistered {
+        key: [u8; 32],
+        fingerprint: String,
     },
 }
 
@@ -124,6 +135,19 @@ impl Aggregate for AgentAggregate {
                 status: *status,
                 reason: reason.clone(),
             }]),
+            (None, Command::RegisterWireKey { .. }) => Err(AgentError::NotFound),
+            (Some(a), Command::RegisterWireKey { .. }) if a.status == AgentStatus::Revoked => {
+                Err(AgentError::Revoked)
+            }
+            (Some(a), Command::RegisterWireKey { key, .. }) if a.wire_key == Some(*key) => {
+                Ok(vec![])
+            }
+            (Some(_), Command::RegisterWireKey { key, fingerprint }) => {
+                Ok(vec![Event::WireKeyRegistered {
+                    key: *key,
+                    fingerprint: fingerprint.clone(),
+                }])
+            }
         }
     }
 
@@ -143,9 +167,14 @@ impl Aggregate for AgentAggregate {
                 digest: digest.clone(),
                 status: AgentStatus::Active,
                 created_at: occurred_at(env),
+                wire_key: None,
             }),
             (Some(mut a), Event::StatusChanged { status, .. }) => {
                 a.status = *status;
+                Some(a)
+            }
+            (Some(mut a), Event::WireKeyRegistered { key, .. }) => {
+                a.wire_key = Some(*key);
                 Some(a)
             }
             (state, _) => state,
@@ -177,6 +206,15 @@ impl Aggregate for AgentAggregate {
                 }
                 .encode_to_vec(),
             ),
+            Event::WireKeyRegistered { key, fingerprint } => NewEvent::new(
+                "agent.wire_key_registered.v1",
+                pb::AgentWireKeyRegistered {
+                    public_key: key.to_vec(),
+                    algorithm: "x25519".into(),
+                    fingerprint: fingerprint.clone(),
+                }
+                .encode_to_vec(),
+            ),
         }
     }
 
@@ -198,6 +236,19 @@ impl Aggregate for AgentAggregate {
                     status: AgentStatus::parse(&m.status)
                         .ok_or_else(|| DecodeError::new(env, "unknown agent status"))?,
                     reason: m.reason,
+                })
+            }
+            "agent.wire_key_registered.v1" => {
+                let m = pb::AgentWireKeyRegistered::decode(bytes)
+                    .map_err(|e| DecodeError::new(env, e))?;
+                let key: [u8; 32] = m
+                    .public_key
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| DecodeError::new(env, "a wire key is 32 bytes"))?;
+                Ok(Event::WireKeyRegistered {
+                    key,
+                    fingerprint: m.fingerprint,
                 })
             }
             other => Err(DecodeError::new(
@@ -250,6 +301,37 @@ mod tests {
         given::<AgentAggregate>(vec![minted(), revoked])
             .when(status(AgentStatus::Revoked))
             .then(vec![]);
+    }
+
+    #[test]
+    fn a_wire_key_is_registered_replaced_and_never_for_a_revoked_agent() {
+        let register = |b: u8| Command::RegisterWireKey {
+            key: [b; 32],
+            fingerprint: format!("fp{b}"),
+        };
+        let registered = |b: u8| Event::WireKeyRegistered {
+            key: [b; 32],
+            fingerprint: format!("fp{b}"),
+        };
+        given::<AgentAggregate>(vec![minted()])
+            .when(register(1))
+            .then(vec![registered(1)]);
+        given::<AgentAggregate>(vec![minted(), registered(1)])
+            .when(register(1))
+            .then(vec![]);
+        given::<AgentAggregate>(vec![minted(), registered(1)])
+            .when(register(2))
+            .then(vec![registered(2)]);
+        let revoked = Event::StatusChanged {
+            status: AgentStatus::Revoked,
+            reason: String::new(),
+        };
+        given::<AgentAggregate>(vec![minted(), revoked])
+            .when(register(2))
+            .then_err(AgentError::Revoked);
+        given::<AgentAggregate>(vec![])
+            .when(register(2))
+            .then_err(AgentError::NotFound);
     }
 
     #[test]

@@ -542,14 +542,15 @@ async fn agents_heartbeat_with_their_secret_until_quarantined_or_revoked() {
             .header("X-Agent-Secret", secret)
     };
     assert_eq!(beat(&secret, &id).send().await.unwrap().status(), 204);
-    // An agent is only itself, and a user is not an agent.
+    // An agent is only itself (its secret proves nothing about another: 401), and a user is
+    // not an agent.
     assert_eq!(
         beat(&secret, &Uuid::now_v7().to_string())
             .send()
             .await
             .unwrap()
             .status(),
-        403
+        401
     );
     let (status, body) = status_of(app.bearer(
         Method::POST,

@@ -2,8 +2,9 @@
 //! or quarantined by operators; an active agent heartbeats with its own secret.
 
 use super::tenants::page;
-use crate::auth::{Principal, PrincipalKind};
+use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::http::broker::own_agent;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
 use crate::http::paged::TenantQuery;
@@ -14,7 +15,7 @@ use aegis_identity::agents::{Agent, AgentAggregate, AgentError, AgentStatus, Com
 use aegis_projectors::identity::IdentityProjection;
 use aegis_projectors::Projection;
 use aegis_runtime::tokens::{self, CredentialKind};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -149,6 +150,8 @@ pub struct AgentRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_seen_at: Option<DateTime<Utc>>,
+    /// Hex SHA-256 of the X25519 wire key it registered (`PUT .../public-key`), if any.
+    pub public_key_fingerprint: Option<String>,
 }
 
 /// Agents of the tenant, newest first (no credentials).
@@ -174,7 +177,8 @@ async fn list(
     .eq_text("a.status", status)
     .page(
         &state.pool,
-        "a.id, a.name, a.prefix, a.status, a.created_at, a.updated_at, p.last_seen_at",
+        "a.id, a.name, a.prefix, a.status, a.created_at, a.updated_at, p.last_seen_at, \
+         a.wire_key_fingerprint AS public_key_fingerprint",
         "a.created_at DESC, a.id DESC",
         limit,
         offset,
@@ -326,23 +330,18 @@ async fn release(
 
 /// The agent reports it is alive (X-Agent-Secret); bumps `last_seen_at`.
 #[utoipa::path(post, path = "/api/v1/agents/{id}/heartbeat", tag = "agents", security(("agent_secret" = [])),
-    params(("id" = Uuid, Path)),
+    params(("id" = String, Path, description = "The agent's id (its own)")),
     responses(
         (status = 204, description = "Recorded"),
+        (status = 400, description = "An id that is not a UUID", body = ErrorBody),
         AuthErrors,
     ))]
 async fn heartbeat(
     State(state): State<AppState>,
     principal: Principal,
-    UuidPath(id): UuidPath,
+    Path(raw): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if principal.kind != PrincipalKind::Agent || principal.subject != id.to_string() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "an agent can only heartbeat as itself",
-        ));
-    }
+    let id = own_agent(&principal, &raw)?;
     let tenant = principal.tenant()?;
     // Presence is telemetry, not history: it goes straight to its table, not to the log.
     sqlx::query(

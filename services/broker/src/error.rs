@@ -1,0 +1,17 @@
+//! Why a broker operation did not complete; the HTTP adapter maps each to seed 004's answer.
+
+use aegis_broker::deks::DekError;
+use aegis_runtime::command::CommandError;
+use aegis_runtime::keys::KeyError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The agent has no wire key and the operation needs one, or the key is unusable.
+    #[error("the agent's wire key cannot be used: {0}")]
+    WireKey(String),
+    /// The tenant's key hierarchy could not wrap or unwrap (erased tenant, store down).
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Dek(#[from] CommandError<DekError>),
+}
