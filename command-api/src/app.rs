@@ -217,6 +217,7 @@ impl Application {
                             Arc::new(aegis_projectors::vault::VaultProjection),
                             Arc::new(aegis_projectors::auto_response::AutoResponseProjection),
                             Arc::new(aegis_projectors::integrations::IntegrationsProjection),
+                            Arc::new(aegis_projectors::broker::BrokerProjection),
                         ],
                         stop,
                     )

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod auto_response;
+pub mod broker;
 pub mod checkpoint;
 mod event;
 pub mod identity;
@@ -36,4 +37,5 @@ pub const PROJECTIONS: &[&str] = &[
     vault::VaultProjection::NAME,
     auto_response::AutoResponseProjection::NAME,
     integrations::IntegrationsProjection::NAME,
+    broker::BrokerProjection::NAME,
 ];

@@ -158,6 +158,9 @@ pub async fn rebuild_named(
         crate::vault::VaultProjection::NAME => {
             rebuild(pool, store, &crate::vault::VaultProjection).await
         }
+        crate::broker::BrokerProjection::NAME => {
+            rebuild(pool, store, &crate::broker::BrokerProjection).await
+        }
         _ => return None,
     })
 }

@@ -81,6 +81,10 @@ pub struct Config {
     /// `https://api.github.com`; `AEGIS_GITLAB_API_URL`, `https://gitlab.com/api/v4`).
     pub github_api_url: String,
     pub gitlab_api_url: String,
+    /// How long an agent holds a job it claimed (`AEGIS_BROKER_JOB_LEASE_SECS`, 30), and how
+    /// many claims a job gets before it expires (`AEGIS_BROKER_JOB_MAX_ATTEMPTS`, 5).
+    pub broker_job_lease_secs: u64,
+    pub broker_job_max_attempts: u32,
     /// Threat-intel providers (seed 000): keys (`AEGIS_ABUSEIPDB_API_KEY`,
     /// `AEGIS_SHODAN_API_KEY`) and base URLs (`AEGIS_ABUSEIPDB_URL`, `AEGIS_SHODAN_URL`).
     pub abuseipdb_api_key: Option<Secret>,
@@ -134,6 +138,8 @@ impl Default for Config {
             leak_max_repository_mb: 512,
             github_api_url: "https://api.github.com".into(),
             gitlab_api_url: "https://gitlab.com/api/v4".into(),
+            broker_job_lease_secs: 30,
+            broker_job_max_attempts: 5,
             abuseipdb_api_key: None,
             abuseipdb_url: "https://api.abuseipdb.com/api/v2".into(),
             shodan_api_key: None,
@@ -326,6 +332,16 @@ impl Config {
             self.leak_max_repository_mb = v
                 .parse()
                 .map_err(|e| invalid("AEGIS_LEAK_MAX_REPOSITORY_MB", e))?;
+        }
+        if let Some(v) = get("AEGIS_BROKER_JOB_LEASE_SECS") {
+            self.broker_job_lease_secs = v
+                .parse()
+                .map_err(|e| invalid("AEGIS_BROKER_JOB_LEASE_SECS", e))?;
+        }
+        if let Some(v) = get("AEGIS_BROKER_JOB_MAX_ATTEMPTS") {
+            self.broker_job_max_attempts = v
+                .parse()
+                .map_err(|e| invalid("AEGIS_BROKER_JOB_MAX_ATTEMPTS", e))?;
         }
         if let Some(v) = get("AEGIS_GITHUB_API_URL") {
             self.github_api_url = v.trim_end_matches('/').to_string();

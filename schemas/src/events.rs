@@ -59,6 +59,10 @@ pub const EVENTS: &[(&str, &str)] = &[
         "aegis.identity.v1.AgentWireKeyRegistered",
     ),
     ("dek.issued.v1", "aegis.broker.v1.DekIssued"),
+    ("job.enqueued.v1", "aegis.broker.v1.JobEnqueued"),
+    ("job.claimed.v1", "aegis.broker.v1.JobClaimed"),
+    ("job.completed.v1", "aegis.broker.v1.JobCompleted"),
+    ("job.expired.v1", "aegis.broker.v1.JobExpired"),
     (
         "agent.status_changed.v1",
         "aegis.identity.v1.AgentStatusChanged",

@@ -516,6 +516,25 @@ impl TestApp {
     }
 
     /// A new user of `tenant` holding `role` (none for `None`), logged in.
+    /// Mints an agent (seed 004) with a user's token: its id and its secret.
+    pub async fn mint_agent(&self, token: &str, name: &str) -> (String, String) {
+        let r = self
+            .bearer(reqwest::Method::POST, "/api/v1/agents", token)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .expect("mint");
+        assert_eq!(r.status(), 201);
+        let b: Value = r.json().await.expect("json");
+        (
+            b["data"]["id"].as_str().expect("id").to_string(),
+            b["data"]["agent_secret"]
+                .as_str()
+                .expect("secret")
+                .to_string(),
+        )
+    }
+
     pub async fn user_with_role(&self, tenant: Uuid, role: Option<&str>) -> Login {
         let email = format!("{}@example.com", Uuid::now_v7().simple());
         let user = self.create_user(tenant, &email).await;

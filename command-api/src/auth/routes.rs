@@ -81,6 +81,13 @@ pub const ROUTES: &[Route] = {
         r("POST", "/api/v1/agents/{id}/heartbeat", AgentSelf),
         r("PUT", "/api/v1/agents/{id}/public-key", AgentSelf),
         r("POST", "/api/v1/agents/{id}/dek", AgentSelf),
+        r("POST", "/api/v1/agents/{id}/jobs/claim", AgentSelf),
+        r(
+            "POST",
+            "/api/v1/agents/{id}/jobs/{job_id}/complete",
+            AgentSelf,
+        ),
+        r("POST", "/api/v1/jobs", JobEnqueue),
         r("GET", "/kill-switch", AgentRead),
         r("GET", "/dashboard/state", DashboardUse),
         r("PUT", "/dashboard/state", DashboardUse),

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auto_response;
 pub mod broker;
+pub mod exposition;
 pub mod extract;
 pub mod identity;
 pub mod incidents;

@@ -2,6 +2,7 @@
 //! Postgres or a projection is not fit to serve), `/metrics` (Prometheus text). Seed 001's
 //! `/health` is the vault's (`http::vault::service_health`).
 
+use crate::http::exposition::Exposition;
 use crate::state::AppState;
 use aegis_streams::{provision::events_stream_name, DLQ_STREAM};
 use axum::extract::State;
@@ -11,7 +12,6 @@ use axum::Json;
 use futures::TryStreamExt;
 use serde::Serialize;
 use serde_json::{json, Map};
-use std::fmt::Write;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -135,33 +135,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Json(json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": checks })),
     )
         .into_response()
-}
-
-/// Prometheus text exposition, written by hand: these are gauges read at scrape time.
-struct Exposition(String);
-
-impl Exposition {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        let labels: Vec<String> = labels
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{k}=\"{}\"",
-                    v.replace('\\', "\\\\")
-                        .replace('"', "\\\"")
-                        .replace('\n', "\\n")
-                )
-            })
-            .collect();
-        let _ = if labels.is_empty() {
-            writeln!(self.0, "{name} {value}")
-        } else {
-            writeln!(self.0, "{name}{{{}}} {value}", labels.join(","))
-        };
-    }
 }
 
 /// Seed 000's auto-response metrics: runs and pending approvals from the read model, match
@@ -302,6 +275,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
 
     auto_response_metrics(&state, &mut out).await;
+    crate::http::broker::metrics(&state, &mut out).await;
     out.family(
         "aegis_access_log_lost_total",
         "counter",

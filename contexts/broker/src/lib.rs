@@ -3,3 +3,4 @@
 //! secrets follow.
 
 pub mod deks;
+pub mod jobs;

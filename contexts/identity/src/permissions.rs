@@ -53,6 +53,7 @@ catalog! {
     AgentRevoke = "agent.revoke", true, "Revoke agents";
     AgentQuarantine = "agent.quarantine", true, "Quarantine agents";
     AgentSelf = "agent.self", false, "Act as the agent itself (X-Agent-Secret)";
+    JobEnqueue = "job.enqueue", true, "Enqueue jobs for agents (seed 004)";
     AuditRead = "audit.read", true, "Read the audit log";
     UsageRead = "usage.read", true, "Read the tenant's metered usage and quotas";
     CredentialRead = "credential.read", true, "List vault credentials, their health and rotation schedule (never a value)";

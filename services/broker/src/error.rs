@@ -1,8 +1,10 @@
 //! Why a broker operation did not complete; the HTTP adapter maps each to seed 004's answer.
 
 use aegis_broker::deks::DekError;
+use aegis_broker::jobs::JobError;
 use aegis_runtime::command::CommandError;
 use aegis_runtime::keys::KeyError;
+use aegis_runtime::read_models::Lagging;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -14,4 +16,11 @@ pub enum BrokerError {
     Key(#[from] KeyError),
     #[error(transparent)]
     Dek(#[from] CommandError<DekError>),
+    #[error(transparent)]
+    Job(#[from] CommandError<JobError>),
+    /// The jobs read model is behind the log (claims wait for it).
+    #[error(transparent)]
+    Lagging(#[from] Lagging),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
 }

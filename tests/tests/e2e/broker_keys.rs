@@ -15,24 +15,6 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-async fn mint(app: &TestApp, token: &str, name: &str) -> (String, String) {
-    let r = app
-        .bearer(Method::POST, "/api/v1/agents", token)
-        .json(&json!({ "name": name }))
-        .send()
-        .await
-        .expect("mint");
-    assert_eq!(r.status(), 201);
-    let b: Value = r.json().await.expect("json");
-    (
-        b["data"]["id"].as_str().expect("id").to_string(),
-        b["data"]["agent_secret"]
-            .as_str()
-            .expect("secret")
-            .to_string(),
-    )
-}
-
 async fn as_agent(
     app: &TestApp,
     method: Method,
@@ -58,8 +40,8 @@ async fn a_data_key_is_sealed_to_the_wire_key_the_agent_registered() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("Brokers").await;
     let admin = app.user_with_role(tenant, Some("ADMIN")).await;
-    let (a, a_secret) = mint(&app, &admin.token, "cluster-a").await;
-    let (b, b_secret) = mint(&app, &admin.token, "cluster-b").await;
+    let (a, a_secret) = app.mint_agent(&admin.token, "cluster-a").await;
+    let (b, b_secret) = app.mint_agent(&admin.token, "cluster-b").await;
     let dek_of = |id: &str| format!("/api/v1/agents/{id}/dek");
     let key_of = |id: &str| format!("/api/v1/agents/{id}/public-key");
 

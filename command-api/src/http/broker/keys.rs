@@ -188,10 +188,14 @@ async fn issue_dek(
     Ok(response)
 }
 
-fn broker_error(e: BrokerError) -> ApiError {
+/// Every broker failure as an answer (jobs map their own decider's refusals first).
+pub(super) fn broker_error(e: BrokerError) -> ApiError {
     match e {
         BrokerError::WireKey(why) => ApiError::conflict(why),
         BrokerError::Key(k) => ApiError::unavailable(format!("the key store cannot wrap: {k}"), 1),
         BrokerError::Dek(c) => c.into_api(|d| ApiError::conflict(d.to_string())),
+        BrokerError::Job(c) => c.into_api(|j| ApiError::conflict(j.to_string())),
+        BrokerError::Lagging(l) => l.into(),
+        BrokerError::Db(e) => e.into(),
     }
 }

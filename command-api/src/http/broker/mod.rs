@@ -1,16 +1,18 @@
 //! Seed 004's secret broker, agents' working half: the routes an agent calls with its own
 //! `X-Agent-Secret` on its own path (`/api/v1/agents/{id}/...`).
 
+mod jobs;
 mod keys;
 
 use crate::auth::{Principal, PrincipalKind};
 use crate::error::ApiError;
+use crate::http::exposition::Exposition;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    keys::router()
+    keys::router().merge(jobs::router())
 }
 
 /// The agent of an agent's own path: the id must be a UUID (400), and the caller that agent
@@ -24,4 +26,54 @@ pub(crate) fn own_agent(principal: &Principal, raw: &str) -> Result<Uuid, ApiErr
         ));
     }
     Ok(id)
+}
+
+/// The broker's metrics, read from the jobs read model at scrape time: jobs by status (the
+/// queue's depth is `status="queued"`) and claims made (reclaims after a lost lease included).
+pub(crate) async fn metrics(state: &AppState, out: &mut Exposition) {
+    let rows: Vec<(Uuid, String, i64, i64)> = sqlx::query_as(
+        "SELECT tenant_id, status, count(*), coalesce(sum(attempts), 0)::bigint \
+         FROM broker_jobs GROUP BY 1, 2",
+    )
+    .fetch_all(&state.pool)
+    .await
+    .unwrap_or_default();
+    out.family(
+        "broker_jobs",
+        "gauge",
+        "Jobs for agents by status (seed 004).",
+    );
+    for (tenant, status, n, _) in &rows {
+        out.sample(
+            "broker_jobs",
+            &[("tenant_id", &tenant.to_string()), ("status", status)],
+            *n as f64,
+        );
+    }
+    out.family("broker_jobs_queued", "gauge", "Jobs waiting for an agent.");
+    for (tenant, status, n, _) in &rows {
+        if status == "queued" {
+            out.sample(
+                "broker_jobs_queued",
+                &[("tenant_id", &tenant.to_string())],
+                *n as f64,
+            );
+        }
+    }
+    out.family(
+        "broker_job_claims_total",
+        "counter",
+        "Claims agents made, a reclaim after a lost lease included.",
+    );
+    let mut claims: std::collections::BTreeMap<Uuid, i64> = Default::default();
+    for (tenant, _, _, attempts) in &rows {
+        *claims.entry(*tenant).or_default() += attempts;
+    }
+    for (tenant, n) in claims {
+        out.sample(
+            "broker_job_claims_total",
+            &[("tenant_id", &tenant.to_string())],
+            n as f64,
+        );
+    }
 }

@@ -1,0 +1,136 @@
+//! Jobs for agents: enqueued by operators, claimed by exactly one agent for a lease (the
+//! job's own history decides; the read model only proposes candidates), completed by the
+//! agent holding the lease.
+
+use crate::BrokerError;
+use aegis_broker::jobs::{Command, Job, JobAggregate, JobError, JobStatus, NewJob};
+use aegis_runtime::command::{CommandContext, CommandError, Outcome};
+use aegis_runtime::runtime::address;
+use aegis_runtime::Runtime;
+use chrono::Utc;
+use uuid::Uuid;
+
+/// The read model jobs are proposed from (`aegis_projectors::broker`).
+pub const PROJECTION: &str = "broker";
+/// Candidates read per look: a claim that loses every one of them looks again, a few times.
+const CANDIDATES: i64 = 16;
+const LOOKS: usize = 4;
+
+async fn execute(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    id: &str,
+    command: &Command,
+    assume_new: bool,
+) -> Result<Outcome<Option<Job>>, CommandError<JobError>> {
+    let agg = address::<JobAggregate>(tenant, id)?;
+    rt.executor
+        .execute::<JobAggregate>(&agg, command, ctx, assume_new)
+        .await
+}
+
+/// Enqueues a job; answers its id, the job and the commit's position.
+pub async fn enqueue(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    job: NewJob,
+) -> Result<(Uuid, Job, u64), BrokerError> {
+    let id = Uuid::now_v7();
+    let done = execute(
+        rt,
+        ctx,
+        tenant,
+        &id.to_string(),
+        &Command::Enqueue(job),
+        true,
+    )
+    .await?;
+    let job = done
+        .state
+        .ok_or(BrokerError::Job(CommandError::Domain(JobError::NotFound)))?;
+    Ok((id, job, done.position))
+}
+
+/// Gives `agent` the oldest job it may claim (queued, or claimed with a lease that ran out),
+/// or `None` when there is none. `ctx` makes a fresh context per attempt (each event carries
+/// the time it happened).
+pub async fn claim(
+    rt: &Runtime,
+    ctx: impl Fn() -> CommandContext,
+    tenant: Uuid,
+    agent: Uuid,
+) -> Result<Option<(Uuid, Job, u64)>, BrokerError> {
+    // Every job enqueued before this claim is a candidate.
+    rt.read_models_caught_up(&[PROJECTION]).await?;
+    let lease_ms = (rt.config.broker_job_lease_secs.max(1) * 1000) as i64;
+    let max_attempts = rt.config.broker_job_max_attempts.max(1);
+    let mut tried: Vec<String> = Vec::new();
+    for _ in 0..LOOKS {
+        let now = Utc::now().timestamp_millis();
+        let candidates: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM broker_jobs WHERE tenant_id = $1 \
+             AND (status = 'queued' OR (status = 'claimed' AND lease_expires_at <= $2)) \
+             AND (scoped_agent IS NULL OR scoped_agent = $3) AND NOT (id = ANY($4)) \
+             ORDER BY enqueued_at, id LIMIT $5",
+        )
+        .bind(tenant)
+        .bind(chrono::DateTime::from_timestamp_millis(now))
+        .bind(agent)
+        .bind(&tried)
+        .bind(CANDIDATES)
+        .fetch_all(&rt.pool)
+        .await?;
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        for (id,) in candidates {
+            let command = Command::Claim {
+                agent,
+                now: Utc::now().timestamp_millis(),
+                lease_ms,
+                max_attempts,
+            };
+            match execute(rt, &ctx(), tenant, &id, &command, false).await {
+                Ok(done) => match done.state {
+                    Some(job) if job.status == JobStatus::Claimed && job.holder == Some(agent) => {
+                        let id = Uuid::parse_str(&id).map_err(|_| {
+                            BrokerError::Job(CommandError::Domain(JobError::NotFound))
+                        })?;
+                        return Ok(Some((id, job, done.position)));
+                    }
+                    // It expired on this claim: nobody gets it; look further.
+                    _ => tried.push(id),
+                },
+                // Another agent got there first, or the read model was behind the job.
+                Err(CommandError::Domain(
+                    JobError::Taken | JobError::OutOfScope | JobError::Finished(_),
+                ))
+                | Err(CommandError::Contended) => tried.push(id),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Records the outcome `agent` reports for the job it holds.
+pub async fn complete(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    agent: Uuid,
+    job: Uuid,
+    succeeded: bool,
+    error: String,
+) -> Result<u64, BrokerError> {
+    let command = Command::Complete {
+        agent,
+        now: Utc::now().timestamp_millis(),
+        succeeded,
+        error,
+    };
+    let done = execute(rt, ctx, tenant, &job.to_string(), &command, false).await?;
+    Ok(done.position)
+}
