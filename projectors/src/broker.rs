@@ -1,4 +1,6 @@
-//! The broker's read model (seed 004): jobs, as a claim looks for candidates among them.
+//! The broker's read model (seed 004): jobs, as a claim looks for candidates among them, and
+//! the secrets agents discovered (`broker_secrets`; when each was last listed is presence,
+//! kept beside it by the sync).
 
 use crate::event::{decode, occurred_at, uuid};
 use crate::runner::{Projection, ProjectionError};
@@ -20,10 +22,11 @@ fn object(raw: &str) -> serde_json::Value {
 
 impl Projection for BrokerProjection {
     const NAME: &'static str = "broker";
-    const TABLES: &'static [&'static str] = &["broker_jobs"];
+    const TABLES: &'static [&'static str] = &["broker_jobs", "broker_secrets"];
 
     fn handles(&self, e: &Envelope) -> bool {
-        e.context == "broker" && e.aggregate_type == "job"
+        e.context == "broker"
+            && (e.aggregate_type == "job" || e.aggregate_type == "discovered_secret")
     }
 
     async fn apply(
@@ -105,9 +108,54 @@ impl Projection for BrokerProjection {
                     .execute(&mut *tx)
                     .await?;
                 }
+                "discovered_secret.observed.v1" | "discovered_secret.changed.v1" => {
+                    let m: pb::SecretObserved = decode(env)?;
+                    let when = |ms: i64| {
+                        (ms > 0)
+                            .then(|| DateTime::from_timestamp_millis(ms))
+                            .flatten()
+                    };
+                    sqlx::query(&format!(
+                        "INSERT INTO broker_secrets{s} (tenant_id, id, cluster_name, provider_type, secret_ref, \
+                         provider_config, labels, version, created_at_source, updated_at_source, status, \
+                         observations, reported_by, first_seen_at, changed_at, position) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'present', 1, $11, $12, $12, $13) \
+                         ON CONFLICT (tenant_id, id) DO UPDATE SET provider_config = $6, labels = $7, version = $8, \
+                         created_at_source = $9, updated_at_source = $10, status = 'present', \
+                         observations = broker_secrets{s}.observations + 1, reported_by = $11, changed_at = $12, \
+                         position = $13"
+                    ))
+                    .bind(tenant)
+                    .bind(uuid(id)?)
+                    .bind(&m.cluster_name)
+                    .bind(&m.provider_type)
+                    .bind(&m.reference)
+                    .bind(object(&m.provider_config_json))
+                    .bind(object(&m.labels_json))
+                    .bind(&m.version)
+                    .bind(when(m.created_at_source))
+                    .bind(when(m.updated_at_source))
+                    .bind(uuid(&m.agent_id)?)
+                    .bind(at)
+                    .bind(position)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                "discovered_secret.gone.v1" => {
+                    sqlx::query(&format!(
+                        "UPDATE broker_secrets{s} SET status = 'gone', changed_at = $3, position = $4 \
+                         WHERE tenant_id = $1 AND id = $2"
+                    ))
+                    .bind(tenant)
+                    .bind(uuid(id)?)
+                    .bind(at)
+                    .bind(position)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 other => {
                     return Err(ProjectionError::Decode(format!(
-                        "{other} is not a job event this projection knows"
+                        "{other} is not a broker event this projection knows"
                     )))
                 }
             }

@@ -60,6 +60,15 @@ pub const EVENTS: &[(&str, &str)] = &[
     ),
     ("dek.issued.v1", "aegis.broker.v1.DekIssued"),
     ("job.enqueued.v1", "aegis.broker.v1.JobEnqueued"),
+    (
+        "discovered_secret.observed.v1",
+        "aegis.broker.v1.SecretObserved",
+    ),
+    (
+        "discovered_secret.changed.v1",
+        "aegis.broker.v1.SecretObserved",
+    ),
+    ("discovered_secret.gone.v1", "aegis.broker.v1.SecretGone"),
     ("job.claimed.v1", "aegis.broker.v1.JobClaimed"),
     ("job.completed.v1", "aegis.broker.v1.JobCompleted"),
     ("job.expired.v1", "aegis.broker.v1.JobExpired"),

@@ -3,4 +3,5 @@
 //! secrets follow.
 
 pub mod deks;
+pub mod discovered;
 pub mod jobs;

@@ -54,6 +54,7 @@ catalog! {
     AgentQuarantine = "agent.quarantine", true, "Quarantine agents";
     AgentSelf = "agent.self", false, "Act as the agent itself (X-Agent-Secret)";
     JobEnqueue = "job.enqueue", true, "Enqueue jobs for agents (seed 004)";
+    SecretList = "secret.list", true, "List the secrets agents discovered in their clusters (metadata, never values)";
     AuditRead = "audit.read", true, "Read the audit log";
     UsageRead = "usage.read", true, "Read the tenant's metered usage and quotas";
     CredentialRead = "credential.read", true, "List vault credentials, their health and rotation schedule (never a value)";
@@ -336,6 +337,7 @@ impl BuiltinRole {
             TenantHealthRead,
             SearchRead,
             BillingRead,
+            SecretList,
         ];
         match self {
             BuiltinRole::Admin => Permissions::grantable(),

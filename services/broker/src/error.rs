@@ -1,6 +1,7 @@
 //! Why a broker operation did not complete; the HTTP adapter maps each to seed 004's answer.
 
 use aegis_broker::deks::DekError;
+use aegis_broker::discovered::DiscoveryError;
 use aegis_broker::jobs::JobError;
 use aegis_runtime::command::CommandError;
 use aegis_runtime::keys::KeyError;
@@ -18,6 +19,8 @@ pub enum BrokerError {
     Dek(#[from] CommandError<DekError>),
     #[error(transparent)]
     Job(#[from] CommandError<JobError>),
+    #[error(transparent)]
+    Discovery(#[from] CommandError<DiscoveryError>),
     /// The jobs read model is behind the log (claims wait for it).
     #[error(transparent)]
     Lagging(#[from] Lagging),

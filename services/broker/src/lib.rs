@@ -3,6 +3,7 @@
 //! the HTTP adapter and, later, the reactors call these.
 
 pub mod deks;
+pub mod discovery;
 pub mod error;
 pub mod jobs;
 pub mod wire;

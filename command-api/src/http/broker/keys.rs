@@ -195,6 +195,7 @@ pub(super) fn broker_error(e: BrokerError) -> ApiError {
         BrokerError::Key(k) => ApiError::unavailable(format!("the key store cannot wrap: {k}"), 1),
         BrokerError::Dek(c) => c.into_api(|d| ApiError::conflict(d.to_string())),
         BrokerError::Job(c) => c.into_api(|j| ApiError::conflict(j.to_string())),
+        BrokerError::Discovery(c) => c.into_api(|d| ApiError::not_found(d.to_string())),
         BrokerError::Lagging(l) => l.into(),
         BrokerError::Db(e) => e.into(),
     }

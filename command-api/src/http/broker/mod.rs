@@ -3,6 +3,7 @@
 
 mod jobs;
 mod keys;
+mod secrets;
 
 use crate::auth::{Principal, PrincipalKind};
 use crate::error::ApiError;
@@ -12,7 +13,9 @@ use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    keys::router().merge(jobs::router())
+    keys::router()
+        .merge(jobs::router())
+        .merge(secrets::router())
 }
 
 /// The agent of an agent's own path: the id must be a UUID (400), and the caller that agent
