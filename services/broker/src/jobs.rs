@@ -62,12 +62,14 @@ pub async fn claim(
     tenant: Uuid,
     agent: Uuid,
 ) -> Result<Option<(Uuid, Job, u64)>, BrokerError> {
-    // Every job enqueued before this claim is a candidate.
-    rt.read_models_caught_up(&[PROJECTION]).await?;
+    // The read model is asked first as it stands (it only proposes: the job's history
+    // decides); before answering that there is nothing, it is brought up to the log, so a job
+    // enqueued before this claim is never missed.
+    let mut caught_up = false;
     let lease_ms = (rt.config.broker_job_lease_secs.max(1) * 1000) as i64;
     let max_attempts = rt.config.broker_job_max_attempts.max(1);
     let mut tried: Vec<String> = Vec::new();
-    for _ in 0..LOOKS {
+    for _ in 0..LOOKS + 1 {
         let now = Utc::now().timestamp_millis();
         let candidates: Vec<(String,)> = sqlx::query_as(
             "SELECT id FROM broker_jobs WHERE tenant_id = $1 \
@@ -83,8 +85,19 @@ pub async fn claim(
         .fetch_all(&rt.pool)
         .await?;
         if candidates.is_empty() {
-            return Ok(None);
+            if caught_up {
+                return Ok(None);
+            }
+            rt.read_models_caught_up(&[PROJECTION]).await?;
+            caught_up = true;
+            continue;
         }
+        // Agents claiming at once start at different places among the oldest few, so they
+        // spread over them instead of all racing for the very oldest: each still gets one of
+        // the oldest, and the race is decided by the job's history either way.
+        let mut candidates = candidates;
+        let start = (agent.as_u128() % candidates.len() as u128) as usize;
+        candidates.rotate_left(start);
         for (id,) in candidates {
             let command = Command::Claim {
                 agent,
