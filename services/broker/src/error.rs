@@ -26,4 +26,8 @@ pub enum BrokerError {
     Lagging(#[from] Lagging),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    /// A claim lost every race it tried, look after look: jobs wait, but others took each
+    /// one it reached first. Worth retrying at once.
+    #[error("every job this claim reached was taken by another agent first; claim again")]
+    Busy,
 }

@@ -12,9 +12,11 @@ use uuid::Uuid;
 
 /// The read model jobs are proposed from (`aegis_projectors::broker`).
 pub const PROJECTION: &str = "broker";
-/// Candidates read per look: a claim that loses every one of them looks again, a few times.
+/// Candidates read per look. A claim that loses every one of them (others got there first,
+/// the read model had not shown it yet) brings the read model up to the log and looks again,
+/// a bounded number of times; past that it answers busy (503), never "nothing" while jobs wait.
 const CANDIDATES: i64 = 16;
-const LOOKS: usize = 4;
+const LOOKS: usize = 8;
 
 async fn execute(
     rt: &Runtime,
@@ -69,7 +71,7 @@ pub async fn claim(
     let lease_ms = (rt.config.broker_job_lease_secs.max(1) * 1000) as i64;
     let max_attempts = rt.config.broker_job_max_attempts.max(1);
     let mut tried: Vec<String> = Vec::new();
-    for _ in 0..LOOKS + 1 {
+    for _ in 0..LOOKS {
         let now = Utc::now().timestamp_millis();
         let candidates: Vec<(String,)> = sqlx::query_as(
             "SELECT id FROM broker_jobs WHERE tenant_id = $1 \
@@ -124,8 +126,11 @@ pub async fn claim(
                 Err(e) => return Err(e.into()),
             }
         }
+        // Every candidate was someone else's already: the read model was behind the claims.
+        rt.read_models_caught_up(&[PROJECTION]).await?;
+        caught_up = true;
     }
-    Ok(None)
+    Err(BrokerError::Busy)
 }
 
 /// Records the outcome `agent` reports for the job it holds.

@@ -198,5 +198,6 @@ pub(super) fn broker_error(e: BrokerError) -> ApiError {
         BrokerError::Discovery(c) => c.into_api(|d| ApiError::not_found(d.to_string())),
         BrokerError::Lagging(l) => l.into(),
         BrokerError::Db(e) => e.into(),
+        BrokerError::Busy => ApiError::unavailable(BrokerError::Busy.to_string(), 1),
     }
 }
