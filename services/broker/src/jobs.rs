@@ -17,6 +17,8 @@ pub const PROJECTION: &str = "broker";
 /// a bounded number of times; past that it answers busy (503), never "nothing" while jobs wait.
 const CANDIDATES: i64 = 16;
 const LOOKS: usize = 8;
+/// How many slices of candidates agents spread over at first.
+const SLICES: u128 = 16;
 
 async fn execute(
     rt: &Runtime,
@@ -71,21 +73,30 @@ pub async fn claim(
     let lease_ms = (rt.config.broker_job_lease_secs.max(1) * 1000) as i64;
     let max_attempts = rt.config.broker_job_max_attempts.max(1);
     let mut tried: Vec<String> = Vec::new();
+    // Agents claiming at once first look at different slices of the oldest jobs (a slice of
+    // 16 among the oldest 256, by agent), so under load they rarely reach for the same one;
+    // a slice that holds nothing sends the agent to the very oldest.
+    let mut offset = (agent.as_u128() % SLICES) as i64 * CANDIDATES;
     for _ in 0..LOOKS {
         let now = Utc::now().timestamp_millis();
         let candidates: Vec<(String,)> = sqlx::query_as(
             "SELECT id FROM broker_jobs WHERE tenant_id = $1 \
              AND (status = 'queued' OR (status = 'claimed' AND lease_expires_at <= $2)) \
              AND (scoped_agent IS NULL OR scoped_agent = $3) AND NOT (id = ANY($4)) \
-             ORDER BY enqueued_at, id LIMIT $5",
+             ORDER BY enqueued_at, id LIMIT $5 OFFSET $6",
         )
         .bind(tenant)
         .bind(chrono::DateTime::from_timestamp_millis(now))
         .bind(agent)
         .bind(&tried)
         .bind(CANDIDATES)
+        .bind(offset)
         .fetch_all(&rt.pool)
         .await?;
+        if candidates.is_empty() && offset > 0 {
+            offset = 0;
+            continue;
+        }
         if candidates.is_empty() {
             if caught_up {
                 return Ok(None);
@@ -94,9 +105,7 @@ pub async fn claim(
             caught_up = true;
             continue;
         }
-        // Agents claiming at once start at different places among the oldest few, so they
-        // spread over them instead of all racing for the very oldest: each still gets one of
-        // the oldest, and the race is decided by the job's history either way.
+        // Within a slice, too, agents start at different places.
         let mut candidates = candidates;
         let start = (agent.as_u128() % candidates.len() as u128) as usize;
         candidates.rotate_left(start);
