@@ -131,6 +131,22 @@ fn main() -> anyhow::Result<()> {
                 ));
             }
             let agents = std::sync::Arc::new(agents);
+            // A queue at rest: the read models have taken in all 100,000 enqueues before the
+            // agents poll (bounded: ten minutes at most).
+            let head = app.head().await as i64;
+            let pool = sqlx::PgPool::connect(&app.config.database_url).await?;
+            let settling = Instant::now();
+            loop {
+                let (behind,): (Option<i64>,) =
+                    sqlx::query_as("SELECT min(position) FROM projector_checkpoints")
+                        .fetch_one(&pool)
+                        .await?;
+                if behind.unwrap_or(0) >= head || settling.elapsed() > Duration::from_secs(600) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            let settled = settling.elapsed();
             let (h, b) = (http.clone(), base.clone());
             let claim = phase((claims / CONCURRENCY).max(1), move |w, _| {
                 let (http, base, agents) = (h.clone(), b.clone(), agents.clone());
@@ -150,6 +166,7 @@ fn main() -> anyhow::Result<()> {
             println!("broker benchmark, {CONCURRENCY} agents, a queue of {jobs} jobs, one nats-server (sync: always)");
             raw.print("raw JetStream publish (300 B)");
             enqueue.print("POST /api/v1/jobs");
+            println!("read models settled {:.1} s after the last enqueue", settled.as_secs_f64());
             claim.print("POST /api/v1/agents/{id}/jobs/claim");
             println!(
                 "claims / raw publish: {:.2}   (goal >= 0.5)",
