@@ -299,8 +299,19 @@ impl EventStore {
                 expected: after,
             });
         }
+        // A cold load starts at the subject's own first message (JetStream finds it from its
+        // per-subject index): a consumer started at the log's first position would have the
+        // server walk every message before it, which grows with the log.
+        let from = if after.last_seq == 0 {
+            match stream.get_first_raw_message_by_subject(&subject, 1).await {
+                Ok(m) => m.sequence,
+                Err(_) => 1,
+            }
+        } else {
+            after.last_seq + 1
+        };
         let commits: Vec<StoredCommit> = self
-            .read_range(vec![subject], after.last_seq + 1, Some(last))
+            .read_range(vec![subject], from, Some(last))
             .await?
             .collect::<Vec<_>>()
             .await
