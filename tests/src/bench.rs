@@ -9,7 +9,8 @@ use aegis_streams::chain::hash_of;
 use aegis_streams::{AggregateRef, EventStore, Expected, Metadata, NewEvent};
 use async_nats::jetstream;
 use futures::StreamExt;
-use std::time::Instant;
+use hdrhistogram::Histogram;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 fn opened(id: IncidentId, i: usize) -> NewEvent {
@@ -112,4 +113,69 @@ pub fn relaxed_conf() -> anyhow::Result<std::path::PathBuf> {
     let path = std::env::temp_dir().join(format!("aegis-bench-{}.conf", std::process::id()));
     std::fs::write(&path, relaxed)?;
     Ok(path)
+}
+
+/// 16 concurrent workers, as the HTTP benchmarks run.
+pub const CONCURRENCY: usize = 16;
+
+/// One benchmark phase: operations done, how long they took, and their latencies.
+pub struct Phase {
+    pub ops: usize,
+    pub elapsed: Duration,
+    pub latency: Histogram<u64>,
+}
+
+impl Phase {
+    pub fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn print(&self, name: &str) {
+        println!(
+            "{name:<38} {:>8.0} ops/s   p50 {:>6.2} ms   p99 {:>6.2} ms",
+            self.rate(),
+            self.latency.value_at_quantile(0.5) as f64 / 1000.0,
+            self.latency.value_at_quantile(0.99) as f64 / 1000.0,
+        );
+    }
+}
+
+/// Runs `per_worker` operations on each of 16 workers; `op(worker, i)` returns when done.
+pub async fn phase<F, Fut>(per_worker: usize, op: F) -> anyhow::Result<Phase>
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    phase_with(CONCURRENCY, per_worker, op).await
+}
+
+/// [`phase`] with `workers` workers.
+pub async fn phase_with<F, Fut>(workers: usize, per_worker: usize, op: F) -> anyhow::Result<Phase>
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let started = Instant::now();
+    let concurrency = workers;
+    let workers = (0..workers).map(|w| {
+        let op = op.clone();
+        tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new(3)?;
+            for i in 0..per_worker {
+                let t = Instant::now();
+                op(w, i).await?;
+                h.record(t.elapsed().as_micros() as u64)?;
+            }
+            anyhow::Ok(h)
+        })
+    });
+    let mut latency = Histogram::<u64>::new(3)?;
+    for h in futures::future::try_join_all(workers).await? {
+        latency.add(h?)?;
+    }
+    Ok(Phase {
+        ops: per_worker * concurrency,
+        elapsed: started.elapsed(),
+        latency,
+    })
 }

@@ -8,72 +8,9 @@
 use aegis_tests::TestApp;
 use anyhow::ensure;
 use async_nats::jetstream;
-use hdrhistogram::Histogram;
 use serde_json::json;
-use std::time::{Duration, Instant};
 
-const CONCURRENCY: usize = 16;
-
-struct Phase {
-    ops: usize,
-    elapsed: Duration,
-    latency: Histogram<u64>,
-}
-
-impl Phase {
-    fn rate(&self) -> f64 {
-        self.ops as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn print(&self, name: &str) {
-        println!(
-            "{name:<38} {:>8.0} ops/s   p50 {:>6.2} ms   p99 {:>6.2} ms",
-            self.rate(),
-            self.latency.value_at_quantile(0.5) as f64 / 1000.0,
-            self.latency.value_at_quantile(0.99) as f64 / 1000.0,
-        );
-    }
-}
-
-/// Runs `per_worker` operations on each of 16 workers; `op(worker, i)` returns when done.
-async fn phase<F, Fut>(per_worker: usize, op: F) -> anyhow::Result<Phase>
-where
-    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    phase_with(CONCURRENCY, per_worker, op).await
-}
-
-/// [`phase`] with `workers` workers.
-async fn phase_with<F, Fut>(workers: usize, per_worker: usize, op: F) -> anyhow::Result<Phase>
-where
-    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let started = Instant::now();
-    let concurrency = workers;
-    let workers = (0..workers).map(|w| {
-        let op = op.clone();
-        tokio::spawn(async move {
-            let mut h = Histogram::<u64>::new(3)?;
-            for i in 0..per_worker {
-                let t = Instant::now();
-                op(w, i).await?;
-                h.record(t.elapsed().as_micros() as u64)?;
-            }
-            anyhow::Ok(h)
-        })
-    });
-    let mut latency = Histogram::<u64>::new(3)?;
-    for h in futures::future::try_join_all(workers).await? {
-        latency.add(h?)?;
-    }
-    Ok(Phase {
-        ops: per_worker * concurrency,
-        elapsed: started.elapsed(),
-        latency,
-    })
-}
+use aegis_tests::bench::{phase, phase_with, CONCURRENCY};
 
 fn main() -> anyhow::Result<()> {
     let ops: usize = std::env::var("AEGIS_VAULT_BENCH_OPS")
