@@ -1,6 +1,6 @@
-//! The broker's read model (seed 004): jobs, as a claim looks for candidates among them, and
-//! the secrets agents discovered (`broker_secrets`; when each was last listed is presence,
-//! kept beside it by the sync).
+//! The broker's read model (seed 004): jobs, as a claim looks for candidates among them, the
+//! secrets agents discovered (`broker_secrets`; when each was last listed is presence, kept
+//! beside it by the sync), and single-shot wraps without their values (`broker_wraps`).
 
 use crate::event::{decode, occurred_at, uuid};
 use crate::runner::{Projection, ProjectionError};
@@ -22,11 +22,14 @@ fn object(raw: &str) -> serde_json::Value {
 
 impl Projection for BrokerProjection {
     const NAME: &'static str = "broker";
-    const TABLES: &'static [&'static str] = &["broker_jobs", "broker_secrets"];
+    const TABLES: &'static [&'static str] = &["broker_jobs", "broker_secrets", "broker_wraps"];
 
     fn handles(&self, e: &Envelope) -> bool {
         e.context == "broker"
-            && (e.aggregate_type == "job" || e.aggregate_type == "discovered_secret")
+            && matches!(
+                e.aggregate_type.as_str(),
+                "job" | "discovered_secret" | "wrap"
+            )
     }
 
     async fn apply(
@@ -149,6 +152,58 @@ impl Projection for BrokerProjection {
                     .bind(tenant)
                     .bind(uuid(id)?)
                     .bind(at)
+                    .bind(position)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                "wrap.created.v1" => {
+                    let m: pb::WrapCreated = decode(env)?;
+                    sqlx::query(&format!(
+                        "INSERT INTO broker_wraps{s} (tenant_id, id, request_id, key_name, agent_id, byte_length, \
+                         source, created_at, expires_at, position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                         ON CONFLICT DO NOTHING"
+                    ))
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(&m.request_id)
+                    .bind(&m.key_name)
+                    .bind(uuid(&m.agent_id)?)
+                    .bind(m.byte_length as i64)
+                    .bind(&m.source)
+                    .bind(at)
+                    .bind(DateTime::from_timestamp_millis(m.expires_at))
+                    .bind(position)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                "wrap.retrieved.v1" => {
+                    let m: pb::WrapRetrieved = decode(env)?;
+                    sqlx::query(&format!(
+                        "UPDATE broker_wraps{s} SET retrieved_at = $3, retrieved_via = $4, position = $5 \
+                         WHERE tenant_id = $1 AND id = $2"
+                    ))
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(at)
+                    .bind(&m.via)
+                    .bind(position)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                "wrap.denied.v1" => {
+                    let m: pb::WrapDenied = decode(env)?;
+                    // The column is chosen from a closed set, never from the event's text.
+                    let column = match m.reason.as_str() {
+                        "consumed" => "denied_consumed",
+                        "expired" => "denied_expired",
+                        _ => "denied_not_approved",
+                    };
+                    sqlx::query(&format!(
+                        "UPDATE broker_wraps{s} SET {column} = {column} + 1, position = $3 \
+                         WHERE tenant_id = $1 AND id = $2"
+                    ))
+                    .bind(tenant)
+                    .bind(id)
                     .bind(position)
                     .execute(&mut *tx)
                     .await?;

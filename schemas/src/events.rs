@@ -72,6 +72,9 @@ pub const EVENTS: &[(&str, &str)] = &[
     ("job.claimed.v1", "aegis.broker.v1.JobClaimed"),
     ("job.completed.v1", "aegis.broker.v1.JobCompleted"),
     ("job.expired.v1", "aegis.broker.v1.JobExpired"),
+    ("wrap.created.v1", "aegis.broker.v1.WrapCreated"),
+    ("wrap.retrieved.v1", "aegis.broker.v1.WrapRetrieved"),
+    ("wrap.denied.v1", "aegis.broker.v1.WrapDenied"),
     (
         "agent.status_changed.v1",
         "aegis.identity.v1.AgentStatusChanged",
@@ -259,6 +262,7 @@ pub const CREDENTIAL_FIELDS: &[(&str, &str)] = &[
 pub const CREDENTIAL_MESSAGES: &[&str] = &[
     "aegis.vault.v1.SealedValue",
     "aegis.integrations.v1.SealedSecrets",
+    "aegis.broker.v1.WrapSealed",
 ];
 
 /// Whether a field of `message` holds credential material.

@@ -127,6 +127,9 @@ pub struct EventStore {
     js: jetstream::Context,
 }
 
+/// Commits of one aggregate read one by one before a longer history goes through a consumer.
+const DIRECT_READS: usize = 8;
+
 impl EventStore {
     pub fn new(js: jetstream::Context) -> Self {
         Self { js }
@@ -299,24 +302,40 @@ impl EventStore {
                 expected: after,
             });
         }
-        // A cold load starts at the subject's own first message (JetStream finds it from its
-        // per-subject index): a consumer started at the log's first position would have the
-        // server walk every message before it, which grows with the log.
-        let from = if after.last_seq == 0 {
-            match stream.get_first_raw_message_by_subject(&subject, 1).await {
-                Ok(m) => m.sequence,
-                Err(_) => 1,
+        // Most aggregates hold a handful of commits: each is read straight from the stream
+        // leader by subject (JetStream's per-subject index finds it without walking the log),
+        // one round trip apiece. Creating a consumer costs several round trips and server-side
+        // state, which dominated loading small aggregates (claiming a job); only a long
+        // history goes on through one.
+        let mut commits: Vec<StoredCommit> = Vec::new();
+        let mut from = after.last_seq + 1;
+        for _ in 0..DIRECT_READS {
+            let msg = stream
+                .get_first_raw_message_by_subject(&subject, from)
+                .await
+                .map_err(StoreError::nats)?;
+            let commit = StoredCommit::decode(
+                msg.sequence,
+                msg.subject.as_str(),
+                Some(&msg.headers),
+                &msg.payload,
+            )?;
+            from = msg.sequence + 1;
+            commits.push(commit);
+            if msg.sequence >= last {
+                break;
             }
-        } else {
-            after.last_seq + 1
-        };
-        let commits: Vec<StoredCommit> = self
-            .read_range(vec![subject], from, Some(last))
-            .await?
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
+        }
+        if from <= last {
+            let rest: Vec<StoredCommit> = self
+                .read_range(vec![subject], from, Some(last))
+                .await?
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()?;
+            commits.extend(rest);
+        }
         let expected = commits.last().map_or(after, StoredCommit::expected_after);
         Ok(History { commits, expected })
     }

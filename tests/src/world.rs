@@ -277,6 +277,23 @@ impl TestApp {
         }
     }
 
+    /// A second Aegis serving HTTP on the same NATS and database (this one runs the projectors
+    /// and reactors), and its base URL.
+    pub async fn second_instance(&self) -> (Application, String) {
+        let other = Application::build(
+            self.config.clone(),
+            Roles {
+                command_api: true,
+                projectors: false,
+                reactors: false,
+            },
+        )
+        .await
+        .expect("a second instance starts");
+        let base = format!("http://{}", other.address().expect("it serves HTTP"));
+        (other, base)
+    }
+
     /// The credential-free metrics listener's `/metrics`.
     pub fn scrape_url(&self) -> String {
         let addr = self

@@ -1,7 +1,8 @@
 //! The secret broker (seed 004)'s working half: what agents running in customers' clusters do
-//! with secrets. Data keys handed to agents (`deks`); jobs, single-shot wraps and discovered
-//! secrets follow.
+//! with secrets: data keys handed to agents (`deks`), the jobs they claim (`jobs`), the values
+//! they hand over once (`wraps`) and the secrets they find in their clusters (`discovered`).
 
 pub mod deks;
 pub mod discovered;
 pub mod jobs;
+pub mod wraps;

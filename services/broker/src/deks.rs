@@ -7,7 +7,9 @@
 use crate::wire;
 use crate::BrokerError;
 use aegis_broker::deks::{Command, Dek, DekAggregate, Delivery};
+use aegis_kernel::Sealed;
 use aegis_runtime::command::CommandContext;
+use aegis_runtime::keys::KeyError;
 use aegis_runtime::runtime::address;
 use aegis_runtime::Runtime;
 use base64::engine::general_purpose::STANDARD;
@@ -113,6 +115,46 @@ pub async fn issue(
         delivered,
         position: done.position,
     })
+}
+
+/// The data key `wrapped` holds, if it is one issued to `agent` under `key_id`: the wrapping
+/// key is the agent's own and the id is sealed with the key, so another agent's key, another
+/// tenant's, an altered one or one presented under another id all fail to open.
+pub async fn unwrap(
+    rt: &Runtime,
+    tenant: Uuid,
+    agent: Uuid,
+    key_id: &str,
+    wrapped: &str,
+) -> Result<Zeroizing<[u8; 32]>, BrokerError> {
+    let refused = || {
+        BrokerError::BadEnvelope(
+            "the wrapped data key does not open: not issued to this agent under this key id, or altered"
+                .into(),
+        )
+    };
+    let (nonce, ciphertext) = wrapped.split_once('.').ok_or_else(refused)?;
+    let sealed = Sealed {
+        nonce: STANDARD.decode(nonce).map_err(|_| refused())?,
+        ciphertext: STANDARD.decode(ciphertext).map_err(|_| refused())?,
+    };
+    let bound = match rt
+        .keys
+        .open(tenant, &wrapping_secret(agent), 1, &sealed)
+        .await
+    {
+        Ok(b) => b,
+        Err(KeyError::Tampered | KeyError::Shredded) => return Err(refused()),
+        Err(e) => return Err(e.into()),
+    };
+    let key = bound
+        .strip_prefix(key_id.as_bytes())
+        .and_then(|rest| rest.strip_prefix(&[0]))
+        .filter(|k| k.len() == 32)
+        .ok_or_else(refused)?;
+    let mut dek = Zeroizing::new([0u8; 32]);
+    dek.copy_from_slice(key);
+    Ok(dek)
 }
 
 /// Seals `dek` to the agent's wire key (HPKE base mode, the key id as associated data).

@@ -3,6 +3,7 @@
 use aegis_broker::deks::DekError;
 use aegis_broker::discovered::DiscoveryError;
 use aegis_broker::jobs::JobError;
+use aegis_broker::wraps::{Refusal, WrapError};
 use aegis_runtime::command::CommandError;
 use aegis_runtime::keys::KeyError;
 use aegis_runtime::read_models::Lagging;
@@ -21,6 +22,19 @@ pub enum BrokerError {
     Job(#[from] CommandError<JobError>),
     #[error(transparent)]
     Discovery(#[from] CommandError<DiscoveryError>),
+    #[error(transparent)]
+    Wrap(#[from] CommandError<WrapError>),
+    /// A retrieval the wrap's history refused (recorded as `wrap.denied.v1`), or a posting for a
+    /// request the agent holds no approved work on.
+    /// `position`: where the refusal was recorded, when it was.
+    #[error("{}", refusal_text(*reason))]
+    WrapRefused {
+        reason: Refusal,
+        position: Option<u64>,
+    },
+    /// An envelope that does not open, or a value a wrap cannot hold.
+    #[error("{0}")]
+    BadEnvelope(String),
     /// The jobs read model is behind the log (claims wait for it).
     #[error(transparent)]
     Lagging(#[from] Lagging),
@@ -30,4 +44,14 @@ pub enum BrokerError {
     /// one it reached first. Worth retrying at once.
     #[error("every job this claim reached was taken by another agent first; claim again")]
     Busy,
+}
+
+fn refusal_text(r: Refusal) -> &'static str {
+    match r {
+        Refusal::Consumed => "wrap already consumed",
+        Refusal::Expired => "wrap expired",
+        Refusal::NotApproved => {
+            "the request is not approved for this agent: it holds no claimed job carrying it"
+        }
+    }
 }

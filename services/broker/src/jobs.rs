@@ -8,6 +8,7 @@ use aegis_runtime::command::{CommandContext, CommandError, Outcome};
 use aegis_runtime::runtime::address;
 use aegis_runtime::Runtime;
 use chrono::Utc;
+use rand::Rng;
 use uuid::Uuid;
 
 /// The read model jobs are proposed from (`aegis_projectors::broker`).
@@ -18,7 +19,7 @@ pub const PROJECTION: &str = "broker";
 const CANDIDATES: i64 = 16;
 const LOOKS: usize = 8;
 /// How many slices of candidates agents spread over at first.
-const SLICES: u128 = 16;
+const SLICES: i64 = 16;
 
 async fn execute(
     rt: &Runtime,
@@ -73,18 +74,25 @@ pub async fn claim(
     let lease_ms = (rt.config.broker_job_lease_secs.max(1) * 1000) as i64;
     let max_attempts = rt.config.broker_job_max_attempts.max(1);
     let mut tried: Vec<String> = Vec::new();
-    // Agents claiming at once first look at different slices of the oldest jobs (a slice of
-    // 16 among the oldest 256, by agent), so under load they rarely reach for the same one;
+    // Claims made at once first look at different slices of the oldest jobs (a slice of
+    // 16 among the oldest 256, at random), so under load they rarely reach for the same one;
     // a slice that holds nothing sends the agent to the very oldest.
-    let mut offset = (agent.as_u128() % SLICES) as i64 * CANDIDATES;
+    let mut offset = rand::thread_rng().gen_range(0..SLICES) * CANDIDATES;
     for _ in 0..LOOKS {
         let now = Utc::now().timestamp_millis();
         let candidates: Vec<(String,)> = sqlx::query_as(
-            // `status IN (...)` is the claimable index's own predicate: with it the oldest
-            // candidates are read from the index, not sorted out of the whole table.
-            "SELECT id FROM broker_jobs WHERE tenant_id = $1 AND status IN ('queued', 'claimed') \
-             AND (status = 'queued' OR lease_expires_at <= $2) \
-             AND (scoped_agent IS NULL OR scoped_agent = $3) AND NOT (id = ANY($4)) \
+            // Each half reads its own partial index (`broker_jobs_queued`, `broker_jobs_leased`)
+            // and stops after what the page needs; jobs claimed under a live lease are never
+            // walked past.
+            "WITH q AS (SELECT id, enqueued_at FROM broker_jobs \
+               WHERE tenant_id = $1 AND status = 'queued' \
+               AND (scoped_agent IS NULL OR scoped_agent = $3) AND NOT (id = ANY($4)) \
+               ORDER BY enqueued_at, id LIMIT $5 + $6), \
+             l AS (SELECT id, enqueued_at FROM broker_jobs \
+               WHERE tenant_id = $1 AND status = 'claimed' AND lease_expires_at <= $2 \
+               AND (scoped_agent IS NULL OR scoped_agent = $3) AND NOT (id = ANY($4)) \
+               ORDER BY lease_expires_at LIMIT $5 + $6) \
+             SELECT id FROM (SELECT * FROM q UNION ALL SELECT * FROM l) c \
              ORDER BY enqueued_at, id LIMIT $5 OFFSET $6",
         )
         .bind(tenant)
@@ -107,9 +115,10 @@ pub async fn claim(
             caught_up = true;
             continue;
         }
-        // Within a slice, too, agents start at different places.
+        // Within a slice, too, claims start at different places (chosen per claim: a choice
+        // fixed per agent would pair two agents on the same jobs for good).
         let mut candidates = candidates;
-        let start = (agent.as_u128() % candidates.len() as u128) as usize;
+        let start = rand::thread_rng().gen_range(0..candidates.len());
         candidates.rotate_left(start);
         for (id,) in candidates {
             let command = Command::Claim {
@@ -162,4 +171,43 @@ pub async fn complete(
     };
     let done = execute(rt, ctx, tenant, &job.to_string(), &command, false).await?;
     Ok(done.position)
+}
+
+/// Whether `agent` holds approved work on `request`: a job carrying it, claimed by this agent
+/// under a live lease (jobs are enqueued for approved requests only). The read model names
+/// candidates, brought up to the log before answering no; the job's history decides.
+pub async fn holds_request(
+    rt: &Runtime,
+    tenant: Uuid,
+    agent: Uuid,
+    request: &str,
+) -> Result<bool, BrokerError> {
+    for caught_up in [false, true] {
+        if caught_up {
+            rt.read_models_caught_up(&[PROJECTION]).await?;
+        }
+        let ids: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM broker_jobs WHERE tenant_id = $1 AND request_id = $2 AND agent_id = $3 \
+             AND status = 'claimed' LIMIT 16",
+        )
+        .bind(tenant)
+        .bind(request)
+        .bind(agent)
+        .fetch_all(&rt.pool)
+        .await?;
+        let now = Utc::now().timestamp_millis();
+        for (id,) in ids {
+            let agg =
+                address::<JobAggregate>(tenant, &id).map_err(|e| BrokerError::Job(e.into()))?;
+            let (job, _) = rt.executor.load::<JobAggregate>(&agg).await?;
+            if job.is_some_and(|j| {
+                j.status == JobStatus::Claimed
+                    && j.holder == Some(agent)
+                    && j.lease_expires_at > now
+            }) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }

@@ -127,6 +127,8 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says() {
                 body
             };
             match (caller.expected, caller.permissions) {
+                // A HEAD answer has no body: its status is the answer.
+                (Some((code, _)), _) if method == "HEAD" => assert_eq!(status, code, "{what}"),
                 (Some((code, error)), _) => {
                     assert_eq!(
                         (status, body["error"].as_str()),
@@ -142,7 +144,9 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says() {
                 }
                 (None, _) => {
                     assert_eq!(status, 403, "{what}");
-                    assert_eq!(body["required_permission"], needed.as_str(), "{what}");
+                    if method != "HEAD" {
+                        assert_eq!(body["required_permission"], needed.as_str(), "{what}");
+                    }
                 }
             }
             checked += 1;

@@ -2,29 +2,11 @@
 //! still read what they just wrote, whichever instance served the write and whichever serves
 //! the read; a principal who wrote nothing never waits for anyone else's writes.
 
-use aegis_command_api::app::{Application, Roles};
 use aegis_tests::world::{BOOTSTRAP, INTERNAL};
 use aegis_tests::TestApp;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
-
-/// A second instance serving HTTP on the same NATS and database; the first runs the
-/// projectors.
-async fn second_instance(app: &TestApp) -> (Application, String) {
-    let other = Application::build(
-        app.config.clone(),
-        Roles {
-            command_api: true,
-            projectors: false,
-            reactors: false,
-        },
-    )
-    .await
-    .expect("a second instance starts");
-    let base = format!("http://{}", other.address().expect("it serves HTTP"));
-    (other, base)
-}
 
 async fn send(
     http: &reqwest::Client,
@@ -61,7 +43,7 @@ fn names(list: &Value) -> Vec<String> {
 #[tokio::test]
 async fn a_client_reads_its_own_writes_through_either_instance_without_a_header() {
     let app = TestApp::spawn().await;
-    let (_other, there) = second_instance(&app).await;
+    let (_other, there) = app.second_instance().await;
     let here = app.url("");
     let http = reqwest::Client::new();
     let tenant = app.create_tenant("Consistent").await;
@@ -141,8 +123,8 @@ async fn only_the_writer_waits_for_its_write_and_a_sent_position_still_rules() {
     let tenant = app.create_tenant("Lagging").await;
     // The platform admin's own write is applied before the projector stops.
     assert_eq!(app.caught_up(tenant, "/incidents").await.0, 200);
-    let (_other, there) = second_instance(&app).await;
-    let (_third, elsewhere) = second_instance(&app).await;
+    let (_other, there) = app.second_instance().await;
+    let (_third, elsewhere) = app.second_instance().await;
     // The only projector stops: from here on nothing written is applied to the read models.
     app.stop().await;
     let http = reqwest::Client::new();

@@ -857,8 +857,8 @@ async fn tenants_never_see_each_others_credentials_and_reads_need_their_own_perm
     assert_eq!(b["required_permission"], "credential.value");
 }
 
-/// A marker stored, updated, rotated and rolled back never appears in clear in the log,
-/// the read models, the process's logs or its traces.
+/// A marker stored, updated, rotated and rolled back, or handed over as a broker wrap, never
+/// appears in clear in the log, the read models, the process's logs or its traces.
 #[tokio::test]
 async fn no_plaintext_in_events_read_models_logs_or_traces() {
     let marker = format!("MARKER-{}", Uuid::now_v7().simple());
@@ -1061,6 +1061,18 @@ async fn no_plaintext_in_events_read_models_logs_or_traces() {
             .as_array()
             .is_some_and(|i| i.iter().any(|i| i["secretId"] == "scan-v")),
         "the scan named the leaked secret: {incidents}"
+    );
+    // Seed 004's broker: a value sealed in an envelope under a data key (itself sealed to the
+    // agent's wire key), handed over as a single-shot wrap and retrieved.
+    let broker = super::broker_wraps::Client1 {
+        http: &http,
+        base: base.clone(),
+        tenant,
+    };
+    let wrapped = format!("{marker}-wrap");
+    assert_eq!(
+        super::broker_wraps::envelope_round_trip(&broker, &wrapped).await,
+        wrapped
     );
     // Let the projectors catch up, then stop the process as an operator would (SIGTERM), so
     // it flushes its traces.
@@ -1564,19 +1576,8 @@ async fn destroying_a_tenants_key_shreds_all_its_values_and_only_its_own() {
 /// tenant key destroyed, through another instance stops reads on this one at once.
 #[tokio::test]
 async fn a_destroy_on_one_instance_stops_value_reads_on_another() {
-    use aegis_command_api::app::{Application, Roles};
     let (app, tenant) = vault_app().await;
-    let other = Application::build(
-        app.config.clone(),
-        Roles {
-            command_api: true,
-            projectors: false,
-            reactors: false,
-        },
-    )
-    .await
-    .unwrap();
-    let base = format!("http://{}", other.address().unwrap());
+    let (_other, base) = app.second_instance().await;
     let read_there = |name: &'static str| {
         let (http, base) = (app.http.clone(), base.clone());
         async move {

@@ -10,6 +10,7 @@ use crate::http::openapi::{AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::{Reply, POSITION_HEADER};
 use crate::http::{aggregate, command_context, execute};
 use crate::state::AppState;
+use aegis_broker::wraps::{Refusal, WrapError};
 use aegis_broker_services::deks::{self, Delivered};
 use aegis_broker_services::wire::{self, WireKeyError};
 use aegis_broker_services::BrokerError;
@@ -188,7 +189,8 @@ async fn issue_dek(
     Ok(response)
 }
 
-/// Every broker failure as an answer (jobs map their own decider's refusals first).
+/// Every broker failure as an answer, in one place (jobs map their own decider's refusals
+/// first).
 pub(super) fn broker_error(e: BrokerError) -> ApiError {
     match e {
         BrokerError::WireKey(why) => ApiError::conflict(why),
@@ -196,6 +198,20 @@ pub(super) fn broker_error(e: BrokerError) -> ApiError {
         BrokerError::Dek(c) => c.into_api(|d| ApiError::conflict(d.to_string())),
         BrokerError::Job(c) => c.into_api(|j| ApiError::conflict(j.to_string())),
         BrokerError::Discovery(c) => c.into_api(|d| ApiError::not_found(d.to_string())),
+        BrokerError::Wrap(c) => c.into_api(|w| match w {
+            WrapError::NotFound => ApiError::not_found(w.to_string()),
+            WrapError::AlreadyExists => ApiError::conflict(w.to_string()),
+        }),
+        BrokerError::WrapRefused { reason, position } => {
+            let message = BrokerError::WrapRefused { reason, position }.to_string();
+            let (status, code) = match reason {
+                Refusal::NotApproved => (StatusCode::CONFLICT, "request_not_approved"),
+                Refusal::Consumed => (StatusCode::GONE, "wrap_consumed"),
+                Refusal::Expired => (StatusCode::GONE, "wrap_expired"),
+            };
+            ApiError::new(status, code, message).recorded_at(position)
+        }
+        BrokerError::BadEnvelope(why) => ApiError::bad_request(why),
         BrokerError::Lagging(l) => l.into(),
         BrokerError::Db(e) => e.into(),
         BrokerError::Busy => ApiError::unavailable(BrokerError::Busy.to_string(), 1),

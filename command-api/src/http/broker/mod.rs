@@ -4,6 +4,7 @@
 mod jobs;
 mod keys;
 mod secrets;
+mod wraps;
 
 use crate::auth::{Principal, PrincipalKind};
 use crate::error::ApiError;
@@ -16,6 +17,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     keys::router()
         .merge(jobs::router())
         .merge(secrets::router())
+        .merge(wraps::router())
 }
 
 /// The agent of an agent's own path: the id must be a UUID (400), and the caller that agent
@@ -78,5 +80,64 @@ pub(crate) async fn metrics(state: &AppState, out: &mut Exposition) {
             &[("tenant_id", &tenant.to_string())],
             n as f64,
         );
+    }
+    wrap_metrics(state, out).await;
+}
+
+/// Wraps, from their read model: retrieved, expired unretrieved, and refusals by reason.
+async fn wrap_metrics(state: &AppState, out: &mut Exposition) {
+    let rows: Vec<(Uuid, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT tenant_id, count(*) FILTER (WHERE retrieved_at IS NOT NULL), \
+         count(*) FILTER (WHERE retrieved_at IS NULL AND expires_at <= now()), \
+         coalesce(sum(denied_consumed), 0)::bigint, coalesce(sum(denied_expired), 0)::bigint, \
+         coalesce(sum(denied_not_approved), 0)::bigint FROM broker_wraps GROUP BY 1",
+    )
+    .fetch_all(&state.pool)
+    .await
+    .unwrap_or_default();
+    out.family(
+        "broker_wraps_consumed_total",
+        "counter",
+        "Wraps retrieved (each exactly once).",
+    );
+    for (tenant, consumed, ..) in &rows {
+        let t = tenant.to_string();
+        out.sample(
+            "broker_wraps_consumed_total",
+            &[("tenant_id", &t)],
+            *consumed as f64,
+        );
+    }
+    out.family(
+        "broker_wraps_expired",
+        "gauge",
+        "Wraps whose time ran out before anyone retrieved them.",
+    );
+    for (tenant, _, expired, ..) in &rows {
+        let t = tenant.to_string();
+        out.sample(
+            "broker_wraps_expired",
+            &[("tenant_id", &t)],
+            *expired as f64,
+        );
+    }
+    out.family(
+        "broker_wrap_denials_total",
+        "counter",
+        "Wrap retrievals refused, by reason (consumed, expired, not_approved).",
+    );
+    for (tenant, _, _, consumed, expired, not_approved) in &rows {
+        let t = tenant.to_string();
+        for (reason, n) in [
+            ("consumed", consumed),
+            ("expired", expired),
+            ("not_approved", not_approved),
+        ] {
+            out.sample(
+                "broker_wrap_denials_total",
+                &[("tenant_id", &t), ("reason", reason)],
+                *n as f64,
+            );
+        }
     }
 }

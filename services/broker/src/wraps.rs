@@ -1,0 +1,280 @@
+//! Single-shot wraps (seed 004): an agent hands over a value for an access request it holds
+//! approved work on; it is retrieved exactly once.
+//!
+//! The value is sealed at once under a key of the wrap's own and only the sealed form reaches
+//! the log. A retrieval opens it, then asks the wrap's history (an expected-sequence append,
+//! so instances agree) whether it is the first; the first gets the value and the key is
+//! destroyed, every other attempt is refused and recorded with why.
+
+use crate::{deks, jobs, BrokerError};
+use aegis_broker::wraps::{
+    Command, NewWrap, Refusal, Retrieval, Source, Via, Wrap, WrapAggregate, WrapError,
+};
+use aegis_runtime::command::{CommandContext, CommandError};
+use aegis_runtime::keys::KeyError;
+use aegis_runtime::runtime::address;
+use aegis_runtime::Runtime;
+use chacha20poly1305::aead::{Aead, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
+use chrono::Utc;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+/// The largest value a wrap holds (a Kubernetes Secret's key, a database password: small).
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// How long a wrap waits for its retrieval unless the agent asks for less or more.
+pub const DEFAULT_TTL_SECS: u64 = 600;
+/// The longest a value may wait: past it, unretrieved, it is refused as expired.
+pub const MAX_TTL_SECS: u64 = 3600;
+
+/// What an agent sent an envelope as: the data key's id and wrapped form (from `POST .../dek`),
+/// and the value encrypted under that key (ChaCha20-Poly1305, the key id as associated data).
+pub struct Envelope {
+    pub key_id: String,
+    pub wrapped_dek: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+pub enum Posted {
+    Value(Zeroizing<Vec<u8>>),
+    Envelope(Envelope),
+}
+
+pub struct NewPosting {
+    pub request_id: String,
+    pub key_name: String,
+    pub posted: Posted,
+    pub ttl_secs: u64,
+}
+
+/// A wrap as it was made: everything but the value.
+pub struct Created {
+    pub wrap_id: Uuid,
+    pub wrap: NewWrap,
+    pub position: u64,
+}
+
+/// The one retrieval that got the value.
+pub struct Retrieved {
+    pub wrap: Wrap,
+    pub value: Zeroizing<Vec<u8>>,
+    pub position: u64,
+}
+
+/// The key-store secret whose key seals one wrap's value.
+fn wrap_secret(wrap: Uuid) -> String {
+    format!("broker/wrap/{wrap}")
+}
+
+fn refused(reason: Refusal, position: Option<u64>) -> BrokerError {
+    BrokerError::WrapRefused { reason, position }
+}
+
+/// Makes a wrap of the value `agent` posted for a request it holds approved work on.
+pub async fn create(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    agent: Uuid,
+    posting: NewPosting,
+) -> Result<Created, BrokerError> {
+    if !jobs::holds_request(rt, tenant, agent, &posting.request_id).await? {
+        return Err(refused(Refusal::NotApproved, None));
+    }
+    let (value, source) = match posting.posted {
+        Posted::Value(v) => (v, Source::Value),
+        Posted::Envelope(e) => {
+            let value = open_envelope(rt, tenant, agent, &e).await?;
+            (
+                value,
+                Source::Envelope {
+                    dek_key_id: e.key_id,
+                },
+            )
+        }
+    };
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(BrokerError::BadEnvelope(format!(
+            "the value is {} bytes; a wrap holds at most {MAX_VALUE_BYTES}",
+            value.len()
+        )));
+    }
+    let wrap_id = Uuid::now_v7();
+    let sealed = rt
+        .keys
+        .seal_first(tenant, &wrap_secret(wrap_id), &value)
+        .await?;
+    let mac_key = rt.keys.mac_key(tenant, "broker.wrap").await?;
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(mac_key.as_ref())
+        .map_err(|e| BrokerError::BadEnvelope(e.to_string()))?;
+    mac.update(&value);
+    let ttl_ms = posting.ttl_secs.clamp(1, MAX_TTL_SECS) as i64 * 1000;
+    let wrap = NewWrap {
+        request_id: posting.request_id,
+        key_name: posting.key_name,
+        agent,
+        byte_length: value.len() as u64,
+        expires_at: Utc::now().timestamp_millis() + ttl_ms,
+        source,
+        sealed,
+        content_mac: hex::encode(mac.finalize().into_bytes()),
+    };
+    let agg = address::<WrapAggregate>(tenant, wrap_id.to_string())
+        .map_err(|e| BrokerError::Wrap(e.into()))?;
+    let done = rt
+        .executor
+        .execute::<WrapAggregate>(&agg, &Command::Create(wrap.clone()), ctx, true)
+        .await?;
+    Ok(Created {
+        wrap_id,
+        wrap,
+        position: done.position,
+    })
+}
+
+/// Opens an agent's envelope: its data key must be one issued to this agent under that id,
+/// and the ciphertext must be what that key sealed.
+async fn open_envelope(
+    rt: &Runtime,
+    tenant: Uuid,
+    agent: Uuid,
+    e: &Envelope,
+) -> Result<Zeroizing<Vec<u8>>, BrokerError> {
+    let dek = deks::unwrap(rt, tenant, agent, &e.key_id, &e.wrapped_dek).await?;
+    if e.nonce.len() != 12 {
+        return Err(BrokerError::BadEnvelope(
+            "the envelope's nonce is not 12 bytes".into(),
+        ));
+    }
+    ChaCha20Poly1305::new(dek.as_ref().into())
+        .decrypt(
+            Nonce::from_slice(&e.nonce),
+            Payload {
+                msg: &e.ciphertext,
+                aad: e.key_id.as_bytes(),
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| {
+            BrokerError::BadEnvelope(
+                "the envelope does not open under its data key: altered, or sealed with another key or key id"
+                    .into(),
+            )
+        })
+}
+
+/// The wrap as it stands, for a caller with approved work on its request; retrieves nothing
+/// and records nothing (`HEAD`).
+pub async fn peek(
+    rt: &Runtime,
+    tenant: Uuid,
+    wrap_id: Uuid,
+    agent: Uuid,
+) -> Result<Wrap, BrokerError> {
+    let wrap = load(rt, tenant, wrap_id).await?;
+    let approved = jobs::holds_request(rt, tenant, agent, &wrap.new.request_id).await?;
+    let look = Retrieval {
+        attempt: Uuid::nil(),
+        via: Via::Agent,
+        approved,
+        now: Utc::now().timestamp_millis(),
+    };
+    match wrap.refusal(&look) {
+        Some(reason) => Err(refused(reason, None)),
+        None => Ok(wrap),
+    }
+}
+
+async fn load(rt: &Runtime, tenant: Uuid, wrap_id: Uuid) -> Result<Wrap, BrokerError> {
+    let agg = address::<WrapAggregate>(tenant, wrap_id.to_string())
+        .map_err(|e| BrokerError::Wrap(e.into()))?;
+    let (state, _) = rt.executor.load::<WrapAggregate>(&agg).await?;
+    state.ok_or(BrokerError::Wrap(CommandError::Domain(WrapError::NotFound)))
+}
+
+/// Retrieves the wrap through the agent route (the patch flow): the value for the first
+/// approved attempt before it expires, a recorded refusal for every other.
+pub async fn retrieve_as_agent(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    wrap_id: Uuid,
+    agent: Uuid,
+) -> Result<Retrieved, BrokerError> {
+    let wrap = load(rt, tenant, wrap_id).await?;
+    let approved = jobs::holds_request(rt, tenant, agent, &wrap.new.request_id).await?;
+    retrieve(rt, ctx, tenant, wrap_id, wrap, Via::Agent, approved).await
+}
+
+async fn retrieve(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    wrap_id: Uuid,
+    wrap: Wrap,
+    via: Via,
+    approved: bool,
+) -> Result<Retrieved, BrokerError> {
+    let retrieval = Retrieval {
+        attempt: Uuid::now_v7(),
+        via,
+        approved,
+        now: Utc::now().timestamp_millis(),
+    };
+    let secret = wrap_secret(wrap_id);
+    // The value is opened before the decision, so the winner never finds it gone; a loser's
+    // copy is dropped (zeroed) unread. A key already destroyed means another instance won.
+    let opened = match wrap.refusal(&retrieval) {
+        None => match rt.keys.open(tenant, &secret, 1, &wrap.new.sealed).await {
+            Ok(v) => Some(v),
+            Err(KeyError::Shredded) => None,
+            Err(e) => return Err(e.into()),
+        },
+        Some(_) => None,
+    };
+    // Every attempt is its own record: a retry id must not fold a refusal into the winner's.
+    let ctx = CommandContext {
+        msg_id: None,
+        if_match: None,
+        ..ctx.clone()
+    };
+    let agg = address::<WrapAggregate>(tenant, wrap_id.to_string())
+        .map_err(|e| BrokerError::Wrap(e.into()))?;
+    let done = rt
+        .executor
+        .execute::<WrapAggregate>(&agg, &Command::Retrieve(retrieval.clone()), &ctx, false)
+        .await?;
+    let state = done
+        .state
+        .ok_or(BrokerError::Wrap(CommandError::Domain(WrapError::NotFound)))?;
+    if state.retrieved_by == Some(retrieval.attempt) {
+        let value = match opened {
+            Some(v) => v,
+            // Decided first on a state that was already out of date; open now.
+            None => rt.keys.open(tenant, &secret, 1, &state.new.sealed).await?,
+        };
+        shred(rt, tenant, &secret).await;
+        return Ok(Retrieved {
+            wrap: state,
+            value,
+            position: done.position,
+        });
+    }
+    let reason = state.refusal(&retrieval).unwrap_or(Refusal::Consumed);
+    if reason == Refusal::Expired {
+        // Nobody will ever have it: the value goes now.
+        shred(rt, tenant, &secret).await;
+    }
+    Err(refused(reason, Some(done.position)))
+}
+
+/// Destroys a wrap's key. The retrieval is already decided and the value must still reach its
+/// caller, so a key store that cannot destroy it now is logged, not answered.
+async fn shred(rt: &Runtime, tenant: Uuid, secret: &str) {
+    if let Err(e) = rt.keys.destroy_secret(tenant, secret).await {
+        tracing::error!(%tenant, secret, error = %e, "a retrieved wrap's key could not be destroyed");
+    }
+}
