@@ -1,7 +1,7 @@
 //! Jobs for agents: operators enqueue (`POST /api/v1/jobs`), agents claim the oldest one they
 //! may have and report how it went. Shapes as the open-source secrets-bridge API answers them.
 
-use super::own_agent;
+use super::{json_object, own_agent};
 use crate::auth::Principal;
 use crate::error::{ApiError, IntoApi};
 use crate::http::extract::{CommandHeaders, Json};
@@ -61,16 +61,6 @@ pub struct Enqueued {
     pub job_type: String,
 }
 
-fn object(field: &str, v: Option<Value>) -> Result<Value, ApiError> {
-    match v {
-        None | Some(Value::Null) => Ok(Value::Object(Default::default())),
-        Some(o @ Value::Object(_)) => Ok(o),
-        Some(_) => Err(
-            ApiError::bad_request(format!("{field} must be a JSON object")).with("field", field),
-        ),
-    }
-}
-
 /// Enqueue a job for the tenant's agents (201, `queued`).
 #[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", security(("bearer" = [])),
     request_body = EnqueueBody,
@@ -99,8 +89,8 @@ async fn enqueue(
         )
         .with("field", "job_type"));
     }
-    let payload = object("payload", body.payload)?;
-    let scope = object("agent_scope", body.agent_scope)?;
+    let payload = json_object("payload", body.payload)?;
+    let scope = json_object("agent_scope", body.agent_scope)?;
     let only_agent = match scope.get("agent_id") {
         None | Some(Value::Null) => None,
         Some(v) => Some(

@@ -10,6 +10,7 @@ use crate::auth::{Principal, PrincipalKind};
 use crate::error::ApiError;
 use crate::http::exposition::Exposition;
 use crate::state::AppState;
+use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
@@ -31,6 +32,18 @@ pub(crate) fn own_agent(principal: &Principal, raw: &str) -> Result<Uuid, ApiErr
         ));
     }
     Ok(id)
+}
+
+/// A JSON object field of a request body: absent or null is `{}`, anything else but an
+/// object is 400 naming the field.
+pub(crate) fn json_object(field: &str, v: Option<Value>) -> Result<Value, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(Value::Object(Default::default())),
+        Some(o @ Value::Object(_)) => Ok(o),
+        Some(_) => Err(
+            ApiError::bad_request(format!("{field} must be a JSON object")).with("field", field),
+        ),
+    }
 }
 
 /// The broker's metrics, read from the jobs read model at scrape time: jobs by status (the

@@ -3,7 +3,7 @@
 //! refused, and the checksum an agent sends is never shown again.
 
 use super::jobs::broker_error;
-use super::own_agent;
+use super::{json_object, own_agent};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition};
@@ -81,14 +81,6 @@ fn bad(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message).with("field", field)
 }
 
-fn object(field: &str, v: Option<Value>) -> Result<String, ApiError> {
-    match v {
-        None | Some(Value::Null) => Ok("{}".into()),
-        Some(o @ Value::Object(_)) => Ok(o.to_string()),
-        Some(_) => Err(bad(field, format!("{field} must be a JSON object"))),
-    }
-}
-
 /// Report what the agent found in its cluster (200). Re-posting the same set changes
 /// nothing; a secret seen different is a new observation; with `full_sync`, one no longer
 /// listed is marked gone.
@@ -132,7 +124,7 @@ async fn bulk(
             format!("a sync lists at most {MAX_ITEMS} secrets"),
         ));
     }
-    let provider_config = object("provider_config", body.provider_config)?;
+    let provider_config = json_object("provider_config", body.provider_config)?.to_string();
     let mut items = Vec::with_capacity(body.items.len());
     let mut refs = std::collections::HashSet::new();
     for (i, it) in body.items.into_iter().enumerate() {
@@ -149,7 +141,7 @@ async fn bulk(
                 format!("`{}` is listed twice", it.secret_ref),
             ));
         }
-        let labels = object(&field("labels"), it.labels)?;
+        let labels = json_object(&field("labels"), it.labels)?.to_string();
         if labels.len() > 8 * 1024 {
             return Err(bad(&field("labels"), "labels weigh at most 8 KiB"));
         }
