@@ -190,6 +190,24 @@ impl Projection for BrokerProjection {
                     .execute(&mut *tx)
                     .await?;
                 }
+                "wrap.expired.v1" | "wrap.key_destroyed.v1" => {
+                    // The column is chosen from a closed set, never from the event's text.
+                    let column = if env.event_type == "wrap.expired.v1" {
+                        "expired_at"
+                    } else {
+                        "key_destroyed_at"
+                    };
+                    sqlx::query(&format!(
+                        "UPDATE broker_wraps{s} SET {column} = $3, position = $4 \
+                         WHERE tenant_id = $1 AND id = $2"
+                    ))
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(at)
+                    .bind(position)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 "wrap.denied.v1" => {
                     let m: pb::WrapDenied = decode(env)?;
                     // The column is chosen from a closed set, never from the event's text.

@@ -20,6 +20,7 @@ pub mod runner;
 pub mod siem;
 pub mod ticker;
 pub mod vault_rotation;
+pub mod wrap_expiry;
 
 pub use aegis_runtime::retry::RetryPolicy;
 pub use runner::{run, Reactor, ReactorError};

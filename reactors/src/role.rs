@@ -146,6 +146,20 @@ pub fn start(tasks: &mut JoinSet<()>, rt: &Runtime, shutdown: watch::Receiver<bo
     supervise(
         tasks,
         health.clone(),
+        "wrap_expiry",
+        shutdown.clone(),
+        move |stop| {
+            crate::wrap_expiry::run(
+                s.clone(),
+                std::time::Duration::from_secs(s.config.ar_tick_secs.max(1)),
+                stop,
+            )
+        },
+    );
+    let s = rt.clone();
+    supervise(
+        tasks,
+        health.clone(),
         "leak_scans",
         shutdown.clone(),
         move |stop| {
@@ -157,6 +171,6 @@ pub fn start(tasks: &mut JoinSet<()>, rt: &Runtime, shutdown: watch::Receiver<bo
         },
     );
     tracing::info!(
-        "reactor role started: audit checkpoints, vault rotation and expiry, dynamic secret lease expiry, leak scans, auto-response, webhook fan-out, SIEM forwarders, scheduled reports"
+        "reactor role started: audit checkpoints, vault rotation and expiry, dynamic secret lease expiry, wrap expiry, leak scans, auto-response, webhook fan-out, SIEM forwarders, scheduled reports"
     );
 }

@@ -75,6 +75,8 @@ pub const EVENTS: &[(&str, &str)] = &[
     ("wrap.created.v1", "aegis.broker.v1.WrapCreated"),
     ("wrap.retrieved.v1", "aegis.broker.v1.WrapRetrieved"),
     ("wrap.denied.v1", "aegis.broker.v1.WrapDenied"),
+    ("wrap.expired.v1", "aegis.broker.v1.WrapExpired"),
+    ("wrap.key_destroyed.v1", "aegis.broker.v1.WrapKeyDestroyed"),
     (
         "agent.status_changed.v1",
         "aegis.identity.v1.AgentStatusChanged",

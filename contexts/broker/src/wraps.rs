@@ -2,7 +2,8 @@
 //! once. Retrieval is a decision on the wrap's own history (an expected-sequence append), so
 //! of any number of concurrent retrievals, on any number of instances, one gets the value and
 //! every other is refused and recorded. The value itself never reaches the log: events carry
-//! it sealed under the wrap's own key, which is destroyed once it is retrieved.
+//! it sealed under the wrap's own key, which is destroyed once it is retrieved, or once its
+//! time runs out unretrieved (`Expire`, from the expiry pass).
 
 use aegis_kernel::{credential_message, payload, Aggregate, DecodeError, Sealed};
 use aegis_schemas::broker::v1 as pb;
@@ -93,6 +94,17 @@ pub struct Wrap {
     /// The retrieval that got the value, named by its attempt id.
     pub retrieved_by: Option<Uuid>,
     pub denials: u32,
+    /// Its time ran out unretrieved and the expiry pass ended it.
+    pub expired: bool,
+    /// The key that sealed its value is destroyed: the value is gone for good.
+    pub key_destroyed: bool,
+}
+
+impl Wrap {
+    /// Whether its value must go: retrieved, or ended unretrieved.
+    pub fn spent(&self) -> bool {
+        self.retrieved_by.is_some() || self.expired
+    }
 }
 
 impl Wrap {
@@ -103,7 +115,7 @@ impl Wrap {
             Some(Refusal::NotApproved)
         } else if self.retrieved_by.is_some() {
             Some(Refusal::Consumed)
-        } else if retrieval.now >= self.new.expires_at {
+        } else if self.expired || retrieval.now >= self.new.expires_at {
             Some(Refusal::Expired)
         } else {
             None
@@ -127,6 +139,13 @@ pub struct Retrieval {
 pub enum Command {
     Create(NewWrap),
     Retrieve(Retrieval),
+    /// Ends a wrap whose time ran out unretrieved (ms since the epoch); anything else is left
+    /// as it is.
+    Expire {
+        now: i64,
+    },
+    /// Records that the wrap's key was destroyed (after it was spent); once.
+    RecordKeyDestroyed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +153,8 @@ pub enum Event {
     Created(NewWrap),
     Retrieved { via: Via, attempt: Uuid },
     Denied { via: Via, reason: Refusal },
+    Expired,
+    KeyDestroyed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,7 +179,16 @@ impl Aggregate for WrapAggregate {
         match (state, cmd) {
             (None, Command::Create(n)) => Ok(vec![Event::Created(n.clone())]),
             (Some(_), Command::Create(_)) => Err(WrapError::AlreadyExists),
-            (None, Command::Retrieve(_)) => Err(WrapError::NotFound),
+            (None, _) => Err(WrapError::NotFound),
+            (Some(w), Command::RecordKeyDestroyed) => Ok(if w.key_destroyed {
+                vec![]
+            } else {
+                vec![Event::KeyDestroyed]
+            }),
+            (Some(w), Command::Expire { now }) => {
+                let due = w.retrieved_by.is_none() && !w.expired && *now >= w.new.expires_at;
+                Ok(if due { vec![Event::Expired] } else { vec![] })
+            }
             // A refusal is recorded too: the audit shows every attempt, not only the winner.
             (Some(w), Command::Retrieve(r)) => Ok(vec![match w.refusal(r) {
                 Some(reason) => Event::Denied { via: r.via, reason },
@@ -176,6 +206,8 @@ impl Aggregate for WrapAggregate {
                 new: n.clone(),
                 retrieved_by: None,
                 denials: 0,
+                expired: false,
+                key_destroyed: false,
             }),
             (Some(mut w), Event::Retrieved { attempt, .. }) => {
                 w.retrieved_by.get_or_insert(*attempt);
@@ -183,6 +215,14 @@ impl Aggregate for WrapAggregate {
             }
             (Some(mut w), Event::Denied { .. }) => {
                 w.denials += 1;
+                Some(w)
+            }
+            (Some(mut w), Event::Expired) => {
+                w.expired = true;
+                Some(w)
+            }
+            (Some(mut w), Event::KeyDestroyed) => {
+                w.key_destroyed = true;
                 Some(w)
             }
             (state, _) => state,
@@ -225,6 +265,11 @@ impl Aggregate for WrapAggregate {
                     attempt_id: attempt.to_string(),
                 }
                 .encode_to_vec(),
+            ),
+            Event::Expired => NewEvent::new("wrap.expired.v1", pb::WrapExpired {}.encode_to_vec()),
+            Event::KeyDestroyed => NewEvent::new(
+                "wrap.key_destroyed.v1",
+                pb::WrapKeyDestroyed {}.encode_to_vec(),
             ),
             Event::Denied { via, reason } => NewEvent::new(
                 "wrap.denied.v1",
@@ -288,6 +333,8 @@ impl Aggregate for WrapAggregate {
                     })?,
                 }
             }
+            "wrap.expired.v1" => Event::Expired,
+            "wrap.key_destroyed.v1" => Event::KeyDestroyed,
             other => return Err(DecodeError::new(env, format!("not a wrap event: {other}"))),
         })
     }
@@ -386,6 +433,49 @@ mod tests {
     }
 
     #[test]
+    fn a_wrap_past_its_time_unretrieved_is_ended_once() {
+        given::<WrapAggregate>(vec![Event::Created(wrap())])
+            .when(Command::Expire { now: 999 })
+            .then(vec![]);
+        given::<WrapAggregate>(vec![Event::Created(wrap())])
+            .when(Command::Expire { now: 1_000 })
+            .then(vec![Event::Expired]);
+        given::<WrapAggregate>(vec![Event::Created(wrap()), Event::Expired])
+            .when(Command::Expire { now: 5_000 })
+            .then(vec![]);
+        // Once ended, a retrieval is refused as expired whatever clock it carries.
+        given::<WrapAggregate>(vec![Event::Created(wrap()), Event::Expired])
+            .when(Command::Retrieve(retrieval(1, true, 10)))
+            .then(vec![Event::Denied {
+                via: Via::Agent,
+                reason: Refusal::Expired,
+            }]);
+    }
+
+    #[test]
+    fn a_destroyed_key_is_recorded_once() {
+        given::<WrapAggregate>(vec![Event::Created(wrap())])
+            .when(Command::RecordKeyDestroyed)
+            .then(vec![Event::KeyDestroyed]);
+        given::<WrapAggregate>(vec![Event::Created(wrap()), Event::KeyDestroyed])
+            .when(Command::RecordKeyDestroyed)
+            .then(vec![]);
+    }
+
+    #[test]
+    fn a_retrieved_wrap_never_expires() {
+        given::<WrapAggregate>(vec![
+            Event::Created(wrap()),
+            Event::Retrieved {
+                via: Via::Agent,
+                attempt: Uuid::from_u128(1),
+            },
+        ])
+        .when(Command::Expire { now: 5_000 })
+        .then(vec![]);
+    }
+
+    #[test]
     fn retrieving_an_unknown_wrap_is_not_found() {
         given::<WrapAggregate>(vec![])
             .when(Command::Retrieve(retrieval(1, true, 0)))
@@ -410,6 +500,8 @@ mod tests {
                 via: Via::Agent,
                 reason: Refusal::Expired,
             },
+            Event::Expired,
+            Event::KeyDestroyed,
         ];
         for event in events {
             let new = WrapAggregate::encode(&event);

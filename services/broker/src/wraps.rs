@@ -3,8 +3,10 @@
 //!
 //! The value is sealed at once under a key of the wrap's own and only the sealed form reaches
 //! the log. A retrieval opens it, then asks the wrap's history (an expected-sequence append,
-//! so instances agree) whether it is the first; the first gets the value and the key is
-//! destroyed, every other attempt is refused and recorded with why.
+//! so instances agree) whether it is the first; the first gets the value, every other attempt
+//! is refused and recorded with why. The key of a spent wrap (retrieved, or expired) is
+//! destroyed right after and that is recorded too; the expiry pass finishes whatever a crash
+//! left undone.
 
 use crate::{deks, jobs, BrokerError};
 use aegis_broker::wraps::{
@@ -204,7 +206,14 @@ pub async fn retrieve_as_agent(
     wrap_id: Uuid,
     agent: Uuid,
 ) -> Result<Retrieved, BrokerError> {
-    let wrap = load(rt, tenant, wrap_id).await?;
+    let agg = address::<WrapAggregate>(tenant, wrap_id.to_string())
+        .map_err(|e| BrokerError::Wrap(e.into()))?;
+    // What a retrieval reads before deciding (request, sealed value) never changes once made,
+    // so a cached state serves; whether it is still there is the append's to decide.
+    let wrap = match rt.executor.peek::<WrapAggregate>(&agg.subject()).flatten() {
+        Some(w) => w,
+        None => load(rt, tenant, wrap_id).await?,
+    };
     let approved = jobs::holds_request(rt, tenant, agent, &wrap.new.request_id).await?;
     retrieve(rt, ctx, tenant, wrap_id, wrap, Via::Agent, approved).await
 }
@@ -256,7 +265,8 @@ async fn retrieve(
             // Decided first on a state that was already out of date; open now.
             None => rt.keys.open(tenant, &secret, 1, &state.new.sealed).await?,
         };
-        shred(rt, tenant, &secret).await;
+        // The retrieval is decided and durable; the key goes right after the answer.
+        destroy_key_soon(rt, tenant, wrap_id);
         return Ok(Retrieved {
             wrap: state,
             value,
@@ -264,17 +274,90 @@ async fn retrieve(
         });
     }
     let reason = state.refusal(&retrieval).unwrap_or(Refusal::Consumed);
-    if reason == Refusal::Expired {
+    if reason == Refusal::Expired && !state.key_destroyed {
         // Nobody will ever have it: the value goes now.
-        shred(rt, tenant, &secret).await;
+        destroy_key_soon(rt, tenant, wrap_id);
     }
     Err(refused(reason, Some(done.position)))
 }
 
-/// Destroys a wrap's key. The retrieval is already decided and the value must still reach its
-/// caller, so a key store that cannot destroy it now is logged, not answered.
-async fn shred(rt: &Runtime, tenant: Uuid, secret: &str) {
-    if let Err(e) = rt.keys.destroy_secret(tenant, secret).await {
-        tracing::error!(%tenant, secret, error = %e, "a retrieved wrap's key could not be destroyed");
+/// Destroys a spent wrap's key, then records that it did (`wrap.key_destroyed.v1`).
+async fn destroy_key(rt: &Runtime, tenant: Uuid, wrap_id: Uuid) -> Result<(), BrokerError> {
+    rt.keys
+        .destroy_secret(tenant, &wrap_secret(wrap_id))
+        .await?;
+    let agg = address::<WrapAggregate>(tenant, wrap_id.to_string())
+        .map_err(|e| BrokerError::Wrap(e.into()))?;
+    let ctx = CommandContext::system("wrap-keys");
+    rt.executor
+        .execute::<WrapAggregate>(&agg, &Command::RecordKeyDestroyed, &ctx, false)
+        .await?;
+    Ok(())
+}
+
+/// [`destroy_key`] after the answer has gone: its caller must not wait on a second fsync'd
+/// write. A key this leaves (a crash, a store that refuses) is the expiry pass's to destroy.
+fn destroy_key_soon(rt: &Runtime, tenant: Uuid, wrap_id: Uuid) {
+    let rt = rt.clone();
+    tokio::spawn(async move {
+        if let Err(e) = destroy_key(&rt, tenant, wrap_id).await {
+            tracing::warn!(%tenant, %wrap_id, error = %e, "a spent wrap's key is not destroyed yet; the expiry pass will");
+        }
+    });
+}
+
+/// Ends up to `batch` wraps whose time ran out unretrieved, oldest first: each is recorded
+/// (`wrap.expired.v1`) and its key destroyed, so its value can never be opened again. Answers
+/// how many were ended.
+pub async fn expire_due(rt: &Runtime, batch: i64) -> Result<usize, BrokerError> {
+    let due: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT tenant_id, id FROM broker_wraps WHERE retrieved_at IS NULL AND expired_at IS NULL \
+         AND expires_at <= now() ORDER BY expires_at LIMIT $1",
+    )
+    .bind(batch)
+    .fetch_all(&rt.pool)
+    .await?;
+    let ctx = CommandContext::system("wrap-expiry");
+    let mut ended = 0;
+    for (tenant, id) in due {
+        let Ok(wrap_id) = Uuid::parse_str(&id) else {
+            continue;
+        };
+        let agg = address::<WrapAggregate>(tenant, id.clone())
+            .map_err(|e| BrokerError::Wrap(e.into()))?;
+        let command = Command::Expire {
+            now: Utc::now().timestamp_millis(),
+        };
+        let done = rt
+            .executor
+            .execute::<WrapAggregate>(&agg, &command, &ctx, false)
+            .await?;
+        if done.appended {
+            destroy_key(rt, tenant, wrap_id).await?;
+            ended += 1;
+        }
     }
+    Ok(ended)
+}
+
+/// Destroys the keys of up to `batch` wraps spent a while ago (retrieved or expired) whose
+/// destruction is not on the log: what a crash or a failing key store left behind a
+/// retrieval. Answers how many.
+pub async fn destroy_spent_keys(rt: &Runtime, batch: i64) -> Result<usize, BrokerError> {
+    let spent: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT tenant_id, id FROM broker_wraps WHERE key_destroyed_at IS NULL \
+         AND (retrieved_at IS NOT NULL OR expired_at IS NOT NULL) \
+         AND coalesce(retrieved_at, expired_at) < now() - interval '30 seconds' LIMIT $1",
+    )
+    .bind(batch)
+    .fetch_all(&rt.pool)
+    .await?;
+    let mut destroyed = 0;
+    for (tenant, id) in spent {
+        if let Ok(wrap_id) = Uuid::parse_str(&id) {
+            destroy_key(rt, tenant, wrap_id).await?;
+            destroyed += 1;
+        }
+    }
+    Ok(destroyed)
 }

@@ -239,7 +239,8 @@ pub async fn envelope_round_trip(c: &Client1<'_>, value: &str) -> String {
 }
 
 async fn world() -> (TestApp, Uuid) {
-    let app = TestApp::spawn().await;
+    // The expiry pass every second.
+    let app = TestApp::spawn_with_config(|c| c.ar_tick_secs = 1).await;
     let tenant = app.create_tenant("Wraps").await;
     (app, tenant)
 }
@@ -372,6 +373,26 @@ async fn ten_concurrent_retrievals_get_the_value_once_and_the_audit_shows_each()
         )
         .await;
     assert_eq!(s, 410, "HEAD tells it is gone");
+
+    // The wrap's key is gone, and the log says so.
+    let id = Uuid::parse_str(&wrap).expect("uuid");
+    let keys = &app.state().keys;
+    assert!(
+        aegis_tests::world::eventually(Duration::from_secs(10), || async {
+            !keys
+                .holds(tenant, &format!("broker/wrap/{id}"))
+                .await
+                .expect("key store")
+        })
+        .await,
+        "the retrieved wrap's key is destroyed"
+    );
+    assert!(
+        aegis_tests::world::eventually(Duration::from_secs(10), || async {
+            count(&audit(&app, &c).await, "wrap.key_destroyed") == 1
+        })
+        .await
+    );
 
     // The audit: one retrieval, ten refusals (nine racing, one after), and never the value.
     let a = audit(&app, &c).await;
@@ -523,7 +544,8 @@ async fn unapproved_expired_unknown_foreign_and_revoked_are_refused() {
         "{e}"
     );
 
-    // Past its time: expired, for its own agent too.
+    // Past its time: expired, for its own agent too; the expiry pass ends it on the log and
+    // the metrics count it.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (s, e) = c.get_wrap(&a, &short).await;
     assert_eq!(
@@ -531,6 +553,17 @@ async fn unapproved_expired_unknown_foreign_and_revoked_are_refused() {
         (410, Some("wrap expired")),
         "{e}"
     );
+    let expired = format!("broker_wraps_expired_total{{tenant_id=\"{tenant}\"}} 1");
+    assert!(
+        aegis_tests::world::eventually(Duration::from_secs(10), || async {
+            app.metrics().await.contains(&expired)
+        })
+        .await,
+        "{expired}"
+    );
+    let trail = audit(&app, &c).await;
+    assert_eq!(count(&trail, "wrap.expired"), 1, "{trail}");
+    assert_eq!(count(&trail, "wrap.key_destroyed"), 1, "{trail}");
 
     // Unknown, not a UUID, another tenant's: nothing to see.
     let (s, _) = c.get_wrap(&a, &Uuid::now_v7().to_string()).await;

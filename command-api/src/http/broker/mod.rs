@@ -97,11 +97,11 @@ pub(crate) async fn metrics(state: &AppState, out: &mut Exposition) {
     wrap_metrics(state, out).await;
 }
 
-/// Wraps, from their read model: retrieved, expired unretrieved, and refusals by reason.
+/// Wraps, from their read model: retrieved, ended unretrieved, and refusals by reason.
 async fn wrap_metrics(state: &AppState, out: &mut Exposition) {
     let rows: Vec<(Uuid, i64, i64, i64, i64, i64)> = sqlx::query_as(
         "SELECT tenant_id, count(*) FILTER (WHERE retrieved_at IS NOT NULL), \
-         count(*) FILTER (WHERE retrieved_at IS NULL AND expires_at <= now()), \
+         count(*) FILTER (WHERE expired_at IS NOT NULL), \
          coalesce(sum(denied_consumed), 0)::bigint, coalesce(sum(denied_expired), 0)::bigint, \
          coalesce(sum(denied_not_approved), 0)::bigint FROM broker_wraps GROUP BY 1",
     )
@@ -122,14 +122,14 @@ async fn wrap_metrics(state: &AppState, out: &mut Exposition) {
         );
     }
     out.family(
-        "broker_wraps_expired",
-        "gauge",
-        "Wraps whose time ran out before anyone retrieved them.",
+        "broker_wraps_expired_total",
+        "counter",
+        "Wraps whose time ran out before anyone retrieved them (their keys destroyed).",
     );
     for (tenant, _, expired, ..) in &rows {
         let t = tenant.to_string();
         out.sample(
-            "broker_wraps_expired",
+            "broker_wraps_expired_total",
             &[("tenant_id", &t)],
             *expired as f64,
         );
