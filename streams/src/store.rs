@@ -291,7 +291,14 @@ impl EventStore {
     pub async fn load(&self, agg: &AggregateRef, after: Expected) -> Result<History, StoreError> {
         let subject = agg.subject();
         let stream = self.stream_handle().await?;
-        let last = match stream.get_last_raw_message_by_subject(&subject).await {
+        // The subject's newest message and the first one after `after` are asked at once: for
+        // the common short history the second already is the whole of what is new, so a load
+        // costs one round trip, not two.
+        let (last, first) = tokio::join!(
+            stream.get_last_raw_message_by_subject(&subject),
+            stream.get_first_raw_message_by_subject(&subject, after.last_seq + 1)
+        );
+        let last = match last {
             Ok(m) => m.sequence,
             Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => 0,
             Err(e) => return Err(StoreError::nats(e)),
@@ -308,12 +315,16 @@ impl EventStore {
         // state, which dominated loading small aggregates (claiming a job); only a long
         // history goes on through one.
         let mut commits: Vec<StoredCommit> = Vec::new();
+        let mut next = Some(first.map_err(StoreError::nats)?);
         let mut from = after.last_seq + 1;
         for _ in 0..DIRECT_READS {
-            let msg = stream
-                .get_first_raw_message_by_subject(&subject, from)
-                .await
-                .map_err(StoreError::nats)?;
+            let msg = match next.take() {
+                Some(m) => m,
+                None => stream
+                    .get_first_raw_message_by_subject(&subject, from)
+                    .await
+                    .map_err(StoreError::nats)?,
+            };
             let commit = StoredCommit::decode(
                 msg.sequence,
                 msg.subject.as_str(),
