@@ -65,7 +65,9 @@ pub fn supervise<F, Fut>(
                 let _ = role.await;
                 return;
             };
-            if *shutdown.borrow() {
+            // A role also ends when its owner drops the signal without sending it (the
+            // application dropped without a stop): that is a shutdown too, not a failure.
+            if *shutdown.borrow() || shutdown.has_changed().is_err() {
                 return;
             }
             let why = match ended {
@@ -135,5 +137,32 @@ mod tests {
             2,
             "not restarted after shutdown"
         );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_signal_stops_roles_without_restarting_them() {
+        let health = Arc::new(Supervision::default());
+        let (stop, rx) = watch::channel(false);
+        let starts = Arc::new(AtomicU32::new(0));
+        let mut tasks = JoinSet::new();
+        let counted = starts.clone();
+        supervise(&mut tasks, health.clone(), "ticker", rx, move |mut stop| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            // As the tickers do: return when the signal changes or goes away.
+            async move {
+                let _ = stop.changed().await;
+            }
+        });
+        while starts.load(Ordering::SeqCst) < 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(stop);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await
+        .expect("the supervisor stops");
+        assert_eq!(starts.load(Ordering::SeqCst), 1, "not restarted");
+        assert_eq!(health.snapshot()["ticker"].restarts, 0);
     }
 }
