@@ -10,6 +10,8 @@
 use aegis_tests::TestApp;
 use anyhow::ensure;
 use async_nats::jetstream;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -149,7 +151,7 @@ fn main() -> anyhow::Result<()> {
                     let r = http
                         .post(format!("{base}/api/v1/agents/{id}/wraps"))
                         .header("X-Agent-Secret", secret)
-                        .json(&json!({ "request_id": request, "key_name": format!("k{i}"), "value": format!("value-{w}-{i}-0123456789abcdef") }))
+                        .json(&json!({ "request_id": request, "key_name": format!("k{i}"), "value": STANDARD.encode(format!("value-{w}-{i}-0123456789abcdef")) }))
                         .send()
                         .await?;
                     ensure!(r.status() == 201, "wrap: {} {}", r.status(), r.text().await?);

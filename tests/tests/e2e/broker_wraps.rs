@@ -235,7 +235,10 @@ pub async fn envelope_round_trip(c: &Client1<'_>, value: &str) -> String {
         .get_wrap(&agent, w["wrap_id"].as_str().expect("wrap_id"))
         .await;
     assert_eq!(s, 200, "{got}");
-    got["value"].as_str().expect("value").to_string()
+    let value = STANDARD
+        .decode(got["value"].as_str().expect("value"))
+        .expect("base64");
+    String::from_utf8(value).expect("utf-8")
 }
 
 async fn world() -> (TestApp, Uuid) {
@@ -292,7 +295,11 @@ async fn ten_at_once(
         .map(|(_, b)| b)
         .collect();
     assert_eq!(won.len(), 1, "{answers:?}");
-    assert_eq!(won[0]["value"], value);
+    assert_eq!(
+        won[0]["value"],
+        STANDARD.encode(value),
+        "base64, as seed 004 answers"
+    );
     let gone: Vec<&Value> = answers
         .iter()
         .filter(|(s, _)| *s == 410)
@@ -319,7 +326,7 @@ async fn ten_concurrent_retrievals_get_the_value_once_and_the_audit_shows_each()
     let (s, w) = c
         .post_wrap(
             &agent,
-            json!({ "request_id": request, "key_name": "password", "value": value }),
+            json!({ "request_id": request, "key_name": "password", "value": STANDARD.encode(&value) }),
         )
         .await;
     assert_eq!(s, 201, "{w}");
@@ -400,6 +407,7 @@ async fn ten_concurrent_retrievals_get_the_value_once_and_the_audit_shows_each()
     assert_eq!(count(&a, "wrap.retrieved"), 1, "{a}");
     assert_eq!(count(&a, "wrap.denied"), 10, "{a}");
     assert!(!a.to_string().contains(&value));
+    assert!(!a.to_string().contains(&STANDARD.encode(&value)));
     assert!(!a.to_string().contains(hash), "the MAC stays inside");
     let log = app.log_bytes().await;
     assert!(!log.windows(value.len()).any(|w| w == value.as_bytes()));
@@ -433,7 +441,7 @@ async fn two_instances_agree_on_the_one_retrieval() {
     let (s, w) = c2
         .post_wrap(
             &agent,
-            json!({ "request_id": request, "key_name": "password", "value": value }),
+            json!({ "request_id": request, "key_name": "password", "value": STANDARD.encode(&value) }),
         )
         .await;
     assert_eq!(s, 201, "{w}");
@@ -491,11 +499,18 @@ async fn envelopes_open_only_under_the_agents_own_data_key() {
     // Both or neither of value and envelope; a ttl out of range; a value over 64 KiB.
     let env = c.envelope(&a, b"secret").await;
     for (body, why) in [
-        (json!({ "value": "x", "envelope": env }), "both"),
+        (json!({ "value": "eA==", "envelope": env }), "both"),
         (json!({}), "neither"),
-        (json!({ "value": "x", "ttl_seconds": 0 }), "ttl 0"),
-        (json!({ "value": "x", "ttl_seconds": 3601 }), "ttl too long"),
-        (json!({ "value": "x".repeat(64 * 1024 + 1) }), "too big"),
+        (json!({ "value": "eA==", "ttl_seconds": 0 }), "ttl 0"),
+        (
+            json!({ "value": "eA==", "ttl_seconds": 3601 }),
+            "ttl too long",
+        ),
+        (
+            json!({ "value": STANDARD.encode(vec![7u8; 64 * 1024 + 1]) }),
+            "too big",
+        ),
+        (json!({ "value": "not base64!" }), "not base64"),
     ] {
         let (s, e) = c.post_wrap(&a, post(body)).await;
         assert_eq!(s, 400, "{why}: {e}");
@@ -521,7 +536,7 @@ async fn unapproved_expired_unknown_foreign_and_revoked_are_refused() {
     let (s, e) = c
         .post_wrap(
             &b,
-            json!({ "request_id": request, "key_name": "k", "value": "v" }),
+            json!({ "request_id": request, "key_name": "k", "value": "dg==" }),
         )
         .await;
     assert_eq!(
@@ -532,7 +547,7 @@ async fn unapproved_expired_unknown_foreign_and_revoked_are_refused() {
     let (s, w) = c
         .post_wrap(
             &a,
-            json!({ "request_id": request, "key_name": "k", "value": "v1", "ttl_seconds": 1 }),
+            json!({ "request_id": request, "key_name": "k", "value": "djE=", "ttl_seconds": 1 }),
         )
         .await;
     assert_eq!(s, 201, "{w}");
@@ -580,7 +595,7 @@ async fn unapproved_expired_unknown_foreign_and_revoked_are_refused() {
     let (s, w) = c
         .post_wrap(
             &a,
-            json!({ "request_id": request, "key_name": "k", "value": "v2" }),
+            json!({ "request_id": request, "key_name": "k", "value": "djI=" }),
         )
         .await;
     assert_eq!(s, 201, "{w}");
@@ -618,7 +633,7 @@ async fn unapproved_expired_unknown_foreign_and_revoked_are_refused() {
         (
             Method::POST,
             format!("/api/v1/agents/{}/wraps", a.id),
-            Some(json!({ "request_id": request, "key_name": "k", "value": "v" })),
+            Some(json!({ "request_id": request, "key_name": "k", "value": "dg==" })),
         ),
         (
             Method::GET,

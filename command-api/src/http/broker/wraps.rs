@@ -44,7 +44,8 @@ pub struct PostWrapBody {
     pub request_id: Uuid,
     /// The value's name in its provider (a Secret's key): 1 to 253 characters.
     pub key_name: String,
-    /// The value, UTF-8, protected by TLS alone. Exactly one of `value` and `envelope`.
+    /// The value, standard base64 (as secrets-bridge agents send it), protected by TLS alone.
+    /// Exactly one of `value` and `envelope`.
     #[serde(default)]
     pub value: Option<String>,
     /// The value encrypted under a data key from `POST .../dek`.
@@ -88,10 +89,10 @@ pub struct WrapValue {
     pub wrap_id: Uuid,
     pub request_id: String,
     pub key_name: String,
-    /// The value: UTF-8 as it is, anything else in standard base64 (`encoding` says which).
+    /// The value, standard base64.
     pub value: String,
-    /// `utf-8` or `base64`.
-    pub encoding: &'static str,
+    /// How the value was sealed at rest while it waited.
+    pub algorithm: &'static str,
     pub byte_length: u64,
     pub content_hash: String,
 }
@@ -148,7 +149,10 @@ async fn post_wrap(
         );
     }
     let posted = match (body.value, body.envelope) {
-        (Some(v), None) => Posted::Value(Zeroizing::new(v.into_bytes())),
+        (Some(v), None) => {
+            let v = Zeroizing::new(v);
+            Posted::Value(Zeroizing::new(b64("value", &v)?))
+        }
         (None, Some(e)) => Posted::Envelope(Envelope {
             nonce: b64("envelope.nonce", &e.nonce)?,
             ciphertext: b64("envelope.ciphertext", &e.ciphertext)?,
@@ -225,16 +229,13 @@ async fn retrieve(
         }
     };
     tracing::info!(%tenant, %agent, wrap_id = %id, "wrap retrieved");
-    let (value, encoding) = match std::str::from_utf8(&got.value) {
-        Ok(text) => (text.to_string(), "utf-8"),
-        Err(_) => (STANDARD.encode(got.value.as_slice()), "base64"),
-    };
+    let value = STANDARD.encode(got.value.as_slice());
     let body = WrapValue {
         wrap_id: id,
         request_id: got.wrap.new.request_id.clone(),
         key_name: got.wrap.new.key_name.clone(),
         value,
-        encoding,
+        algorithm: "xchacha20-poly1305",
         byte_length: got.wrap.new.byte_length,
         content_hash: got.wrap.new.content_mac.clone(),
     };
