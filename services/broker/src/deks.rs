@@ -117,16 +117,17 @@ pub async fn issue(
     })
 }
 
-/// The data key `wrapped` holds, if it is one issued to `agent` under `key_id`: the wrapping
-/// key is the agent's own and the id is sealed with the key, so another agent's key, another
-/// tenant's, an altered one or one presented under another id all fail to open.
+/// The data key `wrapped` holds and its id, if it is one issued to `agent` (under `key_id`,
+/// when the caller names one): the wrapping key is the agent's own and the id is sealed with
+/// the key, so another agent's key, another tenant's, an altered one or one presented under
+/// another id all fail to open. secrets-bridge agents send no id; the sealed one serves.
 pub async fn unwrap(
     rt: &Runtime,
     tenant: Uuid,
     agent: Uuid,
-    key_id: &str,
+    key_id: Option<&str>,
     wrapped: &str,
-) -> Result<Zeroizing<[u8; 32]>, BrokerError> {
+) -> Result<(String, Zeroizing<[u8; 32]>), BrokerError> {
     let refused = || {
         BrokerError::BadEnvelope(
             "the wrapped data key does not open: not issued to this agent under this key id, or altered"
@@ -147,14 +148,18 @@ pub async fn unwrap(
         Err(KeyError::Tampered | KeyError::Shredded) => return Err(refused()),
         Err(e) => return Err(e.into()),
     };
-    let key = bound
-        .strip_prefix(key_id.as_bytes())
-        .and_then(|rest| rest.strip_prefix(&[0]))
-        .filter(|k| k.len() == 32)
+    let split = bound
+        .iter()
+        .position(|b| *b == 0)
+        .filter(|at| bound.len() == at + 33)
         .ok_or_else(refused)?;
+    let sealed_id = std::str::from_utf8(&bound[..split]).map_err(|_| refused())?;
+    if key_id.is_some_and(|k| k != sealed_id) {
+        return Err(refused());
+    }
     let mut dek = Zeroizing::new([0u8; 32]);
-    dek.copy_from_slice(key);
-    Ok(dek)
+    dek.copy_from_slice(&bound[split + 1..]);
+    Ok((sealed_id.to_string(), dek))
 }
 
 /// Seals `dek` to the agent's wire key (HPKE base mode, the key id as associated data).

@@ -16,8 +16,9 @@ use aegis_runtime::command::{CommandContext, CommandError};
 use aegis_runtime::keys::KeyError;
 use aegis_runtime::runtime::address;
 use aegis_runtime::Runtime;
+use aes_gcm::Aes256Gcm;
 use chacha20poly1305::aead::{Aead, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use chrono::Utc;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -31,13 +32,24 @@ pub const DEFAULT_TTL_SECS: u64 = 600;
 /// The longest a value may wait: past it, unretrieved, it is refused as expired.
 pub const MAX_TTL_SECS: u64 = 3600;
 
-/// What an agent sent an envelope as: the data key's id and wrapped form (from `POST .../dek`),
-/// and the value encrypted under that key (ChaCha20-Poly1305, the key id as associated data).
+/// What an agent sent an envelope as: the data key's wrapped form (from `POST .../dek`), its id
+/// when the agent names it, and the value encrypted under that key.
 pub struct Envelope {
-    pub key_id: String,
+    pub cipher: EnvelopeCipher,
+    pub key_id: Option<String>,
     pub wrapped_dek: String,
     pub nonce: Vec<u8>,
     pub ciphertext: Vec<u8>,
+}
+
+/// How an envelope's value is encrypted under its data key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvelopeCipher {
+    /// Aegis's own: ChaCha20-Poly1305, the key id as associated data (binds the ciphertext to
+    /// its key).
+    ChaCha20Poly1305,
+    /// secrets-bridge agents': AES-256-GCM, no associated data.
+    Aes256Gcm,
 }
 
 pub enum Posted {
@@ -89,13 +101,8 @@ pub async fn create(
     let (value, source) = match posting.posted {
         Posted::Value(v) => (v, Source::Value),
         Posted::Envelope(e) => {
-            let value = open_envelope(rt, tenant, agent, &e).await?;
-            (
-                value,
-                Source::Envelope {
-                    dek_key_id: e.key_id,
-                },
-            )
+            let (dek_key_id, value) = open_envelope(rt, tenant, agent, &e).await?;
+            (value, Source::Envelope { dek_key_id })
         }
     };
     if value.len() > MAX_VALUE_BYTES {
@@ -144,28 +151,34 @@ async fn open_envelope(
     tenant: Uuid,
     agent: Uuid,
     e: &Envelope,
-) -> Result<Zeroizing<Vec<u8>>, BrokerError> {
-    let dek = deks::unwrap(rt, tenant, agent, &e.key_id, &e.wrapped_dek).await?;
+) -> Result<(String, Zeroizing<Vec<u8>>), BrokerError> {
+    let (key_id, dek) =
+        deks::unwrap(rt, tenant, agent, e.key_id.as_deref(), &e.wrapped_dek).await?;
     if e.nonce.len() != 12 {
         return Err(BrokerError::BadEnvelope(
             "the envelope's nonce is not 12 bytes".into(),
         ));
     }
-    ChaCha20Poly1305::new(dek.as_ref().into())
-        .decrypt(
-            Nonce::from_slice(&e.nonce),
+    let nonce = chacha20poly1305::Nonce::from_slice(&e.nonce);
+    let opened = match e.cipher {
+        EnvelopeCipher::ChaCha20Poly1305 => ChaCha20Poly1305::new(dek.as_ref().into()).decrypt(
+            nonce,
             Payload {
                 msg: &e.ciphertext,
-                aad: e.key_id.as_bytes(),
+                aad: key_id.as_bytes(),
             },
+        ),
+        EnvelopeCipher::Aes256Gcm => {
+            Aes256Gcm::new(dek.as_ref().into()).decrypt(nonce, e.ciphertext.as_slice())
+        }
+    };
+    let value = opened.map(Zeroizing::new).map_err(|_| {
+        BrokerError::BadEnvelope(
+            "the envelope does not open under its data key: altered, or sealed with another key or key id"
+                .into(),
         )
-        .map(Zeroizing::new)
-        .map_err(|_| {
-            BrokerError::BadEnvelope(
-                "the envelope does not open under its data key: altered, or sealed with another key or key id"
-                    .into(),
-            )
-        })
+    })?;
+    Ok((key_id, value))
 }
 
 /// The wrap as it stands, for a caller with approved work on its request; retrieves nothing

@@ -645,3 +645,59 @@ async fn unapproved_expired_unknown_foreign_and_revoked_are_refused() {
         assert_eq!(s, 401, "{path}: {e}");
     }
 }
+
+/// An agent written against secrets-bridge: no wire key, a clear DEK from `plaintext`, AES-256-GCM
+/// without associated data, the envelope's `dek_ciphertext` / `dek_kms_key_id`, values in base64.
+#[tokio::test]
+async fn a_secrets_bridge_agent_posts_an_aes_gcm_envelope_unchanged() {
+    use aes_gcm::Aes256Gcm;
+    let (app, tenant) = world().await;
+    let c = Client1::of(&app, tenant);
+    let agent = c.mint("legacy-cluster").await;
+    let request = Uuid::now_v7();
+    c.claimed_job(&agent, request).await;
+    let (s, _, dek) = c
+        .agent(
+            &agent,
+            Method::POST,
+            &format!("/api/v1/agents/{}/dek", agent.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{dek}");
+    assert_eq!(dek["algorithm"], "aes-256-gcm");
+    let key = STANDARD
+        .decode(dek["plaintext"].as_str().expect("plaintext"))
+        .expect("b64");
+    let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+    let value = format!("legacy-{}", Uuid::now_v7().simple());
+    let ciphertext = Aes256Gcm::new_from_slice(&key)
+        .expect("a 32-byte key")
+        .encrypt(&nonce, value.as_bytes())
+        .expect("encrypts");
+    let envelope = json!({ "algorithm": "aes-256-gcm", "ciphertext": STANDARD.encode(&ciphertext),
+        "nonce": STANDARD.encode(nonce), "dek_ciphertext": dek["ciphertext"],
+        "dek_kms_key_id": dek["kms_key_id"] });
+    let (s, w) = c
+        .post_wrap(
+            &agent,
+            json!({ "request_id": request, "key_name": "password", "envelope": envelope }),
+        )
+        .await;
+    assert_eq!(s, 201, "{w}");
+    let (s, got) = c
+        .get_wrap(&agent, w["wrap_id"].as_str().expect("wrap_id"))
+        .await;
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(got["value"], STANDARD.encode(&value));
+    // The same envelope claimed as the other cipher does not open.
+    let mut wrong = envelope.clone();
+    wrong["algorithm"] = json!("chacha20-poly1305");
+    let (s, e) = c
+        .post_wrap(
+            &agent,
+            json!({ "request_id": request, "key_name": "password", "envelope": wrong }),
+        )
+        .await;
+    assert_eq!(s, 400, "{e}");
+}

@@ -101,8 +101,17 @@ pub struct DekIssued {
     /// The data key wrapped under this agent's key in the tenant's hierarchy: send it back
     /// with what it encrypted; only this tenant can unwrap it, for this agent, under this id.
     pub wrapped_dek: String,
-    /// The cipher the agent encrypts envelopes with.
+    /// The cipher the agent encrypts envelopes with (`algorithm: aes-256-gcm` in the envelope
+    /// is accepted too).
     pub cipher: &'static str,
+    /// secrets-bridge's names for the same answer: `algorithm` (`aes-256-gcm`, what its agents
+    /// encrypt with), `ciphertext` (= `wrapped_dek`), `kms_key_id` (= `key_id`) and, only when
+    /// the key travels in the clear, `plaintext` (= `dek`).
+    pub algorithm: &'static str,
+    pub ciphertext: String,
+    pub kms_key_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plaintext: Option<String>,
     /// `hpke` (sealed to the registered wire key) or `clear` (no wire key: `dek` holds it).
     pub delivery: &'static str,
     /// The data key itself, base64, only when the agent has no wire key.
@@ -172,6 +181,10 @@ async fn issue_dek(
         ),
     };
     let body = DekIssued {
+        algorithm: "aes-256-gcm",
+        ciphertext: issued.wrapped.clone(),
+        kms_key_id: issued.key_id.clone(),
+        plaintext: dek.clone(),
         key_id: issued.key_id,
         wrapped_dek: issued.wrapped,
         cipher: deks::CIPHER,

@@ -13,7 +13,7 @@ use crate::http::openapi::{AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::state::AppState;
 use aegis_broker::wraps::NewWrap;
-use aegis_broker_services::wraps::{self, Envelope, NewPosting, Posted};
+use aegis_broker_services::wraps::{self, Envelope, EnvelopeCipher, NewPosting, Posted};
 use aegis_broker_services::BrokerError;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -56,13 +56,20 @@ pub struct PostWrapBody {
     pub ttl_seconds: Option<u64>,
 }
 
-/// ChaCha20-Poly1305 under the data key, the key id (UTF-8) as associated data.
+/// The value encrypted under a data key: `chacha20-poly1305` (the default) with the key id
+/// (UTF-8) as associated data, or `aes-256-gcm` without, as secrets-bridge agents send it
+/// (`dek_ciphertext` and `dek_kms_key_id` are accepted for `wrapped_dek` and `key_id`).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvelopeBody {
-    /// The data key's id, as `POST .../dek` gave it.
-    pub key_id: String,
+    /// `chacha20-poly1305` (default) or `aes-256-gcm`.
+    #[serde(default)]
+    pub algorithm: Option<String>,
+    /// The data key's id, as `POST .../dek` gave it; when absent, the one sealed with the key.
+    #[serde(default, alias = "dek_kms_key_id")]
+    pub key_id: Option<String>,
     /// The data key's wrapped form, as `POST .../dek` gave it.
+    #[serde(alias = "dek_ciphertext")]
     pub wrapped_dek: String,
     /// 12 bytes, standard base64, fresh for each envelope.
     pub nonce: String,
@@ -154,6 +161,16 @@ async fn post_wrap(
             Posted::Value(Zeroizing::new(b64("value", &v)?))
         }
         (None, Some(e)) => Posted::Envelope(Envelope {
+            cipher: match e.algorithm.as_deref() {
+                None | Some("chacha20-poly1305") => EnvelopeCipher::ChaCha20Poly1305,
+                Some("aes-256-gcm") => EnvelopeCipher::Aes256Gcm,
+                Some(other) => {
+                    return Err(ApiError::bad_request(format!(
+                        "envelope.algorithm `{other}` is not chacha20-poly1305 or aes-256-gcm"
+                    ))
+                    .with("field", "envelope.algorithm"))
+                }
+            },
             nonce: b64("envelope.nonce", &e.nonce)?,
             ciphertext: b64("envelope.ciphertext", &e.ciphertext)?,
             key_id: e.key_id,
