@@ -77,6 +77,13 @@ pub const EVENTS: &[(&str, &str)] = &[
     ("wrap.denied.v1", "aegis.broker.v1.WrapDenied"),
     ("wrap.expired.v1", "aegis.broker.v1.WrapExpired"),
     ("wrap.key_destroyed.v1", "aegis.broker.v1.WrapKeyDestroyed"),
+    ("request.submitted.v1", "aegis.broker.v1.RequestSubmitted"),
+    ("request.vote_cast.v1", "aegis.broker.v1.RequestVoteCast"),
+    ("request.approved.v1", "aegis.broker.v1.RequestApproved"),
+    ("request.rejected.v1", "aegis.broker.v1.RequestRejected"),
+    ("request.cancelled.v1", "aegis.broker.v1.RequestCancelled"),
+    ("request.expired.v1", "aegis.broker.v1.RequestExpired"),
+    ("request.finished.v1", "aegis.broker.v1.RequestFinished"),
     (
         "agent.status_changed.v1",
         "aegis.identity.v1.AgentStatusChanged",
@@ -265,6 +272,8 @@ pub const CREDENTIAL_MESSAGES: &[&str] = &[
     "aegis.vault.v1.SealedValue",
     "aegis.integrations.v1.SealedSecrets",
     "aegis.broker.v1.WrapSealed",
+    "aegis.broker.v1.RequestValues",
+    "aegis.broker.v1.SealedKeyValue",
 ];
 
 /// Whether a field of `message` holds credential material.

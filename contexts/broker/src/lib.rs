@@ -1,8 +1,10 @@
 //! The secret broker (seed 004)'s working half: what agents running in customers' clusters do
 //! with secrets: data keys handed to agents (`deks`), the jobs they claim (`jobs`), the values
-//! they hand over once (`wraps`) and the secrets they find in their clusters (`discovered`).
+//! they hand over once (`wraps`) and the secrets they find in their clusters (`discovered`);
+//! and the people's half: access requests and their approvals (`requests`).
 
 pub mod deks;
 pub mod discovered;
 pub mod jobs;
+pub mod requests;
 pub mod wraps;

@@ -313,8 +313,19 @@ async fn destroy_key(rt: &Runtime, tenant: Uuid, wrap_id: Uuid) -> Result<(), Br
 fn destroy_key_soon(rt: &Runtime, tenant: Uuid, wrap_id: Uuid) {
     let rt = rt.clone();
     tokio::spawn(async move {
-        if let Err(e) = destroy_key(&rt, tenant, wrap_id).await {
-            tracing::warn!(%tenant, %wrap_id, error = %e, "a spent wrap's key is not destroyed yet; the expiry pass will");
+        // The losers of the retrieval are appending their refusals to the same subject right
+        // now: a record that loses to them a few times in a row tries again shortly after.
+        for attempt in 1..=5u64 {
+            match destroy_key(&rt, tenant, wrap_id).await {
+                Ok(()) => return,
+                Err(BrokerError::Wrap(CommandError::Contended)) if attempt < 5 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(%tenant, %wrap_id, error = %e, "a spent wrap's key is not destroyed yet; the expiry pass will");
+                    return;
+                }
+            }
         }
     });
 }
