@@ -315,7 +315,10 @@ impl EventStore {
         // state, which dominated loading small aggregates (claiming a job); only a long
         // history goes on through one.
         let mut commits: Vec<StoredCommit> = Vec::new();
-        let mut next = Some(first.map_err(StoreError::nats)?);
+        // The two requests race a concurrent append: the first may have found nothing (the
+        // subject's first commit landed between them) where the newest now exists. Whatever it
+        // answered other than a message, the loop asks again, in order.
+        let mut next = first.ok();
         let mut from = after.last_seq + 1;
         for _ in 0..DIRECT_READS {
             let msg = match next.take() {
