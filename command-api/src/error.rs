@@ -161,7 +161,15 @@ pub fn platform_body(
 
 impl From<aegis_streams::StoreError> for ApiError {
     fn from(e: aegis_streams::StoreError) -> Self {
-        Self::internal(&e)
+        match e {
+            // The log did not answer (a lost server, a leader election, a timeout): nothing was
+            // decided, and the caller may try again shortly.
+            aegis_streams::StoreError::Nats(ref why) => {
+                tracing::warn!(error = %why, "the event log did not answer");
+                ApiError::unavailable("the event log is unavailable; retry shortly", 1)
+            }
+            other => Self::internal(&other),
+        }
     }
 }
 
@@ -188,7 +196,14 @@ impl From<aegis_streams::SubjectError> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        Self::internal(&e)
+        match e {
+            // The database did not answer (restarting, unreachable, every connection busy).
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                tracing::warn!(error = %e, "the database did not answer");
+                ApiError::unavailable("the database is unavailable; retry shortly", 1)
+            }
+            other => Self::internal(&other),
+        }
     }
 }
 
@@ -217,7 +232,7 @@ impl<E: std::error::Error + Send + Sync + 'static> IntoApi<E>
             .with("current_version", current),
             Contended => ApiError::conflict("too many concurrent changes to this resource; retry")
                 .with("retry_after_ms", 100),
-            Store(e) => ApiError::internal(&e),
+            Store(e) => e.into(),
             Decode(e) => ApiError::internal(&e),
             Address(e) => ApiError::bad_request(e.to_string()),
         }

@@ -132,6 +132,18 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// Kills the server hard and leaves it down (until [`NatsServer::start_again`]).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a killed server again on the same port and store.
+    pub fn start_again(&mut self) {
+        self.child = Self::spawn(&self.conf, self.port, &self.dir);
+        self.wait_ready();
+    }
+
     /// Kills the server hard and starts it again on the same port and store.
     pub fn restart(&mut self) {
         let _ = self.child.kill();

@@ -25,6 +25,7 @@ mod leakage;
 mod logins;
 mod nats_tenants;
 mod openapi;
+mod outages;
 mod platform_surface;
 mod probes;
 mod projectors;
