@@ -11,8 +11,6 @@ use aegis_runtime::command::{CommandContext, CommandError};
 use aegis_runtime::runtime::address;
 use aegis_runtime::Runtime;
 use futures::StreamExt;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use uuid::Uuid;
 
 /// What one sync reports: the secrets of one cluster's provider.
@@ -77,12 +75,7 @@ pub async fn sync(
             let checksum_mac = item
                 .checksum
                 .filter(|c| !c.is_empty())
-                .map(|c| {
-                    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_ref())
-                        .expect("HMAC takes keys of any length");
-                    mac.update(c.as_bytes());
-                    hex::encode(mac.finalize().into_bytes())
-                })
+                .map(|c| crate::keyed_digest(&key, c.as_bytes()))
                 .unwrap_or_default();
             let id = secret_id(
                 tenant,

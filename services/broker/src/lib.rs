@@ -11,3 +11,13 @@ pub mod wire;
 pub mod wraps;
 
 pub use error::BrokerError;
+
+/// HMAC-SHA256 of `value` under a tenant key (`KeyStore::mac_key`), hex: tells values apart
+/// (a discovered secret's checksum, a wrap's content) and reveals nothing without the key.
+pub(crate) fn keyed_digest(key: &aegis_runtime::keys::Key, value: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.as_ref())
+        .expect("HMAC takes keys of any length");
+    mac.update(value);
+    hex::encode(mac.finalize().into_bytes())
+}

@@ -16,12 +16,11 @@ use aegis_runtime::command::{CommandContext, CommandError};
 use aegis_runtime::keys::KeyError;
 use aegis_runtime::runtime::address;
 use aegis_runtime::Runtime;
+use aegis_streams::AggregateRef;
 use aes_gcm::Aes256Gcm;
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use chrono::Utc;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -78,6 +77,11 @@ pub struct Retrieved {
     pub position: u64,
 }
 
+/// Where one wrap's history lives.
+fn wrap_ref(tenant: Uuid, wrap_id: Uuid) -> Result<AggregateRef, BrokerError> {
+    address::<WrapAggregate>(tenant, wrap_id.to_string()).map_err(|e| BrokerError::Wrap(e.into()))
+}
+
 /// The key-store secret whose key seals one wrap's value.
 fn wrap_secret(wrap: Uuid) -> String {
     format!("broker/wrap/{wrap}")
@@ -117,9 +121,6 @@ pub async fn create(
         .seal_first(tenant, &wrap_secret(wrap_id), &value)
         .await?;
     let mac_key = rt.keys.mac_key(tenant, "broker.wrap").await?;
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(mac_key.as_ref())
-        .map_err(|e| BrokerError::BadEnvelope(e.to_string()))?;
-    mac.update(&value);
     let ttl_ms = posting.ttl_secs.clamp(1, MAX_TTL_SECS) as i64 * 1000;
     let wrap = NewWrap {
         request_id: posting.request_id,
@@ -129,10 +130,9 @@ pub async fn create(
         expires_at: Utc::now().timestamp_millis() + ttl_ms,
         source,
         sealed,
-        content_mac: hex::encode(mac.finalize().into_bytes()),
+        content_mac: crate::keyed_digest(&mac_key, &value),
     };
-    let agg = address::<WrapAggregate>(tenant, wrap_id.to_string())
-        .map_err(|e| BrokerError::Wrap(e.into()))?;
+    let agg = wrap_ref(tenant, wrap_id)?;
     let done = rt
         .executor
         .execute::<WrapAggregate>(&agg, &Command::Create(wrap.clone()), ctx, true)
@@ -204,8 +204,7 @@ pub async fn peek(
 }
 
 async fn load(rt: &Runtime, tenant: Uuid, wrap_id: Uuid) -> Result<Wrap, BrokerError> {
-    let agg = address::<WrapAggregate>(tenant, wrap_id.to_string())
-        .map_err(|e| BrokerError::Wrap(e.into()))?;
+    let agg = wrap_ref(tenant, wrap_id)?;
     let (state, _) = rt.executor.load::<WrapAggregate>(&agg).await?;
     state.ok_or(BrokerError::Wrap(CommandError::Domain(WrapError::NotFound)))
 }
@@ -219,8 +218,7 @@ pub async fn retrieve_as_agent(
     wrap_id: Uuid,
     agent: Uuid,
 ) -> Result<Retrieved, BrokerError> {
-    let agg = address::<WrapAggregate>(tenant, wrap_id.to_string())
-        .map_err(|e| BrokerError::Wrap(e.into()))?;
+    let agg = wrap_ref(tenant, wrap_id)?;
     // What a retrieval reads before deciding (request, sealed value) never changes once made,
     // so a cached state serves; whether it is still there is the append's to decide.
     let wrap = match rt.executor.peek::<WrapAggregate>(&agg.subject()).flatten() {
@@ -263,8 +261,7 @@ async fn retrieve(
         if_match: None,
         ..ctx.clone()
     };
-    let agg = address::<WrapAggregate>(tenant, wrap_id.to_string())
-        .map_err(|e| BrokerError::Wrap(e.into()))?;
+    let agg = wrap_ref(tenant, wrap_id)?;
     let done = rt
         .executor
         .execute::<WrapAggregate>(&agg, &Command::Retrieve(retrieval.clone()), &ctx, false)
@@ -299,8 +296,7 @@ async fn destroy_key(rt: &Runtime, tenant: Uuid, wrap_id: Uuid) -> Result<(), Br
     rt.keys
         .destroy_secret(tenant, &wrap_secret(wrap_id))
         .await?;
-    let agg = address::<WrapAggregate>(tenant, wrap_id.to_string())
-        .map_err(|e| BrokerError::Wrap(e.into()))?;
+    let agg = wrap_ref(tenant, wrap_id)?;
     let ctx = CommandContext::system("wrap-keys");
     rt.executor
         .execute::<WrapAggregate>(&agg, &Command::RecordKeyDestroyed, &ctx, false)
@@ -347,8 +343,7 @@ pub async fn expire_due(rt: &Runtime, batch: i64) -> Result<usize, BrokerError> 
         let Ok(wrap_id) = Uuid::parse_str(&id) else {
             continue;
         };
-        let agg = address::<WrapAggregate>(tenant, id.clone())
-            .map_err(|e| BrokerError::Wrap(e.into()))?;
+        let agg = wrap_ref(tenant, wrap_id)?;
         let command = Command::Expire {
             now: Utc::now().timestamp_millis(),
         };
