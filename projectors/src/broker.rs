@@ -1,6 +1,7 @@
 //! The broker's read model (seed 004): jobs, as a claim looks for candidates among them, the
 //! secrets agents discovered (`broker_secrets`; when each was last listed is presence, kept
-//! beside it by the sync), and single-shot wraps without their values (`broker_wraps`).
+//! beside it by the sync), single-shot wraps without their values (`broker_wraps`) and access
+//! requests (`broker_requests`, in `broker_requests.rs`).
 
 use crate::event::{decode, occurred_at, uuid};
 use crate::runner::{Projection, ProjectionError};
@@ -22,13 +23,18 @@ fn object(raw: &str) -> serde_json::Value {
 
 impl Projection for BrokerProjection {
     const NAME: &'static str = "broker";
-    const TABLES: &'static [&'static str] = &["broker_jobs", "broker_secrets", "broker_wraps"];
+    const TABLES: &'static [&'static str] = &[
+        "broker_jobs",
+        "broker_secrets",
+        "broker_wraps",
+        "broker_requests",
+    ];
 
     fn handles(&self, e: &Envelope) -> bool {
         e.context == "broker"
             && matches!(
                 e.aggregate_type.as_str(),
-                "job" | "discovered_secret" | "wrap"
+                "job" | "discovered_secret" | "wrap" | "request"
             )
     }
 
@@ -43,6 +49,10 @@ impl Projection for BrokerProjection {
             let tenant = uuid(&env.tenant_id)?;
             let id = env.aggregate_id.as_str();
             let at = occurred_at(env);
+            if env.aggregate_type == "request" {
+                crate::broker_requests::apply(tx, s, env, position).await?;
+                continue;
+            }
             match env.event_type.as_str() {
                 "job.enqueued.v1" => {
                     let m: pb::JobEnqueued = decode(env)?;
@@ -67,6 +77,10 @@ impl Projection for BrokerProjection {
                     .bind(position)
                     .execute(&mut *tx)
                     .await?;
+                    if !m.request_id.is_empty() {
+                        crate::broker_requests::job_enqueued(tx, s, tenant, id, &m.request_id)
+                            .await?;
+                    }
                 }
                 "job.claimed.v1" => {
                     let m: pb::JobClaimed = decode(env)?;

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod auto_response;
 pub mod broker;
+mod broker_requests;
 pub mod checkpoint;
 mod event;
 pub mod identity;

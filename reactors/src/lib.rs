@@ -15,6 +15,7 @@ pub mod fanout;
 pub mod leak_scans;
 pub mod lease_expiry;
 pub mod reports;
+pub mod request_expiry;
 pub mod role;
 pub mod runner;
 pub mod siem;

@@ -160,6 +160,20 @@ pub fn start(tasks: &mut JoinSet<()>, rt: &Runtime, shutdown: watch::Receiver<bo
     supervise(
         tasks,
         health.clone(),
+        "request_expiry",
+        shutdown.clone(),
+        move |stop| {
+            crate::request_expiry::run(
+                s.clone(),
+                std::time::Duration::from_secs(s.config.ar_tick_secs.max(1)),
+                stop,
+            )
+        },
+    );
+    let s = rt.clone();
+    supervise(
+        tasks,
+        health.clone(),
         "leak_scans",
         shutdown.clone(),
         move |stop| {

@@ -8,6 +8,25 @@ use sqlx::postgres::{PgRow, Postgres};
 use sqlx::{FromRow, PgPool, QueryBuilder};
 use uuid::Uuid;
 
+/// Validates paging parameters: limit 1 to 500 (default 50), offset not negative.
+pub fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
+    let limit = limit.unwrap_or(50);
+    let offset = offset.unwrap_or(0);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit",
+            "limit must be between 1 and 500",
+        ));
+    }
+    if offset < 0 {
+        return Err(ApiError::validation(
+            "offset",
+            "offset must not be negative",
+        ));
+    }
+    Ok((limit, offset))
+}
+
 /// A value one condition binds.
 #[derive(Debug, Clone)]
 enum Value {

@@ -54,6 +54,10 @@ pub struct Vote {
     pub approve: bool,
     /// The comment of an approval, the reason of a rejection.
     pub text: String,
+    /// When it was cast (ms since the epoch): the decision's time, or its record's.
+    pub at: i64,
+    /// Its record's event id (empty until recorded).
+    pub id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +68,8 @@ pub struct Request {
     pub submitted_at: i64,
     pub votes: Vec<Vote>,
     pub error: String,
+    /// When it last changed (ms since the epoch), from its last record.
+    pub updated_at: i64,
 }
 
 impl Request {
@@ -144,6 +150,13 @@ pub enum RequestError {
 
 pub struct RequestAggregate;
 
+/// When a record was made (ms since the epoch), when it says.
+fn recorded_at(env: &Envelope) -> Option<i64> {
+    env.occurred_at
+        .as_ref()
+        .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+}
+
 fn pending(r: &Request, now: i64) -> Result<(), RequestError> {
     if r.status != Status::Pending {
         return Err(RequestError::NotPending(r.status.as_str()));
@@ -209,6 +222,8 @@ impl Aggregate for RequestAggregate {
                     approver: *approver,
                     approve: true,
                     text: comment.clone(),
+                    at: *now,
+                    id: String::new(),
                 })];
                 if r.approvals() + 1 >= r.new.binding.min_approvers as usize {
                     events.push(Event::Approved);
@@ -229,6 +244,8 @@ impl Aggregate for RequestAggregate {
                         approver: *approver,
                         approve: false,
                         text: reason.clone(),
+                        at: *now,
+                        id: String::new(),
                     }),
                     Event::Rejected {
                         approver: *approver,
@@ -264,7 +281,7 @@ impl Aggregate for RequestAggregate {
         }
     }
 
-    fn evolve(state: Option<Request>, event: &Event, _env: &Envelope) -> Option<Request> {
+    fn evolve(state: Option<Request>, event: &Event, env: &Envelope) -> Option<Request> {
         match (state, event) {
             (None, Event::Submitted { request, at }) => Some(Request {
                 new: (**request).clone(),
@@ -272,11 +289,16 @@ impl Aggregate for RequestAggregate {
                 submitted_at: *at,
                 votes: Vec::new(),
                 error: String::new(),
+                updated_at: *at,
             }),
             (Some(mut r), e) => {
+                r.updated_at = recorded_at(env).unwrap_or(r.updated_at);
                 match e {
                     Event::Submitted { .. } => {}
-                    Event::VoteCast(v) => r.votes.push(v.clone()),
+                    Event::VoteCast(v) => r.votes.push(Vote {
+                        id: env.event_id.clone(),
+                        ..v.clone()
+                    }),
                     Event::Approved => r.status = Status::Approved,
                     Event::Rejected { .. } => r.status = Status::Rejected,
                     Event::Cancelled => r.status = Status::Cancelled,
@@ -436,6 +458,8 @@ impl Aggregate for RequestAggregate {
                     approver: id(&m.approver_id, "approver id")?,
                     approve: m.approve,
                     text: m.text,
+                    at: recorded_at(env).unwrap_or_default(),
+                    id: env.event_id.clone(),
                 })
             }
             "request.approved.v1" => Event::Approved,

@@ -57,6 +57,8 @@ fn voted(approver: Uuid) -> Event {
         approver,
         approve: true,
         text: "ok".into(),
+        at: AT + 1,
+        id: String::new(),
     })
 }
 
@@ -160,6 +162,8 @@ fn one_rejection_ends_the_request_and_needs_a_reason() {
                 approver: BOB,
                 approve: false,
                 text: "not during the freeze".into(),
+                at: AT + 1,
+                id: String::new(),
             }),
             Event::Rejected {
                 approver: BOB,
@@ -290,6 +294,11 @@ fn a_request_decodes_as_it_was_encoded_its_values_only_in_the_credential() {
             credential: new.credential,
             ..Default::default()
         };
-        assert_eq!(RequestAggregate::decode(&env).expect("decodes"), event);
+        // A vote's time and id are its record's (this envelope has neither).
+        let expected = match event {
+            Event::VoteCast(v) => Event::VoteCast(Vote { at: 0, ..v }),
+            other => other,
+        };
+        assert_eq!(RequestAggregate::decode(&env).expect("decodes"), expected);
     }
 }

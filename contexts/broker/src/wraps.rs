@@ -18,6 +18,9 @@ pub enum Source {
     Value,
     /// Encrypted under a data key issued to the agent.
     Envelope { dek_key_id: String },
+    /// A patch request's value, made into a wrap by Aegis when the request was approved, for
+    /// the agent that does the patch (`agent` is nil: no agent posted it).
+    Request,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +238,7 @@ impl Aggregate for WrapAggregate {
                 let (source, dek_key_id) = match &n.source {
                     Source::Value => ("value", String::new()),
                     Source::Envelope { dek_key_id } => ("envelope", dek_key_id.clone()),
+                    Source::Request => ("request", String::new()),
                 };
                 NewEvent {
                     event_type: "wrap.created.v1",
@@ -298,6 +302,7 @@ impl Aggregate for WrapAggregate {
                     "envelope" => Source::Envelope {
                         dek_key_id: m.dek_key_id,
                     },
+                    "request" => Source::Request,
                     other => {
                         return Err(DecodeError::new(env, format!("unknown source `{other}`")))
                     }

@@ -55,6 +55,9 @@ catalog! {
     AgentSelf = "agent.self", false, "Act as the agent itself (X-Agent-Secret)";
     JobEnqueue = "job.enqueue", true, "Enqueue jobs for agents (seed 004)";
     SecretList = "secret.list", true, "List the secrets agents discovered in their clusters (metadata, never values)";
+    SecretRequest = "secret.request", true, "Ask to read or change a secret (an access request), cancel it, and retrieve what it was granted";
+    SecretApprove = "secret.approve", true, "Approve and reject other people's access requests, and see every request";
+    RequestRead = "request.read", true, "See access requests: one's own, and every request with secret.approve";
     AuditRead = "audit.read", true, "Read the audit log";
     UsageRead = "usage.read", true, "Read the tenant's metered usage and quotas";
     CredentialRead = "credential.read", true, "List vault credentials, their health and rotation schedule (never a value)";
@@ -338,6 +341,7 @@ impl BuiltinRole {
             SearchRead,
             BillingRead,
             SecretList,
+            RequestRead,
         ];
         match self {
             BuiltinRole::Admin => Permissions::grantable(),
@@ -352,6 +356,8 @@ impl BuiltinRole {
                 SecurityRead,
                 AccessSimulate,
                 LeakageScan,
+                SecretRequest,
+                SecretApprove,
             ])),
             BuiltinRole::Auditor => Permissions::of(&reads),
         }

@@ -3,6 +3,7 @@
 use aegis_broker::deks::DekError;
 use aegis_broker::discovered::DiscoveryError;
 use aegis_broker::jobs::JobError;
+use aegis_broker::requests::RequestError;
 use aegis_broker::wraps::{Refusal, WrapError};
 use aegis_runtime::command::CommandError;
 use aegis_runtime::keys::KeyError;
@@ -24,6 +25,11 @@ pub enum BrokerError {
     Discovery(#[from] CommandError<DiscoveryError>),
     #[error(transparent)]
     Wrap(#[from] CommandError<WrapError>),
+    #[error(transparent)]
+    Request(#[from] CommandError<RequestError>),
+    /// A request's wraps are its requester's alone.
+    #[error("only the original requester may retrieve")]
+    NotRequester,
     /// A retrieval the wrap's history refused (recorded as `wrap.denied.v1`), or a posting for a
     /// request the agent holds no approved work on.
     /// `position`: where the refusal was recorded, when it was.

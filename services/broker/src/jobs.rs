@@ -42,7 +42,18 @@ pub async fn enqueue(
     tenant: Uuid,
     job: NewJob,
 ) -> Result<(Uuid, Job, u64), BrokerError> {
-    let id = Uuid::now_v7();
+    enqueue_as(rt, ctx, tenant, Uuid::now_v7(), job).await
+}
+
+/// Enqueues a job under an id the caller chose (an approved request's job has its request's
+/// id, so enqueueing it twice is refused as `AlreadyExists` instead of making two).
+pub async fn enqueue_as(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    id: Uuid,
+    job: NewJob,
+) -> Result<(Uuid, Job, u64), BrokerError> {
     let done = execute(
         rt,
         ctx,
@@ -80,19 +91,19 @@ pub async fn claim(
     let mut offset = rand::thread_rng().gen_range(0..SLICES) * CANDIDATES;
     for _ in 0..LOOKS {
         let now = Utc::now().timestamp_millis();
-        let candidates: Vec<(String,)> = sqlx::query_as(
+        let candidates: Vec<(String, Option<String>)> = sqlx::query_as(
             // Each half reads its own partial index (`broker_jobs_queued`, `broker_jobs_leased`)
             // and stops after what the page needs; jobs claimed under a live lease are never
             // walked past.
-            "WITH q AS (SELECT id, enqueued_at FROM broker_jobs \
+            "WITH q AS (SELECT id, request_id, enqueued_at FROM broker_jobs \
                WHERE tenant_id = $1 AND status = 'queued' \
                AND (scoped_agent IS NULL OR scoped_agent = $3) AND NOT (id = ANY($4)) \
                ORDER BY enqueued_at, id LIMIT $5 + $6), \
-             l AS (SELECT id, enqueued_at FROM broker_jobs \
+             l AS (SELECT id, request_id, enqueued_at FROM broker_jobs \
                WHERE tenant_id = $1 AND status = 'claimed' AND lease_expires_at <= $2 \
                AND (scoped_agent IS NULL OR scoped_agent = $3) AND NOT (id = ANY($4)) \
                ORDER BY lease_expires_at LIMIT $5 + $6) \
-             SELECT id FROM (SELECT * FROM q UNION ALL SELECT * FROM l) c \
+             SELECT id, request_id FROM (SELECT * FROM q UNION ALL SELECT * FROM l) c \
              ORDER BY enqueued_at, id LIMIT $5 OFFSET $6",
         )
         .bind(tenant)
@@ -120,14 +131,19 @@ pub async fn claim(
         let mut candidates = candidates;
         let start = rand::thread_rng().gen_range(0..candidates.len());
         candidates.rotate_left(start);
-        for (id,) in candidates {
+        for (id, request) in candidates {
             let command = Command::Claim {
                 agent,
                 now: Utc::now().timestamp_millis(),
                 lease_ms,
                 max_attempts,
             };
-            match execute(rt, &ctx(), tenant, &id, &command, false).await {
+            // A request's job is part of its request's trail.
+            let ctx = match &request {
+                Some(r) => crate::correlated(&ctx(), r),
+                None => ctx(),
+            };
+            match execute(rt, &ctx, tenant, &id, &command, false).await {
                 Ok(done) => match done.state {
                     Some(job) if job.status == JobStatus::Claimed && job.holder == Some(agent) => {
                         let id = Uuid::parse_str(&id).map_err(|_| {
@@ -153,7 +169,9 @@ pub async fn claim(
     Err(BrokerError::Busy)
 }
 
-/// Records the outcome `agent` reports for the job it holds.
+/// Records the outcome `agent` reports for the job it holds; answers the job as it ended and
+/// the commit's position. (An access request's job ends its request too: see
+/// `requests::complete_job`, which the adapters call.)
 pub async fn complete(
     rt: &Runtime,
     ctx: &CommandContext,
@@ -162,15 +180,25 @@ pub async fn complete(
     job: Uuid,
     succeeded: bool,
     error: String,
-) -> Result<u64, BrokerError> {
+) -> Result<(Option<Job>, u64), BrokerError> {
     let command = Command::Complete {
         agent,
         now: Utc::now().timestamp_millis(),
         succeeded,
         error,
     };
-    let done = execute(rt, ctx, tenant, &job.to_string(), &command, false).await?;
-    Ok(done.position)
+    let agg =
+        address::<JobAggregate>(tenant, job.to_string()).map_err(|e| BrokerError::Job(e.into()))?;
+    let request = match rt.executor.load::<JobAggregate>(&agg).await? {
+        (Some(j), _) => j.new.request_id,
+        (None, _) => None,
+    };
+    let ctx = match &request {
+        Some(r) => crate::correlated(ctx, r),
+        None => ctx.clone(),
+    };
+    let done = execute(rt, &ctx, tenant, &job.to_string(), &command, false).await?;
+    Ok((done.state, done.position))
 }
 
 /// Whether `agent` holds approved work on `request`: a job carrying it, claimed by this agent

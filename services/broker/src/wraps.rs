@@ -109,6 +109,35 @@ pub async fn create(
             (value, Source::Envelope { dek_key_id })
         }
     };
+    let ttl_ms = posting.ttl_secs.clamp(1, MAX_TTL_SECS) as i64 * 1000;
+    let made = Making {
+        request_id: posting.request_id,
+        key_name: posting.key_name,
+        agent,
+        source,
+        ttl_ms,
+    };
+    make(rt, ctx, tenant, made, &value).await
+}
+
+/// A wrap about to be made, but for its value.
+pub(crate) struct Making {
+    pub request_id: String,
+    pub key_name: String,
+    /// Who posted it: nil when Aegis made it from a patch request.
+    pub agent: Uuid,
+    pub source: Source,
+    pub ttl_ms: i64,
+}
+
+/// Seals `value` under a new wrap's own key and records the wrap.
+pub(crate) async fn make(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    making: Making,
+    value: &[u8],
+) -> Result<Created, BrokerError> {
     if value.len() > MAX_VALUE_BYTES {
         return Err(BrokerError::BadEnvelope(format!(
             "the value is {} bytes; a wrap holds at most {MAX_VALUE_BYTES}",
@@ -118,24 +147,25 @@ pub async fn create(
     let wrap_id = Uuid::now_v7();
     let sealed = rt
         .keys
-        .seal_first(tenant, &wrap_secret(wrap_id), &value)
+        .seal_first(tenant, &wrap_secret(wrap_id), value)
         .await?;
     let mac_key = rt.keys.mac_key(tenant, "broker.wrap").await?;
-    let ttl_ms = posting.ttl_secs.clamp(1, MAX_TTL_SECS) as i64 * 1000;
     let wrap = NewWrap {
-        request_id: posting.request_id,
-        key_name: posting.key_name,
-        agent,
+        expires_at: Utc::now().timestamp_millis() + making.ttl_ms,
+        request_id: making.request_id,
+        key_name: making.key_name,
+        agent: making.agent,
         byte_length: value.len() as u64,
-        expires_at: Utc::now().timestamp_millis() + ttl_ms,
-        source,
+        source: making.source,
         sealed,
-        content_mac: crate::keyed_digest(&mac_key, &value),
+        content_mac: crate::keyed_digest(&mac_key, value),
     };
+    // The wrap's records belong to its request's trail.
+    let ctx = crate::correlated(ctx, &wrap.request_id);
     let agg = wrap_ref(tenant, wrap_id)?;
     let done = rt
         .executor
-        .execute::<WrapAggregate>(&agg, &Command::Create(wrap.clone()), ctx, true)
+        .execute::<WrapAggregate>(&agg, &Command::Create(wrap.clone()), &ctx, true)
         .await?;
     Ok(Created {
         wrap_id,
@@ -203,7 +233,7 @@ pub async fn peek(
     }
 }
 
-async fn load(rt: &Runtime, tenant: Uuid, wrap_id: Uuid) -> Result<Wrap, BrokerError> {
+pub(crate) async fn load(rt: &Runtime, tenant: Uuid, wrap_id: Uuid) -> Result<Wrap, BrokerError> {
     let agg = wrap_ref(tenant, wrap_id)?;
     let (state, _) = rt.executor.load::<WrapAggregate>(&agg).await?;
     state.ok_or(BrokerError::Wrap(CommandError::Domain(WrapError::NotFound)))
@@ -229,7 +259,7 @@ pub async fn retrieve_as_agent(
     retrieve(rt, ctx, tenant, wrap_id, wrap, Via::Agent, approved).await
 }
 
-async fn retrieve(
+pub(crate) async fn retrieve(
     rt: &Runtime,
     ctx: &CommandContext,
     tenant: Uuid,
@@ -259,7 +289,7 @@ async fn retrieve(
     let ctx = CommandContext {
         msg_id: None,
         if_match: None,
-        ..ctx.clone()
+        ..crate::correlated(ctx, &wrap.new.request_id)
     };
     let agg = wrap_ref(tenant, wrap_id)?;
     let done = rt

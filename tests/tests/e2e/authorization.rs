@@ -136,6 +136,21 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says() {
                         "{what}"
                     );
                 }
+                // Asking for a secret and deciding on it is done in a person's name: the
+                // platform admin holds the permissions but is nobody.
+                (None, Some(_))
+                    if caller.name == "platform admin"
+                        && matches!(
+                            needed,
+                            Permission::SecretRequest | Permission::SecretApprove
+                        ) =>
+                {
+                    assert_eq!(
+                        (status, body["error"].as_str()),
+                        (403, Some("not_a_person")),
+                        "{what}"
+                    );
+                }
                 (None, Some(perms)) if perms.contains(*needed) => {
                     assert!(
                         status != 401 && status != 403,

@@ -5,8 +5,8 @@
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::http::extract::{max_chars, CommandHeaders, Json, MinPosition, Query, UuidPath};
-use crate::http::identity::tenants::page;
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::paged::page;
 use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, ensure_tenant, execute};

@@ -4,8 +4,8 @@
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::http::extract::{MinPosition, Query, UuidPath};
-use crate::http::identity::tenants::page;
 use crate::http::openapi::{params, AuthErrors, ErrorBody};
+use crate::http::paged::page;
 use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::state::AppState;

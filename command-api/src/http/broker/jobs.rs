@@ -10,8 +10,8 @@ use crate::http::reply::{Reply, POSITION_HEADER};
 use crate::http::{command_context, ensure_tenant};
 use crate::state::AppState;
 use aegis_broker::jobs::{Job, JobError, NewJob};
-use aegis_broker_services::jobs;
 use aegis_broker_services::BrokerError;
+use aegis_broker_services::{jobs, requests};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -250,7 +250,7 @@ async fn complete(
         );
     }
     let ctx = command_context(&principal, &headers, None);
-    let position = jobs::complete(&state, &ctx, tenant.0, agent, job, succeeded, error)
+    let position = requests::complete_job(&state, &ctx, tenant.0, agent, job, succeeded, error)
         .await
         .map_err(broker_error)?;
     Ok((

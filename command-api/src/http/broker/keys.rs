@@ -10,6 +10,7 @@ use crate::http::openapi::{AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::{Reply, POSITION_HEADER};
 use crate::http::{aggregate, command_context, execute};
 use crate::state::AppState;
+use aegis_broker::requests::RequestError;
 use aegis_broker::wraps::{Refusal, WrapError};
 use aegis_broker_services::deks::{self, Delivered};
 use aegis_broker_services::wire::{self, WireKeyError};
@@ -224,9 +225,41 @@ pub(super) fn broker_error(e: BrokerError) -> ApiError {
             };
             ApiError::new(status, code, message).recorded_at(position)
         }
+        BrokerError::Request(c) => c.into_api(request_error),
+        BrokerError::NotRequester => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_requester",
+            BrokerError::NotRequester.to_string(),
+        ),
         BrokerError::BadEnvelope(why) => ApiError::bad_request(why),
         BrokerError::Lagging(l) => l.into(),
         BrokerError::Db(e) => e.into(),
         BrokerError::Busy => ApiError::unavailable(BrokerError::Busy.to_string(), 1),
+    }
+}
+
+/// An access request's refusals, with seed 004's texts where the document's API has one.
+fn request_error(e: RequestError) -> ApiError {
+    let text = e.to_string();
+    match e {
+        RequestError::NotFound => ApiError::not_found(text),
+        RequestError::AlreadyExists => ApiError::conflict(text),
+        RequestError::NotPending(status) => ApiError::new(
+            StatusCode::CONFLICT,
+            "not_pending",
+            "request is not pending",
+        )
+        .with("status", status),
+        RequestError::NotApproved(status) => {
+            ApiError::new(StatusCode::CONFLICT, "request_not_approved", text).with("status", status)
+        }
+        RequestError::SelfApproval => ApiError::new(StatusCode::FORBIDDEN, "self_approval", text),
+        RequestError::NotRequester => ApiError::new(StatusCode::FORBIDDEN, "not_requester", text),
+        RequestError::DuplicateVote => ApiError::new(StatusCode::CONFLICT, "duplicate_vote", text),
+        RequestError::ReasonRequired => ApiError::bad_request(text).with("field", "reason"),
+        RequestError::JustificationRequired => {
+            ApiError::bad_request(text).with("field", "justification")
+        }
+        RequestError::NoKeys => ApiError::bad_request(text).with("field", "keys"),
     }
 }

@@ -1,8 +1,13 @@
-//! Seed 004's secret broker, agents' working half: the routes an agent calls with its own
-//! `X-Agent-Secret` on its own path (`/api/v1/agents/{id}/...`).
+//! Seed 004's secret broker: the routes an agent calls with its own `X-Agent-Secret` on its
+//! own path (`/api/v1/agents/{id}/...`), and the access requests people make and decide
+//! (`/api/v1/requests...`).
 
 mod jobs;
 mod keys;
+mod request_reads;
+mod request_votes;
+mod request_wraps;
+mod requests;
 mod secrets;
 mod wraps;
 
@@ -19,6 +24,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(jobs::router())
         .merge(secrets::router())
         .merge(wraps::router())
+        .merge(requests::router())
+        .merge(request_reads::router())
+        .merge(request_votes::router())
+        .merge(request_wraps::router())
 }
 
 /// The agent of an agent's own path: the id must be a UUID (400), and the caller that agent

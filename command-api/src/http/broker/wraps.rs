@@ -13,7 +13,7 @@ use crate::http::openapi::{AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::state::AppState;
 use aegis_broker::wraps::NewWrap;
-use aegis_broker_services::wraps::{self, Envelope, EnvelopeCipher, NewPosting, Posted};
+use aegis_broker_services::wraps::{self, Envelope, EnvelopeCipher, NewPosting, Posted, Retrieved};
 use aegis_broker_services::BrokerError;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -104,6 +104,22 @@ pub struct WrapValue {
     pub content_hash: String,
 }
 
+impl WrapValue {
+    /// The answer to the retrieval that got the value.
+    pub(super) fn of(wrap_id: Uuid, got: &Retrieved) -> Self {
+        let w = &got.wrap.new;
+        WrapValue {
+            wrap_id,
+            request_id: w.request_id.clone(),
+            key_name: w.key_name.clone(),
+            value: STANDARD.encode(got.value.as_slice()),
+            algorithm: "xchacha20-poly1305",
+            byte_length: w.byte_length,
+            content_hash: w.content_mac.clone(),
+        }
+    }
+}
+
 fn created(wrap_id: Uuid, w: &NewWrap) -> WrapCreated {
     WrapCreated {
         wrap_id,
@@ -115,7 +131,7 @@ fn created(wrap_id: Uuid, w: &NewWrap) -> WrapCreated {
     }
 }
 
-async fn no_store(mut response: Response) -> Response {
+pub(super) async fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
@@ -246,17 +262,7 @@ async fn retrieve(
         }
     };
     tracing::info!(%tenant, %agent, wrap_id = %id, "wrap retrieved");
-    let value = STANDARD.encode(got.value.as_slice());
-    let body = WrapValue {
-        wrap_id: id,
-        request_id: got.wrap.new.request_id.clone(),
-        key_name: got.wrap.new.key_name.clone(),
-        value,
-        algorithm: "xchacha20-poly1305",
-        byte_length: got.wrap.new.byte_length,
-        content_hash: got.wrap.new.content_mac.clone(),
-    };
-    Ok(Reply::body(StatusCode::OK, body)
+    Ok(Reply::body(StatusCode::OK, WrapValue::of(id, &got))
         .at(got.position, 1)
         .into_response())
 }

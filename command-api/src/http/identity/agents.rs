@@ -1,12 +1,12 @@
 //! Agents (seed 004): minted with a secret shown once, listed without credentials, revoked
 //! or quarantined by operators; an active agent heartbeats with its own secret.
 
-use super::tenants::page;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::http::broker::own_agent;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::paged::page;
 use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, ensure_tenant, execute};

@@ -1,11 +1,11 @@
 //! API keys (seed 000): created with scopes and shown once, listed by prefix, revoked.
 //! The key is never stored, logged or replayed: only its keyed HMAC reaches the log.
 
-use super::tenants::page;
 use crate::auth::{grants, Principal};
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::paged::page;
 use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, ensure_tenant, execute};

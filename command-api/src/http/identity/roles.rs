@@ -1,12 +1,12 @@
 //! Roles, role assignments and the permission catalog (seed 004). Built-in roles are listed
 //! with the tenant's custom ones and cannot be changed.
 
-use super::tenants::page;
 use super::users::{is_active_admin, keep_an_admin, user_error, ADMIN_CHANGES};
 use crate::auth::{grants, Principal};
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::paged::page;
 use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, execute};

@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use crate::error::IntoApi;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::paged::page;
 use crate::http::reply::{idempotent, Data, Paged, Reply};
 use crate::http::{aggregate, command_context, platform_tenant};
 use crate::idempotency::IdempotencyKey;
@@ -151,25 +152,6 @@ impl Page {
     pub fn resolve(&self) -> Result<(i64, i64), ApiError> {
         page(self.limit, self.offset)
     }
-}
-
-/// Validates paging parameters: limit 1 to 500 (default 50), offset not negative.
-pub fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
-    let limit = limit.unwrap_or(50);
-    let offset = offset.unwrap_or(0);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::validation(
-            "limit",
-            "limit must be between 1 and 500",
-        ));
-    }
-    if offset < 0 {
-        return Err(ApiError::validation(
-            "offset",
-            "offset must not be negative",
-        ));
-    }
-    Ok((limit, offset))
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]

@@ -1,11 +1,11 @@
 //! Users of a tenant (seed 004 has login but no user administration; these routes are what a
 //! tenant ADMIN needs to have someone to log in): create, list, read, rename, disable.
 
-use super::tenants::page;
 use crate::auth::{grants, Principal};
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json, MinPosition, Query, UuidPath};
 use crate::http::openapi::{params, AuthErrors, BodyErrors, ErrorBody};
+use crate::http::paged::page;
 use crate::http::paged::TenantQuery;
 use crate::http::reply::{Data, Paged, Reply};
 use crate::http::{aggregate, current, ensure_tenant, execute};
