@@ -84,6 +84,12 @@ pub const EVENTS: &[(&str, &str)] = &[
     ("request.cancelled.v1", "aegis.broker.v1.RequestCancelled"),
     ("request.expired.v1", "aegis.broker.v1.RequestExpired"),
     ("request.finished.v1", "aegis.broker.v1.RequestFinished"),
+    ("workflow.created.v1", "aegis.broker.v1.WorkflowSaved"),
+    ("workflow.updated.v1", "aegis.broker.v1.WorkflowSaved"),
+    ("workflow.deleted.v1", "aegis.broker.v1.WorkflowDeleted"),
+    ("policy.created.v1", "aegis.broker.v1.PolicySaved"),
+    ("policy.updated.v1", "aegis.broker.v1.PolicySaved"),
+    ("policy.deleted.v1", "aegis.broker.v1.PolicyDeleted"),
     (
         "agent.status_changed.v1",
         "aegis.identity.v1.AgentStatusChanged",

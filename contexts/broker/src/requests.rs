@@ -27,6 +27,8 @@ pub struct Binding {
     pub ttl_ms: i64,
     /// The role an approver must hold (checked by the service); empty: anyone allowed to approve.
     pub approver_role: String,
+    /// How long the wraps made at approval (a patch's values) wait for the agent (ms).
+    pub wrap_ttl_approved_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -339,6 +341,7 @@ impl Aggregate for RequestAggregate {
                         require_justification: n.binding.require_justification,
                         ttl_ms: n.binding.ttl_ms,
                         approver_role: n.binding.approver_role.clone(),
+                        wrap_ttl_approved_ms: n.binding.wrap_ttl_approved_ms,
                     }),
                     submitted_at: *at,
                 }
@@ -446,6 +449,7 @@ impl Aggregate for RequestAggregate {
                             require_justification: b.require_justification,
                             ttl_ms: b.ttl_ms,
                             approver_role: b.approver_role,
+                            wrap_ttl_approved_ms: b.wrap_ttl_approved_ms,
                         },
                         values,
                     }),

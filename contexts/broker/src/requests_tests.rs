@@ -18,6 +18,7 @@ fn binding(min_approvers: u32) -> Binding {
         require_justification: true,
         ttl_ms: TTL,
         approver_role: String::new(),
+        wrap_ttl_approved_ms: 3_600_000,
     }
 }
 

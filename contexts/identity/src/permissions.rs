@@ -58,6 +58,9 @@ catalog! {
     SecretRequest = "secret.request", true, "Ask to read or change a secret (an access request), cancel it, and retrieve what it was granted";
     SecretApprove = "secret.approve", true, "Approve and reject other people's access requests, and see every request";
     RequestRead = "request.read", true, "See access requests: one's own, and every request with secret.approve";
+    WorkflowRead = "workflow.read", true, "Read approval workflows and the policies that pick them";
+    WorkflowEdit = "workflow.edit", true, "Create, change and delete approval workflows";
+    PolicyEdit = "policy.edit", true, "Create, change and delete the policies that pick a request's workflow";
     AuditRead = "audit.read", true, "Read the audit log";
     UsageRead = "usage.read", true, "Read the tenant's metered usage and quotas";
     CredentialRead = "credential.read", true, "List vault credentials, their health and rotation schedule (never a value)";
@@ -342,6 +345,7 @@ impl BuiltinRole {
             BillingRead,
             SecretList,
             RequestRead,
+            WorkflowRead,
         ];
         match self {
             BuiltinRole::Admin => Permissions::grantable(),

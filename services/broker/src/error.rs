@@ -4,6 +4,7 @@ use aegis_broker::deks::DekError;
 use aegis_broker::discovered::DiscoveryError;
 use aegis_broker::jobs::JobError;
 use aegis_broker::requests::RequestError;
+use aegis_broker::rules::RulesError;
 use aegis_broker::wraps::{Refusal, WrapError};
 use aegis_runtime::command::CommandError;
 use aegis_runtime::keys::KeyError;
@@ -27,6 +28,11 @@ pub enum BrokerError {
     Wrap(#[from] CommandError<WrapError>),
     #[error(transparent)]
     Request(#[from] CommandError<RequestError>),
+    #[error(transparent)]
+    Rules(#[from] CommandError<RulesError>),
+    /// The workflow names a role the approver does not hold.
+    #[error("this request's workflow needs approvers holding the role `{0}`")]
+    NotAnApprover(String),
     /// A request's wraps are its requester's alone.
     #[error("only the original requester may retrieve")]
     NotRequester,

@@ -14,8 +14,9 @@ use crate::wraps::{self, Making, Retrieved};
 use crate::{correlated, jobs, BrokerError};
 use aegis_broker::jobs::{JobAggregate, JobError, JobStatus, NewJob};
 use aegis_broker::requests::{
-    Binding, Command, Kind, NewRequest, Request, RequestAggregate, RequestError, Status,
+    Command, Kind, NewRequest, Request, RequestAggregate, RequestError, Status,
 };
+use aegis_broker::rules::Target;
 use aegis_broker::wraps::{Source, Via};
 use aegis_kernel::{Aggregate, Sealed};
 use aegis_runtime::command::{CommandContext, CommandError, Outcome};
@@ -30,11 +31,6 @@ use zeroize::Zeroizing;
 #[path = "requests_sweep.rs"]
 mod sweep;
 pub use sweep::{expire_due, settle_approved};
-
-/// How long a pending request waits for its approvals unless its workflow says otherwise.
-pub const DEFAULT_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
-/// How long the wraps made from an approved patch wait for the agent.
-pub const APPROVED_WRAP_TTL_MS: i64 = 3600 * 1000;
 
 /// What a requester asks for.
 pub struct Submission {
@@ -66,19 +62,6 @@ fn request_ref(tenant: Uuid, id: Uuid) -> Result<AggregateRef, BrokerError> {
 /// The key-store secret whose key seals a patch request's values (value `i` as version `i+1`).
 fn request_secret(id: Uuid) -> String {
     format!("broker/request/{id}")
-}
-
-/// The approval rules until workflows and policies choose them: one approver other than the
-/// requester, a justification, a week to decide.
-pub fn default_binding() -> Binding {
-    Binding {
-        workflow_id: "default".into(),
-        min_approvers: 1,
-        allow_self_approval: false,
-        require_justification: true,
-        ttl_ms: DEFAULT_TTL_MS,
-        approver_role: String::new(),
-    }
 }
 
 fn not_found() -> BrokerError {
@@ -131,9 +114,16 @@ pub async fn submit(
         secret_ref: s.secret_ref,
         keys: s.keys,
         justification: s.justification,
-        binding: default_binding(),
+        binding: crate::rules::default_binding(),
         values: Vec::new(),
     };
+    let target = Target {
+        project_id: new.project_id.clone(),
+        environment: new.environment.clone(),
+        provider_type: new.provider_type.clone(),
+        secret_ref: new.secret_ref.clone(),
+    };
+    new.binding = crate::rules::binding_for(rt, tenant, &target).await?;
     // The decider's refusal, before a key is made for values that will never be recorded.
     let probe = Command::Submit {
         request: Box::new(new.clone()),
@@ -175,6 +165,7 @@ pub async fn approve(
     approver: Uuid,
     comment: String,
 ) -> Result<Decided, BrokerError> {
+    may_decide(rt, tenant, id, approver).await?;
     let command = Command::Approve {
         approver,
         comment,
@@ -191,6 +182,21 @@ pub async fn approve(
     Ok(out)
 }
 
+/// Whether `approver` may vote at all: the request's workflow may ask for a role.
+async fn may_decide(
+    rt: &Runtime,
+    tenant: Uuid,
+    id: Uuid,
+    approver: Uuid,
+) -> Result<(), BrokerError> {
+    let request = get(rt, tenant, id).await?;
+    let role = &request.new.binding.approver_role;
+    if !role.is_empty() && !crate::rules::holds_role(rt, tenant, approver, role).await? {
+        return Err(BrokerError::NotAnApprover(role.clone()));
+    }
+    Ok(())
+}
+
 /// `approver` rejects, which ends the request.
 pub async fn reject(
     rt: &Runtime,
@@ -200,6 +206,7 @@ pub async fn reject(
     approver: Uuid,
     reason: String,
 ) -> Result<Decided, BrokerError> {
+    may_decide(rt, tenant, id, approver).await?;
     let command = Command::Reject {
         approver,
         reason,
@@ -298,7 +305,10 @@ async fn patch_wraps(
             key_name: key.clone(),
             agent: Uuid::nil(),
             source: Source::Request,
-            ttl_ms: APPROVED_WRAP_TTL_MS,
+            ttl_ms: match request.new.binding.wrap_ttl_approved_ms {
+                ms if ms > 0 => ms,
+                _ => crate::rules::APPROVED_WRAP_TTL_MS,
+            },
         };
         let made = wraps::make(rt, ctx, tenant, making, &value).await?;
         out.push(json!({ "key": key, "wrap_id": made.wrap_id }));
@@ -384,18 +394,27 @@ pub async fn wraps_of(
     if request.new.requester != user {
         return Err(BrokerError::NotRequester);
     }
-    Ok(sqlx::query_as(
-        "SELECT id, key_name, retrieved_at IS NOT NULL AS consumed, expires_at \
+    let rows: Vec<(String, String, bool, chrono::DateTime<Utc>)> = sqlx::query_as(
+        "SELECT id, key_name, retrieved_at IS NOT NULL, expires_at \
          FROM broker_wraps WHERE tenant_id = $1 AND request_id = $2 ORDER BY created_at, id",
     )
     .bind(tenant)
     .bind(id.to_string())
     .fetch_all(&rt.pool)
-    .await?)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, key_name, consumed, expires_at)| WrapSummary {
+            id,
+            key_name,
+            consumed,
+            expires_at,
+        })
+        .collect())
 }
 
 /// A wrap of a request, without its value.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 pub struct WrapSummary {
     pub id: String,
     pub key_name: String,

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 /// A user's call: status and body.
-async fn call(
+pub async fn call(
     app: &TestApp,
     who: &Login,
     method: Method,
@@ -243,15 +243,12 @@ async fn a_read_request_lives_its_whole_life_and_its_trail_holds_no_value() {
     );
 
     // The whole trail, in order, under the request's id; no value, secret or token in it.
-    let admin = app.user_with_role(tenant, Some("ADMIN")).await;
-    let (s, trail) = call(
-        &app,
-        &admin,
-        Method::GET,
-        &format!("/api/v1/audit-events?correlation_id={id}&limit=100"),
-        None,
-    )
-    .await;
+    let (s, trail) = app
+        .caught_up(
+            tenant,
+            &format!("/api/v1/audit-events?correlation_id={id}&limit=100"),
+        )
+        .await;
     assert_eq!(s, 200, "{trail}");
     let mut events: Vec<&Value> = trail["data"].as_array().expect("data").iter().collect();
     events.sort_by_key(|e| (e["position"].as_i64(), e["index"].as_i64()));
@@ -407,15 +404,12 @@ async fn approvals_at_the_same_moment_approve_once_and_approve_races_reject() {
         votes.iter().all(|(s, _)| *s == 200 || *s == 409),
         "{votes:?}"
     );
-    let admin = app.user_with_role(tenant, Some("ADMIN")).await;
-    let (_, trail) = call(
-        &app,
-        &admin,
-        Method::GET,
-        &format!("/api/v1/audit-events?correlation_id={id}&limit=100"),
-        None,
-    )
-    .await;
+    let (_, trail) = app
+        .caught_up(
+            tenant,
+            &format!("/api/v1/audit-events?correlation_id={id}&limit=100"),
+        )
+        .await;
     let count = |t: &str| {
         trail["data"]
             .as_array()

@@ -9,6 +9,7 @@ mod auto_response_runs;
 mod broker_jobs;
 mod broker_keys;
 mod broker_requests;
+mod broker_rules;
 mod broker_secrets;
 mod broker_wraps;
 mod commands;

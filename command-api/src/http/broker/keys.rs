@@ -11,6 +11,7 @@ use crate::http::reply::{Reply, POSITION_HEADER};
 use crate::http::{aggregate, command_context, execute};
 use crate::state::AppState;
 use aegis_broker::requests::RequestError;
+use aegis_broker::rules::RulesError;
 use aegis_broker::wraps::{Refusal, WrapError};
 use aegis_broker_services::deks::{self, Delivered};
 use aegis_broker_services::wire::{self, WireKeyError};
@@ -226,6 +227,13 @@ pub(super) fn broker_error(e: BrokerError) -> ApiError {
             ApiError::new(status, code, message).recorded_at(position)
         }
         BrokerError::Request(c) => c.into_api(request_error),
+        BrokerError::Rules(c) => c.into_api(rules_error),
+        BrokerError::NotAnApprover(role) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_an_approver",
+            BrokerError::NotAnApprover(role.clone()).to_string(),
+        )
+        .with("role", role),
         BrokerError::NotRequester => ApiError::new(
             StatusCode::FORBIDDEN,
             "not_requester",
@@ -261,5 +269,18 @@ fn request_error(e: RequestError) -> ApiError {
             ApiError::bad_request(text).with("field", "justification")
         }
         RequestError::NoKeys => ApiError::bad_request(text).with("field", "keys"),
+    }
+}
+
+/// The approval rules' refusals.
+fn rules_error(e: RulesError) -> ApiError {
+    let text = e.to_string();
+    match e {
+        RulesError::WorkflowNotFound | RulesError::PolicyNotFound => ApiError::not_found(text),
+        RulesError::AlreadyExists(_) | RulesError::NameTaken { .. } => ApiError::conflict(text),
+        RulesError::InUse(_) => ApiError::new(StatusCode::CONFLICT, "in_use", text),
+        RulesError::TooMany(_) => ApiError::new(StatusCode::CONFLICT, "limit_reached", text),
+        RulesError::UnknownWorkflow(_) => ApiError::bad_request(text).with("field", "workflow_id"),
+        RulesError::Invalid { field, .. } => ApiError::bad_request(text).with("field", field),
     }
 }

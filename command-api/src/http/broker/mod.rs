@@ -4,11 +4,14 @@
 
 mod jobs;
 mod keys;
+mod policies;
 mod request_reads;
 mod request_votes;
 mod request_wraps;
 mod requests;
+mod rules_http;
 mod secrets;
+mod workflows;
 mod wraps;
 
 use crate::auth::{Principal, PrincipalKind};
@@ -28,6 +31,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(request_reads::router())
         .merge(request_votes::router())
         .merge(request_wraps::router())
+        .merge(workflows::router())
+        .merge(policies::router())
 }
 
 /// The agent of an agent's own path: the id must be a UUID (400), and the caller that agent
