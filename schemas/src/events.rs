@@ -90,6 +90,19 @@ pub const EVENTS: &[(&str, &str)] = &[
     ("policy.created.v1", "aegis.broker.v1.PolicySaved"),
     ("policy.updated.v1", "aegis.broker.v1.PolicySaved"),
     ("policy.deleted.v1", "aegis.broker.v1.PolicyDeleted"),
+    ("project.created.v1", "aegis.broker.v1.ProjectCreated"),
+    (
+        "project.status_changed.v1",
+        "aegis.broker.v1.ProjectStatusChanged",
+    ),
+    (
+        "environment.created.v1",
+        "aegis.broker.v1.EnvironmentCreated",
+    ),
+    (
+        "environment.deleted.v1",
+        "aegis.broker.v1.EnvironmentDeleted",
+    ),
     (
         "agent.status_changed.v1",
         "aegis.identity.v1.AgentStatusChanged",

@@ -61,6 +61,8 @@ catalog! {
     WorkflowRead = "workflow.read", true, "Read approval workflows and the policies that pick them";
     WorkflowEdit = "workflow.edit", true, "Create, change and delete approval workflows";
     PolicyEdit = "policy.edit", true, "Create, change and delete the policies that pick a request's workflow";
+    ProjectRead = "project.read", true, "Read projects and their environments";
+    ProjectEdit = "project.edit", true, "Create projects and environments, archive projects, delete environments";
     AuditRead = "audit.read", true, "Read the audit log";
     UsageRead = "usage.read", true, "Read the tenant's metered usage and quotas";
     CredentialRead = "credential.read", true, "List vault credentials, their health and rotation schedule (never a value)";
@@ -346,6 +348,7 @@ impl BuiltinRole {
             SecretList,
             RequestRead,
             WorkflowRead,
+            ProjectRead,
         ];
         match self {
             BuiltinRole::Admin => Permissions::grantable(),

@@ -5,6 +5,7 @@ use aegis_broker::discovered::DiscoveryError;
 use aegis_broker::jobs::JobError;
 use aegis_broker::requests::RequestError;
 use aegis_broker::rules::RulesError;
+use aegis_broker::tenancy::TenancyError;
 use aegis_broker::wraps::{Refusal, WrapError};
 use aegis_runtime::command::CommandError;
 use aegis_runtime::keys::KeyError;
@@ -30,6 +31,8 @@ pub enum BrokerError {
     Request(#[from] CommandError<RequestError>),
     #[error(transparent)]
     Rules(#[from] CommandError<RulesError>),
+    #[error(transparent)]
+    Tenancy(#[from] CommandError<TenancyError>),
     /// The workflow names a role the approver does not hold.
     #[error("this request's workflow needs approvers holding the role `{0}`")]
     NotAnApprover(String),

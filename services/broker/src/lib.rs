@@ -1,8 +1,8 @@
 //! The secret broker's application services (seed 004): agents' wire keys (`wire`), the
 //! data keys they encrypt with (`deks`), the jobs they claim (`jobs`), the values they hand
 //! over once (`wraps`), what they discover (`discovery`), and the access requests people make
-//! and approve (`requests`) under the tenant's workflows and policies (`rules`); the HTTP
-//! adapter and the reactors call these.
+//! and approve (`requests`) under the tenant's workflows and policies (`rules`), about its
+//! projects and environments (`tenancy`); the HTTP adapter and the reactors call these.
 
 pub mod deks;
 pub mod discovery;
@@ -10,6 +10,7 @@ pub mod error;
 pub mod jobs;
 pub mod requests;
 pub mod rules;
+pub mod tenancy;
 pub mod wire;
 pub mod wraps;
 

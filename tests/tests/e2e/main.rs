@@ -8,6 +8,7 @@ mod auto_response;
 mod auto_response_runs;
 mod broker_jobs;
 mod broker_keys;
+mod broker_projects;
 mod broker_requests;
 mod broker_rules;
 mod broker_secrets;

@@ -12,6 +12,7 @@ use crate::http::{aggregate, command_context, execute};
 use crate::state::AppState;
 use aegis_broker::requests::RequestError;
 use aegis_broker::rules::RulesError;
+use aegis_broker::tenancy::TenancyError;
 use aegis_broker::wraps::{Refusal, WrapError};
 use aegis_broker_services::deks::{self, Delivered};
 use aegis_broker_services::wire::{self, WireKeyError};
@@ -228,6 +229,7 @@ pub(super) fn broker_error(e: BrokerError) -> ApiError {
         }
         BrokerError::Request(c) => c.into_api(request_error),
         BrokerError::Rules(c) => c.into_api(rules_error),
+        BrokerError::Tenancy(c) => c.into_api(tenancy_error),
         BrokerError::NotAnApprover(role) => ApiError::new(
             StatusCode::FORBIDDEN,
             "not_an_approver",
@@ -282,5 +284,23 @@ fn rules_error(e: RulesError) -> ApiError {
         RulesError::TooMany(_) => ApiError::new(StatusCode::CONFLICT, "limit_reached", text),
         RulesError::UnknownWorkflow(_) => ApiError::bad_request(text).with("field", "workflow_id"),
         RulesError::Invalid { field, .. } => ApiError::bad_request(text).with("field", field),
+    }
+}
+
+/// Projects' and environments' refusals.
+fn tenancy_error(e: TenancyError) -> ApiError {
+    let text = e.to_string();
+    match e {
+        TenancyError::ProjectNotFound | TenancyError::EnvironmentNotFound => {
+            ApiError::not_found(text)
+        }
+        TenancyError::ProjectNameTaken(_) | TenancyError::EnvironmentNameTaken => {
+            ApiError::conflict(text)
+        }
+        TenancyError::Archived => ApiError::new(StatusCode::CONFLICT, "archived", text),
+        TenancyError::TooMany(_) => ApiError::new(StatusCode::CONFLICT, "limit_reached", text),
+        TenancyError::Invalid { field, message } => {
+            ApiError::bad_request(message).with("field", field)
+        }
     }
 }

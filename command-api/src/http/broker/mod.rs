@@ -5,6 +5,7 @@
 mod jobs;
 mod keys;
 mod policies;
+mod projects;
 mod request_reads;
 mod request_votes;
 mod request_wraps;
@@ -33,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(request_wraps::router())
         .merge(workflows::router())
         .merge(policies::router())
+        .merge(projects::router())
 }
 
 /// The agent of an agent's own path: the id must be a UUID (400), and the caller that agent

@@ -12,7 +12,7 @@ use crate::http::reply::Reply;
 use crate::http::{command_context, ensure_tenant};
 use crate::state::AppState;
 use aegis_broker::rules::{Command, Policy, Selector, Stamped};
-use aegis_broker_services::rules;
+use aegis_broker_services::{rules, tenancy};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -64,6 +64,25 @@ pub struct PolicyBody {
     pub _created_at: Option<serde_json::Value>,
     #[serde(default, rename = "updated_at")]
     pub _updated_at: Option<serde_json::Value>,
+}
+
+/// A selector's project must be one of the tenant's (by id): a policy on a project that does
+/// not exist would never match.
+async fn project_ok(state: &AppState, tenant: Uuid, p: &Policy) -> Result<(), ApiError> {
+    let Some(raw) = &p.selector.project_id else {
+        return Ok(());
+    };
+    let t = tenancy::get(state, tenant).await.map_err(broker_error)?;
+    match Uuid::parse_str(raw)
+        .ok()
+        .filter(|id| t.projects.contains_key(id))
+    {
+        Some(_) => Ok(()),
+        None => Err(ApiError::bad_request(format!(
+            "selector.project_id `{raw}` is not a project of this tenant"
+        ))
+        .with("field", "selector.project_id")),
+    }
 }
 
 impl PolicyBody {
@@ -137,10 +156,9 @@ async fn create(
     ensure_tenant(&state, tenant).await?;
     let id = Uuid::now_v7();
     let ctx = command_context(&principal, &headers, None);
-    let command = Command::CreatePolicy {
-        id,
-        policy: body.policy(),
-    };
+    let policy = body.policy();
+    project_ok(&state, tenant.0, &policy).await?;
+    let command = Command::CreatePolicy { id, policy };
     let (rules, position) = rules::edit(&state, &ctx, tenant.0, command)
         .await
         .map_err(broker_error)?;
@@ -203,10 +221,9 @@ async fn update(
     let tenant = principal.tenant()?;
     let id = Uuid::parse_str(&raw).map_err(|_| not_found_id("policy"))?;
     let ctx = command_context(&principal, &headers, None);
-    let command = Command::UpdatePolicy {
-        id,
-        policy: body.policy(),
-    };
+    let policy = body.policy();
+    project_ok(&state, tenant.0, &policy).await?;
+    let command = Command::UpdatePolicy { id, policy };
     let (_, position) = rules::edit(&state, &ctx, tenant.0, command)
         .await
         .map_err(broker_error)?;
