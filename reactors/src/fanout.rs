@@ -1,7 +1,8 @@
-//! The webhook fan-out reactor (durable consumer `webhook_fanout`): incident events and the
-//! `notify` actions of auto-response runs become notifications, and each goes to every
-//! enabled webhook of the tenant that takes its topic, with retries; what still fails is
-//! dead-lettered, and one failing webhook never holds up the others.
+//! The webhook fan-out reactor (durable consumer `webhook_fanout`): incident events, the
+//! `notify` actions of auto-response runs, leaks found and access requests' break-glass become
+//! notifications, and each goes to every enabled webhook of the tenant that takes it, with
+//! retries; what still fails is dead-lettered, and one failing webhook never holds up the
+//! others.
 //!
 //! Webhooks are read from the integrations read model once it has applied the event's own
 //! position, so a webhook saved just before an incident receives it.
@@ -16,6 +17,7 @@ use aegis_projectors::integrations::IntegrationsProjection;
 use aegis_projectors::Projection;
 use aegis_runtime::Runtime;
 use aegis_schemas::auto_response::v1 as ar_pb;
+use aegis_schemas::broker::v1 as broker_pb;
 use aegis_schemas::envelope::v1::Envelope;
 use aegis_schemas::incidents::v1 as incidents_pb;
 use aegis_schemas::vault::v1 as vault_pb;
@@ -159,6 +161,24 @@ pub async fn notifications(
             )
             .await
         }
+        "request.break_glass.v1" => {
+            let m = broker_pb::RequestBrokeGlass::decode(env.payload.as_slice())
+                .map_err(|e| fail(format!("{}: {e}", env.event_type)))?;
+            let mut n = base(env, position, Topic::AccessBreakGlass);
+            n.title = format!(
+                "Break-glass: approvals bypassed on access request {}",
+                env.aggregate_id
+            );
+            n.severity = "high".into();
+            n.message = format!("By {}. Reason: {}", m.actor_id, m.reason);
+            n.details = json!({
+                "request_id": env.aggregate_id,
+                "actor_id": m.actor_id,
+                "reason": m.reason,
+                "channels": m.notification_channels,
+            });
+            Ok(vec![n])
+        }
         _ => Ok(vec![]),
     }
 }
@@ -211,7 +231,7 @@ fn handed_over(actions: &Value) -> Vec<(usize, &Value)> {
 fn may_notify(env: &Envelope) -> bool {
     let actions_json = match env.event_type.as_str() {
         "incident.opened.v1" | "incident.status_changed.v1" => return true,
-        "leak_incident.reported.v1" => return true,
+        "leak_incident.reported.v1" | "request.break_glass.v1" => return true,
         "run.completed.v1" => ar_pb::RunCompleted::decode(env.payload.as_slice())
             .map(|m| m.actions_json)
             .ok(),
@@ -306,15 +326,20 @@ async fn webhooks(state: &Runtime, tenant: Uuid) -> Result<Vec<(Row, Vec<Topic>)
         .collect())
 }
 
-/// Whether a webhook takes a notification: one that names it among its `channels` (a leak
-/// policy's), else by its topic, and for a `notify` that names a channel, only the webhook of
+/// Whether a webhook takes a notification: one that names it (by name or id) among its
+/// `channels` (a leak policy's, a workflow's), else by its topic, and for a `notify` that names a channel, only the webhook of
 /// that name.
-fn takes(name: &str, topics: &[Topic], n: &Notification) -> bool {
+fn takes(row: (&Uuid, &str), topics: &[Topic], n: &Notification) -> bool {
+    let (id, name) = row;
     let named = n
         .details
         .get("channels")
         .and_then(Value::as_array)
-        .is_some_and(|c| c.iter().any(|c| c == name));
+        .is_some_and(|c| {
+            c.iter()
+                .filter_map(Value::as_str)
+                .any(|c| c == name || c == id.to_string())
+        });
     named
         || topics.contains(&n.topic)
             && n.details
@@ -386,6 +411,8 @@ impl Reactor for WebhookFanout {
             "aegis.evt.*.auto_response.runs.>".into(),
             "aegis.evt.*.auto_response.approval.>".into(),
             "aegis.evt.*.vault.leak_incident.>".into(),
+            // Access requests: only a break-glass notifies.
+            "aegis.evt.*.broker.request.>".into(),
         ]
     }
 
@@ -421,7 +448,7 @@ impl Reactor for WebhookFanout {
         let sends = all.iter().flat_map(|n| {
             hooks
                 .iter()
-                .filter(move |(row, topics)| takes(&row.name, topics, n))
+                .filter(move |(row, topics)| takes((&row.id, &row.name), topics, n))
                 .map(move |(row, _)| self.send_one(tenant, row, n))
         });
         for r in futures::future::join_all(sends).await {
@@ -484,11 +511,11 @@ mod tests {
             details: json!({"channel": "soc"}),
         };
         let all = Topic::defaults();
-        assert!(takes("soc", &all, &n));
-        assert!(!takes("oncall", &all, &n));
-        assert!(!takes("soc", &[Topic::IncidentOpened], &n));
+        assert!(takes((&Uuid::nil(), "soc"), &all, &n));
+        assert!(!takes((&Uuid::nil(), "oncall"), &all, &n));
+        assert!(!takes((&Uuid::nil(), "soc"), &[Topic::IncidentOpened], &n));
         n.details = json!({"channel": null});
-        assert!(takes("oncall", &all, &n));
+        assert!(takes((&Uuid::nil(), "oncall"), &all, &n));
     }
 
     #[test]
@@ -510,9 +537,16 @@ mod tests {
         };
         let n = leak_detected(&env, 7, reported.clone()).expect("a detection notifies");
         assert_eq!(n.dedup_key, "leak_1");
-        assert!(takes("sec-team", &[], &n), "named, whatever its topics");
-        assert!(!takes("bystander", &Topic::defaults(), &n));
-        assert!(takes("bystander", &[Topic::LeakDetected], &n));
+        assert!(
+            takes((&Uuid::nil(), "sec-team"), &[], &n),
+            "named, whatever its topics"
+        );
+        assert!(!takes((&Uuid::nil(), "bystander"), &Topic::defaults(), &n));
+        assert!(takes(
+            (&Uuid::nil(), "bystander"),
+            &[Topic::LeakDetected],
+            &n
+        ));
         let by_hand = vault_pb::LeakIncidentReported {
             scan_id: String::new(),
             ..reported

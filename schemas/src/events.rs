@@ -81,6 +81,10 @@ pub const EVENTS: &[(&str, &str)] = &[
     ("request.vote_cast.v1", "aegis.broker.v1.RequestVoteCast"),
     ("request.approved.v1", "aegis.broker.v1.RequestApproved"),
     ("request.rejected.v1", "aegis.broker.v1.RequestRejected"),
+    (
+        "request.break_glass.v1",
+        "aegis.broker.v1.RequestBrokeGlass",
+    ),
     ("request.cancelled.v1", "aegis.broker.v1.RequestCancelled"),
     ("request.expired.v1", "aegis.broker.v1.RequestExpired"),
     ("request.finished.v1", "aegis.broker.v1.RequestFinished"),

@@ -99,6 +99,7 @@ pub const ROUTES: &[Route] = {
         r("POST", "/api/v1/requests/{id}/approve", SecretApprove),
         r("POST", "/api/v1/requests/{id}/reject", SecretApprove),
         r("POST", "/api/v1/requests/{id}/cancel", SecretRequest),
+        r("POST", "/api/v1/requests/{id}/break-glass", SecretRequest),
         r("GET", "/api/v1/requests/{id}/wraps", SecretRequest),
         r(
             "GET",

@@ -5,12 +5,13 @@
 //! are a snapshot taken at submission (`Binding`): a workflow edited later does not change a
 //! request in flight.
 
-use aegis_kernel::{credential_message, payload, Aggregate, DecodeError, Sealed};
-use aegis_schemas::broker::v1 as pb;
+use aegis_kernel::{Aggregate, DecodeError, Sealed};
 use aegis_schemas::envelope::v1::Envelope;
-use aegis_schemas::{Message, NewEvent};
+use aegis_schemas::NewEvent;
 use uuid::Uuid;
 
+#[path = "requests_codec.rs"]
+mod codec;
 #[path = "requests_states.rs"]
 mod states;
 pub use states::{Kind, Status};
@@ -29,6 +30,8 @@ pub struct Binding {
     pub approver_role: String,
     /// How long the wraps made at approval (a patch's values) wait for the agent (ms).
     pub wrap_ttl_approved_ms: i64,
+    /// Who may bypass the approvals, with a reason (break-glass).
+    pub break_glass: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +75,8 @@ pub struct Request {
     pub error: String,
     /// When it last changed (ms since the epoch), from its last record.
     pub updated_at: i64,
+    /// Who bypassed the approvals, and why.
+    pub broken_glass: Option<(Uuid, String)>,
 }
 
 impl Request {
@@ -104,6 +109,13 @@ pub enum Command {
     Cancel {
         actor: Uuid,
     },
+    /// Someone the binding names bypasses the approvals; `channels` are told.
+    BreakGlass {
+        actor: Uuid,
+        reason: String,
+        channels: Vec<String>,
+        now: i64,
+    },
     /// Ends a pending request whose time ran out; anything else is left as it is.
     Expire {
         now: i64,
@@ -117,13 +129,27 @@ pub enum Command {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    Submitted { request: Box<NewRequest>, at: i64 },
+    Submitted {
+        request: Box<NewRequest>,
+        at: i64,
+    },
     VoteCast(Vote),
     Approved,
-    Rejected { approver: Uuid, reason: String },
+    Rejected {
+        approver: Uuid,
+        reason: String,
+    },
+    BrokeGlass {
+        actor: Uuid,
+        reason: String,
+        channels: Vec<String>,
+    },
     Cancelled,
     Expired,
-    Finished { succeeded: bool, error: String },
+    Finished {
+        succeeded: bool,
+        error: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -142,6 +168,10 @@ pub enum RequestError {
     NotRequester,
     #[error("a rejection needs a reason")]
     ReasonRequired,
+    #[error("this request's workflow does not let you bypass its approvals")]
+    NotBreakGlass,
+    #[error("bypassing the approvals needs a reason")]
+    BreakGlassReasonRequired,
     #[error("this request's workflow requires a justification")]
     JustificationRequired,
     #[error("a request names at least one key, none blank")]
@@ -151,13 +181,6 @@ pub enum RequestError {
 }
 
 pub struct RequestAggregate;
-
-/// When a record was made (ms since the epoch), when it says.
-fn recorded_at(env: &Envelope) -> Option<i64> {
-    env.occurred_at
-        .as_ref()
-        .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
-}
 
 fn pending(r: &Request, now: i64) -> Result<(), RequestError> {
     if r.status != Status::Pending {
@@ -264,6 +287,28 @@ impl Aggregate for RequestAggregate {
                 }
                 Ok(vec![Event::Cancelled])
             }
+            Command::BreakGlass {
+                actor,
+                reason,
+                channels,
+                now,
+            } => {
+                pending(r, *now)?;
+                if !r.new.binding.break_glass.contains(actor) {
+                    return Err(RequestError::NotBreakGlass);
+                }
+                if reason.trim().is_empty() {
+                    return Err(RequestError::BreakGlassReasonRequired);
+                }
+                Ok(vec![
+                    Event::BrokeGlass {
+                        actor: *actor,
+                        reason: reason.clone(),
+                        channels: channels.clone(),
+                    },
+                    Event::Approved,
+                ])
+            }
             Command::Expire { now } => {
                 Ok(if r.status == Status::Pending && *now >= r.expires_at() {
                     vec![Event::Expired]
@@ -292,9 +337,10 @@ impl Aggregate for RequestAggregate {
                 votes: Vec::new(),
                 error: String::new(),
                 updated_at: *at,
+                broken_glass: None,
             }),
             (Some(mut r), e) => {
-                r.updated_at = recorded_at(env).unwrap_or(r.updated_at);
+                r.updated_at = codec::recorded_at(env).unwrap_or(r.updated_at);
                 match e {
                     Event::Submitted { .. } => {}
                     Event::VoteCast(v) => r.votes.push(Vote {
@@ -303,6 +349,9 @@ impl Aggregate for RequestAggregate {
                     }),
                     Event::Approved => r.status = Status::Approved,
                     Event::Rejected { .. } => r.status = Status::Rejected,
+                    Event::BrokeGlass { actor, reason, .. } => {
+                        r.broken_glass = Some((*actor, reason.clone()))
+                    }
                     Event::Cancelled => r.status = Status::Cancelled,
                     Event::Expired => r.status = Status::Expired,
                     Event::Finished { succeeded, error } => {
@@ -321,175 +370,11 @@ impl Aggregate for RequestAggregate {
     }
 
     fn encode(event: &Event) -> NewEvent {
-        match event {
-            Event::Submitted { request: n, at } => NewEvent {
-                event_type: "request.submitted.v1",
-                payload: pb::RequestSubmitted {
-                    kind: n.kind.as_str().into(),
-                    requester_id: n.requester.to_string(),
-                    project_id: n.project_id.clone(),
-                    environment: n.environment.clone(),
-                    provider_type: n.provider_type.clone(),
-                    provider_config_json: n.provider_config.clone(),
-                    target_ref: n.secret_ref.clone(),
-                    keys: n.keys.clone(),
-                    justification: n.justification.clone(),
-                    binding: Some(pb::RequestBinding {
-                        workflow_id: n.binding.workflow_id.clone(),
-                        min_approvers: n.binding.min_approvers,
-                        allow_self_approval: n.binding.allow_self_approval,
-                        require_justification: n.binding.require_justification,
-                        ttl_ms: n.binding.ttl_ms,
-                        approver_role: n.binding.approver_role.clone(),
-                        wrap_ttl_approved_ms: n.binding.wrap_ttl_approved_ms,
-                    }),
-                    submitted_at: *at,
-                }
-                .encode_to_vec(),
-                // A patch's sealed values are credential material: the envelope keeps them.
-                credential: if n.values.is_empty() {
-                    Vec::new()
-                } else {
-                    pb::RequestValues {
-                        values: n
-                            .values
-                            .iter()
-                            .map(|(key, s)| pb::SealedKeyValue {
-                                key: key.clone(),
-                                nonce: s.nonce.clone(),
-                                ciphertext: s.ciphertext.clone(),
-                            })
-                            .collect(),
-                    }
-                    .encode_to_vec()
-                },
-            },
-            Event::VoteCast(v) => NewEvent::new(
-                "request.vote_cast.v1",
-                pb::RequestVoteCast {
-                    approver_id: v.approver.to_string(),
-                    approve: v.approve,
-                    text: v.text.clone(),
-                }
-                .encode_to_vec(),
-            ),
-            Event::Approved => NewEvent::new(
-                "request.approved.v1",
-                pb::RequestApproved {}.encode_to_vec(),
-            ),
-            Event::Rejected { approver, reason } => NewEvent::new(
-                "request.rejected.v1",
-                pb::RequestRejected {
-                    approver_id: approver.to_string(),
-                    reason: reason.clone(),
-                }
-                .encode_to_vec(),
-            ),
-            Event::Cancelled => NewEvent::new(
-                "request.cancelled.v1",
-                pb::RequestCancelled {}.encode_to_vec(),
-            ),
-            Event::Expired => {
-                NewEvent::new("request.expired.v1", pb::RequestExpired {}.encode_to_vec())
-            }
-            Event::Finished { succeeded, error } => NewEvent::new(
-                "request.finished.v1",
-                pb::RequestFinished {
-                    succeeded: *succeeded,
-                    error: error.clone(),
-                }
-                .encode_to_vec(),
-            ),
-        }
+        codec::encode(event)
     }
 
     fn decode(env: &Envelope) -> Result<Event, DecodeError> {
-        let id = |s: &str, what: &str| {
-            Uuid::parse_str(s).map_err(|e| DecodeError::new(env, format!("{what}: {e}")))
-        };
-        Ok(match env.event_type.as_str() {
-            "request.submitted.v1" => {
-                let m: pb::RequestSubmitted = payload(env)?;
-                let kind = match m.kind.as_str() {
-                    "read" => Kind::Read,
-                    "patch" => Kind::Patch,
-                    other => return Err(DecodeError::new(env, format!("unknown kind `{other}`"))),
-                };
-                let b = m.binding.unwrap_or_default();
-                let values = credential_message::<pb::RequestValues>(env, None)?
-                    .map(|v| v.values)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|v| {
-                        (
-                            v.key,
-                            Sealed {
-                                nonce: v.nonce,
-                                ciphertext: v.ciphertext,
-                            },
-                        )
-                    })
-                    .collect();
-                let at = m.submitted_at;
-                Event::Submitted {
-                    request: Box::new(NewRequest {
-                        kind,
-                        requester: id(&m.requester_id, "requester id")?,
-                        project_id: m.project_id,
-                        environment: m.environment,
-                        provider_type: m.provider_type,
-                        provider_config: m.provider_config_json,
-                        secret_ref: m.target_ref,
-                        keys: m.keys,
-                        justification: m.justification,
-                        binding: Binding {
-                            workflow_id: b.workflow_id,
-                            min_approvers: b.min_approvers,
-                            allow_self_approval: b.allow_self_approval,
-                            require_justification: b.require_justification,
-                            ttl_ms: b.ttl_ms,
-                            approver_role: b.approver_role,
-                            wrap_ttl_approved_ms: b.wrap_ttl_approved_ms,
-                        },
-                        values,
-                    }),
-                    at,
-                }
-            }
-            "request.vote_cast.v1" => {
-                let m: pb::RequestVoteCast = payload(env)?;
-                Event::VoteCast(Vote {
-                    approver: id(&m.approver_id, "approver id")?,
-                    approve: m.approve,
-                    text: m.text,
-                    at: recorded_at(env).unwrap_or_default(),
-                    id: env.event_id.clone(),
-                })
-            }
-            "request.approved.v1" => Event::Approved,
-            "request.rejected.v1" => {
-                let m: pb::RequestRejected = payload(env)?;
-                Event::Rejected {
-                    approver: id(&m.approver_id, "approver id")?,
-                    reason: m.reason,
-                }
-            }
-            "request.cancelled.v1" => Event::Cancelled,
-            "request.expired.v1" => Event::Expired,
-            "request.finished.v1" => {
-                let m: pb::RequestFinished = payload(env)?;
-                Event::Finished {
-                    succeeded: m.succeeded,
-                    error: m.error,
-                }
-            }
-            other => {
-                return Err(DecodeError::new(
-                    env,
-                    format!("not an access request event: {other}"),
-                ))
-            }
-        })
+        codec::decode(env)
     }
 }
 

@@ -19,6 +19,7 @@ fn binding(min_approvers: u32) -> Binding {
         ttl_ms: TTL,
         approver_role: String::new(),
         wrap_ttl_approved_ms: 3_600_000,
+        break_glass: vec![CAROL],
     }
 }
 
@@ -302,4 +303,33 @@ fn a_request_decodes_as_it_was_encoded_its_values_only_in_the_credential() {
         };
         assert_eq!(RequestAggregate::decode(&env).expect("decodes"), expected);
     }
+}
+
+#[test]
+fn only_who_the_workflow_names_breaks_the_glass_with_a_reason_and_it_approves() {
+    let brk = |actor: Uuid, reason: &str| Command::BreakGlass {
+        actor,
+        reason: reason.into(),
+        channels: vec!["hook".into()],
+        now: AT + 1,
+    };
+    given::<RequestAggregate>(vec![submitted(2)])
+        .when(brk(CAROL, "prod is down"))
+        .then(vec![
+            Event::BrokeGlass {
+                actor: CAROL,
+                reason: "prod is down".into(),
+                channels: vec!["hook".into()],
+            },
+            Event::Approved,
+        ]);
+    given::<RequestAggregate>(vec![submitted(2)])
+        .when(brk(ALICE, "prod is down"))
+        .then_err(RequestError::NotBreakGlass);
+    given::<RequestAggregate>(vec![submitted(2)])
+        .when(brk(CAROL, " "))
+        .then_err(RequestError::BreakGlassReasonRequired);
+    given::<RequestAggregate>(vec![submitted(2), Event::Approved])
+        .when(brk(CAROL, "again"))
+        .then_err(RequestError::NotPending("approved"));
 }

@@ -71,6 +71,7 @@ impl Workflow {
             ttl_ms: self.request_ttl_seconds.saturating_mul(1000),
             approver_role: self.approver_role_id.clone(),
             wrap_ttl_approved_ms: self.wrap_ttl_approved_seconds.saturating_mul(1000),
+            break_glass: self.break_glass_user_ids.clone(),
         }
     }
 }

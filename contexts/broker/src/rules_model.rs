@@ -32,6 +32,8 @@ pub struct Workflow {
     pub notification_channels: Vec<String>,
     pub is_default: bool,
     pub enabled: bool,
+    /// Who may bypass the approvals, with a mandatory reason.
+    pub break_glass_user_ids: Vec<Uuid>,
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> RulesError {
@@ -84,6 +86,12 @@ impl Workflow {
                 format!("at most {MAX_CHANNELS} webhook ids"),
             ));
         }
+        if self.break_glass_user_ids.len() > MAX_APPROVERS as usize {
+            return Err(invalid(
+                "break_glass_user_ids",
+                format!("at most {MAX_APPROVERS} users"),
+            ));
+        }
         if self.approver_role_id.len() > 64 || self.approver_role_id.chars().any(char::is_control) {
             return Err(invalid("approver_role_id", "a role's id"));
         }
@@ -105,6 +113,11 @@ impl Workflow {
             notification_channels: self.notification_channels.clone(),
             is_default: self.is_default,
             enabled: self.enabled,
+            break_glass_user_ids: self
+                .break_glass_user_ids
+                .iter()
+                .map(Uuid::to_string)
+                .collect(),
         }
     }
 
@@ -123,6 +136,12 @@ impl Workflow {
             notification_channels: m.notification_channels,
             is_default: m.is_default,
             enabled: m.enabled,
+            // Written only as UUIDs; anything else is dropped, never widened.
+            break_glass_user_ids: m
+                .break_glass_user_ids
+                .iter()
+                .filter_map(|u| Uuid::parse_str(u).ok())
+                .collect(),
         }
     }
 }

@@ -24,6 +24,7 @@ fn workflow(name: &str, min_approvers: u32) -> Workflow {
         notification_channels: Vec::new(),
         is_default: false,
         enabled: true,
+        break_glass_user_ids: Vec::new(),
     }
 }
 

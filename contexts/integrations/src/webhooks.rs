@@ -35,6 +35,10 @@ pub enum Topic {
     /// webhooks that receive it whatever their topics; this topic takes every one).
     #[serde(rename = "leak.detected")]
     LeakDetected,
+    /// Someone bypassed an access request's approvals (seed 004's break-glass); its
+    /// workflow's channels receive it whatever their topics, this topic takes every one.
+    #[serde(rename = "access.break_glass")]
+    AccessBreakGlass,
 }
 
 impl std::fmt::Display for Topic {
@@ -50,6 +54,7 @@ impl Topic {
         Topic::IncidentStatusChanged,
         Topic::AutoResponseNotify,
         Topic::LeakDetected,
+        Topic::AccessBreakGlass,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +64,7 @@ impl Topic {
             Topic::IncidentStatusChanged => "incident.status_changed",
             Topic::AutoResponseNotify => "auto_response.notify",
             Topic::LeakDetected => "leak.detected",
+            Topic::AccessBreakGlass => "access.break_glass",
         }
     }
 

@@ -10,14 +10,14 @@
 //! Every record of a request, its wraps' and its job's carries the request id as correlation
 //! id: `GET /api/v1/audit-events?correlation_id=<id>` is the request's whole trail.
 
-use crate::wraps::{self, Making, Retrieved};
+use crate::wraps::{self, Making};
 use crate::{correlated, jobs, BrokerError};
 use aegis_broker::jobs::{JobAggregate, JobError, JobStatus, NewJob};
 use aegis_broker::requests::{
     Command, Kind, NewRequest, Request, RequestAggregate, RequestError, Status,
 };
 use aegis_broker::rules::Target;
-use aegis_broker::wraps::{Source, Via};
+use aegis_broker::wraps::Source;
 use aegis_kernel::{Aggregate, Sealed};
 use aegis_runtime::command::{CommandContext, CommandError, Outcome};
 use aegis_runtime::runtime::address;
@@ -28,9 +28,15 @@ use serde_json::json;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+#[path = "requests_break_glass.rs"]
+mod break_glass;
 #[path = "requests_sweep.rs"]
 mod sweep;
+#[path = "requests_wraps.rs"]
+mod wraps_of;
+pub use break_glass::break_glass;
 pub use sweep::{expire_due, settle_approved};
+pub use wraps_of::{retrieve_wrap, wraps_of, WrapSummary};
 
 /// What a requester asks for.
 pub struct Submission {
@@ -381,69 +387,4 @@ pub(crate) fn job_outcome(status: JobStatus) -> Option<bool> {
         JobStatus::Failed | JobStatus::Expired => Some(false),
         JobStatus::Queued | JobStatus::Claimed => None,
     }
-}
-
-/// The request's wraps, value-free, for its requester only.
-pub async fn wraps_of(
-    rt: &Runtime,
-    tenant: Uuid,
-    id: Uuid,
-    user: Uuid,
-) -> Result<Vec<WrapSummary>, BrokerError> {
-    let request = get(rt, tenant, id).await?;
-    if request.new.requester != user {
-        return Err(BrokerError::NotRequester);
-    }
-    let rows: Vec<(String, String, bool, chrono::DateTime<Utc>)> = sqlx::query_as(
-        "SELECT id, key_name, retrieved_at IS NOT NULL, expires_at \
-         FROM broker_wraps WHERE tenant_id = $1 AND request_id = $2 ORDER BY created_at, id",
-    )
-    .bind(tenant)
-    .bind(id.to_string())
-    .fetch_all(&rt.pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, key_name, consumed, expires_at)| WrapSummary {
-            id,
-            key_name,
-            consumed,
-            expires_at,
-        })
-        .collect())
-}
-
-/// A wrap of a request, without its value.
-#[derive(Debug)]
-pub struct WrapSummary {
-    pub id: String,
-    pub key_name: String,
-    pub consumed: bool,
-    pub expires_at: chrono::DateTime<Utc>,
-}
-
-/// The read flow's end: the requester retrieves a value an agent handed over, once. Anyone
-/// else is refused before the wrap is touched; a request not (or no longer) approved gets a
-/// recorded refusal.
-pub async fn retrieve_wrap(
-    rt: &Runtime,
-    ctx: &CommandContext,
-    tenant: Uuid,
-    id: Uuid,
-    wrap_id: Uuid,
-    user: Uuid,
-) -> Result<Retrieved, BrokerError> {
-    let request = get(rt, tenant, id).await?;
-    if request.new.requester != user {
-        return Err(BrokerError::NotRequester);
-    }
-    let wrap = wraps::load(rt, tenant, wrap_id).await?;
-    // A patch's own values wait for the agent that sets them: not the requester's to take.
-    if wrap.new.request_id != id.to_string() || wrap.new.source == Source::Request {
-        return Err(BrokerError::Wrap(CommandError::Domain(
-            aegis_broker::wraps::WrapError::NotFound,
-        )));
-    }
-    let approved = matches!(request.status, Status::Approved | Status::Executed);
-    wraps::retrieve(rt, ctx, tenant, wrap_id, wrap, Via::Requester, approved).await
 }

@@ -32,6 +32,7 @@ pub fn default_binding() -> Binding {
         ttl_ms: DEFAULT_TTL_MS,
         approver_role: String::new(),
         wrap_ttl_approved_ms: APPROVED_WRAP_TTL_MS,
+        break_glass: Vec::new(),
     }
 }
 

@@ -160,9 +160,13 @@ pub fn render(target: &Target, n: &Notification, tenant: Uuid, now: i64) -> Opti
         WebhookKind::Pagerduty => {
             let routing_key = target.secrets.routing_key.clone().unwrap_or_default();
             let action = match (n.topic, n.details.get("status").and_then(Value::as_str)) {
-                (Topic::IncidentOpened | Topic::AutoResponseNotify | Topic::LeakDetected, _) => {
-                    "trigger"
-                }
+                (
+                    Topic::IncidentOpened
+                    | Topic::AutoResponseNotify
+                    | Topic::LeakDetected
+                    | Topic::AccessBreakGlass,
+                    _,
+                ) => "trigger",
                 (Topic::IncidentResolved, _) => "resolve",
                 (Topic::IncidentStatusChanged, Some("acknowledged")) => "acknowledge",
                 (Topic::IncidentStatusChanged, _) => return None,

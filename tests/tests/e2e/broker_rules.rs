@@ -2,13 +2,15 @@
 //! a workflow in use kept; the highest-priority matching policy binds a request to its
 //! workflow, which the request keeps whatever is edited later; N-of-M approvals at the same
 //! moment approve once; `min_approvers: 0` approves on submission; an approver role and a
-//! request's TTL are enforced; another tenant sees none of it.
+//! request's TTL are enforced; break-glass bypasses approvals with a reason, tells the
+//! workflow's channels and opens an incident; another tenant sees none of it.
 
 use crate::broker_requests::call;
 use aegis_tests::world::{eventually, Login};
 use aegis_tests::TestApp;
 use reqwest::Method;
 use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Creates a workflow; its id.
@@ -446,4 +448,125 @@ async fn an_approver_role_self_approval_and_a_requests_ttl_are_enforced() {
     })
     .await;
     assert!(expired, "the expiry pass ends it");
+}
+
+#[tokio::test]
+async fn break_glass_bypasses_approvals_once_with_a_reason_tells_the_channels_and_opens_an_incident(
+) {
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let s = seen.clone();
+    let receiver = axum::Router::new().route(
+        "/approvers",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let s = s.clone();
+            async move {
+                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                    s.lock().expect("lock").push(v);
+                }
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let url = format!("{}/approvers", aegis_tests::world::serve(receiver).await);
+    let app = TestApp::spawn_with_config(|c| c.egress_allow = vec!["127.0.0.1".into()]).await;
+    let tenant = app.create_tenant("break-glass").await;
+    let admin = app.user_with_role(tenant, Some("ADMIN")).await;
+    let requester = app.user_with_role(tenant, Some("SECURITY")).await;
+    let oncall = app.user_with_role(tenant, Some("SECURITY")).await;
+    let bystander = app.user_with_role(tenant, Some("SECURITY")).await;
+    // The approvers' webhook takes no topic of its own: only what a workflow sends it.
+    let (s, hook) = app
+        .call(tenant, Method::POST, "/webhooks/config",
+            Some(json!({ "name": "approvers", "kind": "generic", "url": url, "topics": ["incident.resolved"] })))
+        .await;
+    assert_eq!(s, 201, "{hook}");
+    let hook_id = hook["data"]["id"].as_str().expect("hook id").to_string();
+    workflow(
+        &app,
+        &admin,
+        json!({ "name": "guarded", "min_approvers": 2, "is_default": true,
+        "notification_channels": [hook_id], "break_glass_user_ids": [oncall.user] }),
+    )
+    .await;
+
+    let r = submit(&app, &requester, "prod", "prod/db").await;
+    let id = r["id"].as_str().expect("id").to_string();
+    let path = format!("/api/v1/requests/{id}/break-glass");
+    let (s, e) = call(
+        &app,
+        &bystander,
+        Method::POST,
+        &path,
+        Some(json!({ "reason": "me too" })),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (403, Some("not_break_glass")),
+        "{e}"
+    );
+    let (s, e) = call(&app, &oncall, Method::POST, &path, Some(json!({}))).await;
+    assert_eq!((s, e["field"].as_str()), (400, Some("reason")), "{e}");
+    let reason = "payments are down and the DBA is unreachable";
+    let (s, b) = call(
+        &app,
+        &oncall,
+        Method::POST,
+        &path,
+        Some(json!({ "reason": reason })),
+    )
+    .await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("approved")), "{b}");
+    assert_eq!(
+        b["break_glass"],
+        json!({ "actor_id": oncall.user, "reason": reason })
+    );
+    let (s, _) = call(
+        &app,
+        &oncall,
+        Method::POST,
+        &path,
+        Some(json!({ "reason": reason })),
+    )
+    .await;
+    assert_eq!(s, 409, "once");
+
+    // Told through the workflow's channel, and an incident is open.
+    let told = eventually(Duration::from_secs(15), || async {
+        !seen.lock().expect("lock").is_empty()
+    })
+    .await;
+    let got = seen.lock().expect("lock").clone();
+    assert!(told, "the approvers' webhook was not told");
+    assert_eq!(got[0]["topic"], "access.break_glass", "{got:?}");
+    assert_eq!(got[0]["details"]["request_id"], id.as_str());
+    assert_eq!(got[0]["details"]["reason"], reason);
+    let (_, incidents) = app.caught_up(tenant, "/incidents").await;
+    let text = incidents.to_string();
+    assert!(
+        text.contains(&format!(
+            "Break-glass: approvals bypassed on access request {id}"
+        )),
+        "{incidents}"
+    );
+    let (_, trail) = app
+        .caught_up(
+            tenant,
+            &format!("/api/v1/audit-events?correlation_id={id}&limit=100"),
+        )
+        .await;
+    let types: Vec<&str> = trail["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|e| e["event_type"].as_str())
+        .collect();
+    for t in [
+        "request.break_glass.v1",
+        "request.approved.v1",
+        "job.enqueued.v1",
+        "incident.opened.v1",
+    ] {
+        assert!(types.contains(&t), "{t} missing from {types:?}");
+    }
 }

@@ -266,7 +266,12 @@ fn request_error(e: RequestError) -> ApiError {
         RequestError::SelfApproval => ApiError::new(StatusCode::FORBIDDEN, "self_approval", text),
         RequestError::NotRequester => ApiError::new(StatusCode::FORBIDDEN, "not_requester", text),
         RequestError::DuplicateVote => ApiError::new(StatusCode::CONFLICT, "duplicate_vote", text),
-        RequestError::ReasonRequired => ApiError::bad_request(text).with("field", "reason"),
+        RequestError::ReasonRequired | RequestError::BreakGlassReasonRequired => {
+            ApiError::bad_request(text).with("field", "reason")
+        }
+        RequestError::NotBreakGlass => {
+            ApiError::new(StatusCode::FORBIDDEN, "not_break_glass", text)
+        }
         RequestError::JustificationRequired => {
             ApiError::bad_request(text).with("field", "justification")
         }

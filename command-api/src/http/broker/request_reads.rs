@@ -78,6 +78,7 @@ impl From<Row> for RequestBody {
             created_at: r.created_at,
             updated_at: r.updated_at,
             expires_at: r.expires_at,
+            break_glass: None,
             approvals: None,
         }
     }

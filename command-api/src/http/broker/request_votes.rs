@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(approve))
         .routes(routes!(reject))
         .routes(routes!(cancel))
+        .routes(routes!(break_glass))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -50,6 +51,14 @@ pub struct CancelBody {
     /// The authenticated user, who must be the requester.
     #[serde(default)]
     pub actor_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassBody {
+    /// Why the approvals cannot wait: required, kept, told to the approvers.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// The longest comment or reason kept with a decision.
@@ -154,4 +163,35 @@ async fn cancel(
         .await
         .map_err(broker_error)?;
     Ok(answer(done, "cancelled"))
+}
+
+/// Bypass the approvals (break-glass), as someone the request's workflow names, with a
+/// reason: the request is approved at once, the bypass recorded as such, every approver told
+/// through the workflow's channels, and an incident opened.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/break-glass", tag = "requests", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = BreakGlassBody,
+    responses(
+        (status = 200, description = "Approved by a bypass", body = RequestBody),
+        (status = 400, description = "No reason", body = ErrorBody),
+        (status = 403, description = "The workflow does not name the caller", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody),
+        (status = 409, description = "request is not pending", body = ErrorBody),
+        AuthErrors, BodyErrors,
+    ))]
+async fn break_glass(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: CommandHeaders,
+    Path(raw): Path<String>,
+    Json(body): Json<BreakGlassBody>,
+) -> Result<Reply, ApiError> {
+    let actor = person(&principal, None)?;
+    let id = request_id(&raw)?;
+    let reason = bounded("reason", body.reason)?;
+    let tenant = principal.tenant()?;
+    let ctx = command_context(&principal, &headers, None);
+    let done = requests::break_glass(&state, &ctx, tenant.0, id, actor, reason)
+        .await
+        .map_err(broker_error)?;
+    Ok(answer(done, "approved by break-glass"))
 }

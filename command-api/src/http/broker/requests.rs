@@ -159,6 +159,10 @@ pub struct RequestBody {
     pub updated_at: DateTime<Utc>,
     /// When a pending request expires.
     pub expires_at: DateTime<Utc>,
+    /// Who bypassed the approvals and why (`{actor_id, reason}`), when someone did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub break_glass: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approvals: Option<Vec<ApprovalBody>>,
 }
@@ -202,6 +206,10 @@ pub(super) fn from_state(id: Uuid, r: &Request) -> RequestBody {
         created_at: millis(r.submitted_at),
         updated_at: millis(r.updated_at),
         expires_at: millis(r.expires_at()),
+        break_glass: r
+            .broken_glass
+            .as_ref()
+            .map(|(actor, reason)| json!({ "actor_id": actor, "reason": reason })),
         approvals: None,
     }
 }

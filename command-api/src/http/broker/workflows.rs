@@ -68,6 +68,10 @@ pub struct WorkflowBody {
     /// Default true.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Users who may bypass the approvals (break-glass) with a mandatory reason; every bypass
+    /// is recorded, told to the notification channels and opens an incident.
+    #[serde(default)]
+    pub break_glass_user_ids: Option<Vec<Uuid>>,
     /// What a read answered, sent back by a client that edits a copy: ignored.
     #[serde(default, rename = "id")]
     pub _id: Option<serde_json::Value>,
@@ -95,6 +99,7 @@ impl WorkflowBody {
             notification_channels: self.notification_channels.unwrap_or_default(),
             is_default: self.is_default.unwrap_or(false),
             enabled: self.enabled.unwrap_or(true),
+            break_glass_user_ids: self.break_glass_user_ids.unwrap_or_default(),
         }
     }
 }
@@ -116,6 +121,7 @@ pub struct WorkflowView {
     pub notification_channels: Vec<String>,
     pub is_default: bool,
     pub enabled: bool,
+    pub break_glass_user_ids: Vec<Uuid>,
     pub is_system: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -138,6 +144,7 @@ fn view(id: Uuid, w: &Stamped<Workflow>) -> WorkflowView {
         notification_channels: v.notification_channels.clone(),
         is_default: v.is_default,
         enabled: v.enabled,
+        break_glass_user_ids: v.break_glass_user_ids.clone(),
         is_system: false,
         created_at: millis(w.created_at),
         updated_at: millis(w.updated_at),
