@@ -32,6 +32,8 @@ pub struct Binding {
     pub wrap_ttl_approved_ms: i64,
     /// Who may bypass the approvals, with a reason (break-glass).
     pub break_glass: Vec<Uuid>,
+    /// The longest a value an agent hands over waits for the requester (ms; 0: no cap).
+    pub wrap_ttl_claimed_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -43,6 +43,7 @@ pub(super) fn encode(event: &Event) -> NewEvent {
                         .iter()
                         .map(Uuid::to_string)
                         .collect(),
+                    wrap_ttl_claimed_ms: n.binding.wrap_ttl_claimed_ms,
                 }),
                 submitted_at: *at,
             }
@@ -169,6 +170,7 @@ pub(super) fn decode(env: &Envelope) -> Result<Event, DecodeError> {
                             .iter()
                             .map(|u| id(u, "break-glass user id"))
                             .collect::<Result<_, _>>()?,
+                        wrap_ttl_claimed_ms: b.wrap_ttl_claimed_ms,
                     },
                     values,
                 }),

@@ -20,6 +20,7 @@ fn binding(min_approvers: u32) -> Binding {
         approver_role: String::new(),
         wrap_ttl_approved_ms: 3_600_000,
         break_glass: vec![CAROL],
+        wrap_ttl_claimed_ms: 300_000,
     }
 }
 

@@ -72,6 +72,7 @@ impl Workflow {
             approver_role: self.approver_role_id.clone(),
             wrap_ttl_approved_ms: self.wrap_ttl_approved_seconds.saturating_mul(1000),
             break_glass: self.break_glass_user_ids.clone(),
+            wrap_ttl_claimed_ms: self.wrap_ttl_claimed_seconds.saturating_mul(1000),
         }
     }
 }

@@ -36,7 +36,7 @@ mod sweep;
 mod wraps_of;
 pub use break_glass::break_glass;
 pub use sweep::{expire_due, settle_approved};
-pub use wraps_of::{retrieve_wrap, wraps_of, WrapSummary};
+pub use wraps_of::{post_wrap, retrieve_wrap, wraps_of, WrapSummary};
 
 /// What a requester asks for.
 pub struct Submission {

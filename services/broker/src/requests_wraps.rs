@@ -1,7 +1,8 @@
-//! The read flow's end, for the requester: which values wait, and each one once.
+//! The read flow's end: an agent hands a value over for a request (its wait capped by the
+//! request's workflow), the requester sees which values wait and takes each one once.
 
 use super::{get, Status};
-use crate::wraps::{self, Retrieved};
+use crate::wraps::{self, Created, NewPosting, Retrieved};
 use crate::BrokerError;
 use aegis_broker::wraps::{Source, Via};
 use aegis_runtime::command::{CommandContext, CommandError};
@@ -72,4 +73,31 @@ pub async fn retrieve_wrap(
     }
     let approved = matches!(request.status, Status::Approved | Status::Executed);
     wraps::retrieve(rt, ctx, tenant, wrap_id, wrap, Via::Requester, approved).await
+}
+
+/// An agent hands over a value for a request it holds approved work on (`wraps::create`),
+/// to wait no longer than the request's workflow lets a claimed job's value wait.
+pub async fn post_wrap(
+    rt: &Runtime,
+    ctx: &CommandContext,
+    tenant: Uuid,
+    agent: Uuid,
+    mut posting: NewPosting,
+) -> Result<Created, BrokerError> {
+    if let Ok(id) = Uuid::parse_str(&posting.request_id) {
+        match get(rt, tenant, id).await {
+            Ok(request) => {
+                let cap_ms = request.new.binding.wrap_ttl_claimed_ms;
+                if cap_ms > 0 {
+                    posting.ttl_secs = posting.ttl_secs.min((cap_ms as u64 / 1000).max(1));
+                }
+            }
+            // A job enqueued by hand may carry a request id of no request (part 1).
+            Err(BrokerError::Request(CommandError::Domain(
+                aegis_broker::requests::RequestError::NotFound,
+            ))) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    wraps::create(rt, ctx, tenant, agent, posting).await
 }

@@ -33,6 +33,8 @@ pub fn default_binding() -> Binding {
         approver_role: String::new(),
         wrap_ttl_approved_ms: APPROVED_WRAP_TTL_MS,
         break_glass: Vec::new(),
+        // The agent's own choice: part 1's wraps without a workflow keep their TTL.
+        wrap_ttl_claimed_ms: 0,
     }
 }
 

@@ -570,3 +570,47 @@ async fn break_glass_bypasses_approvals_once_with_a_reason_tells_the_channels_an
         assert!(types.contains(&t), "{t} missing from {types:?}");
     }
 }
+
+#[tokio::test]
+async fn a_value_handed_over_waits_no_longer_than_its_workflow_lets_it() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("rules-claimed").await;
+    let admin = app.user_with_role(tenant, Some("ADMIN")).await;
+    let requester = app.user_with_role(tenant, Some("SECURITY")).await;
+    workflow(
+        &app,
+        &admin,
+        json!({ "name": "quick", "min_approvers": 0, "is_default": true,
+        "wrap_ttl_claimed_seconds": 60 }),
+    )
+    .await;
+    let c = crate::broker_wraps::Client1::of(&app, tenant);
+    let agent = c.mint("reader").await;
+    let r = submit(&app, &requester, "prod", "prod/db").await;
+    assert_eq!(r["status"], "approved", "{r}");
+    let id = r["id"].as_str().expect("id");
+    let (s, _, job) = c
+        .agent(
+            &agent,
+            Method::POST,
+            &format!("/api/v1/agents/{}/jobs/claim", agent.id),
+            None,
+        )
+        .await;
+    assert_eq!((s, job["request_id"].as_str()), (200, Some(id)), "{job}");
+    let before = chrono::Utc::now();
+    let (s, w) = c
+        .post_wrap(&agent, json!({ "request_id": id, "key_name": "password", "value": "aHVudGVyMg==", "ttl_seconds": 3600 }))
+        .await;
+    assert_eq!(s, 201, "{w}");
+    let expires: chrono::DateTime<chrono::Utc> = w["expires_at"]
+        .as_str()
+        .expect("expires_at")
+        .parse()
+        .expect("a time");
+    let waits = (expires - before).num_seconds();
+    assert!(
+        (55..=61).contains(&waits),
+        "the workflow caps the wait at 60 s, not the agent's hour: {waits} s"
+    );
+}

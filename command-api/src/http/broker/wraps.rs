@@ -14,7 +14,7 @@ use crate::http::reply::Reply;
 use crate::state::AppState;
 use aegis_broker::wraps::NewWrap;
 use aegis_broker_services::wraps::{self, Envelope, EnvelopeCipher, NewPosting, Posted, Retrieved};
-use aegis_broker_services::BrokerError;
+use aegis_broker_services::{requests, BrokerError};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -212,7 +212,7 @@ async fn post_wrap(
         posted,
         ttl_secs,
     };
-    let made = wraps::create(&state, &ctx, tenant.0, agent, posting)
+    let made = requests::post_wrap(&state, &ctx, tenant.0, agent, posting)
         .await
         .map_err(broker_error)?;
     tracing::info!(%tenant, %agent, wrap_id = %made.wrap_id, request_id = %made.wrap.request_id, byte_length = made.wrap.byte_length, "wrap created");
