@@ -1,16 +1,16 @@
 //! Jobs for agents: operators enqueue (`POST /api/v1/jobs`), agents claim the oldest one they
 //! may have and report how it went. Shapes as the open-source secrets-bridge API answers them.
 
+use super::errors::broker_error;
 use super::{json_object, own_agent};
 use crate::auth::Principal;
-use crate::error::{ApiError, IntoApi};
+use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json};
 use crate::http::openapi::{AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::{Reply, POSITION_HEADER};
 use crate::http::{command_context, ensure_tenant};
 use crate::state::AppState;
-use aegis_broker::jobs::{Job, JobError, NewJob};
-use aegis_broker_services::BrokerError;
+use aegis_broker::jobs::{Job, NewJob};
 use aegis_broker_services::{jobs, requests};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -258,19 +258,4 @@ async fn complete(
         [(POSITION_HEADER, position.to_string())],
     )
         .into_response())
-}
-
-fn job_error(e: JobError) -> ApiError {
-    match e {
-        JobError::NotFound => ApiError::not_found("job not found"),
-        // One answer for "not yours" and "not any more": nothing about another agent's job.
-        other => ApiError::conflict(other.to_string()),
-    }
-}
-
-pub(super) fn broker_error(e: BrokerError) -> ApiError {
-    match e {
-        BrokerError::Job(c) => c.into_api(job_error),
-        other => super::keys::broker_error(other),
-    }
 }

@@ -2,6 +2,7 @@
 //! own path (`/api/v1/agents/{id}/...`), and the access requests people make and decide
 //! (`/api/v1/requests...`).
 
+mod errors;
 mod jobs;
 mod keys;
 mod policies;

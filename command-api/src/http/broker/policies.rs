@@ -2,7 +2,7 @@
 //! prefix; a key left out matches anything) and a priority pick the workflow a request is
 //! bound to. Edited with `policy.edit`; listed highest priority first.
 
-use super::keys::broker_error;
+use super::errors::broker_error;
 use super::rules_http::{millis, not_found_id, Edited};
 use crate::auth::Principal;
 use crate::error::ApiError;

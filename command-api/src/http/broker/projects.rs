@@ -2,7 +2,7 @@
 //! project is archived, never deleted; an environment is deleted. Edited with `project.edit`,
 //! read with `project.read`; shapes as the open-source secrets-bridge API's.
 
-use super::keys::broker_error;
+use super::errors::broker_error;
 use super::rules_http::{millis, not_found_id, Edited};
 use crate::auth::Principal;
 use crate::error::ApiError;

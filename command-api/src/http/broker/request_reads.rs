@@ -2,7 +2,7 @@
 //! (`GET /api/v1/requests/{id}`), from the broker's read model. An approver sees the tenant's
 //! requests; anyone else only their own.
 
-use super::keys::broker_error;
+use super::errors::broker_error;
 use super::requests::{from_state, person, request_id, scope, ApprovalBody, RequestBody};
 use crate::auth::{Principal, PrincipalKind};
 use crate::error::ApiError;

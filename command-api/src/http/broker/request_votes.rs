@@ -1,7 +1,7 @@
 //! Deciding access requests: approve, reject (an approver, `secret.approve`) and cancel (the
 //! requester). The actor is always the authenticated user; a body naming someone else is 403.
 
-use super::keys::broker_error;
+use super::errors::broker_error;
 use super::requests::{from_state, person, request_id, RequestBody};
 use crate::auth::Principal;
 use crate::error::ApiError;

@@ -3,7 +3,7 @@
 //! `user_id` is the document's stop-gap for the requester's identity: it must name the
 //! authenticated user, who must be the requester; anyone else is 403 and nothing is consumed.
 
-use super::keys::broker_error;
+use super::errors::broker_error;
 use super::requests::{person, request_id};
 use super::wraps::{no_store, WrapValue};
 use crate::auth::Principal;

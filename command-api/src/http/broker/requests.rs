@@ -3,8 +3,8 @@
 //! requester's wraps in `request_wraps.rs`. Shapes as the open-source secrets-bridge API
 //! answers them; a patch's values go in and never come out.
 
+use super::errors::broker_error;
 use super::json_object;
-use super::keys::broker_error;
 use crate::auth::{Principal, PrincipalKind};
 use crate::error::ApiError;
 use crate::http::extract::{CommandHeaders, Json};

@@ -2,7 +2,7 @@
 //! operators search it (`GET /api/v1/secrets`). Metadata only: a body that carries a value is
 //! refused, and the checksum an agent sends is never shown again.
 
-use super::jobs::broker_error;
+use super::errors::broker_error;
 use super::{json_object, own_agent};
 use crate::auth::Principal;
 use crate::error::ApiError;

@@ -3,7 +3,7 @@
 //! was bound to when it was submitted. Shapes as the open-source secrets-bridge API's
 //! (lifetimes in seconds; `PUT` and `DELETE` answer 204).
 
-use super::keys::broker_error;
+use super::errors::broker_error;
 use super::rules_http::{millis, not_found_id, Edited};
 use crate::auth::Principal;
 use crate::error::ApiError;

@@ -3,7 +3,7 @@
 //! patch flow). `HEAD` tells whether a wrap is there without retrieving it. Nothing here is
 //! ever cached on the way (`Cache-Control: no-store`).
 
-use super::keys::broker_error;
+use super::errors::broker_error;
 use super::own_agent;
 use crate::auth::Principal;
 use crate::error::ApiError;
