@@ -85,6 +85,9 @@ pub struct Config {
     /// many claims a job gets before it expires (`AEGIS_BROKER_JOB_MAX_ATTEMPTS`, 5).
     pub broker_job_lease_secs: u64,
     pub broker_job_max_attempts: u32,
+    /// Seed 004's GitOps integrations (Argo CD endpoints, app mappings): their routes answer
+    /// 404 unless this is on (`AEGIS_GITOPS_ENABLED=1`).
+    pub gitops_enabled: bool,
     /// Threat-intel providers (seed 000): keys (`AEGIS_ABUSEIPDB_API_KEY`,
     /// `AEGIS_SHODAN_API_KEY`) and base URLs (`AEGIS_ABUSEIPDB_URL`, `AEGIS_SHODAN_URL`).
     pub abuseipdb_api_key: Option<Secret>,
@@ -139,6 +142,7 @@ impl Default for Config {
             github_api_url: "https://api.github.com".into(),
             gitlab_api_url: "https://gitlab.com/api/v4".into(),
             broker_job_lease_secs: 30,
+            gitops_enabled: false,
             broker_job_max_attempts: 5,
             abuseipdb_api_key: None,
             abuseipdb_url: "https://api.abuseipdb.com/api/v2".into(),
@@ -332,6 +336,9 @@ impl Config {
             self.leak_max_repository_mb = v
                 .parse()
                 .map_err(|e| invalid("AEGIS_LEAK_MAX_REPOSITORY_MB", e))?;
+        }
+        if let Some(v) = get("AEGIS_GITOPS_ENABLED") {
+            self.gitops_enabled = matches!(v.trim(), "1" | "true" | "yes");
         }
         if let Some(v) = get("AEGIS_BROKER_JOB_LEASE_SECS") {
             self.broker_job_lease_secs = v

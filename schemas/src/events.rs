@@ -108,6 +108,18 @@ pub const EVENTS: &[(&str, &str)] = &[
         "aegis.broker.v1.EnvironmentDeleted",
     ),
     (
+        "argocd_endpoint.added.v1",
+        "aegis.broker.v1.ArgocdEndpointAdded",
+    ),
+    (
+        "argocd_endpoint.enabled_set.v1",
+        "aegis.broker.v1.ArgocdEndpointEnabledSet",
+    ),
+    (
+        "argocd_endpoint.removed.v1",
+        "aegis.broker.v1.ArgocdEndpointRemoved",
+    ),
+    (
         "agent.status_changed.v1",
         "aegis.identity.v1.AgentStatusChanged",
     ),
@@ -297,6 +309,7 @@ pub const CREDENTIAL_MESSAGES: &[&str] = &[
     "aegis.broker.v1.WrapSealed",
     "aegis.broker.v1.RequestValues",
     "aegis.broker.v1.SealedKeyValue",
+    "aegis.broker.v1.EndpointSealed",
 ];
 
 /// Whether a field of `message` holds credential material.

@@ -211,6 +211,12 @@ pub async fn authorize(
     if let Err(e) = principal.require(route.permission) {
         return decisions::denied(&state, decision, e.into_response()).await;
     }
+    if !state.config.gitops_enabled && routes::GITOPS.contains(&path.as_str()) {
+        return ApiError::not_found(
+            "gitops integrations are turned off on this server (AEGIS_GITOPS_ENABLED)",
+        )
+        .into_response();
+    }
     let meter = match controls::admit(&state, &principal, &route).await {
         Ok(meter) => meter,
         Err(e) => {

@@ -17,6 +17,18 @@ pub const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/login"),
 ];
 
+/// Seed 004's GitOps routes: while `AEGIS_GITOPS_ENABLED` is off they answer 404 to anyone
+/// allowed to call them, before their body is read.
+pub const GITOPS: &[&str] = &[
+    "/api/v1/argocd-endpoints",
+    "/api/v1/argocd-endpoints/{id}",
+    "/api/v1/argocd-endpoints/{id}/enabled",
+    "/api/v1/argocd-endpoints/{id}/discovered-apps",
+    "/api/v1/gitops-app-mappings",
+    "/api/v1/gitops-app-mappings/{id}",
+    "/api/v1/requests/{id}/gitops",
+];
+
 const fn r(method: &'static str, path: &'static str, permission: Permission) -> Route {
     Route {
         method,
@@ -125,6 +137,27 @@ pub const ROUTES: &[Route] = {
         r("GET", "/api/v1/environments", ProjectRead),
         r("GET", "/api/v1/environments/{id}", ProjectRead),
         r("DELETE", "/api/v1/environments/{id}", ProjectEdit),
+        r("POST", "/api/v1/argocd-endpoints", IntegrationManage),
+        r("GET", "/api/v1/argocd-endpoints", IntegrationRead),
+        r(
+            "GET",
+            "/api/v1/argocd-endpoints/{id}/discovered-apps",
+            IntegrationRead,
+        ),
+        r(
+            "PUT",
+            "/api/v1/argocd-endpoints/{id}/enabled",
+            IntegrationManage,
+        ),
+        r("DELETE", "/api/v1/argocd-endpoints/{id}", IntegrationManage),
+        r("POST", "/api/v1/gitops-app-mappings", IntegrationManage),
+        r("GET", "/api/v1/gitops-app-mappings", IntegrationRead),
+        r(
+            "DELETE",
+            "/api/v1/gitops-app-mappings/{id}",
+            IntegrationManage,
+        ),
+        r("GET", "/api/v1/requests/{id}/gitops", RequestRead),
         r("GET", "/api/v1/secrets", SecretList),
         r("GET", "/api/v1/secrets/{id}", SecretList),
         r("GET", "/kill-switch", AgentRead),

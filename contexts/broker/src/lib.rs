@@ -7,6 +7,7 @@
 
 pub mod deks;
 pub mod discovered;
+pub mod gitops;
 pub mod jobs;
 pub mod requests;
 pub mod rules;

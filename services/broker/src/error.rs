@@ -2,6 +2,7 @@
 
 use aegis_broker::deks::DekError;
 use aegis_broker::discovered::DiscoveryError;
+use aegis_broker::gitops::GitOpsError;
 use aegis_broker::jobs::JobError;
 use aegis_broker::requests::RequestError;
 use aegis_broker::rules::RulesError;
@@ -33,6 +34,15 @@ pub enum BrokerError {
     Rules(#[from] CommandError<RulesError>),
     #[error(transparent)]
     Tenancy(#[from] CommandError<TenancyError>),
+    #[error(transparent)]
+    GitOps(#[from] CommandError<GitOpsError>),
+    /// A URL the SSRF guard refuses, or one that is no http(s) URL.
+    #[error("{0}")]
+    Egress(String),
+    /// What an integration's server answered, or that it could not be asked; with the status
+    /// to answer (502, or 409 when the integration is turned off).
+    #[error("{0}")]
+    Upstream(String, u16),
     /// The workflow names a role the approver does not hold.
     #[error("this request's workflow needs approvers holding the role `{0}`")]
     NotAnApprover(String),

@@ -2,11 +2,13 @@
 //! data keys they encrypt with (`deks`), the jobs they claim (`jobs`), the values they hand
 //! over once (`wraps`), what they discover (`discovery`), and the access requests people make
 //! and approve (`requests`) under the tenant's workflows and policies (`rules`), about its
-//! projects and environments (`tenancy`); the HTTP adapter and the reactors call these.
+//! projects and environments (`tenancy`), and its GitOps integrations (`gitops`); the HTTP
+//! adapter and the reactors call these.
 
 pub mod deks;
 pub mod discovery;
 pub mod error;
+pub mod gitops;
 pub mod jobs;
 pub mod requests;
 pub mod rules;

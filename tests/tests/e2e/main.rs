@@ -6,6 +6,7 @@ mod audit;
 mod authorization;
 mod auto_response;
 mod auto_response_runs;
+mod broker_gitops;
 mod broker_jobs;
 mod broker_keys;
 mod broker_projects;

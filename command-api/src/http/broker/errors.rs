@@ -2,6 +2,7 @@
 //! where the document's API has them.
 
 use crate::error::{ApiError, IntoApi};
+use aegis_broker::gitops::GitOpsError;
 use aegis_broker::jobs::JobError;
 use aegis_broker::requests::RequestError;
 use aegis_broker::rules::RulesError;
@@ -34,6 +35,18 @@ pub(super) fn broker_error(e: BrokerError) -> ApiError {
         BrokerError::Request(c) => c.into_api(request_error),
         BrokerError::Rules(c) => c.into_api(rules_error),
         BrokerError::Tenancy(c) => c.into_api(tenancy_error),
+        BrokerError::GitOps(c) => c.into_api(|g| match g {
+            GitOpsError::NotFound => ApiError::not_found(g.to_string()),
+            GitOpsError::NameTaken(_) | GitOpsError::TooMany => ApiError::conflict(g.to_string()),
+            GitOpsError::BadName => ApiError::bad_request(g.to_string()).with("field", "name"),
+        }),
+        BrokerError::Egress(why) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "egress_refused", why).with("field", "url")
+        }
+        BrokerError::Upstream(why, 409) => ApiError::conflict(why),
+        BrokerError::Upstream(why, _) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", why)
+        }
         BrokerError::NotAnApprover(role) => ApiError::new(
             StatusCode::FORBIDDEN,
             "not_an_approver",

@@ -3,6 +3,7 @@
 //! (`/api/v1/requests...`).
 
 mod errors;
+mod gitops;
 mod jobs;
 mod keys;
 mod policies;
@@ -36,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(workflows::router())
         .merge(policies::router())
         .merge(projects::router())
+        .merge(gitops::router())
 }
 
 /// The agent of an agent's own path: the id must be a UUID (400), and the caller that agent

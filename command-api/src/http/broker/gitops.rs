@@ -1,0 +1,293 @@
+//! Seed 004's GitOps integrations, behind `AEGIS_GITOPS_ENABLED`: while it is off every route
+//! here answers 404, as the document says. Argo CD endpoints: added with a write-once token
+//! (sealed, never shown: the answer says only `token_set`), a URL the SSRF guard accepts;
+//! enabled or disabled; removed; and the applications one holds, read with GET. App mappings
+//! and a request's GitOps observation are not built yet: with the feature on they answer 501.
+
+use super::errors::broker_error;
+use super::rules_http::{millis, not_found_id, Edited};
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::http::extract::{CommandHeaders, Json};
+use crate::http::openapi::{AuthErrors, BodyErrors, ErrorBody};
+use crate::http::reply::Reply;
+use crate::http::{command_context, ensure_tenant};
+use crate::state::AppState;
+use aegis_broker::gitops::Endpoint;
+use aegis_broker_services::gitops;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(add, list))
+        .routes(routes!(remove))
+        .routes(routes!(set_enabled))
+        .routes(routes!(discovered_apps))
+        .routes(routes!(add_mapping, list_mappings))
+        .routes(routes!(remove_mapping))
+        .routes(routes!(request_gitops))
+}
+
+/// Off: the routes are not there.
+fn enabled(state: &AppState) -> Result<(), ApiError> {
+    if state.config.gitops_enabled {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(
+            "gitops integrations are turned off on this server (AEGIS_GITOPS_ENABLED)",
+        ))
+    }
+}
+
+/// No `Debug`: the body carries the endpoint's token.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointBody {
+    pub name: String,
+    /// The Argo CD server, `https://argocd.example`.
+    pub url: String,
+    /// An Argo CD API token (read-only suffices): sealed at once, never shown again.
+    pub token: String,
+    /// Default true.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointView {
+    pub id: Uuid,
+    pub name: String,
+    pub url: String,
+    pub enabled: bool,
+    /// The token is there (it is never shown).
+    pub token_set: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn view(id: Uuid, e: &Endpoint) -> EndpointView {
+    EndpointView {
+        id,
+        name: e.name.clone(),
+        url: e.url.clone(),
+        enabled: e.enabled,
+        token_set: true,
+        created_at: millis(e.created_at),
+        updated_at: millis(e.updated_at),
+    }
+}
+
+fn id_of(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| not_found_id("argo cd endpoint"))
+}
+
+/// Add an Argo CD endpoint (201). Its URL must pass the SSRF guard; its token is write-once.
+#[utoipa::path(post, path = "/api/v1/argocd-endpoints", tag = "gitops", security(("bearer" = [])),
+    request_body = EndpointBody,
+    responses(
+        (status = 201, description = "Added", body = EndpointView),
+        (status = 400, description = "No token, a bad name, or a URL the SSRF guard refuses", body = ErrorBody),
+        (status = 404, description = "GitOps is turned off", body = ErrorBody),
+        (status = 409, description = "The name is taken", body = ErrorBody),
+        AuthErrors, BodyErrors,
+    ))]
+async fn add(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: CommandHeaders,
+    Json(body): Json<EndpointBody>,
+) -> Result<Reply, ApiError> {
+    enabled(&state)?;
+    let tenant = principal.tenant()?;
+    ensure_tenant(&state, tenant).await?;
+    let token = Zeroizing::new(body.token);
+    if token.trim().is_empty() || token.len() > 8192 {
+        return Err(
+            ApiError::bad_request("token is required (at most 8 KiB)").with("field", "token")
+        );
+    }
+    let ctx = command_context(&principal, &headers, None);
+    let (id, g, position) = gitops::add_endpoint(
+        &state,
+        &ctx,
+        tenant.0,
+        body.name.trim().to_string(),
+        body.url.trim().to_string(),
+        token,
+        body.enabled.unwrap_or(true),
+    )
+    .await
+    .map_err(broker_error)?;
+    let e = g
+        .endpoints
+        .get(&id)
+        .ok_or_else(|| not_found_id("argo cd endpoint"))?;
+    Ok(Reply::body(StatusCode::CREATED, view(id, e)).at(position, 1))
+}
+
+/// The tenant's Argo CD endpoints, by name; never a token.
+#[utoipa::path(get, path = "/api/v1/argocd-endpoints", tag = "gitops", security(("bearer" = [])),
+    responses((status = 200, description = "The endpoints", body = [EndpointView]),
+        (status = 404, description = "GitOps is turned off", body = ErrorBody), AuthErrors))]
+async fn list(State(state): State<AppState>, principal: Principal) -> Result<Reply, ApiError> {
+    enabled(&state)?;
+    let tenant = principal.tenant()?;
+    let g = gitops::get(&state, tenant.0).await.map_err(broker_error)?;
+    let mut all: Vec<EndpointView> = g.endpoints.iter().map(|(id, e)| view(*id, e)).collect();
+    all.sort_by_key(|e| e.name.to_lowercase());
+    Ok(Reply::body(StatusCode::OK, all))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnabledBody {
+    pub enabled: bool,
+}
+
+/// Enable or disable an endpoint (204).
+#[utoipa::path(put, path = "/api/v1/argocd-endpoints/{id}/enabled", tag = "gitops", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = EnabledBody,
+    responses((status = 204, description = "Set"),
+        (status = 404, description = "No such endpoint, or GitOps is turned off", body = ErrorBody),
+        AuthErrors, BodyErrors))]
+async fn set_enabled(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: CommandHeaders,
+    Path(raw): Path<String>,
+    Json(body): Json<EnabledBody>,
+) -> Result<Edited, ApiError> {
+    enabled(&state)?;
+    let tenant = principal.tenant()?;
+    let id = id_of(&raw)?;
+    let ctx = command_context(&principal, &headers, None);
+    let position = gitops::set_enabled(&state, &ctx, tenant.0, id, body.enabled)
+        .await
+        .map_err(broker_error)?;
+    Ok(Edited(position))
+}
+
+/// Remove an endpoint (204); its token's key is destroyed.
+#[utoipa::path(delete, path = "/api/v1/argocd-endpoints/{id}", tag = "gitops", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Removed"),
+        (status = 404, description = "No such endpoint, or GitOps is turned off", body = ErrorBody),
+        AuthErrors))]
+async fn remove(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: CommandHeaders,
+    Path(raw): Path<String>,
+) -> Result<Edited, ApiError> {
+    enabled(&state)?;
+    let tenant = principal.tenant()?;
+    let id = id_of(&raw)?;
+    let ctx = command_context(&principal, &headers, None);
+    let position = gitops::remove(&state, &ctx, tenant.0, id)
+        .await
+        .map_err(broker_error)?;
+    Ok(Edited(position))
+}
+
+/// An application an endpoint holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppView {
+    pub name: String,
+    pub namespace: String,
+    pub project: String,
+    /// Argo CD's sync status: `Synced`, `OutOfSync`, `Unknown`.
+    pub sync_status: String,
+    /// Argo CD's health status: `Healthy`, `Progressing`, `Degraded`, `Missing`, ...
+    pub health_status: String,
+}
+
+/// The applications an enabled endpoint holds, read now from Argo CD (GET only).
+#[utoipa::path(get, path = "/api/v1/argocd-endpoints/{id}/discovered-apps", tag = "gitops", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The applications", body = [AppView]),
+        (status = 404, description = "No such endpoint, or GitOps is turned off", body = ErrorBody),
+        (status = 409, description = "The endpoint is disabled", body = ErrorBody),
+        (status = 502, description = "Argo CD could not be read", body = ErrorBody), AuthErrors))]
+async fn discovered_apps(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(raw): Path<String>,
+) -> Result<Reply, ApiError> {
+    enabled(&state)?;
+    let tenant = principal.tenant()?;
+    let id = id_of(&raw)?;
+    let apps = gitops::discovered_apps(&state, tenant.0, id)
+        .await
+        .map_err(broker_error)?;
+    let apps: Vec<AppView> = apps
+        .into_iter()
+        .map(|a| AppView {
+            name: a.name,
+            namespace: a.namespace,
+            project: a.project,
+            sync_status: a.sync_status,
+            health_status: a.health_status,
+        })
+        .collect();
+    Ok(Reply::body(StatusCode::OK, apps))
+}
+
+/// With the feature on, what is not built yet says so.
+fn not_built() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "not_implemented",
+        "gitops app mappings and observations are not built yet",
+    )
+}
+
+/// Map an Argo CD application to a secret (not built yet: 501; 404 while GitOps is off).
+#[utoipa::path(post, path = "/api/v1/gitops-app-mappings", tag = "gitops", security(("bearer" = [])),
+    responses((status = 501, description = "Not built yet", body = ErrorBody),
+        (status = 404, description = "GitOps is turned off", body = ErrorBody), AuthErrors))]
+async fn add_mapping(State(state): State<AppState>) -> Result<Reply, ApiError> {
+    enabled(&state)?;
+    Err(not_built())
+}
+
+/// The app mappings (not built yet: 501; 404 while GitOps is off).
+#[utoipa::path(get, path = "/api/v1/gitops-app-mappings", tag = "gitops", security(("bearer" = [])),
+    responses((status = 501, description = "Not built yet", body = ErrorBody),
+        (status = 404, description = "GitOps is turned off", body = ErrorBody), AuthErrors))]
+async fn list_mappings(State(state): State<AppState>) -> Result<Reply, ApiError> {
+    enabled(&state)?;
+    Err(not_built())
+}
+
+/// Remove an app mapping (not built yet: 501; 404 while GitOps is off).
+#[utoipa::path(delete, path = "/api/v1/gitops-app-mappings/{id}", tag = "gitops", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 501, description = "Not built yet", body = ErrorBody),
+        (status = 404, description = "GitOps is turned off", body = ErrorBody), AuthErrors))]
+async fn remove_mapping(
+    State(state): State<AppState>,
+    Path(_raw): Path<String>,
+) -> Result<Reply, ApiError> {
+    enabled(&state)?;
+    Err(not_built())
+}
+
+/// A patch request's GitOps observation (not built yet: 501; 404 while GitOps is off).
+#[utoipa::path(get, path = "/api/v1/requests/{id}/gitops", tag = "gitops", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 501, description = "Not built yet", body = ErrorBody),
+        (status = 404, description = "GitOps is turned off", body = ErrorBody), AuthErrors))]
+async fn request_gitops(
+    State(state): State<AppState>,
+    Path(_raw): Path<String>,
+) -> Result<Reply, ApiError> {
+    enabled(&state)?;
+    Err(not_built())
+}
