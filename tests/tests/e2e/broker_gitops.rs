@@ -7,6 +7,8 @@
 use crate::broker_requests::call;
 use aegis_tests::TestApp;
 use axum::http::{HeaderMap, Method as HttpMethod, StatusCode};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -103,7 +105,7 @@ async fn an_argo_cd_endpoint_keeps_its_token_sealed_and_is_only_ever_read() {
         Some(json!({ "name": "hub", "url": url, "token": " " })),
     )
     .await;
-    assert_eq!((s, e["field"].as_str()), (400, Some("token")), "{e}");
+    assert_eq!((s, e["field"].as_str()), (400, Some("token_b64")), "{e}");
     assert_eq!(app.head().await, head, "refusals record nothing");
 
     let (s, ep) = call(
@@ -111,10 +113,12 @@ async fn an_argo_cd_endpoint_keeps_its_token_sealed_and_is_only_ever_read() {
         &admin,
         Method::POST,
         "/api/v1/argocd-endpoints",
-        Some(json!({ "name": "hub", "url": url, "token": TOKEN })),
+        Some(json!({ "name": "hub", "base_url": url,
+            "token_b64": STANDARD.encode(TOKEN) })),
     )
     .await;
     assert_eq!((s, ep["token_set"].as_bool()), (201, Some(true)), "{ep}");
+    assert_eq!(ep["base_url"], url.as_str());
     assert!(!ep.to_string().contains(TOKEN));
     let id = ep["id"].as_str().expect("id").to_string();
     let (s, _) = call(

@@ -17,6 +17,8 @@ use aegis_broker::gitops::Endpoint;
 use aegis_broker_services::gitops;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -46,25 +48,58 @@ fn enabled(state: &AppState) -> Result<(), ApiError> {
     }
 }
 
-/// No `Debug`: the body carries the endpoint's token.
+/// No `Debug`: the body carries the endpoint's token. secrets-bridge clients send
+/// `base_url` and `token_b64`; `url` and a plain `token` are accepted too.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointBody {
     pub name: String,
     /// The Argo CD server, `https://argocd.example`.
-    pub url: String,
-    /// An Argo CD API token (read-only suffices): sealed at once, never shown again.
-    pub token: String,
+    #[serde(alias = "url")]
+    pub base_url: String,
+    /// An Argo CD API token (read-only suffices), standard base64: sealed at once, never shown
+    /// again. Exactly one of `token_b64` and `token`.
+    #[serde(default)]
+    pub token_b64: Option<String>,
+    /// The token as text.
+    #[serde(default)]
+    pub token: Option<String>,
     /// Default true.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Accepted for secrets-bridge clients; an endpoint is not tied to one environment here.
+    #[serde(default, rename = "environment_id")]
+    pub _environment_id: Option<String>,
+}
+
+/// The token a body carries: exactly one of its two spellings, not blank, at most 8 KiB.
+fn token_of(body: &mut EndpointBody) -> Result<Zeroizing<String>, ApiError> {
+    let bad = |why: &str| ApiError::bad_request(why.to_string()).with("field", "token_b64");
+    let token = match (body.token_b64.take(), body.token.take()) {
+        (Some(b64), None) => {
+            let raw = Zeroizing::new(
+                STANDARD
+                    .decode(b64.trim())
+                    .map_err(|_| bad("token_b64 is not valid base64"))?,
+            );
+            Zeroizing::new(
+                String::from_utf8(raw.to_vec()).map_err(|_| bad("the token is not text"))?,
+            )
+        }
+        (None, Some(t)) => Zeroizing::new(t),
+        _ => return Err(bad("exactly one of token_b64 and token is required")),
+    };
+    if token.trim().is_empty() || token.len() > 8192 {
+        return Err(bad("the token is required (at most 8 KiB)"));
+    }
+    Ok(token)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EndpointView {
     pub id: Uuid,
     pub name: String,
-    pub url: String,
+    pub base_url: String,
     pub enabled: bool,
     /// The token is there (it is never shown).
     pub token_set: bool,
@@ -76,7 +111,7 @@ fn view(id: Uuid, e: &Endpoint) -> EndpointView {
     EndpointView {
         id,
         name: e.name.clone(),
-        url: e.url.clone(),
+        base_url: e.url.clone(),
         enabled: e.enabled,
         token_set: true,
         created_at: millis(e.created_at),
@@ -102,24 +137,19 @@ async fn add(
     State(state): State<AppState>,
     principal: Principal,
     headers: CommandHeaders,
-    Json(body): Json<EndpointBody>,
+    Json(mut body): Json<EndpointBody>,
 ) -> Result<Reply, ApiError> {
     enabled(&state)?;
     let tenant = principal.tenant()?;
     ensure_tenant(&state, tenant).await?;
-    let token = Zeroizing::new(body.token);
-    if token.trim().is_empty() || token.len() > 8192 {
-        return Err(
-            ApiError::bad_request("token is required (at most 8 KiB)").with("field", "token")
-        );
-    }
+    let token = token_of(&mut body)?;
     let ctx = command_context(&principal, &headers, None);
     let (id, g, position) = gitops::add_endpoint(
         &state,
         &ctx,
         tenant.0,
         body.name.trim().to_string(),
-        body.url.trim().to_string(),
+        body.base_url.trim().to_string(),
         token,
         body.enabled.unwrap_or(true),
     )
