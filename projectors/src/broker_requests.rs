@@ -106,6 +106,41 @@ pub(crate) async fn apply(
                 "failed"
             }
         }
+        "request.gitops_queued.v1" => {
+            let m: pb::RequestGitopsQueued = decode(env)?;
+            let open = i32::try_from(m.watches.len()).unwrap_or(i32::MAX);
+            sqlx::query(&format!(
+                "UPDATE broker_requests{s} SET gitops_open = gitops_open + $3, position = $4 \
+                 WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant)
+            .bind(id)
+            .bind(open)
+            .bind(position)
+            .execute(&mut *tx)
+            .await?;
+            return Ok(());
+        }
+        "request.gitops_polled.v1" => {
+            let m: pb::RequestGitopsPolled = decode(env)?;
+            let settled = matches!(
+                m.polling_state.as_str(),
+                "applied" | "applied_unverified" | "failed"
+            );
+            let polled = DateTime::from_timestamp_millis(m.at).unwrap_or(at);
+            sqlx::query(&format!(
+                "UPDATE broker_requests{s} SET gitops_open = greatest(gitops_open - $3::int, 0), \
+                 gitops_polled_at = $4, position = $5 WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant)
+            .bind(id)
+            .bind(i32::from(settled))
+            .bind(polled)
+            .bind(position)
+            .execute(&mut *tx)
+            .await?;
+            return Ok(());
+        }
         other => {
             return Err(ProjectionError::Decode(format!(
                 "{other} is not an access request event this projection knows"

@@ -160,6 +160,18 @@ pub fn start(tasks: &mut JoinSet<()>, rt: &Runtime, shutdown: watch::Receiver<bo
     supervise(
         tasks,
         health.clone(),
+        "gitops_watch",
+        shutdown.clone(),
+        move |stop| {
+            // Polled at a fraction of the interval, so a watch is never much later than due.
+            let tick = (s.config.gitops_poll_ms / 4).clamp(100, 5_000);
+            crate::gitops_watch::run(s.clone(), std::time::Duration::from_millis(tick), stop)
+        },
+    );
+    let s = rt.clone();
+    supervise(
+        tasks,
+        health.clone(),
         "request_expiry",
         shutdown.clone(),
         move |stop| {

@@ -88,6 +88,10 @@ pub struct Config {
     /// Seed 004's GitOps integrations (Argo CD endpoints, app mappings): their routes answer
     /// 404 unless this is on (`AEGIS_GITOPS_ENABLED=1`).
     pub gitops_enabled: bool,
+    /// How often a watched Argo CD application is polled after a mapped patch executes
+    /// (`AEGIS_GITOPS_POLL_MS`, 15 s), and how long it is watched (`AEGIS_GITOPS_TIMEOUT_SECS`, 600).
+    pub gitops_poll_ms: u64,
+    pub gitops_timeout_secs: u64,
     /// Threat-intel providers (seed 000): keys (`AEGIS_ABUSEIPDB_API_KEY`,
     /// `AEGIS_SHODAN_API_KEY`) and base URLs (`AEGIS_ABUSEIPDB_URL`, `AEGIS_SHODAN_URL`).
     pub abuseipdb_api_key: Option<Secret>,
@@ -143,6 +147,8 @@ impl Default for Config {
             gitlab_api_url: "https://gitlab.com/api/v4".into(),
             broker_job_lease_secs: 30,
             gitops_enabled: false,
+            gitops_poll_ms: 15_000,
+            gitops_timeout_secs: 600,
             broker_job_max_attempts: 5,
             abuseipdb_api_key: None,
             abuseipdb_url: "https://api.abuseipdb.com/api/v2".into(),
@@ -385,6 +391,15 @@ impl Config {
                 .parse()
                 .map_err(|e| invalid("AEGIS_WEBHOOK_BACKOFF_MS", e))?;
         }
+        if let Some(v) = get("AEGIS_GITOPS_POLL_MS") {
+            self.gitops_poll_ms = v.parse().map_err(|e| invalid("AEGIS_GITOPS_POLL_MS", e))?;
+        }
+        if let Some(v) = get("AEGIS_GITOPS_TIMEOUT_SECS") {
+            let secs = v
+                .parse()
+                .map_err(|e| invalid("AEGIS_GITOPS_TIMEOUT_SECS", e))?;
+            self.gitops_timeout_secs = secs;
+        }
         if let Some(v) = get("AEGIS_SIEM_TICK_MS") {
             self.siem_tick_ms = v.parse().map_err(|e| invalid("AEGIS_SIEM_TICK_MS", e))?;
         }
@@ -460,37 +475,5 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn environment_overrides_defaults() {
-        let mut c = Config::default();
-        c.apply_env(|k| match k {
-            "AEGIS_HTTP_ADDR" => Some("127.0.0.1:0".into()),
-            "AEGIS_EGRESS_ALLOW" => Some("127.0.0.1, hooks.local".into()),
-            _ => None,
-        })
-        .expect("valid env");
-        assert_eq!(c.http_addr.port(), 0);
-        assert_eq!(c.egress_allow, vec!["127.0.0.1", "hooks.local"]);
-    }
-
-    #[test]
-    fn a_short_master_key_is_refused() {
-        let c = Config {
-            master_key: Some(Secret::new("c2hvcnQ=")),
-            ..Config::default()
-        };
-        assert!(c.validate().is_err());
-    }
-
-    #[test]
-    fn secrets_do_not_print() {
-        let c = Config {
-            bootstrap_token: Some(Secret::new("super-secret-token-value")),
-            ..Config::default()
-        };
-        assert!(!format!("{c:?}").contains("super-secret"));
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

@@ -88,6 +88,14 @@ pub const EVENTS: &[(&str, &str)] = &[
     ("request.cancelled.v1", "aegis.broker.v1.RequestCancelled"),
     ("request.expired.v1", "aegis.broker.v1.RequestExpired"),
     ("request.finished.v1", "aegis.broker.v1.RequestFinished"),
+    (
+        "request.gitops_queued.v1",
+        "aegis.broker.v1.RequestGitopsQueued",
+    ),
+    (
+        "request.gitops_polled.v1",
+        "aegis.broker.v1.RequestGitopsPolled",
+    ),
     ("workflow.created.v1", "aegis.broker.v1.WorkflowSaved"),
     ("workflow.updated.v1", "aegis.broker.v1.WorkflowSaved"),
     ("workflow.deleted.v1", "aegis.broker.v1.WorkflowDeleted"),
@@ -118,6 +126,14 @@ pub const EVENTS: &[(&str, &str)] = &[
     (
         "argocd_endpoint.removed.v1",
         "aegis.broker.v1.ArgocdEndpointRemoved",
+    ),
+    (
+        "gitops_mapping.added.v1",
+        "aegis.broker.v1.GitopsMappingAdded",
+    ),
+    (
+        "gitops_mapping.removed.v1",
+        "aegis.broker.v1.GitopsMappingRemoved",
     ),
     (
         "agent.status_changed.v1",

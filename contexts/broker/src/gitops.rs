@@ -22,9 +22,30 @@ pub struct Endpoint {
     pub updated_at: i64,
 }
 
+/// An Argo CD application tied to one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub endpoint_id: Uuid,
+    pub application_name: String,
+    pub application_namespace: String,
+    pub project_name: String,
+    pub cluster_name: String,
+    pub target: MappingTarget,
+}
+
+/// What a mapping ties the application to: exactly one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MappingTarget {
+    SecretMapping(Uuid),
+    ProviderConnection(Uuid),
+}
+
+pub const MAX_MAPPINGS: usize = 1000;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GitOps {
     pub endpoints: BTreeMap<Uuid, Endpoint>,
+    pub mappings: BTreeMap<Uuid, Mapping>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +62,13 @@ pub enum Command {
         enabled: bool,
     },
     RemoveEndpoint {
+        id: Uuid,
+    },
+    AddMapping {
+        id: Uuid,
+        mapping: Mapping,
+    },
+    RemoveMapping {
         id: Uuid,
     },
 }
@@ -61,6 +89,13 @@ pub enum Event {
     EndpointRemoved {
         id: Uuid,
     },
+    MappingAdded {
+        id: Uuid,
+        mapping: Mapping,
+    },
+    MappingRemoved {
+        id: Uuid,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +108,14 @@ pub enum GitOpsError {
     TooMany,
     #[error("name: 1 to 200 characters, no control characters")]
     BadName,
+    #[error("gitops mapping not found")]
+    MappingNotFound,
+    #[error("the endpoint is used by {0} mapping(s): remove them first")]
+    InUse(usize),
+    #[error("application_name is required (at most 253 characters)")]
+    BadApplication,
+    #[error("a tenant has at most {MAX_MAPPINGS} gitops mappings")]
+    TooManyMappings,
 }
 
 pub struct GitOpsAggregate;
@@ -129,7 +172,31 @@ impl Aggregate for GitOpsAggregate {
             }
             Command::RemoveEndpoint { id } => {
                 g.endpoints.get(id).ok_or(GitOpsError::NotFound)?;
+                let using = g.mappings.values().filter(|m| m.endpoint_id == *id).count();
+                if using > 0 {
+                    return Err(GitOpsError::InUse(using));
+                }
                 Ok(vec![Event::EndpointRemoved { id: *id }])
+            }
+            Command::AddMapping { id, mapping } => {
+                if !g.endpoints.contains_key(&mapping.endpoint_id) {
+                    return Err(GitOpsError::NotFound);
+                }
+                let name = &mapping.application_name;
+                if name.trim().is_empty() || name.len() > 253 {
+                    return Err(GitOpsError::BadApplication);
+                }
+                if g.mappings.len() >= MAX_MAPPINGS || g.mappings.contains_key(id) {
+                    return Err(GitOpsError::TooManyMappings);
+                }
+                Ok(vec![Event::MappingAdded {
+                    id: *id,
+                    mapping: mapping.clone(),
+                }])
+            }
+            Command::RemoveMapping { id } => {
+                g.mappings.get(id).ok_or(GitOpsError::MappingNotFound)?;
+                Ok(vec![Event::MappingRemoved { id: *id }])
             }
         }
     }
@@ -168,6 +235,12 @@ impl Aggregate for GitOpsAggregate {
             }
             Event::EndpointRemoved { id } => {
                 g.endpoints.remove(id);
+            }
+            Event::MappingAdded { id, mapping } => {
+                g.mappings.insert(*id, mapping.clone());
+            }
+            Event::MappingRemoved { id } => {
+                g.mappings.remove(id);
             }
         }
         g
@@ -211,6 +284,33 @@ impl Aggregate for GitOpsAggregate {
                 }
                 .encode_to_vec(),
             ),
+            Event::MappingAdded { id, mapping: m } => {
+                let (target_mapping_id, target_connection_id) = match m.target {
+                    MappingTarget::SecretMapping(t) => (t.to_string(), String::new()),
+                    MappingTarget::ProviderConnection(t) => (String::new(), t.to_string()),
+                };
+                NewEvent::new(
+                    "gitops_mapping.added.v1",
+                    pb::GitopsMappingAdded {
+                        mapping_id: id.to_string(),
+                        endpoint_id: m.endpoint_id.to_string(),
+                        application_name: m.application_name.clone(),
+                        application_namespace: m.application_namespace.clone(),
+                        project_name: m.project_name.clone(),
+                        cluster_name: m.cluster_name.clone(),
+                        target_mapping_id,
+                        target_connection_id,
+                    }
+                    .encode_to_vec(),
+                )
+            }
+            Event::MappingRemoved { id } => NewEvent::new(
+                "gitops_mapping.removed.v1",
+                pb::GitopsMappingRemoved {
+                    mapping_id: id.to_string(),
+                }
+                .encode_to_vec(),
+            ),
         }
     }
 
@@ -245,6 +345,33 @@ impl Aggregate for GitOpsAggregate {
                     id: id(&m.endpoint_id)?,
                 }
             }
+            "gitops_mapping.added.v1" => {
+                let m: pb::GitopsMappingAdded = payload(env)?;
+                let target = match (
+                    m.target_mapping_id.as_str(),
+                    m.target_connection_id.as_str(),
+                ) {
+                    (s, "") => MappingTarget::SecretMapping(id(s)?),
+                    (_, p) => MappingTarget::ProviderConnection(id(p)?),
+                };
+                Event::MappingAdded {
+                    id: id(&m.mapping_id)?,
+                    mapping: Mapping {
+                        endpoint_id: id(&m.endpoint_id)?,
+                        application_name: m.application_name,
+                        application_namespace: m.application_namespace,
+                        project_name: m.project_name,
+                        cluster_name: m.cluster_name,
+                        target,
+                    },
+                }
+            }
+            "gitops_mapping.removed.v1" => {
+                let m: pb::GitopsMappingRemoved = payload(env)?;
+                Event::MappingRemoved {
+                    id: id(&m.mapping_id)?,
+                }
+            }
             other => {
                 return Err(DecodeError::new(
                     env,
@@ -261,6 +388,37 @@ mod tests {
     use aegis_kernel::spec::given;
 
     const HUB: Uuid = Uuid::from_u128(1);
+    const MAP: Uuid = Uuid::from_u128(3);
+
+    fn mapping() -> Mapping {
+        Mapping {
+            endpoint_id: HUB,
+            application_name: "payments".into(),
+            application_namespace: "argocd".into(),
+            project_name: String::new(),
+            cluster_name: String::new(),
+            target: MappingTarget::ProviderConnection(Uuid::from_u128(9)),
+        }
+    }
+
+    #[test]
+    fn a_mapping_needs_its_endpoint_which_then_stays() {
+        given::<GitOpsAggregate>(vec![])
+            .when(Command::AddMapping {
+                id: MAP,
+                mapping: mapping(),
+            })
+            .then_err(GitOpsError::NotFound);
+        given::<GitOpsAggregate>(vec![
+            added("Hub"),
+            Event::MappingAdded {
+                id: MAP,
+                mapping: mapping(),
+            },
+        ])
+        .when(Command::RemoveEndpoint { id: HUB })
+        .then_err(GitOpsError::InUse(1));
+    }
 
     fn sealed() -> Sealed {
         Sealed {
@@ -310,6 +468,11 @@ mod tests {
                 enabled: false,
             },
             Event::EndpointRemoved { id: HUB },
+            Event::MappingAdded {
+                id: MAP,
+                mapping: mapping(),
+            },
+            Event::MappingRemoved { id: MAP },
         ] {
             let new = GitOpsAggregate::encode(&event);
             assert!(!new.payload.windows(40).any(|w| w == [2u8; 40]));

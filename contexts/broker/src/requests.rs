@@ -12,8 +12,11 @@ use uuid::Uuid;
 
 #[path = "requests_codec.rs"]
 mod codec;
+#[path = "requests_gitops.rs"]
+pub mod observations;
 #[path = "requests_states.rs"]
 mod states;
+use observations::{Observation, Polled, Seen, Watch};
 pub use states::{Kind, Status};
 
 /// The approval rules a request is bound to.
@@ -79,6 +82,8 @@ pub struct Request {
     pub updated_at: i64,
     /// Who bypassed the approvals, and why.
     pub broken_glass: Option<(Uuid, String)>,
+    /// The GitOps observations begun when it executed, by mapping.
+    pub gitops: Vec<Observation>,
 }
 
 impl Request {
@@ -122,10 +127,18 @@ pub enum Command {
     Expire {
         now: i64,
     },
-    /// The agent's job for an approved request ended.
+    /// The agent's job for an approved request ended; an executed patch begins `watches`.
     Finish {
         succeeded: bool,
         error: String,
+        watches: Vec<Watch>,
+        now: i64,
+    },
+    /// What a poll of one watched application saw.
+    ObserveGitops {
+        mapping_id: Uuid,
+        seen: Seen,
+        now: i64,
     },
 }
 
@@ -152,6 +165,11 @@ pub enum Event {
         succeeded: bool,
         error: String,
     },
+    GitopsQueued {
+        watches: Vec<Watch>,
+        at: i64,
+    },
+    GitopsPolled(Polled),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -180,6 +198,8 @@ pub enum RequestError {
     NoKeys,
     #[error("the request is not approved (it is {0})")]
     NotApproved(&'static str),
+    #[error("the request has no gitops observation for that mapping")]
+    NoObservation,
 }
 
 pub struct RequestAggregate;
@@ -318,15 +338,47 @@ impl Aggregate for RequestAggregate {
                     vec![]
                 })
             }
-            Command::Finish { succeeded, error } => match r.status {
-                Status::Approved => Ok(vec![Event::Finished {
-                    succeeded: *succeeded,
-                    error: error.clone(),
-                }]),
+            Command::Finish {
+                succeeded,
+                error,
+                watches,
+                now,
+            } => match r.status {
+                Status::Approved => {
+                    let mut events = vec![Event::Finished {
+                        succeeded: *succeeded,
+                        error: error.clone(),
+                    }];
+                    if *succeeded && r.new.kind == Kind::Patch && !watches.is_empty() {
+                        events.push(Event::GitopsQueued {
+                            watches: watches.clone(),
+                            at: *now,
+                        });
+                    }
+                    Ok(events)
+                }
                 // A job reporting again changes nothing.
                 Status::Executed | Status::Failed => Ok(vec![]),
                 other => Err(RequestError::NotApproved(other.as_str())),
             },
+            Command::ObserveGitops {
+                mapping_id,
+                seen,
+                now,
+            } => {
+                let o = r
+                    .gitops
+                    .iter()
+                    .find(|o| o.watch.mapping_id == *mapping_id)
+                    .ok_or(RequestError::NoObservation)?;
+                // A settled watch stays as it settled: a late poll changes nothing.
+                if o.state.is_terminal() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![Event::GitopsPolled(observations::judge(
+                    o, seen, *now,
+                ))])
+            }
         }
     }
 
@@ -340,9 +392,13 @@ impl Aggregate for RequestAggregate {
                 error: String::new(),
                 updated_at: *at,
                 broken_glass: None,
+                gitops: Vec::new(),
             }),
             (Some(mut r), e) => {
-                r.updated_at = codec::recorded_at(env).unwrap_or(r.updated_at);
+                // Watching what a request changed does not change the request.
+                if !matches!(e, Event::GitopsQueued { .. } | Event::GitopsPolled(_)) {
+                    r.updated_at = codec::recorded_at(env).unwrap_or(r.updated_at);
+                }
                 match e {
                     Event::Submitted { .. } => {}
                     Event::VoteCast(v) => r.votes.push(Vote {
@@ -363,6 +419,18 @@ impl Aggregate for RequestAggregate {
                             Status::Failed
                         };
                         r.error = error.clone();
+                    }
+                    Event::GitopsQueued { watches, at } => r
+                        .gitops
+                        .extend(watches.iter().map(|w| Observation::new(w.clone(), *at))),
+                    Event::GitopsPolled(p) => {
+                        if let Some(o) = r
+                            .gitops
+                            .iter_mut()
+                            .find(|o| o.watch.mapping_id == p.mapping_id)
+                        {
+                            o.polled(p);
+                        }
                     }
                 }
                 Some(r)

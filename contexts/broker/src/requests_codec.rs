@@ -1,6 +1,7 @@
 //! How access request events are written to the log and read back: a patch's sealed values
 //! ride in the envelope's credential field, never in the payload.
 
+use super::observations::{Polled, PollingState, Watch};
 use super::{Binding, Event, Kind, NewRequest, Vote};
 use aegis_kernel::{credential_message, payload, DecodeError, Sealed};
 use aegis_schemas::broker::v1 as pb;
@@ -115,6 +116,34 @@ pub(super) fn encode(event: &Event) -> NewEvent {
             }
             .encode_to_vec(),
         ),
+        Event::GitopsQueued { watches, at } => NewEvent::new(
+            "request.gitops_queued.v1",
+            pb::RequestGitopsQueued {
+                watches: watches
+                    .iter()
+                    .map(|w| pb::GitopsWatch {
+                        mapping_id: w.mapping_id.to_string(),
+                        endpoint_id: w.endpoint_id.to_string(),
+                        application_name: w.application_name.clone(),
+                        application_namespace: w.application_namespace.clone(),
+                        timeout_at: w.timeout_at,
+                    })
+                    .collect(),
+                at: *at,
+            }
+            .encode_to_vec(),
+        ),
+        Event::GitopsPolled(p) => NewEvent::new(
+            "request.gitops_polled.v1",
+            pb::RequestGitopsPolled {
+                mapping_id: p.mapping_id.to_string(),
+                polling_state: p.state.as_str().into(),
+                observed_state: p.observed_state.clone(),
+                error: p.error.clone(),
+                at: p.at,
+            }
+            .encode_to_vec(),
+        ),
     }
 }
 
@@ -211,6 +240,33 @@ pub(super) fn decode(env: &Envelope) -> Result<Event, DecodeError> {
                 succeeded: m.succeeded,
                 error: m.error,
             }
+        }
+        "request.gitops_queued.v1" => {
+            let m: pb::RequestGitopsQueued = payload(env)?;
+            let mut watches = Vec::with_capacity(m.watches.len());
+            for w in m.watches {
+                watches.push(Watch {
+                    mapping_id: id(&w.mapping_id, "mapping id")?,
+                    endpoint_id: id(&w.endpoint_id, "endpoint id")?,
+                    application_name: w.application_name,
+                    application_namespace: w.application_namespace,
+                    timeout_at: w.timeout_at,
+                });
+            }
+            Event::GitopsQueued { watches, at: m.at }
+        }
+        "request.gitops_polled.v1" => {
+            let m: pb::RequestGitopsPolled = payload(env)?;
+            let state = PollingState::parse(&m.polling_state).ok_or_else(|| {
+                DecodeError::new(env, format!("polling state: {}", m.polling_state))
+            })?;
+            Event::GitopsPolled(Polled {
+                mapping_id: id(&m.mapping_id, "mapping id")?,
+                state,
+                observed_state: m.observed_state,
+                error: m.error,
+                at: m.at,
+            })
         }
         other => {
             return Err(DecodeError::new(

@@ -1,5 +1,6 @@
 //! Access requests, given / when / then.
 
+use super::observations::PollingState;
 use super::*;
 use aegis_kernel::spec::given;
 
@@ -224,14 +225,20 @@ fn past_its_time_a_pending_request_expires_and_takes_no_votes() {
         .then(vec![]);
 }
 
+fn finish(succeeded: bool) -> Command {
+    Command::Finish {
+        succeeded,
+        error: String::new(),
+        watches: Vec::new(),
+        now: AT + 2,
+    }
+}
+
 #[test]
 fn an_approved_request_finishes_once() {
     let approved = vec![submitted(1), voted(ALICE), Event::Approved];
     given::<RequestAggregate>(approved.clone())
-        .when(Command::Finish {
-            succeeded: true,
-            error: String::new(),
-        })
+        .when(finish(true))
         .then(vec![Event::Finished {
             succeeded: true,
             error: String::new(),
@@ -242,16 +249,10 @@ fn an_approved_request_finishes_once() {
         error: "forbidden".into(),
     });
     given::<RequestAggregate>(done)
-        .when(Command::Finish {
-            succeeded: true,
-            error: String::new(),
-        })
+        .when(finish(true))
         .then(vec![]);
     given::<RequestAggregate>(vec![submitted(1)])
-        .when(Command::Finish {
-            succeeded: true,
-            error: String::new(),
-        })
+        .when(finish(true))
         .then_err(RequestError::NotApproved("pending"));
 }
 
@@ -284,6 +285,17 @@ fn a_request_decodes_as_it_was_encoded_its_values_only_in_the_credential() {
             succeeded: false,
             error: "boom".into(),
         },
+        Event::GitopsQueued {
+            watches: vec![watch()],
+            at: AT + 2,
+        },
+        Event::GitopsPolled(Polled {
+            mapping_id: MAPPING,
+            state: PollingState::AppliedUnverified,
+            observed_state: "OutOfSync/Progressing".into(),
+            error: "argo cd answered 503".into(),
+            at: AT + 9,
+        }),
     ];
     for event in events {
         let new = RequestAggregate::encode(&event);
@@ -333,4 +345,113 @@ fn only_who_the_workflow_names_breaks_the_glass_with_a_reason_and_it_approves() 
     given::<RequestAggregate>(vec![submitted(2), Event::Approved])
         .when(brk(CAROL, "again"))
         .then_err(RequestError::NotPending("approved"));
+}
+
+const MAPPING: Uuid = Uuid::from_u128(50);
+
+fn watch() -> Watch {
+    Watch {
+        mapping_id: MAPPING,
+        endpoint_id: Uuid::from_u128(51),
+        application_name: "payments".into(),
+        application_namespace: "argocd".into(),
+        timeout_at: AT + 60_000,
+    }
+}
+
+fn approved_patch() -> Vec<Event> {
+    let mut patch = read(0);
+    patch.kind = Kind::Patch;
+    vec![
+        Event::Submitted {
+            request: Box::new(patch),
+            at: AT,
+        },
+        Event::Approved,
+    ]
+}
+
+#[test]
+fn an_executed_patch_begins_its_gitops_watches_in_the_same_commit() {
+    let executed = Command::Finish {
+        succeeded: true,
+        error: String::new(),
+        watches: vec![watch()],
+        now: AT + 2,
+    };
+    given::<RequestAggregate>(approved_patch())
+        .when(executed.clone())
+        .then(vec![
+            Event::Finished {
+                succeeded: true,
+                error: String::new(),
+            },
+            Event::GitopsQueued {
+                watches: vec![watch()],
+                at: AT + 2,
+            },
+        ]);
+    // A failed patch changed nothing to watch; a read never does.
+    let mut failed = executed.clone();
+    if let Command::Finish { succeeded, .. } = &mut failed {
+        *succeeded = false;
+    }
+    given::<RequestAggregate>(approved_patch())
+        .when(failed)
+        .then(vec![Event::Finished {
+            succeeded: false,
+            error: String::new(),
+        }]);
+    given::<RequestAggregate>(vec![submitted(0), Event::Approved])
+        .when(executed)
+        .then(vec![Event::Finished {
+            succeeded: true,
+            error: String::new(),
+        }]);
+}
+
+#[test]
+fn a_poll_records_its_verdict_and_a_settled_watch_stays_settled() {
+    let mut watched = approved_patch();
+    watched.push(Event::Finished {
+        succeeded: true,
+        error: String::new(),
+    });
+    watched.push(Event::GitopsQueued {
+        watches: vec![watch()],
+        at: AT + 2,
+    });
+    let synced = |now: i64| Command::ObserveGitops {
+        mapping_id: MAPPING,
+        seen: Seen::App {
+            sync: "Synced".into(),
+            health: "Healthy".into(),
+            reconciled_at: Some(AT + 3),
+            operation_phase: String::new(),
+            operation_finished_at: None,
+        },
+        now,
+    };
+    let applied = Polled {
+        mapping_id: MAPPING,
+        state: PollingState::Applied,
+        observed_state: "Synced/Healthy".into(),
+        error: String::new(),
+        at: AT + 4,
+    };
+    given::<RequestAggregate>(watched.clone())
+        .when(synced(AT + 4))
+        .then(vec![Event::GitopsPolled(applied.clone())]);
+    let mut settled = watched.clone();
+    settled.push(Event::GitopsPolled(applied));
+    given::<RequestAggregate>(settled)
+        .when(synced(AT + 5))
+        .then(vec![]);
+    given::<RequestAggregate>(watched)
+        .when(Command::ObserveGitops {
+            mapping_id: Uuid::from_u128(99),
+            seen: Seen::Missing,
+            now: AT + 4,
+        })
+        .then_err(RequestError::NoObservation);
 }

@@ -30,11 +30,14 @@ use zeroize::Zeroizing;
 
 #[path = "requests_break_glass.rs"]
 mod break_glass;
+#[path = "requests_gitops.rs"]
+mod gitops_watch;
 #[path = "requests_sweep.rs"]
 mod sweep;
 #[path = "requests_wraps.rs"]
 mod wraps_of;
 pub use break_glass::break_glass;
+pub use gitops_watch::{observations, observe_due};
 pub use sweep::{expire_due, settle_approved};
 pub use wraps_of::{post_wrap, retrieve_wrap, wraps_of, WrapSummary};
 
@@ -342,7 +345,27 @@ pub async fn finish(
     succeeded: bool,
     error: String,
 ) -> Result<Option<u64>, BrokerError> {
-    let command = Command::Finish { succeeded, error };
+    let now = Utc::now().timestamp_millis();
+    // An executed patch begins its GitOps watches in the same commit.
+    let watches = if succeeded && rt.config.gitops_enabled {
+        match get(rt, tenant, id).await {
+            Ok(r) if r.status == Status::Approved => {
+                gitops_watch::watches(rt, tenant, id, &r, now).await?
+            }
+            Ok(_) | Err(BrokerError::Request(CommandError::Domain(RequestError::NotFound))) => {
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        Vec::new()
+    };
+    let command = Command::Finish {
+        succeeded,
+        error,
+        watches,
+        now,
+    };
     match execute(rt, ctx, tenant, id, &command, false).await {
         Ok(done) => Ok(done.appended.then_some(done.position)),
         // A job enqueued by hand with a request id that names no request of ours.

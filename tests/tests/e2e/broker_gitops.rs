@@ -1,8 +1,8 @@
 //! Seed 004's GitOps integrations (issue 19), first part: off by default (404 everywhere);
 //! on, an Argo CD endpoint is added with a write-once token that never shows again nor reaches
 //! the log, its URL passes the SSRF guard (refused without dialling), and its applications are
-//! read from a loopback stand-in that answers Argo CD's application API to GET alone. Mappings
-//! and observations are not built yet: 501.
+//! read from a loopback stand-in that answers Argo CD's application API to GET alone; a
+//! mapping ties an application to exactly one target. Observations: `broker_gitops_watch.rs`.
 
 use crate::broker_requests::call;
 use aegis_tests::TestApp;
@@ -160,19 +160,77 @@ async fn an_argo_cd_endpoint_keeps_its_token_sealed_and_is_only_ever_read() {
 
     let (s, _) = call(&app, &outsider, Method::GET, &apps_path, None).await;
     assert_eq!(s, 404, "another tenant's endpoint is not there");
-    let (s, e) = call(
+
+    // A mapping ties an application to exactly one target, and keeps its endpoint.
+    let target = uuid::Uuid::now_v7();
+    for body in [
+        json!({ "argocd_endpoint_id": id, "application_name": "payments" }),
+        json!({ "argocd_endpoint_id": id, "application_name": "payments",
+            "secret_mapping_id": target, "provider_connection_id": target }),
+    ] {
+        let (s, e) = call(
+            &app,
+            &admin,
+            Method::POST,
+            "/api/v1/gitops-app-mappings",
+            Some(body),
+        )
+        .await;
+        assert_eq!(s, 400, "{e}");
+    }
+    let (s, m) = call(
         &app,
         &admin,
         Method::POST,
         "/api/v1/gitops-app-mappings",
-        Some(json!({})),
+        Some(
+            json!({ "argocd_endpoint_id": id, "application_name": "payments",
+            "application_namespace": "argocd", "secret_mapping_id": target }),
+        ),
     )
     .await;
     assert_eq!(
-        (s, e["error"].as_str()),
-        (501, Some("not_implemented")),
-        "{e}"
+        (s, m["secret_mapping_id"].as_str()),
+        (201, Some(target.to_string().as_str())),
+        "{m}"
     );
+    let mapping = m["id"].as_str().expect("id").to_string();
+    let (_, list) = call(
+        &app,
+        &outsider,
+        Method::GET,
+        "/api/v1/gitops-app-mappings",
+        None,
+    )
+    .await;
+    assert_eq!(list, json!([]), "another tenant's mappings are not there");
+    let (s, e) = call(
+        &app,
+        &admin,
+        Method::DELETE,
+        &format!("/api/v1/argocd-endpoints/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 409, "an endpoint a mapping uses stays: {e}");
+    let (s, _) = call(
+        &app,
+        &admin,
+        Method::DELETE,
+        &format!("/api/v1/gitops-app-mappings/{mapping}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, e) = call(
+        &app,
+        &admin,
+        Method::GET,
+        &format!("/api/v1/requests/{}/gitops", uuid::Uuid::now_v7()),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404, "no such request: {e}");
 
     let (s, _) = call(
         &app,

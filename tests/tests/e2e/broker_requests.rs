@@ -54,7 +54,7 @@ async fn submit_read(app: &TestApp, who: &Login) -> Value {
 }
 
 /// The agent claims the next job; its body.
-async fn claim(c: &Client1<'_>, agent: &Agent) -> Value {
+pub async fn claim(c: &Client1<'_>, agent: &Agent) -> Value {
     let (s, _, job) = c
         .agent(
             agent,
@@ -67,7 +67,7 @@ async fn claim(c: &Client1<'_>, agent: &Agent) -> Value {
     job
 }
 
-async fn complete(c: &Client1<'_>, agent: &Agent, job: &str) {
+pub async fn complete(c: &Client1<'_>, agent: &Agent, job: &str) {
     let (s, _, b) = c
         .agent(
             agent,

@@ -7,6 +7,7 @@ mod authorization;
 mod auto_response;
 mod auto_response_runs;
 mod broker_gitops;
+mod broker_gitops_watch;
 mod broker_jobs;
 mod broker_keys;
 mod broker_projects;

@@ -36,9 +36,17 @@ pub(super) fn broker_error(e: BrokerError) -> ApiError {
         BrokerError::Rules(c) => c.into_api(rules_error),
         BrokerError::Tenancy(c) => c.into_api(tenancy_error),
         BrokerError::GitOps(c) => c.into_api(|g| match g {
-            GitOpsError::NotFound => ApiError::not_found(g.to_string()),
-            GitOpsError::NameTaken(_) | GitOpsError::TooMany => ApiError::conflict(g.to_string()),
+            GitOpsError::NotFound | GitOpsError::MappingNotFound => {
+                ApiError::not_found(g.to_string())
+            }
+            GitOpsError::NameTaken(_)
+            | GitOpsError::TooMany
+            | GitOpsError::InUse(_)
+            | GitOpsError::TooManyMappings => ApiError::conflict(g.to_string()),
             GitOpsError::BadName => ApiError::bad_request(g.to_string()).with("field", "name"),
+            GitOpsError::BadApplication => {
+                ApiError::bad_request(g.to_string()).with("field", "application_name")
+            }
         }),
         BrokerError::Egress(why) => {
             ApiError::new(StatusCode::BAD_REQUEST, "egress_refused", why).with("field", "url")
@@ -69,7 +77,7 @@ pub(super) fn broker_error(e: BrokerError) -> ApiError {
 fn request_error(e: RequestError) -> ApiError {
     let text = e.to_string();
     match e {
-        RequestError::NotFound => ApiError::not_found(text),
+        RequestError::NotFound | RequestError::NoObservation => ApiError::not_found(text),
         RequestError::AlreadyExists => ApiError::conflict(text),
         RequestError::NotPending(status) => ApiError::new(
             StatusCode::CONFLICT,

@@ -1,8 +1,9 @@
 //! Seed 004's GitOps integrations, behind `AEGIS_GITOPS_ENABLED`: while it is off every route
 //! here answers 404, as the document says. Argo CD endpoints: added with a write-once token
 //! (sealed, never shown: the answer says only `token_set`), a URL the SSRF guard accepts;
-//! enabled or disabled; removed; and the applications one holds, read with GET. App mappings
-//! and a request's GitOps observation are not built yet: with the feature on they answer 501.
+//! enabled or disabled; removed; the applications one holds, read with GET; app mappings (an
+//! application tied to exactly one target). A request's observations are in
+//! `request_gitops.rs`.
 
 use super::errors::broker_error;
 use super::rules_http::{millis, not_found_id, Edited};
@@ -13,7 +14,7 @@ use crate::http::openapi::{AuthErrors, BodyErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::http::{command_context, ensure_tenant};
 use crate::state::AppState;
-use aegis_broker::gitops::Endpoint;
+use aegis_broker::gitops::{Endpoint, Mapping, MappingTarget};
 use aegis_broker_services::gitops;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -34,11 +35,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(discovered_apps))
         .routes(routes!(add_mapping, list_mappings))
         .routes(routes!(remove_mapping))
-        .routes(routes!(request_gitops))
 }
 
 /// Off: the routes are not there.
-fn enabled(state: &AppState) -> Result<(), ApiError> {
+pub(super) fn enabled(state: &AppState) -> Result<(), ApiError> {
     if state.config.gitops_enabled {
         Ok(())
     } else {
@@ -270,54 +270,138 @@ async fn discovered_apps(
 }
 
 /// With the feature on, what is not built yet says so.
-fn not_built() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "gitops app mappings and observations are not built yet",
-    )
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MappingBody {
+    pub argocd_endpoint_id: Uuid,
+    pub application_name: String,
+    #[serde(default)]
+    pub application_namespace: Option<String>,
+    #[serde(default)]
+    pub project_name: Option<String>,
+    #[serde(default)]
+    pub cluster_name: Option<String>,
+    /// Exactly one of this and `provider_connection_id`.
+    #[serde(default)]
+    pub secret_mapping_id: Option<Uuid>,
+    #[serde(default)]
+    pub provider_connection_id: Option<Uuid>,
 }
 
-/// Map an Argo CD application to a secret (not built yet: 501; 404 while GitOps is off).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MappingView {
+    pub id: Uuid,
+    pub argocd_endpoint_id: Uuid,
+    pub application_name: String,
+    pub application_namespace: String,
+    pub project_name: String,
+    pub cluster_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_mapping_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_connection_id: Option<Uuid>,
+    pub enabled: bool,
+}
+
+fn mapping_view(id: Uuid, m: &Mapping) -> MappingView {
+    let (secret_mapping_id, provider_connection_id) = match m.target {
+        MappingTarget::SecretMapping(t) => (Some(t), None),
+        MappingTarget::ProviderConnection(t) => (None, Some(t)),
+    };
+    MappingView {
+        id,
+        argocd_endpoint_id: m.endpoint_id,
+        application_name: m.application_name.clone(),
+        application_namespace: m.application_namespace.clone(),
+        project_name: m.project_name.clone(),
+        cluster_name: m.cluster_name.clone(),
+        secret_mapping_id,
+        provider_connection_id,
+        enabled: true,
+    }
+}
+
+/// Map an Argo CD application to exactly one target (201).
 #[utoipa::path(post, path = "/api/v1/gitops-app-mappings", tag = "gitops", security(("bearer" = [])),
-    responses((status = 501, description = "Not built yet", body = ErrorBody),
-        (status = 404, description = "GitOps is turned off", body = ErrorBody), AuthErrors))]
-async fn add_mapping(State(state): State<AppState>) -> Result<Reply, ApiError> {
+    request_body = MappingBody,
+    responses((status = 201, description = "Mapped", body = MappingView),
+        (status = 400, description = "Not exactly one target, or no application name", body = ErrorBody),
+        (status = 404, description = "No such endpoint, or GitOps is turned off", body = ErrorBody),
+        AuthErrors, BodyErrors))]
+async fn add_mapping(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: CommandHeaders,
+    Json(body): Json<MappingBody>,
+) -> Result<Reply, ApiError> {
     enabled(&state)?;
-    Err(not_built())
+    let tenant = principal.tenant()?;
+    ensure_tenant(&state, tenant).await?;
+    let target = match (body.secret_mapping_id, body.provider_connection_id) {
+        (Some(s), None) => MappingTarget::SecretMapping(s),
+        (None, Some(p)) => MappingTarget::ProviderConnection(p),
+        _ => {
+            return Err(ApiError::bad_request(
+                "exactly one of secret_mapping_id or provider_connection_id required",
+            )
+            .with("field", "secret_mapping_id"))
+        }
+    };
+    let mapping = Mapping {
+        endpoint_id: body.argocd_endpoint_id,
+        application_name: body.application_name.trim().to_string(),
+        application_namespace: body.application_namespace.unwrap_or_default(),
+        project_name: body.project_name.unwrap_or_default(),
+        cluster_name: body.cluster_name.unwrap_or_default(),
+        target,
+    };
+    let ctx = command_context(&principal, &headers, None);
+    let (id, g, position) = gitops::add_mapping(&state, &ctx, tenant.0, mapping)
+        .await
+        .map_err(broker_error)?;
+    let m = g
+        .mappings
+        .get(&id)
+        .ok_or_else(|| not_found_id("gitops mapping"))?;
+    Ok(Reply::body(StatusCode::CREATED, mapping_view(id, m)).at(position, 1))
 }
 
-/// The app mappings (not built yet: 501; 404 while GitOps is off).
+/// The app mappings.
 #[utoipa::path(get, path = "/api/v1/gitops-app-mappings", tag = "gitops", security(("bearer" = [])),
-    responses((status = 501, description = "Not built yet", body = ErrorBody),
+    responses((status = 200, description = "The mappings", body = [MappingView]),
         (status = 404, description = "GitOps is turned off", body = ErrorBody), AuthErrors))]
-async fn list_mappings(State(state): State<AppState>) -> Result<Reply, ApiError> {
+async fn list_mappings(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Reply, ApiError> {
     enabled(&state)?;
-    Err(not_built())
+    let tenant = principal.tenant()?;
+    let g = gitops::get(&state, tenant.0).await.map_err(broker_error)?;
+    let all: Vec<MappingView> = g
+        .mappings
+        .iter()
+        .map(|(id, m)| mapping_view(*id, m))
+        .collect();
+    Ok(Reply::body(StatusCode::OK, all))
 }
 
-/// Remove an app mapping (not built yet: 501; 404 while GitOps is off).
+/// Remove an app mapping (204).
 #[utoipa::path(delete, path = "/api/v1/gitops-app-mappings/{id}", tag = "gitops", security(("bearer" = [])),
     params(("id" = String, Path)),
-    responses((status = 501, description = "Not built yet", body = ErrorBody),
-        (status = 404, description = "GitOps is turned off", body = ErrorBody), AuthErrors))]
+    responses((status = 204, description = "Removed"),
+        (status = 404, description = "No such mapping, or GitOps is turned off", body = ErrorBody), AuthErrors))]
 async fn remove_mapping(
     State(state): State<AppState>,
-    Path(_raw): Path<String>,
-) -> Result<Reply, ApiError> {
+    principal: Principal,
+    headers: CommandHeaders,
+    Path(raw): Path<String>,
+) -> Result<Edited, ApiError> {
     enabled(&state)?;
-    Err(not_built())
-}
-
-/// A patch request's GitOps observation (not built yet: 501; 404 while GitOps is off).
-#[utoipa::path(get, path = "/api/v1/requests/{id}/gitops", tag = "gitops", security(("bearer" = [])),
-    params(("id" = String, Path)),
-    responses((status = 501, description = "Not built yet", body = ErrorBody),
-        (status = 404, description = "GitOps is turned off", body = ErrorBody), AuthErrors))]
-async fn request_gitops(
-    State(state): State<AppState>,
-    Path(_raw): Path<String>,
-) -> Result<Reply, ApiError> {
-    enabled(&state)?;
-    Err(not_built())
+    let tenant = principal.tenant()?;
+    let id = Uuid::parse_str(&raw).map_err(|_| not_found_id("gitops mapping"))?;
+    let ctx = command_context(&principal, &headers, None);
+    let position = gitops::remove_mapping(&state, &ctx, tenant.0, id)
+        .await
+        .map_err(broker_error)?;
+    Ok(Edited(position))
 }

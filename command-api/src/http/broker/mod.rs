@@ -8,6 +8,7 @@ mod jobs;
 mod keys;
 mod policies;
 mod projects;
+mod request_gitops;
 mod request_reads;
 mod request_votes;
 mod request_wraps;
@@ -38,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(policies::router())
         .merge(projects::router())
         .merge(gitops::router())
+        .merge(request_gitops::router())
 }
 
 /// The agent of an agent's own path: the id must be a UUID (400), and the caller that agent
