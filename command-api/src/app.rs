@@ -42,29 +42,43 @@ pub struct Application {
     tasks: JoinSet<()>,
 }
 
-/// `NATS_URL` without its userinfo, and the user and password it carried: the client takes
-/// credentials as options, and the URL is logged.
-fn nats_credentials(raw: &str) -> (String, Option<(String, String)>) {
-    match reqwest::Url::parse(raw) {
-        Ok(mut url) if !url.username().is_empty() => {
-            let decode = |s: &str| {
-                percent_encoding::percent_decode_str(s)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            let user = decode(url.username());
-            let password = decode(url.password().unwrap_or_default());
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            (url.to_string(), Some((user, password)))
-        }
-        _ => (raw.to_string(), None),
-    }
+/// `NATS_URL`'s servers (one URL, or the comma-separated list every NATS client takes) without
+/// their userinfo, and the user and password the first one that has them carried: the client
+/// takes credentials as options, and the URLs are logged.
+fn nats_servers(raw: &str) -> (Vec<String>, Option<(String, String)>) {
+    let mut credentials = None;
+    let servers = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|one| match reqwest::Url::parse(one) {
+            Ok(mut url) if !url.username().is_empty() => {
+                let decode = |s: &str| {
+                    percent_encoding::percent_decode_str(s)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                };
+                let user = decode(url.username());
+                let password = decode(url.password().unwrap_or_default());
+                credentials.get_or_insert((user, password));
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                url.to_string()
+            }
+            _ => one.to_string(),
+        })
+        .collect();
+    (servers, credentials)
 }
 
 /// Connects to NATS and JetStream and provisions streams and buckets.
 pub async fn connect_store(config: &Config) -> anyhow::Result<(async_nats::Client, EventStore)> {
-    let (url, credentials) = nats_credentials(&config.nats_url);
+    let (servers, credentials) = nats_servers(&config.nats_url);
+    let addresses = servers
+        .iter()
+        .map(|s| s.parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("NATS_URL: {}", servers.join(",")))?;
     let options = match credentials {
         Some((user, password)) => {
             async_nats::ConnectOptions::with_user_and_password(user, password)
@@ -74,9 +88,9 @@ pub async fn connect_store(config: &Config) -> anyhow::Result<(async_nats::Clien
     let client = options
         .name("aegis")
         .retry_on_initial_connect()
-        .connect(&url)
+        .connect(addresses)
         .await
-        .with_context(|| format!("connecting to NATS at {url}"))?;
+        .with_context(|| format!("connecting to NATS at {}", servers.join(",")))?;
     let js = async_nats::jetstream::new(client.clone());
     provision(
         &js,
@@ -157,6 +171,7 @@ impl Application {
             crate::access_log::AccessLog::start(store.jetstream().clone(), rx.clone());
         let state = AppState {
             access_log: Arc::new(access_log),
+            stopping: rx.clone(),
             runtime: Runtime {
                 config: Arc::new(config),
                 executor,
@@ -371,10 +386,25 @@ impl Application {
         self.metrics_address
     }
 
-    /// Stops every role and waits for them.
+    /// Stops every role and waits for them, at most `AEGIS_SHUTDOWN_GRACE_SECS`: the listeners
+    /// stop accepting, open event streams end (telling their clients to reconnect), commands in
+    /// flight finish and reactors settle their messages; whatever is still running then is
+    /// abandoned (an unacknowledged reactor message is redelivered to the next instance).
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
-        while self.tasks.join_next().await.is_some() {}
+        let grace = std::time::Duration::from_secs(self.state.config.shutdown_grace_secs);
+        let drained = tokio::time::timeout(grace, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                still_running = self.tasks.len(),
+                grace_secs = grace.as_secs(),
+                "the grace period ran out: stopping what is still running"
+            );
+            self.tasks.shutdown().await;
+        }
     }
 
     /// Runs until SIGINT or SIGTERM.
@@ -393,16 +423,32 @@ impl Application {
 
 #[cfg(test)]
 mod tests {
-    use super::nats_credentials;
+    use super::nats_servers;
 
     #[test]
     fn nats_credentials_leave_the_url_and_are_decoded() {
-        let (url, creds) = nats_credentials("nats://aegis:p%40ss@127.0.0.1:4322");
-        assert_eq!(url, "nats://127.0.0.1:4322");
+        let (urls, creds) = nats_servers("nats://aegis:p%40ss@127.0.0.1:4322");
+        assert_eq!(urls, ["nats://127.0.0.1:4322"]);
         assert_eq!(creds, Some(("aegis".into(), "p@ss".into())));
         assert_eq!(
-            nats_credentials("nats://127.0.0.1:4322"),
-            ("nats://127.0.0.1:4322".into(), None)
+            nats_servers("nats://127.0.0.1:4322"),
+            (vec!["nats://127.0.0.1:4322".to_string()], None)
         );
+    }
+
+    #[test]
+    fn a_server_list_is_every_server_and_the_credentials_once() {
+        let (urls, creds) = nats_servers(
+            "nats://aegis:pw@127.0.0.1:4322, nats://aegis:pw@127.0.0.1:4323,nats://127.0.0.1:4324",
+        );
+        assert_eq!(
+            urls,
+            [
+                "nats://127.0.0.1:4322",
+                "nats://127.0.0.1:4323",
+                "nats://127.0.0.1:4324"
+            ]
+        );
+        assert_eq!(creds, Some(("aegis".into(), "pw".into())));
     }
 }

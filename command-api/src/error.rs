@@ -168,6 +168,21 @@ impl From<aegis_streams::StoreError> for ApiError {
                 tracing::warn!(error = %why, "the event log did not answer");
                 ApiError::unavailable("the event log is unavailable; retry shortly", 1)
             }
+            // Corruption is named, not hidden behind a 500: the resource cannot be served until
+            // an operator repairs the log (`GET /audit/verify` finds the same position).
+            aegis_streams::StoreError::Decode {
+                position,
+                ref reason,
+            } => {
+                tracing::error!(position, reason = %reason, "a commit on the log does not decode");
+                ApiError::unavailable(
+                    format!(
+                        "the event log holds a commit that does not decode at position {position}"
+                    ),
+                    30,
+                )
+                .with("position", position)
+            }
             other => Self::internal(&other),
         }
     }

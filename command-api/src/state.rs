@@ -25,6 +25,9 @@ pub struct AppState {
     pub usage: Arc<crate::usage::UsageBatches>,
     /// The decision log's queue (`crate::access_log`).
     pub access_log: Arc<crate::access_log::AccessLog>,
+    /// Turns true when the process is stopping: open streams end and tell their clients to
+    /// reconnect elsewhere.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl std::ops::Deref for AppState {

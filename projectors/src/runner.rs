@@ -8,7 +8,7 @@
 
 use crate::checkpoint;
 use aegis_schemas::envelope::v1::Envelope;
-use aegis_streams::{EventStore, StoredCommit};
+use aegis_streams::{EventStore, StoreError, StoredCommit};
 use futures::StreamExt;
 use sqlx::{PgConnection, PgPool};
 use std::future::Future;
@@ -344,7 +344,20 @@ async fn run_once(
         let Some(batch) = batch else {
             return Err("event subscription ended".into());
         };
-        let commits: Vec<StoredCommit> = batch.into_iter().collect::<Result<_, _>>()?;
+        // The commits up to one that does not decode are applied; that one halts them all, at its
+        // position: every projection reads every commit, and none may pass over it silently.
+        let mut commits: Vec<StoredCommit> = Vec::with_capacity(batch.len());
+        let mut corrupt = None;
+        for c in batch {
+            match c {
+                Ok(c) => commits.push(c),
+                Err(StoreError::Decode { position, reason }) => {
+                    corrupt = Some((position, reason));
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         let results =
             futures::future::join_all(active.iter().map(|p| p.apply_batch(pool, &commits))).await;
         let mut failed = Vec::new();
@@ -365,6 +378,14 @@ async fn run_once(
             if active.is_empty() {
                 return Ok(Flow::Resubscribe);
             }
+        }
+        if let Some((position, reason)) = corrupt {
+            let why = format!("the commit does not decode: {reason}");
+            for p in &active {
+                tracing::error!(projection = p.name(), position, error = %why, "projection halted");
+                checkpoint::halt(pool, p.name(), position, &why).await?;
+            }
+            return Ok(Flow::Resubscribe);
         }
     }
 }

@@ -47,6 +47,8 @@ pub struct Config {
     pub egress_off: bool,
     pub otlp_endpoint: Option<String>,
     pub stream_replicas: usize,
+    /// How long a stopping process waits for its work to finish (`AEGIS_SHUTDOWN_GRACE_SECS`, 10).
+    pub shutdown_grace_secs: u64,
     /// How long a query with `Aegis-Min-Position` waits for the read model.
     pub min_position_wait_ms: u64,
     /// Delivery attempts before a reactor's work goes to the dead-letter stream.
@@ -131,6 +133,7 @@ impl Default for Config {
             egress_off: false,
             otlp_endpoint: None,
             stream_replicas: 1,
+            shutdown_grace_secs: 10,
             min_position_wait_ms: 5_000,
             reactor_max_attempts: 5,
             jwt_kid: "k1".into(),
@@ -408,6 +411,12 @@ impl Config {
         }
         if let Some(v) = get("AEGIS_NATS_AUTH_SEED").filter(|v| !v.is_empty()) {
             self.nats_auth_seed = Some(Secret(v));
+        }
+        if let Some(v) = get("AEGIS_SHUTDOWN_GRACE_SECS") {
+            let secs = v
+                .parse()
+                .map_err(|e| invalid("AEGIS_SHUTDOWN_GRACE_SECS", e))?;
+            self.shutdown_grace_secs = secs;
         }
         if let Some(v) = get("AEGIS_STREAM_REPLICAS") {
             self.stream_replicas = v.parse().map_err(|e| invalid("AEGIS_STREAM_REPLICAS", e))?;

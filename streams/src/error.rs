@@ -5,8 +5,9 @@
 pub enum StoreError {
     #[error("JetStream request failed: {0}")]
     Nats(String),
-    #[error("a stored commit does not decode: {0}")]
-    Decode(String),
+    /// The bytes at `position` are no commit: corrupted on disk, or written by something else.
+    #[error("the commit at position {position} does not decode: {reason}")]
+    Decode { position: u64, reason: String },
     #[error(
         "stream `{stream}` exists with a configuration that cannot be changed in place: {detail}"
     )]

@@ -81,8 +81,10 @@ impl StoredCommit {
         headers: Option<&HeaderMap>,
         payload: &[u8],
     ) -> Result<Self, StoreError> {
-        let commit = Commit::decode(payload)
-            .map_err(|e| StoreError::Decode(format!("seq {position}: {e}")))?;
+        let commit = Commit::decode(payload).map_err(|e| StoreError::Decode {
+            position,
+            reason: e.to_string(),
+        })?;
         let traceparent = headers
             .and_then(|h| h.get(headers::TRACEPARENT))
             .map(|v| v.as_str().to_string());

@@ -14,6 +14,7 @@ use crate::http::openapi::{params, AuthErrors, ErrorBody};
 use crate::state::AppState;
 use aegis_integrations_services::cloud_event;
 use aegis_streams::subject::tenant_filter;
+use aegis_streams::StoreError;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -149,41 +150,89 @@ async fn stream(
             .collect()
     };
     let commits = store.subscribe(filters, start).await?;
-    let events = commits
-        .take_while(|c| futures::future::ready(c.is_ok()))
-        .filter_map(|c| futures::future::ready(c.ok()))
-        .flat_map(move |commit| {
-            let _held = &slot;
-            let several = commit.events.len() > 1;
-            let position = commit.position;
-            let out: Vec<Result<Event, std::convert::Infallible>> = commit
-                .events
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| match last {
-                    Some(Resume {
-                        position: p,
-                        index: Some(done),
-                    }) if p == position => *i > done,
-                    _ => true,
-                })
-                .filter(|(_, env)| types.is_empty() || types.contains(&env.event_type))
-                .map(|(i, env)| {
-                    let id = if several {
-                        format!("{position}.{i}")
-                    } else {
-                        position.to_string()
-                    };
-                    Ok(Event::default()
-                        .id(id)
-                        .data(cloud_event(tenant, position, env).to_string()))
-                })
-                .collect();
-            futures::stream::iter(out)
-        });
+    // The stream ends right after a commit it cannot read, saying so: nothing is skipped.
+    let read = futures::stream::unfold(
+        (Box::pin(commits), false),
+        |(mut commits, ended)| async move {
+            if ended {
+                return None;
+            }
+            match commits.next().await? {
+                Ok(commit) => Some((Ok(commit), (commits, false))),
+                Err(e) => Some((Err(e), (commits, true))),
+            }
+        },
+    );
+    let events = read.flat_map(move |commit| {
+        let _held = &slot;
+        let commit = match commit {
+            Ok(c) => c,
+            Err(e) => return futures::stream::iter(vec![Ok(unreadable(&e))]),
+        };
+        let several = commit.events.len() > 1;
+        let position = commit.position;
+        let out: Vec<Result<Event, std::convert::Infallible>> = commit
+            .events
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| match last {
+                Some(Resume {
+                    position: p,
+                    index: Some(done),
+                }) if p == position => *i > done,
+                _ => true,
+            })
+            .filter(|(_, env)| types.is_empty() || types.contains(&env.event_type))
+            .map(|(i, env)| {
+                let id = if several {
+                    format!("{position}.{i}")
+                } else {
+                    position.to_string()
+                };
+                Ok(Event::default()
+                    .id(id)
+                    .data(cloud_event(tenant, position, env).to_string()))
+            })
+            .collect();
+        futures::stream::iter(out)
+    });
+    // A stopping server ends every stream, telling its client to come back (to this instance
+    // once it is up, or another): with `Last-Event-ID` it resumes where it was.
+    let mut stopping = state.stopping.clone();
+    let stopped = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    let mut told = state.stopping.clone();
+    let farewell = futures::stream::once(async move { *told.borrow_and_update() })
+        .filter_map(|stopping| futures::future::ready(stopping.then(|| Ok(reconnect()))));
+    let events = events.take_until(stopped).chain(farewell);
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// The last event of a stream the server ends because it is stopping.
+fn reconnect() -> Event {
+    Event::default()
+        .event("reconnect")
+        .retry(Duration::from_secs(1))
+        .data(r#"{"reason":"the server is stopping; reconnect with Last-Event-ID to resume"}"#)
+}
+
+/// The last event of a stream that met a commit it cannot read (or lost the log).
+fn unreadable(e: &StoreError) -> Event {
+    let body = match e {
+        StoreError::Decode { position, reason } => serde_json::json!({
+            "error": "corrupt_commit",
+            "position": position,
+            "message": format!("the commit at position {position} does not decode ({reason}); the stream stops here: see GET /audit/verify"),
+        }),
+        other => serde_json::json!({
+            "error": "unavailable",
+            "message": format!("the event log stopped answering ({other}); reconnect with Last-Event-ID to resume"),
+        }),
+    };
+    Event::default().event("error").data(body.to_string())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use crate::http::openapi::{params, AuthErrors, ErrorBody};
 use crate::http::reply::Reply;
 use crate::state::AppState;
 use aegis_streams::chain::Walker;
+use aegis_streams::StoreError;
 use axum::extract::State;
 use axum::http::StatusCode;
 use futures::future::Either;
@@ -44,6 +45,10 @@ pub struct ChainBreak {
     pub expected: String,
     /// Hex: what the event carries.
     pub found: String,
+    /// Why, when the commit's bytes do not even decode (then `subject`, `event_id`, `expected`
+    /// and `found` are empty: nothing in it can be trusted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -138,7 +143,25 @@ pub(super) async fn verify(
             }
         });
         while let Some(commit) = rx.recv().await {
-            let mut commit = commit?;
+            let mut commit = match commit {
+                Ok(c) => c,
+                // Bytes that are no commit at all: tampered with (or rotted) at that position.
+                Err(StoreError::Decode { position, reason }) => {
+                    first_break = Some(ChainBreak {
+                        position,
+                        index: 0,
+                        event_id: String::new(),
+                        subject: String::new(),
+                        version: 0,
+                        kind: "tampered",
+                        expected: String::new(),
+                        found: String::new(),
+                        reason: Some(reason),
+                    });
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
             if let Err(b) = walker.check(commit.position, &commit.subject, &mut commit.events) {
                 first_break = Some(ChainBreak {
                     position: b.position,
@@ -149,6 +172,7 @@ pub(super) async fn verify(
                     kind: b.kind,
                     expected: hex::encode(b.expected),
                     found: hex::encode(b.found),
+                    reason: None,
                 });
                 break;
             }
