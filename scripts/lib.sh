@@ -54,6 +54,34 @@ start_nats() {
   log "nats-server did not start; see $DATA/nats.log"; exit 1
 }
 
+# Starts a 3-node JetStream cluster on loopback from nats.conf: clients on $1, $1+1, $1+2, routes
+# on $1+1000.., stores under .data/nats-1..3, named n1..n3. Sets NATS_CLUSTER_URL to the list.
+start_nats_cluster() {
+  local base="$1" routes="" i
+  for i in 1 2 3; do routes+="${routes:+,}nats://127.0.0.1:$((base + 999 + i))"; done
+  NATS_CLUSTER_URL=""
+  for i in 1 2 3; do
+    local port=$((base + i - 1)) pid="$DATA/nats-$i.pid"
+    NATS_CLUSTER_URL+="${NATS_CLUSTER_URL:+,}nats://127.0.0.1:$port"
+    if [[ -f $pid ]] && kill -0 "$(cat "$pid")" 2>/dev/null; then
+      log "nats-server n$i already running (pid $(cat "$pid"))"; continue
+    fi
+    "$NATS_SERVER_BIN" -c "$ROOT/nats.conf" -p "$port" -sd "$DATA/nats-$i" -l "$DATA/nats-$i.log" \
+      --server_name "n$i" --cluster_name aegis --cluster "nats://127.0.0.1:$((base + 999 + i))" \
+      --routes "$routes" &
+    echo $! >"$pid"
+  done
+  for i in 1 2 3; do
+    local port=$((base + i - 1)) ok=""
+    for _ in $(seq 1 50); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then ok=1; break; fi
+      sleep 0.1
+    done
+    [[ -n $ok ]] || { log "nats-server n$i did not start; see $DATA/nats-$i.log"; exit 1; }
+  done
+  export NATS_CLUSTER_URL
+}
+
 pg_answers() { psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
 
 # Sets PG_ADMIN_URL to a server where we may create databases: DATABASE_URL's server, the one on

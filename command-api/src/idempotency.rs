@@ -53,10 +53,11 @@ pub async fn lookup(
     store: &kv::Store,
     key: &IdempotencyKey,
 ) -> Result<Option<StoredAnswer>, ApiError> {
-    let entry = store
-        .get(&key.id)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    // The bucket not answering (a lost server, an election) is a reason to retry, not a fault.
+    let entry = store.get(&key.id).await.map_err(|e| {
+        tracing::warn!(error = %e, "the idempotency bucket did not answer");
+        ApiError::unavailable("the idempotency store is unavailable; retry shortly", 1)
+    })?;
     let Some(bytes) = entry else { return Ok(None) };
     let answer: StoredAnswer =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(&e))?;

@@ -214,7 +214,28 @@ impl Executor {
                 .await
             {
                 Ok(appended) if appended.duplicate => {
-                    let (state, now) = self.load::<A>(agg).await?;
+                    // An earlier attempt with this message id carried the command out. A create
+                    // retried with a fresh id did so on another aggregate of this type: answer
+                    // with that one, as the first attempt would have.
+                    let original = appended
+                        .commit
+                        .events
+                        .first()
+                        .filter(|e| {
+                            e.aggregate_id != agg.id
+                                && e.aggregate_type == agg.aggregate
+                                && e.tenant_id == agg.tenant.to_string()
+                        })
+                        .and_then(|e| {
+                            AggregateRef::new(
+                                agg.tenant,
+                                agg.context,
+                                agg.aggregate,
+                                &e.aggregate_id,
+                            )
+                            .ok()
+                        });
+                    let (state, now) = self.load::<A>(original.as_ref().unwrap_or(agg)).await?;
                     return Ok(Outcome {
                         state,
                         position: appended.position,

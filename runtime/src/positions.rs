@@ -132,13 +132,23 @@ impl Positions {
                 Stored::Holds => return Ok(()),
                 Stored::Nothing => match self.kv.create(key, value.clone().into()).await {
                     Ok(revision) => Some(revision),
-                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => None,
+                    Err(e)
+                        if e.kind() == kv::CreateErrorKind::AlreadyExists
+                            || lost_race(&e.to_string()) =>
+                    {
+                        None
+                    }
                     Err(e) => return Err(StoreError::nats(e)),
                 },
                 Stored::Below(revision) => {
                     match self.kv.update(key, value.clone().into(), revision).await {
                         Ok(revision) => Some(revision),
-                        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => None,
+                        Err(e)
+                            if e.kind() == kv::UpdateErrorKind::WrongLastRevision
+                                || lost_race(&e.to_string()) =>
+                        {
+                            None
+                        }
                         Err(e) => return Err(StoreError::nats(e)),
                     }
                 }
@@ -184,6 +194,13 @@ impl Positions {
             .map_err(StoreError::nats)?
             .map(|v| parse(&v)))
     }
+}
+
+/// Whether a refused write lost a race with another writer. A clustered stream says so with
+/// its own error code (10164, "wrong last sequence"), which the client does not classify as a
+/// wrong revision the way it does a single server's.
+fn lost_race(error: &str) -> bool {
+    error.contains("wrong last sequence")
 }
 
 fn parse(value: &[u8]) -> u64 {

@@ -12,6 +12,12 @@ pub enum StoreError {
         "stream `{stream}` exists with a configuration that cannot be changed in place: {detail}"
     )]
     Drift { stream: String, detail: String },
+    /// The servers cannot place a stream at the configured replica count.
+    #[error(
+        "AEGIS_STREAM_REPLICAS={replicas} cannot be held here: a stream at R{replicas} needs \
+         {replicas} JetStream servers in one cluster ({detail})"
+    )]
+    Replicas { replicas: usize, detail: String },
 }
 
 impl StoreError {

@@ -160,11 +160,28 @@ async fn ensure_stream(js: &jetstream::Context, want: stream::Config) -> Result<
 }
 
 /// Creates or reconciles every stream and bucket Aegis needs.
+/// A refusal to place a stream, said in terms of the setting that asked for it.
+fn placement(e: StoreError, replicas: usize) -> StoreError {
+    match e {
+        StoreError::Nats(detail)
+            if detail.contains("no suitable peers")
+                || detail.contains("non-clustered")
+                || detail.contains("insufficient resources") =>
+        {
+            StoreError::Replicas { replicas, detail }
+        }
+        other => other,
+    }
+}
+
 pub async fn provision(
     js: &jetstream::Context,
     settings: &StreamSettings,
 ) -> Result<(), StoreError> {
-    ensure_stream(js, events_config(settings)).await?;
+    // The first stream tells whether the servers can hold the replica count at all.
+    ensure_stream(js, events_config(settings))
+        .await
+        .map_err(|e| placement(e, settings.replicas))?;
     ensure_stream(js, dlq_config(settings)).await?;
     ensure_stream(js, access_config(settings)).await?;
     // One revision per key in every bucket: a newer answer, position or wrapped key leaves

@@ -9,11 +9,12 @@ use crate::provision::events_stream_name;
 use crate::subject::AggregateRef;
 use aegis_schemas::envelope::v1::{Actor, Commit, Envelope};
 use aegis_schemas::Message;
-use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream};
+use async_nats::jetstream::{self, consumer, stream};
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
+use publish::wrong_last_sequence;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -132,6 +133,9 @@ pub struct EventStore {
 /// Commits of one aggregate read one by one before a longer history goes through a consumer.
 const DIRECT_READS: usize = 8;
 
+#[path = "store_publish.rs"]
+mod publish;
+
 impl EventStore {
     pub fn new(js: jetstream::Context) -> Self {
         Self { js }
@@ -223,25 +227,23 @@ impl EventStore {
         for (name, value) in &meta.trace_headers {
             hdrs.insert(*name, value.as_str());
         }
+        // Every append carries a message id (the caller's, else its first event's), so the same
+        // publish sent again after a lost answer is stored once.
+        let id = msg_id
+            .map(str::to_string)
+            .or_else(|| envelopes.first().map(|e| format!("commit:{}", e.event_id)));
         let commit = Commit { events: envelopes };
         let mut publish = jetstream::message::PublishMessage::build()
             .payload(Bytes::from(commit.encode_to_vec()))
             .headers(hdrs)
             .expected_last_subject_sequence(expected.last_seq);
-        if let Some(id) = msg_id {
+        if let Some(id) = &id {
             publish = publish.message_id(id);
         }
-        let ack = self
-            .js
-            .send_publish(subject.clone(), publish)
-            .await
-            .map_err(|e| AppendError::Store(StoreError::nats(e)))?
-            .await;
+        let ack = self.publish_through_elections(&subject, publish).await;
         let ack = match ack {
             Ok(ack) => ack,
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-                return Err(AppendError::Conflict)
-            }
+            Err(e) if wrong_last_sequence(&e) => return Err(AppendError::Conflict),
             Err(e) => return Err(AppendError::Store(StoreError::nats(e))),
         };
         if ack.duplicate {

@@ -68,6 +68,10 @@ pub struct NatsServer {
     pub port: u16,
     pub dir: PathBuf,
     conf: PathBuf,
+    /// Flags beyond the port and store (a cluster member's name and routes).
+    args: Vec<String>,
+    /// Its name in a cluster (`n1`...), as JetStream reports leaders.
+    pub name: String,
 }
 
 impl NatsServer {
@@ -84,24 +88,95 @@ impl NatsServer {
         let dir = std::env::temp_dir().join(format!("aegis-nats-{}", Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let port = free_port();
-        let child = Self::spawn(&conf, port, &dir);
+        let child = Self::spawn(&conf, port, &dir, &[]);
         let mut server = Self {
             child,
             port,
             dir,
             conf,
+            args: Vec::new(),
+            name: "aegis-local".into(),
         };
         server.wait_ready();
         server
     }
 
-    fn spawn(conf: &PathBuf, port: u16, dir: &PathBuf) -> Child {
+    /// `n` servers on loopback forming one JetStream cluster (each from the shipped
+    /// configuration, named `n1`... and routed to every other), up once JetStream answers.
+    pub async fn cluster(n: usize) -> Vec<NatsServer> {
+        let conf = std::env::var("AEGIS_NATS_CONF")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| repo_root().join("nats.conf"));
+        let cluster = format!("aegis-{}", Uuid::now_v7().simple());
+        let route_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let routes = route_ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut servers: Vec<NatsServer> = (0..n)
+            .map(|i| {
+                let dir =
+                    std::env::temp_dir().join(format!("aegis-nats-{}", Uuid::now_v7().simple()));
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                let name = format!("n{}", i + 1);
+                let args = vec![
+                    "--server_name".to_string(),
+                    name.clone(),
+                    "--cluster_name".into(),
+                    cluster.clone(),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{}", route_ports[i]),
+                    "--routes".into(),
+                    routes.clone(),
+                ];
+                let port = free_port();
+                NatsServer {
+                    child: Self::spawn(&conf, port, &dir, &args),
+                    port,
+                    dir,
+                    conf: conf.clone(),
+                    args,
+                    name,
+                }
+            })
+            .collect();
+        for s in &mut servers {
+            s.wait_ready();
+        }
+        let urls = servers.iter().map(NatsServer::url).collect::<Vec<_>>();
+        let client = async_nats::connect(urls)
+            .await
+            .expect("connects to the cluster");
+        let js = async_nats::jetstream::new(client);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while js.query_account().await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the cluster elected no JetStream leader"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        servers
+    }
+
+    /// Stops (SIGSTOP) or resumes (SIGCONT) the server: alive, but silent.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal}");
+    }
+
+    fn spawn(conf: &PathBuf, port: u16, dir: &PathBuf, args: &[String]) -> Child {
         let bin = std::env::var("AEGIS_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
         Command::new(&bin)
             .arg("-c")
             .arg(conf)
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(dir)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -140,7 +215,7 @@ impl NatsServer {
 
     /// Starts a killed server again on the same port and store.
     pub fn start_again(&mut self) {
-        self.child = Self::spawn(&self.conf, self.port, &self.dir);
+        self.child = Self::spawn(&self.conf, self.port, &self.dir, &self.args);
         self.wait_ready();
     }
 
@@ -148,7 +223,7 @@ impl NatsServer {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = Self::spawn(&self.conf, self.port, &self.dir);
+        self.child = Self::spawn(&self.conf, self.port, &self.dir, &self.args);
         self.wait_ready();
     }
 }

@@ -170,19 +170,28 @@ async fn an_executed_patch_is_watched_until_argo_cd_shows_it_applied() {
         )
         .await;
     assert_eq!(s, 200, "{b}");
-    let (s, found) = call(
-        &app,
-        &admin,
-        Method::GET,
-        "/api/v1/secrets?ref_prefix=prod/db",
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{found}");
-    let secret = found["items"][0]["id"]
-        .as_str()
-        .expect("a discovered secret")
-        .to_string();
+    // The admin wrote nothing, so its read does not wait for the agent's sync: look until the
+    // read model shows it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let secret = loop {
+        let (s, found) = call(
+            &app,
+            &admin,
+            Method::GET,
+            "/api/v1/secrets?ref_prefix=prod/db",
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{found}");
+        if let Some(id) = found["items"][0]["id"].as_str() {
+            break id.to_string();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never discovered: {found}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
 
     let ep = admin_call(
         &app,

@@ -540,3 +540,46 @@ async fn a_bad_credential_beside_a_good_one_is_refused() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+/// The first attempt landed but its answer never reached the client (a lost ack, an election):
+/// the retry with the same key, which names a fresh incident id, is the same command carried
+/// out once: it answers the first attempt's incident, not a 500, and opens nothing new.
+#[tokio::test]
+async fn a_retry_whose_first_attempt_landed_unanswered_answers_the_first_incident() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme").await;
+    let send = || {
+        app.internal(Method::POST, "/incidents", tenant)
+            .header("Idempotency-Key", "lost-answer")
+            .json(&incident("once", "low"))
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    // Forget the remembered answer, as if the first attempt had failed before storing it.
+    let kv = app
+        .state()
+        .executor
+        .store()
+        .jetstream()
+        .get_key_value(aegis_streams::provision::IDEMPOTENCY_BUCKET)
+        .await
+        .unwrap();
+    let mut keys = kv.keys().await.unwrap();
+    while let Some(Ok(k)) = futures::StreamExt::next(&mut keys).await {
+        kv.purge(&k).await.unwrap();
+    }
+    let again = send().await.unwrap();
+    let status = again.status().as_u16();
+    let again: Value = again.json().await.unwrap_or(Value::Null);
+    assert!(status == 200 || status == 201, "{status}: {again}");
+    assert_eq!(again["data"]["id"], first["data"]["id"], "{again}");
+    let head = app.head().await;
+    let listed: Value = get(&app, tenant, "/incidents", head)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(1), "{listed}");
+}

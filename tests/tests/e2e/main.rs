@@ -15,6 +15,7 @@ mod broker_requests;
 mod broker_rules;
 mod broker_secrets;
 mod broker_wraps;
+mod cluster;
 mod commands;
 mod consistency;
 mod controls;

@@ -43,6 +43,25 @@ async fn provisioning_matches_the_design_and_is_idempotent() {
 }
 
 #[tokio::test]
+async fn a_replica_count_the_servers_cannot_hold_is_refused_with_the_reason() {
+    let nats = NatsServer::start();
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let e = provision(&js, &StreamSettings { replicas: 3 })
+        .await
+        .expect_err("one server cannot hold R3");
+    let said = e.to_string();
+    assert!(
+        matches!(e, aegis_streams::StoreError::Replicas { replicas: 3, .. }),
+        "{said}"
+    );
+    assert!(said.contains("AEGIS_STREAM_REPLICAS=3"), "{said}");
+    assert!(
+        js.get_stream(EVENTS_STREAM).await.is_err(),
+        "nothing was made"
+    );
+}
+
+#[tokio::test]
 async fn a_drifted_stream_is_updated_and_an_unfixable_one_refused() {
     let nats = NatsServer::start();
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
