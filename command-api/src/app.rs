@@ -167,6 +167,7 @@ impl Application {
             config.threat_intel_per_minute,
         ));
         let (shutdown, rx) = watch::channel(false);
+        let commands_in_flight = config.max_commands_in_flight;
         let (access_log, access_writer) =
             crate::access_log::AccessLog::start(store.jetstream().clone(), rx.clone());
         let state = AppState {
@@ -197,7 +198,7 @@ impl Application {
             },
             idempotency,
             login_throttle: Arc::default(),
-            limits: Arc::default(),
+            limits: Arc::new(crate::limits::Limits::new(commands_in_flight)),
             rate_limiter: Arc::default(),
             rebuilds: Arc::default(),
             usage: Arc::default(),

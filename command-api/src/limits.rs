@@ -16,21 +16,60 @@ pub const STREAMS_TOTAL: usize = 1024;
 pub const BRIDGE_IN_FLIGHT: usize = 256;
 /// Manual report runs per tenant in ten minutes.
 pub const MANUAL_REPORT_RUNS: usize = 10;
+/// HTTP commands handled at once by default (`AEGIS_MAX_COMMANDS_IN_FLIGHT`).
+pub const COMMANDS_IN_FLIGHT: usize = 512;
 
 pub struct Limits {
     streams: Arc<Mutex<HashMap<uuid::Uuid, usize>>>,
     pub bridge: Arc<tokio::sync::Semaphore>,
     pub report_runs: Throttle,
+    /// HTTP commands (every method but GET, HEAD and OPTIONS) being handled; one more past
+    /// the bound is answered 503 at once instead of queueing without end.
+    pub commands: Arc<tokio::sync::Semaphore>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
+        Self::new(COMMANDS_IN_FLIGHT)
+    }
+}
+
+impl Limits {
+    pub fn new(commands_in_flight: usize) -> Self {
         Self {
             streams: Arc::default(),
             bridge: Arc::new(tokio::sync::Semaphore::new(BRIDGE_IN_FLIGHT)),
             report_runs: Throttle::new(MANUAL_REPORT_RUNS, Duration::from_secs(600)),
+            commands: Arc::new(tokio::sync::Semaphore::new(commands_in_flight.max(1))),
         }
     }
+}
+
+/// Admits a command while fewer than the bound are in flight, else answers 503 with
+/// `Retry-After`: under a burst, memory and latency stay bounded and the client knows to
+/// come back. Reads are bounded by the database pool instead.
+pub async fn admit_commands(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::Method;
+    use axum::response::IntoResponse;
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return next.run(request).await;
+    }
+    let Ok(_permit) = state.limits.commands.clone().try_acquire_owned() else {
+        state.metrics.overloaded();
+        return ApiError::unavailable(
+            "the server is handling as many commands as it may; retry shortly",
+            1,
+        )
+        .into_response();
+    };
+    next.run(request).await
 }
 
 /// A live stream's place; dropping it frees the place.
@@ -81,6 +120,16 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_past_the_bound_find_no_place_until_one_ends() {
+        let limits = Limits::new(2);
+        let a = limits.commands.clone().try_acquire_owned().expect("first");
+        let _b = limits.commands.clone().try_acquire_owned().expect("second");
+        assert!(limits.commands.clone().try_acquire_owned().is_err());
+        drop(a);
+        assert!(limits.commands.clone().try_acquire_owned().is_ok());
+    }
 
     #[test]
     fn a_tenant_holds_at_most_its_streams_and_gets_them_back() {

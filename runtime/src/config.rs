@@ -49,6 +49,8 @@ pub struct Config {
     pub stream_replicas: usize,
     /// How long a stopping process waits for its work to finish (`AEGIS_SHUTDOWN_GRACE_SECS`, 10).
     pub shutdown_grace_secs: u64,
+    /// HTTP commands handled at once; past it, 503 (`AEGIS_MAX_COMMANDS_IN_FLIGHT`, 512).
+    pub max_commands_in_flight: usize,
     /// How long a query with `Aegis-Min-Position` waits for the read model.
     pub min_position_wait_ms: u64,
     /// Delivery attempts before a reactor's work goes to the dead-letter stream.
@@ -134,6 +136,7 @@ impl Default for Config {
             otlp_endpoint: None,
             stream_replicas: 1,
             shutdown_grace_secs: 10,
+            max_commands_in_flight: 512,
             min_position_wait_ms: 5_000,
             reactor_max_attempts: 5,
             jwt_kid: "k1".into(),
@@ -417,6 +420,12 @@ impl Config {
                 .parse()
                 .map_err(|e| invalid("AEGIS_SHUTDOWN_GRACE_SECS", e))?;
             self.shutdown_grace_secs = secs;
+        }
+        if let Some(v) = get("AEGIS_MAX_COMMANDS_IN_FLIGHT") {
+            let n = v
+                .parse()
+                .map_err(|e| invalid("AEGIS_MAX_COMMANDS_IN_FLIGHT", e))?;
+            self.max_commands_in_flight = n;
         }
         if let Some(v) = get("AEGIS_STREAM_REPLICAS") {
             self.stream_replicas = v.parse().map_err(|e| invalid("AEGIS_STREAM_REPLICAS", e))?;

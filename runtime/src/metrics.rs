@@ -18,6 +18,17 @@ pub struct Metrics {
     pub deliveries: Outcomes,
     /// `acp_siem_push_total`, counted by event as pushes end.
     pub siem_pushes: Outcomes,
+    /// `aegis_commands_shed_total`: commands answered 503 because as many as allowed were in
+    /// flight.
+    pub commands_shed: std::sync::atomic::AtomicU64,
+}
+
+impl Metrics {
+    /// Counts a command turned away by the in-flight bound.
+    pub fn overloaded(&self) {
+        self.commands_shed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Counts per (tenant, target, result).

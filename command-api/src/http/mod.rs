@@ -66,6 +66,10 @@ pub fn router(state: AppState) -> Router {
             crate::auth::authorize,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(extract::BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::admit_commands,
+        ))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::middleware::from_fn(platform::surface))
         .with_state(state)

@@ -374,6 +374,19 @@ async fn metrics(State(state): State<AppState>) -> Response {
             if cp.halted() { 1.0 } else { 0.0 },
         );
     }
+    out.family(
+        "aegis_commands_shed_total",
+        "counter",
+        "Commands answered 503 because as many as allowed were in flight.",
+    );
+    out.sample(
+        "aegis_commands_shed_total",
+        &[],
+        state
+            .metrics
+            .commands_shed
+            .load(std::sync::atomic::Ordering::Relaxed) as f64,
+    );
 
     let js = store.jetstream();
     out.family(

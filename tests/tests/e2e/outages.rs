@@ -45,3 +45,53 @@ async fn a_command_while_nats_is_down_is_503_with_retry_after_and_lands_when_it_
     }
     assert!(landed, "commands land again once the log is back");
 }
+
+/// Past the configured number of commands in flight, one more is answered 503 with
+/// `Retry-After` at once (counted for Prometheus), reads still answer, and the next command
+/// after one ends is taken.
+#[tokio::test]
+async fn a_command_past_the_in_flight_bound_is_503_and_reads_go_on() {
+    let app = TestApp::spawn_with_config(|c| c.max_commands_in_flight = 4).await;
+    let tenant = app.create_tenant("Burst").await;
+    // Four commands that have not finished: their places, held.
+    let held = app
+        .state()
+        .limits
+        .commands
+        .clone()
+        .acquire_many_owned(4)
+        .await
+        .expect("the places");
+    let r = app
+        .internal(Method::POST, "/incidents", tenant)
+        .json(&incident("one too many", "high"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let r = app
+        .internal(Method::GET, "/incidents", tenant)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(r.status(), 200, "reads are not commands");
+    let scraped = app
+        .http
+        .get(app.scrape_url())
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(scraped.contains("aegis_commands_shed_total 1"), "{scraped}");
+    drop(held);
+    let r = app
+        .internal(Method::POST, "/incidents", tenant)
+        .json(&incident("taken", "high"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(r.status(), 201);
+}
