@@ -211,14 +211,13 @@ impl From<aegis_streams::SubjectError> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            // The database did not answer (restarting, unreachable, every connection busy).
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-                tracing::warn!(error = %e, "the database did not answer");
-                ApiError::unavailable("the database is unavailable; retry shortly", 1)
-            }
-            other => Self::internal(&other),
+        // The database did not answer, or said "not now" (restarting, unreachable, every
+        // connection busy, a session ended by a shutdown).
+        if aegis_projectors::runner::transient(&e) {
+            tracing::warn!(error = %e, "the database did not answer");
+            return ApiError::unavailable("the database is unavailable; retry shortly", 1);
         }
+        Self::internal(&e)
     }
 }
 

@@ -45,33 +45,6 @@ impl Limits {
     }
 }
 
-/// Admits a command while fewer than the bound are in flight, else answers 503 with
-/// `Retry-After`: under a burst, memory and latency stay bounded and the client knows to
-/// come back. Reads are bounded by the database pool instead.
-pub async fn admit_commands(
-    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::http::Method;
-    use axum::response::IntoResponse;
-    if matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    ) {
-        return next.run(request).await;
-    }
-    let Ok(_permit) = state.limits.commands.clone().try_acquire_owned() else {
-        state.metrics.overloaded();
-        return ApiError::unavailable(
-            "the server is handling as many commands as it may; retry shortly",
-            1,
-        )
-        .into_response();
-    };
-    next.run(request).await
-}
-
 /// A live stream's place; dropping it frees the place.
 pub struct StreamSlot {
     streams: Arc<Mutex<HashMap<uuid::Uuid, usize>>>,

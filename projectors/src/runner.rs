@@ -36,15 +36,30 @@ pub enum ProjectionError {
 impl ProjectionError {
     /// Transient failures are retried; anything else halts the projection.
     fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            ProjectionError::Db(
-                sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::Tls(_)
-            )
-        )
+        matches!(self, ProjectionError::Db(e) if transient(e))
+    }
+}
+
+/// Whether a database error says "not now" rather than "never": the server is unreachable,
+/// restarting or shutting down (it ends every session with 57P01 `admin_shutdown`), out of
+/// resources, or a transaction lost a serialization race. Work is retried on these; anything
+/// else is a fault to report.
+pub fn transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // Classes 08 (connection), 53 (insufficient resources), 57 (operator
+            // intervention); 40001 serialization failure, 40P01 deadlock.
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57")
+                || code == "40001"
+                || code == "40P01"
+        }),
+        _ => false,
     }
 }
 

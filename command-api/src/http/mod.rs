@@ -1,5 +1,6 @@
 //! The HTTP surface: one router per bounded context, merged here with the probes.
 
+mod admission;
 pub mod audit;
 pub mod auto_response;
 pub mod broker;
@@ -68,7 +69,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(extract::BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::limits::admit_commands,
+            admission::admit_commands,
         ))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::middleware::from_fn(platform::surface))
