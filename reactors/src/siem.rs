@@ -72,6 +72,10 @@ const STOP_WITHIN: Duration = Duration::from_secs(5);
 async fn forward(state: Runtime, row: ConnectionRow, shutdown: watch::Receiver<bool>) {
     if let Err(e) = forward_inner(&state, &row, shutdown).await {
         tracing::warn!(connection = %row.id, error = %e, "SIEM forwarder stopped; it restarts on the next tick");
+        // The connection says why it stands still (a lost log, a commit that does not decode
+        // at a named position); the next success clears it.
+        let why = format!("forwarding stopped: {e}");
+        record(&state, &row, None, 0, Some(&why)).await;
     }
 }
 
@@ -122,7 +126,7 @@ async fn forward_inner(
     };
     // Reading and rendering the next batch overlaps sending this one.
     let (tx, mut batches) = tokio::sync::mpsc::channel(3);
-    let reader = Reader(tokio::spawn(read_batches(
+    let mut reader = Reader(tokio::spawn(read_batches(
         commits,
         sink.clone(),
         Filter {
@@ -148,9 +152,13 @@ async fn forward_inner(
             }
         };
         let Some(rendering) = next else {
-            drop(reader);
+            // The reader stopped after handing over everything before what stopped it.
+            let why = match (&mut reader.0).await {
+                Ok(Err(why)) => why,
+                _ => "the log subscription ended".to_string(),
+            };
             delivered.flush().await;
-            return Err("the log subscription ended".into());
+            return Err(why.into());
         };
         let batch = match rendering.await {
             Ok(b) => b,
@@ -234,7 +242,7 @@ struct Batch {
 }
 
 /// Stops the reader with its forwarder.
-struct Reader(JoinHandle<()>);
+struct Reader(JoinHandle<Result<(), String>>);
 
 impl Drop for Reader {
     fn drop(&mut self) {
@@ -270,10 +278,17 @@ async fn read_batches(
     sink: Sink,
     filter: Filter,
     out: tokio::sync::mpsc::Sender<JoinHandle<Batch>>,
-) {
+) -> Result<(), String> {
+    // What stopped the reading, once the commits before it have been sent on.
+    let mut stopped: Option<String> = None;
     loop {
-        let Some(Ok(first)) = commits.next().await else {
-            return;
+        if let Some(why) = stopped {
+            return Err(why);
+        }
+        let first = match commits.next().await {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("the log subscription ended".into()),
         };
         let mut batch = vec![first];
         let mut count = batch[0].events.len();
@@ -283,7 +298,14 @@ async fn read_batches(
                     count += c.events.len();
                     batch.push(c);
                 }
-                Ok(Some(Err(_)) | None) => return,
+                Ok(Some(Err(e))) => {
+                    stopped = Some(e.to_string());
+                    break;
+                }
+                Ok(None) => {
+                    stopped = Some("the log subscription ended".into());
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -305,7 +327,7 @@ async fn read_batches(
             }
         });
         if out.send(rendering).await.is_err() {
-            return;
+            return Ok(());
         }
     }
 }

@@ -411,3 +411,60 @@ async fn a_backfill_ships_no_credential_material() {
     assert!(!shipped.contains(&digest), "{shipped}");
     assert!(!shipped.contains("password_hash"), "{shipped}");
 }
+
+/// A commit that does not decode stops forwarding at its position, and the connection says so
+/// (nothing after it is sent past it silently).
+#[tokio::test]
+async fn a_commit_that_does_not_decode_stops_forwarding_and_the_connection_names_it() {
+    let receiver = hec().await;
+    let app = spawn().await;
+    let tenant = app.create_tenant("Damaged").await;
+    let (id, _, _) = app.open_incident(tenant, incident("before", "low")).await;
+    connect(
+        &app,
+        tenant,
+        json!({"name": "splunk", "kind": "splunk", "url": receiver.url, "token": HEC_TOKEN,
+               "index": "security", "backfill": true}),
+    )
+    .await;
+    // Forwarding runs: the incident arrives.
+    let first = event_id_of(&app, tenant, id).await;
+    assert!(receiver.has(&first).await, "forwarding started");
+    let agg = aegis_streams::AggregateRef::new(tenant, "incidents", "incident", id.to_string())
+        .expect("ref");
+    let position = app
+        .state()
+        .executor
+        .store()
+        .jetstream()
+        .publish(agg.subject(), vec![0xffu8; 24].into())
+        .await
+        .expect("published")
+        .await
+        .expect("acknowledged")
+        .sequence;
+    // The projections halt on it too, so the API's read of the connection answers 503; what
+    // the forwarder recorded is read from its table.
+    let last_error = || async {
+        sqlx::query_as::<_, (Option<String>,)>(
+            "SELECT last_error FROM siem_checkpoints WHERE tenant_id = $1",
+        )
+        .bind(tenant)
+        .fetch_optional(&app.state().pool)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|(e,)| e)
+        .unwrap_or_default()
+    };
+    let named = eventually(WITHIN, || async {
+        let e = last_error().await;
+        e.contains("does not decode") && e.contains(&format!("position {position}"))
+    })
+    .await;
+    assert!(
+        named,
+        "the connection names the damaged position: {}",
+        last_error().await
+    );
+}
