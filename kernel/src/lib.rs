@@ -114,6 +114,13 @@ pub fn credential_message<T: aegis_schemas::Message + Default>(
         .map_err(|e| DecodeError::new(env, e))
 }
 
+/// The time an envelope records, in ms since the epoch, when it records one.
+pub fn occurred_at_ms(env: &Envelope) -> Option<i64> {
+    env.occurred_at
+        .as_ref()
+        .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+}
+
 /// The time an envelope records, as chrono.
 pub fn occurred_at(env: &Envelope) -> chrono::DateTime<chrono::Utc> {
     env.occurred_at

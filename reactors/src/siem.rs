@@ -66,6 +66,9 @@ pub async fn run(state: Runtime, tick: Duration, mut shutdown: watch::Receiver<b
     }
 }
 
+/// Why forwarding stops when the log's subscription ends without an error.
+const ENDED: &str = "the log subscription ended";
+
 /// How long a stopping forwarder may take to finish its send and record its checkpoint.
 const STOP_WITHIN: Duration = Duration::from_secs(5);
 
@@ -155,7 +158,7 @@ async fn forward_inner(
             // The reader stopped after handing over everything before what stopped it.
             let why = match (&mut reader.0).await {
                 Ok(Err(why)) => why,
-                _ => "the log subscription ended".to_string(),
+                _ => ENDED.to_string(),
             };
             delivered.flush().await;
             return Err(why.into());
@@ -288,7 +291,7 @@ async fn read_batches(
         let first = match commits.next().await {
             Some(Ok(c)) => c,
             Some(Err(e)) => return Err(e.to_string()),
-            None => return Err("the log subscription ended".into()),
+            None => return Err(ENDED.into()),
         };
         let mut batch = vec![first];
         let mut count = batch[0].events.len();
@@ -303,7 +306,7 @@ async fn read_batches(
                     break;
                 }
                 Ok(None) => {
-                    stopped = Some("the log subscription ended".into());
+                    stopped = Some(ENDED.into());
                     break;
                 }
                 Err(_) => break,

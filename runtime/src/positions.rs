@@ -134,7 +134,7 @@ impl Positions {
                     Ok(revision) => Some(revision),
                     Err(e)
                         if e.kind() == kv::CreateErrorKind::AlreadyExists
-                            || lost_race(&e.to_string()) =>
+                            || aegis_streams::lost_race(&e.to_string()) =>
                     {
                         None
                     }
@@ -145,7 +145,7 @@ impl Positions {
                         Ok(revision) => Some(revision),
                         Err(e)
                             if e.kind() == kv::UpdateErrorKind::WrongLastRevision
-                                || lost_race(&e.to_string()) =>
+                                || aegis_streams::lost_race(&e.to_string()) =>
                         {
                             None
                         }
@@ -194,13 +194,6 @@ impl Positions {
             .map_err(StoreError::nats)?
             .map(|v| parse(&v)))
     }
-}
-
-/// Whether a refused write lost a race with another writer. A clustered stream says so with
-/// its own error code (10164, "wrong last sequence"), which the client does not classify as a
-/// wrong revision the way it does a single server's.
-fn lost_race(error: &str) -> bool {
-    error.contains("wrong last sequence")
 }
 
 fn parse(value: &[u8]) -> u64 {

@@ -20,6 +20,14 @@ pub enum StoreError {
     Replicas { replicas: usize, detail: String },
 }
 
+/// Whether a refused write (an append, a key-value create or update) says it lost a race with
+/// another writer. Besides the code the client classifies (10071), the server answers the same
+/// refusal with 10164 ("wrong last sequence"), which a clustered key-value update was seen to
+/// send and the client files under "other": the text is what both share.
+pub fn lost_race(error: &str) -> bool {
+    error.contains("wrong last sequence")
+}
+
 impl StoreError {
     pub fn nats(e: impl std::fmt::Display) -> Self {
         Self::Nats(e.to_string())

@@ -13,7 +13,7 @@ pub mod store;
 pub mod subject;
 pub mod trace;
 
-pub use error::{AppendError, StoreError};
+pub use error::{lost_race, AppendError, StoreError};
 pub use provision::{provision, StreamSettings, DLQ_STREAM, EVENTS_STREAM};
 pub use store::{Appended, EventStore, Expected, History, Metadata, NewEvent, StoredCommit};
 pub use subject::{AggregateRef, SubjectError};

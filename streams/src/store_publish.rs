@@ -6,11 +6,9 @@ use super::EventStore;
 use async_nats::jetstream::{self, context::PublishErrorKind};
 use std::time::Duration;
 
-/// Whether a publish lost to another append on the same subject. Besides the code the client
-/// knows (10071), the server has a second one for it (10164, "wrong last sequence"), which a
-/// clustered key-value update was seen to answer and the client files under "other".
+/// Whether a publish lost to another append on the same subject (`crate::lost_race`).
 pub(super) fn wrong_last_sequence(e: &jetstream::context::PublishError) -> bool {
-    e.kind() == PublishErrorKind::WrongLastSequence || e.to_string().contains("wrong last sequence")
+    e.kind() == PublishErrorKind::WrongLastSequence || crate::lost_race(&e.to_string())
 }
 
 /// How long an append waits for a stream leader (JetStream elects one in a few seconds) before

@@ -510,6 +510,21 @@ impl TestApp {
             .expect("text")
     }
 
+    /// Publishes `bytes` on `agg`'s subject with a plain JetStream publish, bypassing every
+    /// check of Aegis (a forgery, or damage on the log); answers its position.
+    pub async fn forge(&self, agg: &aegis_streams::AggregateRef, bytes: Vec<u8>) -> u64 {
+        self.state()
+            .executor
+            .store()
+            .jetstream()
+            .publish(agg.subject(), bytes.into())
+            .await
+            .expect("published")
+            .await
+            .expect("acknowledged")
+            .sequence
+    }
+
     /// The stream head: how many commits the log holds.
     pub async fn head(&self) -> u64 {
         self.state().executor.store().head().await.expect("head")

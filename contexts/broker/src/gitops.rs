@@ -202,11 +202,7 @@ impl Aggregate for GitOpsAggregate {
     }
 
     fn evolve(mut g: GitOps, event: &Event, env: &Envelope) -> GitOps {
-        let at = env
-            .occurred_at
-            .as_ref()
-            .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
-            .unwrap_or_default();
+        let at = aegis_kernel::occurred_at_ms(env).unwrap_or_default();
         match event {
             Event::EndpointAdded {
                 id,

@@ -397,7 +397,7 @@ impl Aggregate for RequestAggregate {
             (Some(mut r), e) => {
                 // Watching what a request changed does not change the request.
                 if !matches!(e, Event::GitopsQueued { .. } | Event::GitopsPolled(_)) {
-                    r.updated_at = codec::recorded_at(env).unwrap_or(r.updated_at);
+                    r.updated_at = aegis_kernel::occurred_at_ms(env).unwrap_or(r.updated_at);
                 }
                 match e {
                     Event::Submitted { .. } => {}

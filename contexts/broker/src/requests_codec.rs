@@ -3,18 +3,11 @@
 
 use super::observations::{Polled, PollingState, Watch};
 use super::{Binding, Event, Kind, NewRequest, Vote};
-use aegis_kernel::{credential_message, payload, DecodeError, Sealed};
+use aegis_kernel::{credential_message, occurred_at_ms, payload, DecodeError, Sealed};
 use aegis_schemas::broker::v1 as pb;
 use aegis_schemas::envelope::v1::Envelope;
 use aegis_schemas::{Message, NewEvent};
 use uuid::Uuid;
-
-/// When a record was made (ms since the epoch), when it says.
-pub(super) fn recorded_at(env: &Envelope) -> Option<i64> {
-    env.occurred_at
-        .as_ref()
-        .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
-}
 
 pub(super) fn encode(event: &Event) -> NewEvent {
     match event {
@@ -212,7 +205,7 @@ pub(super) fn decode(env: &Envelope) -> Result<Event, DecodeError> {
                 approver: id(&m.approver_id, "approver id")?,
                 approve: m.approve,
                 text: m.text,
-                at: recorded_at(env).unwrap_or_default(),
+                at: occurred_at_ms(env).unwrap_or_default(),
                 id: env.event_id.clone(),
             })
         }

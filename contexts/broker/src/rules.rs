@@ -218,11 +218,7 @@ impl Aggregate for RulesAggregate {
     }
 
     fn evolve(mut rules: Rules, event: &Event, env: &Envelope) -> Rules {
-        let at = env
-            .occurred_at
-            .as_ref()
-            .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
-            .unwrap_or_default();
+        let at = aegis_kernel::occurred_at_ms(env).unwrap_or_default();
         match event {
             Event::WorkflowCreated { id, workflow } | Event::WorkflowUpdated { id, workflow } => {
                 // One default: naming a new one takes it from the old.

@@ -152,25 +152,20 @@ async fn verify_pins_an_event_forged_straight_into_jetstream() {
     forged.aggregate_version = last.aggregate_version + 1;
     forged.prev_hash = last.hash.clone();
     forged.payload = b"resolved by nobody".to_vec();
-    let ack = store
-        .jetstream()
-        .publish(
-            agg.subject(),
+    let position = app
+        .forge(
+            &agg,
             Commit {
                 events: vec![forged],
             }
-            .encode_to_vec()
-            .into(),
+            .encode_to_vec(),
         )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+        .await;
 
     let (_, broken) = get(&app, &auditor.token, "/audit/verify").await;
     assert_eq!(broken["status"], "broken", "{broken}");
     let b = &broken["first_break"];
-    assert_eq!(b["position"], ack.sequence);
+    assert_eq!(b["position"], position);
     assert_eq!(b["kind"], "tampered");
     assert_eq!(b["version"], 3);
     assert_eq!(b["found"], hex::encode(&last.hash));
@@ -188,7 +183,7 @@ async fn verify_pins_an_event_forged_straight_into_jetstream() {
     let (_, before) = get(
         &app,
         &auditor.token,
-        &format!("/audit/verify?to={}", ack.sequence - 1),
+        &format!("/audit/verify?to={}", position - 1),
     )
     .await;
     assert_eq!(

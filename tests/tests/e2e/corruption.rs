@@ -26,20 +26,6 @@ async fn verify(app: &TestApp, tenant: Uuid, query: &str) -> (u16, Value) {
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
-/// Publishes `bytes` on the incident's subject, bypassing every check; answers the position.
-async fn forge(app: &TestApp, agg: &AggregateRef, bytes: Vec<u8>) -> u64 {
-    app.state()
-        .executor
-        .store()
-        .jetstream()
-        .publish(agg.subject(), bytes.into())
-        .await
-        .expect("published")
-        .await
-        .expect("acknowledged")
-        .sequence
-}
-
 #[tokio::test]
 async fn a_flipped_bit_anywhere_in_a_commit_is_a_named_break_never_a_500() {
     let app = TestApp::spawn().await;
@@ -61,7 +47,7 @@ async fn a_flipped_bit_anywhere_in_a_commit_is_a_named_break_never_a_500() {
             continue;
         }
         bytes[step] ^= 0b0001_0000;
-        let position = forge(&app, &agg, bytes).await;
+        let position = app.forge(&agg, bytes).await;
         let (s, v) = verify(&app, tenant, &format!("?from={position}")).await;
         assert_eq!(s, 200, "flip at byte {step}: {v}");
         assert_eq!(v["status"], "broken", "flip at byte {step}: {v}");
@@ -96,7 +82,7 @@ async fn bytes_that_are_no_commit_halt_the_projectors_end_streams_and_refuse_com
         .await
         .expect("stream opens");
     assert_eq!(sse.status(), 200);
-    let position = forge(&app, &agg, vec![0xff; 24]).await;
+    let position = app.forge(&agg, vec![0xff; 24]).await;
 
     let (s, v) = verify(&app, tenant, "").await;
     assert_eq!(s, 200, "{v}");

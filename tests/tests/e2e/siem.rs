@@ -432,17 +432,7 @@ async fn a_commit_that_does_not_decode_stops_forwarding_and_the_connection_names
     assert!(receiver.has(&first).await, "forwarding started");
     let agg = aegis_streams::AggregateRef::new(tenant, "incidents", "incident", id.to_string())
         .expect("ref");
-    let position = app
-        .state()
-        .executor
-        .store()
-        .jetstream()
-        .publish(agg.subject(), vec![0xffu8; 24].into())
-        .await
-        .expect("published")
-        .await
-        .expect("acknowledged")
-        .sequence;
+    let position = app.forge(&agg, vec![0xffu8; 24]).await;
     // The projections halt on it too, so the API's read of the connection answers 503; what
     // the forwarder recorded is read from its table.
     let last_error = || async {

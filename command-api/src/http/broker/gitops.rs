@@ -1,9 +1,9 @@
 //! Seed 004's GitOps integrations, behind `AEGIS_GITOPS_ENABLED`: while it is off every route
-//! here answers 404, as the document says. Argo CD endpoints: added with a write-once token
-//! (sealed, never shown: the answer says only `token_set`), a URL the SSRF guard accepts;
-//! enabled or disabled; removed; the applications one holds, read with GET; app mappings (an
-//! application tied to exactly one target). A request's observations are in
-//! `request_gitops.rs`.
+//! here answers 404, as the document says (`auth::authorize` answers it for `routes::GITOPS`,
+//! before a handler runs). Argo CD endpoints: added with a write-once token (sealed, never
+//! shown: the answer says only `token_set`), a URL the SSRF guard accepts; enabled or
+//! disabled; removed; the applications one holds, read with GET; app mappings (an application
+//! tied to exactly one target). A request's observations are in `request_gitops.rs`.
 
 use super::errors::broker_error;
 use super::rules_http::{millis, not_found_id, Edited};
@@ -35,17 +35,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(discovered_apps))
         .routes(routes!(add_mapping, list_mappings))
         .routes(routes!(remove_mapping))
-}
-
-/// Off: the routes are not there.
-pub(super) fn enabled(state: &AppState) -> Result<(), ApiError> {
-    if state.config.gitops_enabled {
-        Ok(())
-    } else {
-        Err(ApiError::not_found(
-            "gitops integrations are turned off on this server (AEGIS_GITOPS_ENABLED)",
-        ))
-    }
 }
 
 /// No `Debug`: the body carries the endpoint's token. secrets-bridge clients send
@@ -139,7 +128,6 @@ async fn add(
     headers: CommandHeaders,
     Json(mut body): Json<EndpointBody>,
 ) -> Result<Reply, ApiError> {
-    enabled(&state)?;
     let tenant = principal.tenant()?;
     ensure_tenant(&state, tenant).await?;
     let token = token_of(&mut body)?;
@@ -167,7 +155,6 @@ async fn add(
     responses((status = 200, description = "The endpoints", body = [EndpointView]),
         (status = 404, description = "GitOps is turned off", body = ErrorBody), AuthErrors))]
 async fn list(State(state): State<AppState>, principal: Principal) -> Result<Reply, ApiError> {
-    enabled(&state)?;
     let tenant = principal.tenant()?;
     let g = gitops::get(&state, tenant.0).await.map_err(broker_error)?;
     let mut all: Vec<EndpointView> = g.endpoints.iter().map(|(id, e)| view(*id, e)).collect();
@@ -194,7 +181,6 @@ async fn set_enabled(
     Path(raw): Path<String>,
     Json(body): Json<EnabledBody>,
 ) -> Result<Edited, ApiError> {
-    enabled(&state)?;
     let tenant = principal.tenant()?;
     let id = id_of(&raw)?;
     let ctx = command_context(&principal, &headers, None);
@@ -216,7 +202,6 @@ async fn remove(
     headers: CommandHeaders,
     Path(raw): Path<String>,
 ) -> Result<Edited, ApiError> {
-    enabled(&state)?;
     let tenant = principal.tenant()?;
     let id = id_of(&raw)?;
     let ctx = command_context(&principal, &headers, None);
@@ -250,7 +235,6 @@ async fn discovered_apps(
     principal: Principal,
     Path(raw): Path<String>,
 ) -> Result<Reply, ApiError> {
-    enabled(&state)?;
     let tenant = principal.tenant()?;
     let id = id_of(&raw)?;
     let apps = gitops::discovered_apps(&state, tenant.0, id)
@@ -334,7 +318,6 @@ async fn add_mapping(
     headers: CommandHeaders,
     Json(body): Json<MappingBody>,
 ) -> Result<Reply, ApiError> {
-    enabled(&state)?;
     let tenant = principal.tenant()?;
     ensure_tenant(&state, tenant).await?;
     let target = match (body.secret_mapping_id, body.provider_connection_id) {
@@ -374,7 +357,6 @@ async fn list_mappings(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Reply, ApiError> {
-    enabled(&state)?;
     let tenant = principal.tenant()?;
     let g = gitops::get(&state, tenant.0).await.map_err(broker_error)?;
     let all: Vec<MappingView> = g
@@ -396,7 +378,6 @@ async fn remove_mapping(
     headers: CommandHeaders,
     Path(raw): Path<String>,
 ) -> Result<Edited, ApiError> {
-    enabled(&state)?;
     let tenant = principal.tenant()?;
     let id = Uuid::parse_str(&raw).map_err(|_| not_found_id("gitops mapping"))?;
     let ctx = command_context(&principal, &headers, None);

@@ -3,7 +3,6 @@
 //! requester's alone, as its wraps are (`user_id`, when sent, must name the authenticated user).
 
 use super::errors::broker_error;
-use super::gitops::enabled;
 use super::request_wraps::UserQuery;
 use super::requests::{person, request_id};
 use crate::auth::Principal;
@@ -93,7 +92,6 @@ async fn observations(
     Path(raw): Path<String>,
     Query(q): Query<UserQuery>,
 ) -> Result<Reply, ApiError> {
-    enabled(&state)?;
     let user = person(&principal, q.user_id.as_deref())?;
     let id = request_id(&raw)?;
     let tenant = principal.tenant()?;
