@@ -316,12 +316,6 @@ impl Reactor for AutoResponder {
         vec![format!("{EVENT_PREFIX}.>")]
     }
 
-    /// Actions run one after another and an `http` rotation may take 10 s: a commit with
-    /// several runs must not be redelivered while it is still being handled.
-    fn ack_wait(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(120)
-    }
-
     /// Tenants are matched and acted for side by side, so one tenant's heavy rules or slow
     /// actions hold back only the tenants hashed to its lane.
     fn lanes(&self) -> usize {

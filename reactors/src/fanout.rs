@@ -24,7 +24,6 @@ use aegis_schemas::vault::v1 as vault_pb;
 use aegis_schemas::Message;
 use aegis_streams::StoredCommit;
 use serde_json::{json, Value};
-use std::time::Duration;
 use uuid::Uuid;
 
 pub struct WebhookFanout {
@@ -414,12 +413,6 @@ impl Reactor for WebhookFanout {
             // Access requests: only a break-glass notifies.
             "aegis.evt.*.broker.request.>".into(),
         ]
-    }
-
-    /// Every webhook of a commit is delivered at once, each with up to 30 s of backoff and
-    /// 10 s per attempt.
-    fn ack_wait(&self) -> Duration {
-        Duration::from_secs(300)
     }
 
     async fn handle(&self, commit: &StoredCommit) -> Result<(), ReactorError> {

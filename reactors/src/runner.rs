@@ -4,8 +4,10 @@ use aegis_streams::{provision::events_stream_name, StoreError, StoredCommit};
 use async_nats::jetstream::{self, consumer, AckKind};
 use async_nats::HeaderMap;
 use futures::StreamExt;
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -26,10 +28,12 @@ pub trait Reactor: Send + Sync + 'static {
         &self,
         commit: &StoredCommit,
     ) -> impl Future<Output = Result<(), ReactorError>> + Send;
-    /// How long one commit may take before JetStream delivers it again: longer than the
-    /// slowest `handle` can legitimately run.
+    /// How long a delivery may go without word from this instance (an ack, or the progress
+    /// heartbeat the runner sends every third of it while the commit is queued or handled)
+    /// before JetStream hands it to another instance: how long a crashed instance delays its
+    /// work. It does not bound how long `handle` may run.
     fn ack_wait(&self) -> Duration {
-        Duration::from_secs(30)
+        Duration::from_secs(10)
     }
     /// How many tenants' commits are handled at once. Commits of one tenant always go to the
     /// same lane, in order; with more than one lane, one tenant's slow or heavy work delays
@@ -109,6 +113,77 @@ pub async fn run<R: Reactor>(
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
+/// How long a stopping runner lets each lane finish the commit in hand.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Commits fetched per pull request.
+const PREFETCH: usize = 32;
+
+/// Commits delivered and not yet settled, across every instance (JetStream's
+/// `max_ack_pending`): the bound on what lanes hold, and the backpressure on a slow reactor.
+const IN_HAND: i64 = 256;
+
+/// The deliveries this runner holds and has not settled (queued in a lane or being handled),
+/// by position. JetStream hears of each every third of the ack wait, so work that takes long
+/// is never handed to another instance while this one lives, and a crash hands it over
+/// within one ack wait.
+#[derive(Clone, Default)]
+struct InHand(Arc<Mutex<HashMap<u64, jetstream::Message>>>);
+
+impl InHand {
+    /// Holds a delivery; false for a redelivery of a commit already held (the one held
+    /// settles it).
+    fn take(&self, position: u64, msg: &jetstream::Message) -> bool {
+        let Ok(mut held) = self.0.lock() else {
+            return true;
+        };
+        if held.contains_key(&position) {
+            return false;
+        }
+        held.insert(position, msg.clone());
+        true
+    }
+
+    fn settle(&self, position: u64) {
+        if let Ok(mut held) = self.0.lock() {
+            held.remove(&position);
+        }
+    }
+
+    fn all(&self) -> Vec<jetstream::Message> {
+        self.0
+            .lock()
+            .map(|h| h.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Tells JetStream, every `every`, that each held commit is still being worked on.
+    async fn heartbeat(self, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            for msg in self.all() {
+                if let Err(e) = msg.ack_with(AckKind::Progress).await {
+                    tracing::debug!(error = %e, "progress ack not sent");
+                }
+            }
+        }
+    }
+
+    /// Gives every held commit back for immediate redelivery (to another instance, when this
+    /// one is stopping).
+    async fn give_back(&self) {
+        for msg in self.all() {
+            if let Ok(info) = msg.info() {
+                let position = info.stream_sequence;
+                let _ = msg.ack_with(AckKind::Nak(None)).await;
+                self.settle(position);
+            }
+        }
+    }
+}
+
 async fn run_once<R: Reactor>(
     js: &jetstream::Context,
     reactor: &Arc<R>,
@@ -124,38 +199,52 @@ async fn run_once<R: Reactor>(
             filter_subjects: reactor.filters(),
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: reactor.ack_wait(),
+            max_ack_pending: IN_HAND,
             // A new reactor reacts to what happens from now on, never to old history.
             deliver_policy: consumer::DeliverPolicy::New,
             ..Default::default()
         })
         .await?;
-    let mut messages = consumer.messages().await?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(PREFETCH)
+        .messages()
+        .await?;
+    let in_hand = InHand::default();
+    let mut beats = tokio::task::JoinSet::new();
+    beats.spawn(in_hand.clone().heartbeat(reactor.ack_wait() / 3));
+    let stopping = Arc::new(AtomicBool::new(false));
+    // Every lane, even a single one, works apart from this loop, which only hands out: so
+    // every delivery is in hand (and heard of) the moment it arrives, never waiting unheard
+    // in the fetch buffer behind a slow commit. JetStream's `max_ack_pending` bounds what
+    // the lanes hold.
     let lanes = reactor.lanes().max(1);
     let mut senders = Vec::with_capacity(lanes);
     let mut workers = tokio::task::JoinSet::new();
-    if lanes > 1 {
-        for _ in 0..lanes {
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<jetstream::Message>(32);
-            senders.push(tx);
-            let (js, reactor) = (js.clone(), reactor.clone());
-            workers.spawn(async move {
-                while let Some(msg) = rx.recv().await {
-                    process(&js, reactor.as_ref(), policy, msg).await?;
+    for _ in 0..lanes {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, jetstream::Message)>();
+        senders.push(tx);
+        let (js, reactor) = (js.clone(), reactor.clone());
+        let (in_hand, stopping) = (in_hand.clone(), stopping.clone());
+        workers.spawn(async move {
+            while let Some((position, msg)) = rx.recv().await {
+                if stopping.load(Ordering::SeqCst) {
+                    // Queued, not begun: another instance takes it now rather than after
+                    // the ack wait.
+                    msg.ack_with(AckKind::Nak(None)).await?;
+                } else {
+                    let done = process(&js, reactor.as_ref(), policy, position, &msg).await;
+                    done?;
                 }
-                Ok::<(), Failure>(())
-            });
-        }
+                in_hand.settle(position);
+            }
+            Ok::<(), Failure>(())
+        });
     }
     loop {
         let next = tokio::select! {
             m = messages.next() => m,
-            _ = shutdown.changed() => {
-                // Let each lane finish the commit in hand; what is queued is redelivered.
-                drop(senders);
-                let drained = async { while workers.join_next().await.is_some() {} };
-                let _ = tokio::time::timeout(Duration::from_secs(10), drained).await;
-                return Ok(());
-            }
+            _ = shutdown.changed() => break,
             Some(done) = workers.join_next(), if !workers.is_empty() => {
                 done??;
                 return Err("a reactor lane ended".into());
@@ -165,16 +254,30 @@ async fn run_once<R: Reactor>(
             return Err("consumer ended".into());
         };
         let msg = msg?;
-        if senders.is_empty() {
-            process(js, reactor.as_ref(), policy, msg).await?;
+        let position = msg.info()?.stream_sequence;
+        if !in_hand.take(position, &msg) {
+            tracing::debug!(
+                reactor = reactor.name(),
+                position,
+                "redelivery of a commit in hand"
+            );
             continue;
         }
         let lane = lane_of(&msg, senders.len());
-        // A full lane holds this loop back: the tenant's lane is the backpressure.
-        if senders[lane].send(msg).await.is_err() {
+        if senders[lane].send((position, msg)).is_err() {
             return Err("a reactor lane stopped".into());
         }
     }
+    // Stopping. No more pulls first: what is given back must go to another instance, not
+    // to this one's fetch on its way out.
+    drop(messages);
+    stopping.store(true, Ordering::SeqCst);
+    drop(senders);
+    let drained = async { while workers.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(DRAIN, drained).await;
+    workers.abort_all();
+    in_hand.give_back().await;
+    Ok(())
 }
 
 /// A commit's lane: a hash of its tenant, so one tenant's commits stay in order.
@@ -197,12 +300,10 @@ async fn process<R: Reactor>(
     js: &jetstream::Context,
     reactor: &R,
     policy: RetryPolicy,
-    msg: jetstream::Message,
+    position: u64,
+    msg: &jetstream::Message,
 ) -> Result<(), Failure> {
-    let (position, attempts) = {
-        let info = msg.info()?;
-        (info.stream_sequence, info.delivered)
-    };
+    let attempts = msg.info()?.delivered;
     let commit = {
         use aegis_schemas::Message;
         aegis_schemas::envelope::v1::Commit::decode(msg.payload.as_ref())
@@ -231,7 +332,7 @@ async fn process<R: Reactor>(
         Ok(()) => msg.ack().await?,
         Err(e) if attempts >= policy.max_attempts => {
             tracing::error!(parent: &span, error = %e, "attempts exhausted; dead-lettered");
-            dead_letter(js, reactor.name(), &msg, position, attempts, &e.0).await?;
+            dead_letter(js, reactor.name(), msg, position, attempts, &e.0).await?;
             msg.ack_with(AckKind::Term).await?;
         }
         Err(e) => {

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod git;
+pub mod instance;
 pub mod world;
 
 pub use world::{NatsServer, TestApp, TestDb};

@@ -525,6 +525,19 @@ impl TestApp {
             .sequence
     }
 
+    /// The tenant's incidents read model: its row count and a hash of every row, to compare
+    /// a live projection with a rebuild.
+    pub async fn incidents_digest(&self, tenant: Uuid) -> (i64, String) {
+        sqlx::query_as(
+            "SELECT count(*), coalesce(md5(string_agg(row_to_json(i)::text, '|' ORDER BY i.id)), '') \
+             FROM incidents i WHERE tenant_id = $1",
+        )
+        .bind(tenant)
+        .fetch_one(&self.state().pool)
+        .await
+        .expect("the incidents digest")
+    }
+
     /// The stream head: how many commits the log holds.
     pub async fn head(&self) -> u64 {
         self.state().executor.store().head().await.expect("head")

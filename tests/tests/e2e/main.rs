@@ -24,6 +24,7 @@ mod dashboard;
 mod decision_log;
 mod dynamic_mariadb;
 mod dynamic_secrets;
+mod failover;
 mod grants;
 mod identity;
 mod incidents;

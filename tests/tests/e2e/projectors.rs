@@ -657,18 +657,6 @@ async fn a_rebuild_running_elsewhere_refuses_another() {
     assert_eq!(status, 202);
 }
 
-/// A digest of the tenant's incidents as the read model holds them, row by row.
-async fn incidents_digest(app: &TestApp, tenant: Uuid) -> (i64, String) {
-    sqlx::query_as(
-        "SELECT count(*), coalesce(md5(string_agg(row_to_json(i)::text, '|' ORDER BY i.id)), '') \
-         FROM incidents i WHERE tenant_id = $1",
-    )
-    .bind(tenant)
-    .fetch_one(&app.state().pool)
-    .await
-    .unwrap()
-}
-
 /// The database drops every connection of Aegis (as a restart of Postgres does) 20 times at
 /// random moments while the projectors apply a stream of commits: the projection, caught up,
 /// equals a rebuild from the log row for row (transactions that were cut off left nothing
@@ -727,7 +715,7 @@ async fn connections_cut_mid_projection_twenty_times_leave_it_equal_to_a_rebuild
         !cp.halted(),
         "a cut connection is retried, not a halt: {cp:?}"
     );
-    let live = incidents_digest(&app, tenant).await;
+    let live = app.incidents_digest(tenant).await;
     assert_eq!(live.0, 8);
 
     aegis_projectors::rebuild::rebuild(
@@ -737,6 +725,6 @@ async fn connections_cut_mid_projection_twenty_times_leave_it_equal_to_a_rebuild
     )
     .await
     .unwrap();
-    let rebuilt = incidents_digest(&app, tenant).await;
+    let rebuilt = app.incidents_digest(tenant).await;
     assert_eq!(live, rebuilt, "the live projection equals a rebuild");
 }

@@ -173,3 +173,181 @@ async fn exhausted_work_lands_in_the_dead_letter_stream() {
     stop.send(true).unwrap();
     task.await.unwrap();
 }
+
+/// Handles each commit after `delay`; records what it began and what it finished.
+struct Worker {
+    delay: Duration,
+    lanes: usize,
+    ack_wait: Duration,
+    began: Mutex<Vec<u64>>,
+    done: Mutex<Vec<u64>>,
+}
+
+impl Worker {
+    fn new(delay: Duration, lanes: usize, ack_wait: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            delay,
+            lanes,
+            ack_wait,
+            began: Mutex::default(),
+            done: Mutex::default(),
+        })
+    }
+
+    fn began(&self) -> Vec<u64> {
+        self.began.lock().unwrap().clone()
+    }
+
+    fn done(&self) -> Vec<u64> {
+        self.done.lock().unwrap().clone()
+    }
+}
+
+impl Reactor for Worker {
+    fn name(&self) -> &'static str {
+        "worker"
+    }
+    fn filters(&self) -> Vec<String> {
+        vec!["aegis.evt.>".into()]
+    }
+    fn ack_wait(&self) -> Duration {
+        self.ack_wait
+    }
+    fn lanes(&self) -> usize {
+        self.lanes
+    }
+    async fn handle(&self, commit: &StoredCommit) -> Result<(), ReactorError> {
+        self.began.lock().unwrap().push(commit.position);
+        tokio::time::sleep(self.delay).await;
+        self.done.lock().unwrap().push(commit.position);
+        Ok(())
+    }
+}
+
+/// Runs `reactor` on a connection of its own (as another instance would).
+async fn start(
+    nats: &NatsServer,
+    reactor: Arc<Worker>,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(aegis_reactors::run(js, reactor, fast(5), rx));
+    (stop, task)
+}
+
+async fn until(what: &str, within: Duration, ok: impl Fn() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn sorted(mut v: Vec<u64>) -> Vec<u64> {
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn work_that_outlasts_the_ack_wait_is_not_handed_out_again_while_it_runs() {
+    let (nats, _js, store) = world().await;
+    // Three ack waits long: without the progress heartbeat JetStream would redeliver it twice.
+    let worker = Worker::new(Duration::from_millis(3_500), 1, Duration::from_secs(1));
+    let (stop, task) = start(&nats, worker.clone()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tenant = Uuid::now_v7();
+    append(&store, tenant, 1).await;
+    append(&store, tenant, 2).await;
+    until("both handled", Duration::from_secs(20), || {
+        worker.done().len() >= 2
+    })
+    .await;
+    // Long enough for a redelivery of either to have been handled.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(sorted(worker.began()), vec![1, 2], "each begun once");
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_instance_that_dies_mid_work_hands_it_to_another_within_one_ack_wait() {
+    let (nats, _js, store) = world().await;
+    let ack_wait = Duration::from_secs(2);
+    // The first instance hangs on whatever it takes, then dies without a word (kill -9: its
+    // task and connection are gone, nothing is acked or given back).
+    let doomed = Worker::new(Duration::from_secs(3_600), 4, ack_wait);
+    let (_stop_doomed, doomed_task) = start(&nats, doomed.clone()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for n in 1..=6 {
+        append(&store, Uuid::now_v7(), n).await;
+    }
+    until(
+        "the first instance took work",
+        Duration::from_secs(10),
+        || !doomed.began().is_empty(),
+    )
+    .await;
+    let survivor = Worker::new(Duration::ZERO, 4, ack_wait);
+    let (stop, task) = start(&nats, survivor.clone()).await;
+    doomed_task.abort();
+    let died = Instant::now();
+    until(
+        "every commit handled by the survivor",
+        Duration::from_secs(15),
+        || survivor.done().len() >= 6,
+    )
+    .await;
+    assert_eq!(sorted(survivor.done()), (1..=6).collect::<Vec<_>>());
+    assert!(
+        died.elapsed() < ack_wait * 3,
+        "handed over in {:?} (ack wait {ack_wait:?})",
+        died.elapsed()
+    );
+    assert!(doomed.done().is_empty());
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stopping_instance_finishes_the_commit_in_hand_and_gives_back_the_queued_at_once() {
+    let (nats, _js, store) = world().await;
+    // An ack wait far longer than the test: only a give-back lets the other instance in.
+    let ack_wait = Duration::from_secs(60);
+    let stopping = Worker::new(Duration::from_millis(1_500), 2, ack_wait);
+    let (stop_first, first_task) = start(&nats, stopping.clone()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // One tenant: one lane, so all but the first wait in the lane's queue.
+    let tenant = Uuid::now_v7();
+    for n in 1..=8 {
+        append(&store, tenant, n).await;
+    }
+    until("the first instance began", Duration::from_secs(10), || {
+        !stopping.began().is_empty()
+    })
+    .await;
+    let other = Worker::new(Duration::ZERO, 2, ack_wait);
+    let (stop, task) = start(&nats, other.clone()).await;
+    let asked = Instant::now();
+    stop_first.send(true).unwrap();
+    first_task.await.unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(6),
+        "stopped within the drain"
+    );
+    let finished = stopping.done();
+    assert_eq!(finished, stopping.began(), "what it began, it finished");
+    until(
+        "the rest handled elsewhere",
+        Duration::from_secs(15),
+        || finished.len() + other.done().len() >= 8,
+    )
+    .await;
+    let mut all = finished.clone();
+    all.extend(other.done());
+    assert_eq!(sorted(all), (1..=8).collect::<Vec<_>>(), "each commit once");
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}

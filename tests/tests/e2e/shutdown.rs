@@ -2,15 +2,14 @@
 //! each stream told to reconnect (a `reconnect` event with `retry:`) after the events it had,
 //! so a client resumes elsewhere with `Last-Event-ID` (resuming is `streams.rs`'s test).
 
-use aegis_tests::world::{free_port, BOOTSTRAP};
+use aegis_tests::instance::Instance;
+use aegis_tests::world::BOOTSTRAP;
 use aegis_tests::TestApp;
 use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
-
-const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 #[tokio::test]
 async fn sigterm_ends_open_streams_with_a_reconnect_and_exits_within_the_grace_period() {
@@ -20,34 +19,14 @@ async fn sigterm_ends_open_streams_with_a_reconnect_and_exits_within_the_grace_p
         reactors: false,
     })
     .await;
-    let port = free_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aegis-under-test"))
-        .arg("serve")
-        .env("NATS_URL", &world.config.nats_url)
-        .env("DATABASE_URL", &world.config.database_url)
-        .env("AEGIS_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("AEGIS_MASTER_KEY", MASTER_KEY)
-        .env("AEGIS_BOOTSTRAP_TOKEN", BOOTSTRAP)
-        .env("AEGIS_SHUTDOWN_GRACE_SECS", "5")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("aegis starts");
-    let base = format!("http://127.0.0.1:{port}");
+    let mut aegis = Instance::start(
+        env!("CARGO_BIN_EXE_aegis-under-test"),
+        &world,
+        &[("AEGIS_SHUTDOWN_GRACE_SECS", "5")],
+    )
+    .await;
+    let base = aegis.base.clone();
     let http = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..300 {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-            if r.status() == 200 {
-                ready = true;
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "aegis did not become ready");
     let call = |m: Method, p: &str, t: Option<Uuid>| {
         let mut r = http.request(m, format!("{base}{p}")).bearer_auth(BOOTSTRAP);
         if let Some(t) = t {
@@ -97,17 +76,9 @@ async fn sigterm_ends_open_streams_with_a_reconnect_and_exits_within_the_grace_p
     // Let the event reach the streams before the signal.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let pid = child.id().expect("running");
     let sent = Instant::now();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .expect("aegis exits after SIGTERM")
-        .expect("exit status");
+    aegis.signal("TERM");
+    let status = aegis.exited(Duration::from_secs(15)).await;
     let took = sent.elapsed();
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_secs(7), "took {took:?}");
