@@ -1,15 +1,19 @@
 //! What the benchmarks share: filling a log fast and reading it raw, the baseline every
 //! benchmark compares with.
 
+use crate::world::{BOOTSTRAP, INTERNAL};
+use crate::{NatsServer, TestDb};
 use aegis_incidents::{Event, IncidentAggregate, IncidentId, NewIncident, Severity};
 use aegis_kernel::Aggregate;
 use aegis_schemas::envelope::v1::Commit;
 use aegis_schemas::Message;
 use aegis_streams::chain::hash_of;
 use aegis_streams::{AggregateRef, EventStore, Expected, Metadata, NewEvent};
+use anyhow::{bail, Context as _};
 use async_nats::jetstream;
 use futures::StreamExt;
 use hdrhistogram::Histogram;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -178,4 +182,103 @@ where
         elapsed: started.elapsed(),
         latency,
     })
+}
+
+/// `aegis serve` as a child process, so its CPU time and memory are its own.
+pub struct Aegis {
+    child: Child,
+    pub base: String,
+}
+
+impl Aegis {
+    pub async fn start(nats: &NatsServer, db: &TestDb) -> anyhow::Result<Self> {
+        Self::start_with(nats, db, &[]).await
+    }
+
+    /// [`Aegis::start`] with `env` added.
+    pub async fn start_with(
+        nats: &NatsServer,
+        db: &TestDb,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe()?.with_file_name("aegis-under-test");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut cmd = Command::new(&exe);
+        cmd.arg("serve")
+            .env("NATS_URL", nats.url())
+            .env("DATABASE_URL", db.url())
+            .env("AEGIS_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("AEGIS_METRICS_ADDR", "127.0.0.1:0")
+            .env("AEGIS_BOOTSTRAP_TOKEN", BOOTSTRAP)
+            .env("AEGIS_INTERNAL_SECRET", INTERNAL)
+            .env("RUST_LOG", "warn")
+            // The benchmark measures the pipeline, not the per-tenant limiter.
+            .env("AEGIS_TENANT_RATE_LIMIT", "0")
+            .stdout(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", exe.display()))?;
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while reqwest::get(format!("{base}/health")).await.is_err() {
+            if Instant::now() > deadline {
+                bail!("aegis did not start");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self { child, base })
+    }
+
+    /// (user + system CPU seconds, peak RSS in MiB) from /proc.
+    pub fn usage(&self) -> (f64, f64) {
+        let pid = self.child.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .map(|(_, r)| r.split(' ').collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15 of stat, 11 and 12 after the command name.
+        let cpu = (ticks(11) + ticks(12)) / 100.0;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let hwm_kb = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        (cpu, hwm_kb / 1024.0)
+    }
+}
+
+impl Aegis {
+    /// Resident memory now, in MiB.
+    pub fn rss(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    }
+}
+
+impl Drop for Aegis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

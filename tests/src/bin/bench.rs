@@ -9,6 +9,7 @@ use aegis_kernel::Aggregate;
 use aegis_schemas::envelope::v1::Commit;
 use aegis_schemas::Message;
 use aegis_streams::{AggregateRef, EventStore, Expected, Metadata};
+use aegis_tests::bench::Aegis;
 use aegis_tests::world::{BOOTSTRAP, INTERNAL};
 use aegis_tests::{NatsServer, TestDb};
 use anyhow::{bail, Context as _};
@@ -17,7 +18,7 @@ use futures::{StreamExt, TryStreamExt};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -49,77 +50,6 @@ fn conf(durable: bool) -> anyhow::Result<PathBuf> {
     ));
     std::fs::write(&path, relaxed)?;
     Ok(path)
-}
-
-/// `aegis serve` as a child process, so its CPU time and memory are its own.
-struct Aegis {
-    child: Child,
-    base: String,
-}
-
-impl Aegis {
-    async fn start(nats: &NatsServer, db: &TestDb) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe()?.with_file_name("aegis-under-test");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new(&exe)
-            .arg("serve")
-            .env("NATS_URL", nats.url())
-            .env("DATABASE_URL", db.url())
-            .env("AEGIS_HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .env("AEGIS_METRICS_ADDR", "127.0.0.1:0")
-            .env("AEGIS_BOOTSTRAP_TOKEN", BOOTSTRAP)
-            .env("AEGIS_INTERNAL_SECRET", INTERNAL)
-            .env("RUST_LOG", "warn")
-            // The benchmark measures the pipeline, not the per-tenant limiter.
-            .env("AEGIS_TENANT_RATE_LIMIT", "0")
-            .stdout(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", exe.display()))?;
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while reqwest::get(format!("{base}/health")).await.is_err() {
-            if Instant::now() > deadline {
-                bail!("aegis did not start");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(Self { child, base })
-    }
-
-    /// (user + system CPU seconds, peak RSS in MiB) from /proc.
-    fn usage(&self) -> (f64, f64) {
-        let pid = self.child.id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit_once(") ")
-            .map(|(_, r)| r.split(' ').collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are fields 14 and 15 of stat, 11 and 12 after the command name.
-        let cpu = (ticks(11) + ticks(12)) / 100.0;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let hwm_kb = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
-        (cpu, hwm_kb / 1024.0)
-    }
-}
-
-impl Drop for Aegis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// (a) Raw JetStream publish with expected subject sequence over 1,000 subjects.
