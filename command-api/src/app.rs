@@ -14,6 +14,7 @@ use aegis_runtime::supervisor::supervise;
 use aegis_runtime::tokens::Keyring;
 use aegis_streams::{provision, EventStore, StreamSettings};
 use anyhow::Context;
+use axum::serve::ListenerExt as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -347,6 +348,14 @@ impl Application {
             }
             let mut stop = rx.clone();
             let http_router = router.clone();
+            // `tap_io` only so that axum's `ConnectInfo<SocketAddr>` applies to the bounded
+            // listener (axum provides it for a tapped listener's address).
+            let listener = crate::http::connections::Bounded::new(
+                listener,
+                state.config.max_connections,
+                state.metrics.clone(),
+            )
+            .tap_io(|_| {});
             tasks.spawn(async move {
                 let served = axum::serve(
                     listener,

@@ -51,6 +51,8 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// HTTP commands handled at once; past it, 503 (`AEGIS_MAX_COMMANDS_IN_FLIGHT`, 512).
     pub max_commands_in_flight: usize,
+    /// HTTP connections open at once; past it, 503 and closed (`AEGIS_MAX_CONNECTIONS`, 1024).
+    pub max_connections: usize,
     /// How long a query with `Aegis-Min-Position` waits for the read model.
     pub min_position_wait_ms: u64,
     /// Delivery attempts before a reactor's work goes to the dead-letter stream.
@@ -137,6 +139,7 @@ impl Default for Config {
             stream_replicas: 1,
             shutdown_grace_secs: 10,
             max_commands_in_flight: 512,
+            max_connections: 1024,
             min_position_wait_ms: 5_000,
             reactor_max_attempts: 5,
             jwt_kid: "k1".into(),
@@ -426,6 +429,9 @@ impl Config {
                 .parse()
                 .map_err(|e| invalid("AEGIS_MAX_COMMANDS_IN_FLIGHT", e))?;
             self.max_commands_in_flight = n;
+        }
+        if let Some(v) = get("AEGIS_MAX_CONNECTIONS") {
+            self.max_connections = v.parse().map_err(|e| invalid("AEGIS_MAX_CONNECTIONS", e))?;
         }
         if let Some(v) = get("AEGIS_STREAM_REPLICAS") {
             self.stream_replicas = v.parse().map_err(|e| invalid("AEGIS_STREAM_REPLICAS", e))?;

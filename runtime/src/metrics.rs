@@ -21,12 +21,21 @@ pub struct Metrics {
     /// `aegis_commands_shed_total`: commands answered 503 because as many as allowed were in
     /// flight.
     pub commands_shed: std::sync::atomic::AtomicU64,
+    /// `aegis_connections_refused_total`: connections answered 503 and closed because as many
+    /// as allowed were open.
+    pub connections_refused: std::sync::atomic::AtomicU64,
 }
 
 impl Metrics {
     /// Counts a command turned away by the in-flight bound.
     pub fn overloaded(&self) {
         self.commands_shed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Counts a connection turned away by the open-connection bound.
+    pub fn connection_refused(&self) {
+        self.connections_refused
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

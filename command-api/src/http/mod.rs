@@ -4,6 +4,7 @@ mod admission;
 pub mod audit;
 pub mod auto_response;
 pub mod broker;
+pub mod connections;
 pub mod exposition;
 pub mod extract;
 pub mod identity;

@@ -387,6 +387,19 @@ async fn metrics(State(state): State<AppState>) -> Response {
             .commands_shed
             .load(std::sync::atomic::Ordering::Relaxed) as f64,
     );
+    out.family(
+        "aegis_connections_refused_total",
+        "counter",
+        "HTTP connections answered 503 and closed because as many as allowed were open.",
+    );
+    out.sample(
+        "aegis_connections_refused_total",
+        &[],
+        state
+            .metrics
+            .connections_refused
+            .load(std::sync::atomic::Ordering::Relaxed) as f64,
+    );
 
     let js = store.jetstream();
     out.family(

@@ -146,6 +146,43 @@ async fn bytes_that_are_no_commit_halt_the_projectors_end_streams_and_refuse_com
         "{ready}"
     );
 
+    // A simulation over the range reports the matches before it, then stops naming it: no
+    // summary that would pass over the damage as if the range were whole.
+    app.set_plan(tenant, json!({ "addons": ["auto_response"] }))
+        .await;
+    let r = app
+        .admin(Method::POST, "/auto-response/simulate", Some(tenant))
+        .json(&json!({ "rule": {
+            "name": "every incident",
+            "match": { "event_type": "incident.opened.v1" },
+            "actions": [{ "type": "notify" }]
+        }}))
+        .send()
+        .await
+        .expect("simulate");
+    assert_eq!(r.status(), 200);
+    let lines: Vec<Value> = r
+        .text()
+        .await
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(
+        lines.first().map(|l| &l["type"]),
+        Some(&json!("match")),
+        "{lines:?}"
+    );
+    let last = lines.last().expect("a line");
+    assert_eq!(last["type"], "error", "{lines:?}");
+    assert!(
+        last["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&position.to_string())),
+        "{last}"
+    );
+    assert!(lines.iter().all(|l| l["type"] != "summary"), "{lines:?}");
+
     // A command on the damaged incident is refused by name, not a 500; others still work.
     let r = app
         .internal(Method::PATCH, &format!("/incidents/{id}"), tenant)

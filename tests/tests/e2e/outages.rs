@@ -95,3 +95,59 @@ async fn a_command_past_the_in_flight_bound_is_503_and_reads_go_on() {
         .expect("an answer");
     assert_eq!(r.status(), 201);
 }
+
+/// Past `AEGIS_MAX_CONNECTIONS` open connections, a new one is answered 503 with
+/// `Retry-After` and closed, and counted; a place freed by a closing client is taken again.
+#[tokio::test]
+async fn a_connection_past_the_open_bound_is_answered_503_and_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with_config(|c| c.max_connections = 3).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(
+            tokio::net::TcpStream::connect(&addr)
+                .await
+                .expect("connects"),
+        );
+    }
+    // The listener takes connections in order: let it hold the three first.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connects");
+    extra
+        .write_all(b"GET /health HTTP/1.1\r\nhost: aegis\r\n\r\n")
+        .await
+        .expect("sends");
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), extra.read_to_string(&mut answer))
+        .await
+        .expect("answered and closed")
+        .expect("reads");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("retry-after: 1"), "{answer}");
+    assert!(answer.contains("\"error\":\"unavailable\""), "{answer}");
+
+    drop(open.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = reqwest::Client::new()
+        .get(app.url("/health"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(r.status(), 200, "a freed place is taken again");
+    let scraped = app
+        .http
+        .get(app.scrape_url())
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        scraped.contains("aegis_connections_refused_total 1"),
+        "{scraped}"
+    );
+}
