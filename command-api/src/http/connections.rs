@@ -16,8 +16,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Refusals written at once; a refusal costs one small write, bounded in time.
-const REFUSING: usize = 64;
+/// Refusals written at once; each costs one small write and at most a second of waiting for
+/// the client to close. Past it, a connection is closed without an answer.
+const REFUSING: usize = 512;
 
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-type: application/json\r\ncontent-length: 97\r\nconnection: close\r\n\r\n{\"error\":\"unavailable\",\"message\":\"the server holds as many connections as it may; retry shortly\"}";
 

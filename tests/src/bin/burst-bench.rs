@@ -42,7 +42,8 @@ struct Tally {
     accepted: AtomicU64,
     shed: AtomicU64,
     other: AtomicU64,
-    failed: AtomicU64,
+    closed: AtomicU64,
+    timed_out: AtomicU64,
     not_sent: AtomicU64,
     retry_after_missing: AtomicU64,
 }
@@ -156,8 +157,11 @@ async fn run() -> anyhow::Result<()> {
                 Ok(Ok(_)) => {
                     tally.other.fetch_add(1, Ordering::Relaxed);
                 }
-                _ => {
-                    tally.failed.fetch_add(1, Ordering::Relaxed);
+                Ok(Err(_)) => {
+                    tally.closed.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    tally.timed_out.fetch_add(1, Ordering::Relaxed);
                 }
             }
         });
@@ -199,7 +203,8 @@ async fn run() -> anyhow::Result<()> {
         t(&tally.retry_after_missing)
     );
     println!("  other status       {:>9}", t(&tally.other));
-    println!("  no answer in 30 s  {:>9}", t(&tally.failed));
+    println!("  closed, no answer  {:>9}", t(&tally.closed));
+    println!("  no answer in 30 s  {:>9}", t(&tally.timed_out));
     println!(
         "  not sent (the generator held {GENERATOR_CAP} open) {:>9}",
         t(&tally.not_sent)
