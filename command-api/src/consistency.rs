@@ -22,6 +22,10 @@ use std::sync::{Arc, Mutex};
 
 use aegis_runtime::positions::POSITION_HEADER;
 
+/// Marks a read answered while the log is unreachable: the read models cannot have moved
+/// since, so the answer may miss what was committed elsewhere just before.
+pub const STALE_HEADER: &str = "aegis-stale";
+
 /// The position an answer carries: what its principal wrote (a refusal carries one only when
 /// it still recorded something, such as a failed rotation).
 pub fn written(response: &Response) -> Option<u64> {
@@ -44,6 +48,11 @@ pub async fn remember(state: &AppState, principal: &str, position: u64) {
 
 /// The position a read by `principal` (its position key) waits for when it sends none.
 pub async fn implicit_position(state: &AppState, principal: &str) -> Option<u64> {
+    // Without a connection the lookup could only time out, and the read models cannot move
+    // meanwhile: the read is served as it stands (marked stale by `mark_stale`).
+    if state.nats.connection_state() != async_nats::connection::State::Connected {
+        return None;
+    }
     match state.positions.last(principal).await {
         Ok(p) => p,
         Err(e) => {
@@ -110,4 +119,25 @@ fn copy(req: &Request) -> Request {
     *again.headers_mut() = req.headers().clone();
     *again.extensions_mut() = req.extensions().clone();
     again
+}
+
+/// Marks every successful read answered while this instance has no connection to NATS
+/// (`Aegis-Stale: log-unreachable`): reads go on from Postgres through an outage of the log,
+/// and the client knows they may be behind it.
+pub async fn mark_stale(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let read = matches!(*req.method(), Method::GET | Method::HEAD);
+    let mut response = next.run(req).await;
+    if read
+        && response.status().is_success()
+        && state.nats.connection_state() != async_nats::connection::State::Connected
+    {
+        response
+            .headers_mut()
+            .insert(STALE_HEADER, HeaderValue::from_static("log-unreachable"));
+    }
+    response
 }

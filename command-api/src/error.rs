@@ -162,11 +162,16 @@ pub fn platform_body(
 impl From<aegis_streams::StoreError> for ApiError {
     fn from(e: aegis_streams::StoreError) -> Self {
         match e {
-            // The log did not answer (a lost server, a leader election, a timeout): nothing was
-            // decided, and the caller may try again shortly.
+            // The log did not answer (a lost server, a leader election, a timeout). Without a
+            // connection nothing was sent; a publish that went out and timed out may still be
+            // stored, which a retry with the same Idempotency-Key answers without applying it
+            // twice.
             aegis_streams::StoreError::Nats(ref why) => {
                 tracing::warn!(error = %why, "the event log did not answer");
-                ApiError::unavailable("the event log is unavailable; retry shortly", 1)
+                ApiError::unavailable(
+                    "the event log is unavailable; retry shortly with the same Idempotency-Key",
+                    1,
+                )
             }
             // Corruption is named, not hidden behind a 500: the resource cannot be served until
             // an operator repairs the log (`GET /audit/verify` finds the same position).

@@ -27,14 +27,24 @@ impl EventStore {
     ) -> Result<jetstream::publish::PublishAck, jetstream::context::PublishError> {
         let deadline = tokio::time::Instant::now() + ELECTION_WAIT;
         let mut pause = Duration::from_millis(50);
+        let client = self.js.client();
         loop {
-            let attempt = match self
-                .js
-                .send_publish(subject.to_string(), publish.clone())
-                .await
-            {
-                Ok(ack) => ack.await,
-                Err(e) => Err(e),
+            // Without a connection, nothing is handed to the client at all: it would hold the
+            // message and send it once it reconnects, after this command was answered 503, so
+            // a command the caller saw refused would land later.
+            let attempt = if client.connection_state() != async_nats::connection::State::Connected {
+                Err(jetstream::context::PublishError::new(
+                    PublishErrorKind::BrokenPipe,
+                ))
+            } else {
+                match self
+                    .js
+                    .send_publish(subject.to_string(), publish.clone())
+                    .await
+                {
+                    Ok(ack) => ack.await,
+                    Err(e) => Err(e),
+                }
             };
             match attempt {
                 Err(e)

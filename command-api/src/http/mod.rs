@@ -73,6 +73,10 @@ pub fn router(state: AppState) -> Router {
             admission::admit_commands,
         ))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::consistency::mark_stale,
+        ))
         .layer(axum::middleware::from_fn(platform::surface))
         .with_state(state)
 }

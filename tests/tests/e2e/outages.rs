@@ -1,7 +1,7 @@
 //! A lost event log answers a clear 503 with `Retry-After`, never a 500, and the same command
 //! lands once the log is back.
 
-use aegis_tests::world::incident;
+use aegis_tests::world::{eventually, incident};
 use aegis_tests::TestApp;
 use reqwest::Method;
 use serde_json::Value;
@@ -12,6 +12,7 @@ async fn a_command_while_nats_is_down_is_503_with_retry_after_and_lands_when_it_
     let mut app = TestApp::spawn().await;
     let tenant = app.create_tenant("Outage").await;
     app.open_incident(tenant, incident("before", "high")).await;
+    app.caught_up(tenant, "/incidents").await;
 
     app.nats.kill();
     let r = app
@@ -26,6 +27,26 @@ async fn a_command_while_nats_is_down_is_503_with_retry_after_and_lands_when_it_
     let body: Value = r.json().await.unwrap_or(Value::Null);
     assert_eq!(status, 503, "{body}");
     assert!(retry.is_some(), "Retry-After: {body}");
+
+    // Reads go on from Postgres, at once, marked as possibly behind the log.
+    let asked = std::time::Instant::now();
+    let r = app
+        .internal(Method::GET, "/incidents", tenant)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers().get("aegis-stale").and_then(|v| v.to_str().ok()),
+        Some("log-unreachable")
+    );
+    let listed: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(listed["total"], 1, "{listed}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "served without waiting on the log: {:?}",
+        asked.elapsed()
+    );
 
     app.nats.start_again();
     let mut landed = false;
@@ -44,6 +65,35 @@ async fn a_command_while_nats_is_down_is_503_with_retry_after_and_lands_when_it_
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(landed, "commands land again once the log is back");
+    // The projectors resume on their own (no restart of Aegis) and catch up.
+    let titles = || async {
+        let (_, listed) = app.caught_up(tenant, "/incidents").await;
+        listed["data"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| i["title"].as_str().map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let resumed = eventually(Duration::from_secs(30), || async {
+        titles().await.iter().any(|t| t == "after")
+    })
+    .await;
+    let titles = titles().await;
+    assert!(resumed, "{titles:?}");
+    let titles: Vec<&str> = titles.iter().map(String::as_str).collect();
+    assert!(
+        !titles.contains(&"during"),
+        "a refused command changed nothing: {titles:?}"
+    );
+    let r = app
+        .internal(Method::GET, "/incidents", tenant)
+        .send()
+        .await
+        .expect("an answer");
+    assert!(!r.headers().contains_key("aegis-stale"), "fresh again");
 }
 
 /// Past the configured number of commands in flight, one more is answered 503 with
