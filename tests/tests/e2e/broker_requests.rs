@@ -638,6 +638,9 @@ async fn requests_are_seen_by_their_requester_and_approvers_and_never_across_ten
     )
     .await;
     assert_eq!(s, 404);
+    // The approver wrote nothing: read-your-writes does not make it wait for Bob's request,
+    // so the read models are brought to the head first.
+    app.caught_up(tenant, "/api/v1/requests").await;
     let (_, list) = call(
         &app,
         &approver,
