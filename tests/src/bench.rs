@@ -262,6 +262,11 @@ impl Aegis {
 }
 
 impl Aegis {
+    /// The process id, for a profiler to attach to.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Resident memory now, in MiB.
     pub fn rss(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))

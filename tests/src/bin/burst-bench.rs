@@ -2,7 +2,9 @@
 //! First the sustainable rate of `POST /incidents` (closed loop, 32 at once); then, for
 //! `AEGIS_BURST_SECS` (30), an open-loop load offering `AEGIS_BURST_FACTOR` (10) times that
 //! rate, each request on its own; resident memory sampled every 250 ms throughout.
-//! `scripts/bench burst`.
+//! `scripts/bench burst`. With `AEGIS_PROFILE_OUT` set, it records `perf` samples of the aegis
+//! process during the sustained phase into that file instead, and stops there
+//! (`scripts/bench profile`).
 //!
 //! Bounded: the offered count is rate × seconds, the generator holds at most `GENERATOR_CAP`
 //! requests open (what it could not send is counted, not queued), and every wait has a deadline.
@@ -80,6 +82,20 @@ async fn run() -> anyhow::Result<()> {
     let tenant: Uuid = r["data"]["id"].as_str().context("tenant id")?.parse()?;
 
     // The sustainable rate: closed loop, 32 at once, 10 s.
+    let profile = std::env::var("AEGIS_PROFILE_OUT").ok();
+    let perf = match &profile {
+        Some(out) => Some(
+            tokio::process::Command::new("perf")
+                .args(["record", "-F", "999", "-g", "-o", out, "-p"])
+                .arg(aegis.pid().to_string())
+                .args(["--", "sleep", "10"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .context("perf record")?,
+        ),
+        None => None,
+    };
     let warm = Instant::now();
     let mut n = 0u64;
     let mut last_position = 0;
@@ -99,6 +115,12 @@ async fn run() -> anyhow::Result<()> {
     let before = aegis.rss();
     println!("sustainable rate (closed loop, 32 at once)   {rate:>9.0} cmd/s");
     println!("RSS after it                                 {before:>9.1} MiB");
+    if let Some(mut perf) = perf {
+        let (cpu, _) = aegis.usage();
+        perf.wait().await.context("perf record")?;
+        println!("CPU of the aegis process so far              {cpu:>9.1} s");
+        return Ok(());
+    }
 
     // The burst: open loop at factor × rate.
     let offered_rate = rate * factor as f64;
