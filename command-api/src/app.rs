@@ -171,7 +171,7 @@ impl Application {
         let commands_in_flight = config.max_commands_in_flight;
         let (access_log, access_writer) =
             crate::access_log::AccessLog::start(store.jetstream().clone(), rx.clone());
-        let state = AppState {
+        let state = AppState::new(crate::state::Shared {
             access_log: Arc::new(access_log),
             stopping: rx.clone(),
             runtime: Runtime {
@@ -208,7 +208,7 @@ impl Application {
                 aegis_streams::Expected::NEW,
             ))),
             threat_intel,
-        };
+        });
         let mut tasks = JoinSet::new();
         tasks.spawn(access_writer);
         let mut address = None;

@@ -5,10 +5,29 @@ pub use aegis_runtime::Runtime;
 use async_nats::jetstream::kv;
 use std::sync::{Arc, Mutex};
 
-/// The runtime every service needs, and what the HTTP and NATS adapters keep beside it.
-/// Handlers read the runtime's fields through `Deref` (`state.executor`).
+/// The runtime every service needs, and what the HTTP and NATS adapters keep beside it, shared:
+/// axum clones the state for every middleware and handler a request passes, so a clone is one
+/// reference count (the fields themselves hold clients, pools and KV handles whose clones
+/// allocate: `scripts/bench profile` showed those clones and drops at an eighth of a command's
+/// CPU). Handlers read the fields through `Deref` (`state.idempotency`, `state.executor`).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub runtime: Runtime,
     pub idempotency: kv::Store,
     pub login_throttle: Arc<LoginThrottle>,
@@ -30,17 +49,11 @@ pub struct AppState {
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
-impl std::ops::Deref for AppState {
+impl std::ops::Deref for Shared {
     type Target = Runtime;
 
     fn deref(&self) -> &Runtime {
         &self.runtime
-    }
-}
-
-impl std::ops::DerefMut for AppState {
-    fn deref_mut(&mut self) -> &mut Runtime {
-        &mut self.runtime
     }
 }
 

@@ -1647,7 +1647,7 @@ async fn a_value_read_on_an_instance_that_missed_a_change_serves_the_log_version
     let (app, tenant) = vault_app().await;
     create(&app, tenant, json!({ "name": "db", "credential_type": "database", "provider": "env", "value": "v1-secret" })).await;
     // Another instance: its own caches, and no follower telling it of changes.
-    let mut elsewhere = app.state().clone();
+    let mut elsewhere = app.state().runtime.clone();
     let executor = Executor::new(app.state().executor.store().clone());
     elsewhere.credentials = Directory::new(executor.clone());
     elsewhere.executor = executor;
