@@ -174,12 +174,13 @@ impl InHand {
     /// Gives every held commit back for immediate redelivery (to another instance, when this
     /// one is stopping).
     async fn give_back(&self) {
-        for msg in self.all() {
-            if let Ok(info) = msg.info() {
-                let position = info.stream_sequence;
-                let _ = msg.ack_with(AckKind::Nak(None)).await;
-                self.settle(position);
-            }
+        let held = self
+            .0
+            .lock()
+            .map(|mut h| std::mem::take(&mut *h))
+            .unwrap_or_default();
+        for msg in held.into_values() {
+            let _ = msg.ack_with(AckKind::Nak(None)).await;
         }
     }
 }

@@ -16,18 +16,18 @@ use std::time::Duration;
 use uuid::Uuid;
 
 const WITHIN: Duration = Duration::from_secs(20);
-const HEC_TOKEN: &str = "11111111-2222-3333-4444-555555555555";
+pub(crate) const HEC_TOKEN: &str = "11111111-2222-3333-4444-555555555555";
 const DD_KEY: &str = "dd-api-key-0123456789";
 
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     /// Every event (HEC `event`, Datadog's parsed `message`) accepted, in order.
     events: Arc<Mutex<Vec<Value>>>,
     down: Arc<AtomicBool>,
 }
 
 impl Receiver {
-    fn ids(&self) -> Vec<String> {
+    pub(crate) fn ids(&self) -> Vec<String> {
         self.events
             .lock()
             .unwrap()
@@ -43,7 +43,7 @@ impl Receiver {
 
 /// Splunk HEC `POST /services/collector/event`: concatenated JSON event objects, each with
 /// `event`, a numeric `time` and a `sourcetype`.
-async fn hec() -> Receiver {
+pub(crate) async fn hec() -> Receiver {
     let events: Arc<Mutex<Vec<Value>>> = Arc::default();
     let down = Arc::new(AtomicBool::new(false));
     let (e, d) = (events.clone(), down.clone());
