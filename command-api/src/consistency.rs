@@ -50,7 +50,7 @@ pub async fn remember(state: &AppState, principal: &str, position: u64) {
 pub async fn implicit_position(state: &AppState, principal: &str) -> Option<u64> {
     // Without a connection the lookup could only time out, and the read models cannot move
     // meanwhile: the read is served as it stands (marked stale by `mark_stale`).
-    if state.nats.connection_state() != async_nats::connection::State::Connected {
+    if log_unreachable(state) {
         return None;
     }
     match state.positions.last(principal).await {
@@ -131,13 +131,16 @@ pub async fn mark_stale(
 ) -> Response {
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
     let mut response = next.run(req).await;
-    if read
-        && response.status().is_success()
-        && state.nats.connection_state() != async_nats::connection::State::Connected
-    {
+    if read && response.status().is_success() && log_unreachable(&state) {
         response
             .headers_mut()
             .insert(STALE_HEADER, HeaderValue::from_static("log-unreachable"));
     }
     response
+}
+
+/// Whether this instance has no connection to NATS right now: the read models cannot move,
+/// and a lookup on the log could only time out.
+fn log_unreachable(state: &AppState) -> bool {
+    state.nats.connection_state() != async_nats::connection::State::Connected
 }
