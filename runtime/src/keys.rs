@@ -7,12 +7,7 @@
 //! copied to another secret, tenant or version fails to open rather than decrypting wrongly.
 
 use async_nats::jetstream::kv;
-use base64::Engine;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use futures::TryStreamExt;
-use serde::{Deserialize, Serialize};
-use sha2::Digest;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
@@ -44,118 +39,10 @@ fn store_err(e: impl std::fmt::Display) -> KeyError {
 
 pub use aegis_kernel::Sealed;
 
-/// A key as stored: which key wrapped it, and the AEAD output.
-#[derive(Serialize, Deserialize)]
-struct Wrapped {
-    /// The wrapping master key's id, or `tenant` for a secret's key.
-    kid: String,
-    nonce: String,
-    key: String,
-}
-
-fn b64() -> base64::engine::GeneralPurpose {
-    base64::engine::general_purpose::STANDARD
-}
-
-fn seal_with(key: &[u8; 32], aad: &[u8], msg: &[u8]) -> Sealed {
-    let nonce: [u8; 24] = rand::random();
-    let ciphertext = XChaCha20Poly1305::new(key.into())
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg, aad })
-        .unwrap_or_else(|_| unreachable!("XChaCha20-Poly1305 encrypts any length we hand it"));
-    Sealed {
-        nonce: nonce.to_vec(),
-        ciphertext,
-    }
-}
-
-fn open_with(key: &[u8; 32], aad: &[u8], sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-    if sealed.nonce.len() != 24 {
-        return Err(KeyError::Tampered);
-    }
-    XChaCha20Poly1305::new(key.into())
-        .decrypt(
-            XNonce::from_slice(&sealed.nonce),
-            Payload {
-                msg: &sealed.ciphertext,
-                aad,
-            },
-        )
-        .map(Zeroizing::new)
-        .map_err(|_| KeyError::Tampered)
-}
-
-fn to_key(bytes: &[u8]) -> Result<Key, KeyError> {
-    <[u8; 32]>::try_from(bytes)
-        .map(Zeroizing::new)
-        .map_err(|_| KeyError::Tampered)
-}
-
-/// The configured master keys: the current one wraps, every one unwraps.
-pub struct MasterKeys {
-    current: (String, Key),
-    previous: Vec<(String, Key)>,
-}
-
-impl MasterKeys {
-    pub fn new(current: &[u8], previous: &[Vec<u8>]) -> Result<Self, KeyError> {
-        let entry =
-            |k: &[u8]| -> Result<(String, Key), KeyError> { Ok((Self::kid(k), to_key(k)?)) };
-        Ok(Self {
-            current: entry(current)?,
-            previous: previous
-                .iter()
-                .map(|k| entry(k))
-                .collect::<Result<_, _>>()?,
-        })
-    }
-
-    /// A master key's public id: recorded beside what it wraps, so a rewrap knows what to move.
-    fn kid(key: &[u8]) -> String {
-        let digest = sha2::Sha256::new_with_prefix(b"aegis/master-kid/v1")
-            .chain_update(key)
-            .finalize();
-        hex::encode(&digest[..8])
-    }
-
-    pub fn current_kid(&self) -> &str {
-        &self.current.0
-    }
-
-    fn wrap(&self, entry: &str, key: &[u8; 32]) -> Vec<u8> {
-        let (kid, master) = &self.current;
-        let sealed = seal_with(master, entry.as_bytes(), key);
-        encode_wrapped(kid, &sealed)
-    }
-
-    fn unwrap(&self, entry: &str, stored: &[u8]) -> Result<(Key, bool), KeyError> {
-        let (kid, sealed) = decode_wrapped(stored)?;
-        let master = std::iter::once(&self.current)
-            .chain(&self.previous)
-            .find(|(k, _)| *k == kid)
-            .ok_or_else(|| KeyError::UnknownMaster {
-                entry: entry.to_string(),
-                kid: kid.clone(),
-            })?;
-        let key = to_key(&open_with(&master.1, entry.as_bytes(), &sealed)?)?;
-        Ok((key, kid == self.current.0))
-    }
-}
-
-fn encode_wrapped(kid: &str, sealed: &Sealed) -> Vec<u8> {
-    serde_json::to_vec(&Wrapped {
-        kid: kid.to_string(),
-        nonce: b64().encode(&sealed.nonce),
-        key: b64().encode(&sealed.ciphertext),
-    })
-    .unwrap_or_else(|_| unreachable!("a struct of strings serialises"))
-}
-
-fn decode_wrapped(stored: &[u8]) -> Result<(String, Sealed), KeyError> {
-    let w: Wrapped = serde_json::from_slice(stored).map_err(|_| KeyError::Tampered)?;
-    let nonce = b64().decode(w.nonce).map_err(|_| KeyError::Tampered)?;
-    let ciphertext = b64().decode(w.key).map_err(|_| KeyError::Tampered)?;
-    Ok((w.kid, Sealed { nonce, ciphertext }))
-}
+#[path = "keys_wrapping.rs"]
+mod wrapping;
+pub use wrapping::MasterKeys;
+use wrapping::{decode_wrapped, encode_wrapped, open_with, seal_with, to_key};
 
 const ROOT: &str = "root";
 
@@ -200,7 +87,34 @@ pub struct Rewrapped {
 pub struct KeyStore {
     kv: kv::Store,
     master: Arc<MasterKeys>,
-    cache: Arc<Mutex<HashMap<String, Key>>>,
+    cache: Arc<Mutex<Cache>>,
+}
+
+/// Unwrapped keys, and how many destructions this instance has carried out: a key read from
+/// the bucket is cached only if no destruction happened while it was read, since the read may
+/// have raced the purge, and a key cached after its destruction would keep opening what it
+/// sealed here.
+#[derive(Default)]
+struct Cache {
+    keys: HashMap<String, Key>,
+    destructions: u64,
+}
+
+impl Cache {
+    /// Caches a key read from the bucket, unless a destruction happened since the read began
+    /// (when `destructions` was counted).
+    fn remember_read(&mut self, entry: &str, key: &Key, destructions: u64) {
+        if self.destructions == destructions {
+            self.keys.insert(entry.to_string(), key.clone());
+        }
+    }
+
+    /// Forgets after a destruction, and makes reads that began before it uncacheable.
+    fn destroyed(&mut self, prefixes: &[&str]) {
+        self.destructions += 1;
+        self.keys
+            .retain(|k, _| !prefixes.iter().any(|p| k.starts_with(p)));
+    }
 }
 
 impl KeyStore {
@@ -218,18 +132,35 @@ impl KeyStore {
     }
 
     fn cached(&self, entry: &str) -> Option<Key> {
-        self.cache.lock().ok()?.get(entry).cloned()
+        self.cache.lock().ok()?.keys.get(entry).cloned()
     }
 
     fn remember(&self, entry: &str, key: &Key) {
         if let Ok(mut c) = self.cache.lock() {
-            c.insert(entry.to_string(), key.clone());
+            c.keys.insert(entry.to_string(), key.clone());
+        }
+    }
+
+    /// How many destructions this instance has carried out so far.
+    fn destructions(&self) -> Option<u64> {
+        self.cache.lock().ok().map(|c| c.destructions)
+    }
+
+    fn remember_read(&self, entry: &str, key: &Key, destructions: Option<u64>) {
+        if let (Ok(mut c), Some(d)) = (self.cache.lock(), destructions) {
+            c.remember_read(entry, key, d);
         }
     }
 
     fn forget(&self, prefix: &str) {
         if let Ok(mut c) = self.cache.lock() {
-            c.retain(|k, _| !k.starts_with(prefix));
+            c.keys.retain(|k, _| !k.starts_with(prefix));
+        }
+    }
+
+    fn destroyed(&self, prefixes: &[&str]) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.destroyed(prefixes);
         }
     }
 
@@ -249,9 +180,10 @@ impl KeyStore {
             // A key just minted an id for cannot exist yet: try creating it first.
             let look = !(want == Want::New && attempt == 0);
             if look {
+                let destructions = self.destructions();
                 if let Some(stored) = self.kv.get(entry).await.map_err(store_err)? {
                     let key = unwrap(&stored)?;
-                    self.remember(entry, &key);
+                    self.remember_read(entry, &key, destructions);
                     return Ok(key);
                 }
                 if want == Want::Existing {
@@ -407,7 +339,10 @@ impl KeyStore {
     pub async fn destroy_secret(&self, tenant: Uuid, secret: &str) -> Result<(), KeyError> {
         let entry = secret_entry(tenant, secret);
         self.forget(&entry);
-        self.kv.purge(&entry).await.map_err(store_err)
+        self.kv.purge(&entry).await.map_err(store_err)?;
+        // A read of this instance may have fetched the key between the two.
+        self.destroyed(&[&entry]);
+        Ok(())
     }
 
     /// Destroys a tenant's key, and with it every secret key it wrapped; a marker keeps a new
@@ -434,6 +369,7 @@ impl KeyStore {
         for key in secrets.into_iter().filter(|k| k.starts_with(&prefix)) {
             self.kv.purge(&key).await.map_err(store_err)?;
         }
+        self.destroyed(&[&entry, &prefix]);
         Ok(())
     }
 
@@ -505,6 +441,26 @@ mod tests {
         altered.ciphertext[0] ^= 1;
         assert!(open_with(&key, &value_aad(t, "cred_a", 1), &altered).is_err());
         assert!(open_with(&[8u8; 32], &value_aad(t, "cred_a", 1), &sealed).is_err());
+    }
+
+    #[test]
+    fn a_key_read_while_it_was_destroyed_is_not_cached() {
+        let mut cache = Cache::default();
+        let key: Key = Zeroizing::new([5u8; 32]);
+        // A read begins, the key is destroyed (purged, forgotten), the read lands after.
+        let began = cache.destructions;
+        cache.destroyed(&["secret.t.wrap"]);
+        cache.remember_read("secret.t.wrap", &key, began);
+        assert!(!cache.keys.contains_key("secret.t.wrap"));
+        // A read that lands before the destruction is forgotten by it.
+        let began = cache.destructions;
+        cache.remember_read("secret.t.other", &key, began);
+        cache.destroyed(&["secret.t.other"]);
+        assert!(!cache.keys.contains_key("secret.t.other"));
+        // With no destruction in between, a read is cached.
+        let began = cache.destructions;
+        cache.remember_read("secret.t.kept", &key, began);
+        assert!(cache.keys.contains_key("secret.t.kept"));
     }
 
     #[test]
