@@ -196,6 +196,9 @@ impl Application {
                         .context("opening the positions bucket")?,
                 ),
                 applied: Arc::default(),
+                records: Arc::new(aegis_runtime::runtime::Records::new(
+                    aegis_runtime::runtime::MOST_PER_COMMIT,
+                )),
             },
             idempotency,
             login_throttle: Arc::default(),

@@ -90,6 +90,20 @@ pub fn vault_entry(env: &aegis_schemas::envelope::v1::Envelope) -> Option<VaultE
     Some(entry)
 }
 
+/// The resource an event acted on: its aggregate, except a value read, which is filed under
+/// the credential it read (`<name>/<read>`). Reads recorded by group commit share an aggregate
+/// (`<uuid>`) and are told apart by their event id; a read recorded alone before group commit
+/// was its own aggregate, already named `<name>/<uuid>`.
+fn resource_id(env: &aegis_schemas::envelope::v1::Envelope) -> String {
+    use aegis_schemas::Message;
+    if env.event_type == "credential.value_read.v1" && !env.aggregate_id.contains('/') {
+        if let Ok(read) = aegis_schemas::vault::v1::ValueRead::decode(env.payload.as_slice()) {
+            return format!("{}/{}", read.name, env.event_id);
+        }
+    }
+    env.aggregate_id.clone()
+}
+
 #[derive(Default)]
 struct Columns {
     position: Vec<i64>,
@@ -145,7 +159,7 @@ impl Projection for AuditProjection {
                 c.event_type.push(env.event_type.clone());
                 c.context.push(env.context.clone());
                 c.resource_type.push(env.aggregate_type.clone());
-                c.resource_id.push(env.aggregate_id.clone());
+                c.resource_id.push(resource_id(env));
                 c.actor_kind.push(actor.kind);
                 c.actor.push(actor.subject);
                 c.correlation.push(env.correlation_id.clone());

@@ -350,13 +350,14 @@ impl Projection for VaultProjection {
                     .execute(&mut *tx)
                     .await?;
                     sqlx::query(&format!(
-                        "INSERT INTO vault_credential_uses{s} (tenant_id, name, used_at, position) \
-                         VALUES ($1, $2, $3, $4)"
+                        "INSERT INTO vault_credential_uses{s} (tenant_id, name, used_at, position, idx) \
+                         VALUES ($1, $2, $3, $4, $5)"
                     ))
                     .bind(tenant)
                     .bind(&m.name)
                     .bind(at)
                     .bind(position)
+                    .bind(idx as i32)
                     .execute(&mut *tx)
                     .await?;
                 }

@@ -7,6 +7,7 @@ pub mod command;
 pub mod config;
 pub mod directory;
 pub mod egress;
+pub mod group_commit;
 pub mod keys;
 pub mod leases;
 pub mod metrics;

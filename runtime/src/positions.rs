@@ -9,6 +9,7 @@
 //! who did write at most the lag of that write. Why KV and not instance memory: a client behind
 //! a load balancer writes through one instance and reads through another.
 
+use crate::group_commit::{GroupCommit, GroupError};
 use aegis_streams::StoreError;
 use async_nats::jetstream::kv;
 use sha2::{Digest, Sha256};
@@ -60,6 +61,9 @@ pub struct Positions {
     /// The highest position this instance recorded per principal, and when: a write answered
     /// below it needs no round trip (the bucket only ever holds a higher one).
     recorded: Arc<Mutex<HashMap<String, Recorded>>>,
+    /// Concurrent answers to one principal store one position, the highest, in one write:
+    /// each would otherwise race the others for the key's revision (and pay an fsync each).
+    group: Arc<GroupCommit<u64>>,
 }
 
 impl Positions {
@@ -67,6 +71,7 @@ impl Positions {
         Self {
             kv,
             recorded: Arc::default(),
+            group: Arc::new(GroupCommit::new(usize::MAX)),
         }
     }
 
@@ -116,9 +121,25 @@ impl Positions {
         hex::encode(h.finalize())
     }
 
-    /// Records that `key` was answered with `position`. Positions only grow: of two answers
-    /// recorded at once, the higher stays.
+    /// Records that `key` was answered with `position`, once it is stored. Positions only
+    /// grow: of two answers recorded at once, the higher stays.
     pub async fn wrote(&self, key: &str, position: u64) -> Result<(), StoreError> {
+        if self.recorded(key).is_some_and(|r| r.position >= position) {
+            return Ok(());
+        }
+        self.group
+            .record(key.to_string(), position, |positions| async move {
+                let highest = positions.into_iter().max().unwrap_or_default();
+                self.store(key, highest).await.map_err(GroupError::new)?;
+                Ok(highest)
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::Nats(e.to_string()))
+    }
+
+    /// Stores `position` for `key` unless the bucket holds a higher one.
+    async fn store(&self, key: &str, position: u64) -> Result<(), StoreError> {
         let known = self.recorded(key);
         if known.is_some_and(|r| r.position >= position) {
             return Ok(());

@@ -6,13 +6,14 @@
 use crate::command::{CommandError, Executor};
 use crate::config::Config;
 use crate::directory::Directory;
+use crate::group_commit::{GroupCommit, GroupError};
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::positions::Positions;
 use crate::supervisor::Supervision;
 use crate::tokens::Keyring;
 use aegis_kernel::Aggregate;
-use aegis_streams::{AggregateRef, SubjectError};
+use aegis_streams::{AggregateRef, Expected, Metadata, NewEvent, SubjectError};
 use sqlx::PgPool;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -47,6 +48,8 @@ pub struct Runtime {
     /// The highest position each projection was seen at (positions only grow), so a read
     /// whose position a projection is known to have applied asks Postgres nothing.
     pub applied: Arc<Mutex<std::collections::HashMap<String, u64>>>,
+    /// Records that never refuse, group-committed (`crate::records`).
+    pub records: Arc<Records>,
 }
 
 impl Runtime {
@@ -70,4 +73,45 @@ pub fn address<A: Aggregate>(
     id: impl Into<String>,
 ) -> Result<AggregateRef, SubjectError> {
     AggregateRef::new(tenant, A::CONTEXT, A::AGGREGATE, id)
+}
+
+// Records that never refuse (a value read's audit event) are written by group commit: the
+// records of one tenant and aggregate type that arrive together share one commit on a fresh
+// aggregate, each event with its own actor, correlation and time. Concurrent readers then cost
+// one write per commit instead of one each, and each still returns only once its record is
+// durable.
+
+/// Most records in one commit: a read's event is a few hundred bytes, so a full commit stays
+/// far below the server's payload limit.
+pub const MOST_PER_COMMIT: usize = 256;
+
+pub type Records = GroupCommit<(NewEvent, Metadata)>;
+
+impl Runtime {
+    /// Appends `event` (by whoever `meta` names) as a new aggregate of type `A`, sharing the
+    /// commit with the other records of the tenant and type that arrive meanwhile; the commit's
+    /// position once it is durable. `A`'s decider is not asked: a record of this kind is a new
+    /// aggregate that cannot refuse.
+    pub async fn record<A: Aggregate>(
+        &self,
+        tenant: Uuid,
+        event: NewEvent,
+        meta: Metadata,
+    ) -> Result<u64, GroupError> {
+        let key = format!("{tenant}.{}.{}", A::CONTEXT, A::AGGREGATE);
+        let store = self.executor.store();
+        self.records
+            .record(key, (event, meta), |records| async move {
+                let agg =
+                    address::<A>(tenant, Uuid::now_v7().to_string()).map_err(GroupError::new)?;
+                let (events, metas): (Vec<NewEvent>, Vec<Metadata>) = records.into_iter().unzip();
+                let events = events.into_iter().zip(&metas).collect();
+                let appended = store
+                    .append_each(&agg, &Expected::NEW, events, None)
+                    .await
+                    .map_err(GroupError::new)?;
+                Ok(appended.position)
+            })
+            .await
+    }
 }

@@ -3,19 +3,16 @@
 //! concurrency; 0 means "the aggregate must not exist yet") and `Nats-Msg-Id` (idempotency).
 
 use crate::chain;
-use crate::error::{AppendError, StoreError};
+use crate::error::StoreError;
 use crate::headers;
 use crate::provision::events_stream_name;
 use crate::subject::AggregateRef;
-use aegis_schemas::envelope::v1::{Actor, Commit, Envelope};
+use aegis_schemas::envelope::v1::{Commit, Envelope};
 use aegis_schemas::Message;
 use async_nats::jetstream::{self, consumer, stream};
 use async_nats::HeaderMap;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
-use publish::wrong_last_sequence;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub use aegis_schemas::NewEvent;
@@ -133,6 +130,8 @@ pub struct EventStore {
 /// Commits of one aggregate read one by one before a longer history goes through a consumer.
 const DIRECT_READS: usize = 8;
 
+#[path = "store_append.rs"]
+mod append;
 #[path = "store_publish.rs"]
 mod publish;
 
@@ -157,119 +156,6 @@ impl EventStore {
             .get_stream_no_info(events_stream_name())
             .await
             .map_err(StoreError::nats)
-    }
-
-    /// Builds sealed envelopes for `events` following `expected`.
-    pub fn envelopes(
-        agg: &AggregateRef,
-        expected: &Expected,
-        events: Vec<NewEvent>,
-        meta: &Metadata,
-    ) -> Vec<Envelope> {
-        let mut head = expected.head;
-        let occurred_at = prost_types::Timestamp {
-            seconds: meta.occurred_at.timestamp(),
-            nanos: meta.occurred_at.timestamp_subsec_nanos() as i32,
-        };
-        events
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let mut env = Envelope {
-                    event_id: Uuid::now_v7().to_string(),
-                    event_type: e.event_type.to_string(),
-                    tenant_id: agg.tenant.to_string(),
-                    context: agg.context.to_string(),
-                    aggregate_type: agg.aggregate.to_string(),
-                    aggregate_id: agg.id.clone(),
-                    aggregate_version: expected.version + 1 + i as u64,
-                    occurred_at: Some(occurred_at),
-                    actor: Some(Actor {
-                        kind: meta.actor_kind.clone(),
-                        subject: meta.actor_subject.clone(),
-                    }),
-                    causation_id: meta.causation_id.clone(),
-                    correlation_id: meta.correlation_id.clone(),
-                    credential_digest: if e.credential.is_empty() {
-                        Vec::new()
-                    } else {
-                        Sha256::digest(&e.credential).to_vec()
-                    },
-                    payload: e.payload,
-                    credential: e.credential,
-                    ..Default::default()
-                };
-                head = chain::seal(&mut env, head);
-                env
-            })
-            .collect()
-    }
-
-    /// Appends one command's events as one message. All or none: JetStream stores a message
-    /// whole or not at all, and the expected sequence makes a stale decision fail as `Conflict`.
-    // No `err`: a conflict is the expected-sequence check doing its job, and the executor
-    // decides again; store failures are logged by whoever answers them.
-    #[tracing::instrument(skip_all, fields(subject = %agg.subject(), expected = expected.last_seq))]
-    pub async fn append(
-        &self,
-        agg: &AggregateRef,
-        expected: &Expected,
-        events: Vec<NewEvent>,
-        meta: &Metadata,
-        msg_id: Option<&str>,
-    ) -> Result<Appended, AppendError> {
-        let subject = agg.subject();
-        let envelopes = Self::envelopes(agg, expected, events, meta);
-        let types: Vec<&str> = envelopes.iter().map(|e| e.event_type.as_str()).collect();
-        let mut hdrs = HeaderMap::new();
-        hdrs.insert(headers::EVENT_TYPE, types.join(",").as_str());
-        hdrs.insert(headers::TENANT, agg.tenant.to_string().as_str());
-        for (name, value) in &meta.trace_headers {
-            hdrs.insert(*name, value.as_str());
-        }
-        // Every append carries a message id (the caller's, else its first event's), so the same
-        // publish sent again after a lost answer is stored once.
-        let id = msg_id
-            .map(str::to_string)
-            .or_else(|| envelopes.first().map(|e| format!("commit:{}", e.event_id)));
-        let commit = Commit { events: envelopes };
-        let mut publish = jetstream::message::PublishMessage::build()
-            .payload(Bytes::from(commit.encode_to_vec()))
-            .headers(hdrs)
-            .expected_last_subject_sequence(expected.last_seq);
-        if let Some(id) = &id {
-            publish = publish.message_id(id);
-        }
-        let ack = self.publish_through_elections(&subject, publish).await;
-        let ack = match ack {
-            Ok(ack) => ack,
-            Err(e) if wrong_last_sequence(&e) => return Err(AppendError::Conflict),
-            Err(e) => return Err(AppendError::Store(StoreError::nats(e))),
-        };
-        if ack.duplicate {
-            // The first append with this id won; answer with what it stored.
-            let stored = self.get(ack.sequence).await?;
-            return Ok(Appended {
-                position: ack.sequence,
-                duplicate: true,
-                commit: stored,
-            });
-        }
-        let traceparent = meta
-            .trace_headers
-            .iter()
-            .find(|(n, _)| *n == headers::TRACEPARENT)
-            .map(|(_, v)| v.clone());
-        Ok(Appended {
-            position: ack.sequence,
-            duplicate: false,
-            commit: StoredCommit {
-                position: ack.sequence,
-                subject,
-                events: commit.events,
-                traceparent,
-            },
-        })
     }
 
     /// The commit at one stream position, read from the stream leader.

@@ -1,6 +1,8 @@
-//! One read of a credential's value (`vault.credential_read.<name>/<uuid>`): an aggregate per
-//! read, so the audit record is appended before the value leaves and concurrent readers of
-//! one credential never contend for its sequence.
+//! Reads of credentials' values, recorded before each value leaves. Reads that arrive together
+//! share one commit on a fresh aggregate (`vault.credential_read.<uuid>`, one event per read,
+//! each with its own actor: `aegis_runtime::records`), so concurrent readers never contend for
+//! a sequence and cost one fsync between them. Reads recorded before group commit are an
+//! aggregate each (`<name>/<uuid>`); the audit log files both under the credential's name.
 
 use aegis_kernel::{Aggregate, DecodeError};
 use aegis_schemas::envelope::v1::Envelope;
@@ -21,14 +23,6 @@ pub struct ValueRead {
 pub struct AlreadyRecorded;
 
 pub struct CredentialReadAggregate;
-
-impl CredentialReadAggregate {
-    /// The aggregate id of one read: the credential's name first, so the audit log files it
-    /// under that name.
-    pub fn id(name: &str, read: uuid::Uuid) -> String {
-        format!("{name}/{read}")
-    }
-}
 
 impl Aggregate for CredentialReadAggregate {
     const CONTEXT: &'static str = "vault";

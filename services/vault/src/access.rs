@@ -2,10 +2,12 @@
 //! log says nothing changed; every value read recorded before the value is used.
 
 use crate::error::VaultError;
+use aegis_kernel::Aggregate;
 use aegis_runtime::command::{CommandContext, CommandError};
 use aegis_runtime::keys::KeyError;
 use aegis_runtime::runtime::address;
 use aegis_runtime::Runtime;
+use aegis_streams::StoreError;
 use aegis_vault::credentials::Lifecycle;
 use aegis_vault::reads::{CredentialReadAggregate, ValueRead};
 use aegis_vault::{Credential, CredentialAggregate, CredentialError};
@@ -149,6 +151,7 @@ async fn record(
 
 /// Records one read of `version` of the credential `name` (refused, with why, when
 /// `refused`), before the value is used or answered; the position it was recorded at.
+/// Concurrent reads of the tenant share one commit (`aegis_runtime::records`).
 pub async fn record_version(
     rt: &Runtime,
     ctx: &CommandContext,
@@ -157,24 +160,12 @@ pub async fn record_version(
     version: u64,
     refused: Option<String>,
 ) -> Result<u64, VaultError> {
-    let read = address::<CredentialReadAggregate>(
-        tenant,
-        CredentialReadAggregate::id(name, Uuid::now_v7()),
-    )
-    .map_err(|e| VaultError::Recording(e.into()))?;
-    let outcome = rt
-        .executor
-        .execute::<CredentialReadAggregate>(
-            &read,
-            &ValueRead {
-                name: name.to_string(),
-                version,
-                refused,
-            },
-            ctx,
-            true,
-        )
+    let event = CredentialReadAggregate::encode(&ValueRead {
+        name: name.to_string(),
+        version,
+        refused,
+    });
+    rt.record::<CredentialReadAggregate>(tenant, event, ctx.meta.clone())
         .await
-        .map_err(VaultError::Recording)?;
-    Ok(outcome.position)
+        .map_err(|e| VaultError::Recording(CommandError::Store(StoreError::Nats(e.to_string()))))
 }

@@ -199,3 +199,33 @@ async fn only_the_writer_waits_for_its_write_and_a_sent_position_still_rules() {
         .expect("send");
     assert_eq!(r.status(), 404, "not applied yet, and not waited for");
 }
+
+/// Sixteen answers to one principal at once store its highest position, in a few writes to
+/// the bucket rather than one each (each write is an fsync, and one key's writers would race
+/// one another for its revision).
+#[tokio::test]
+async fn concurrent_answers_to_one_principal_store_the_highest_position_in_few_writes() {
+    use aegis_runtime::positions::Positions;
+    let app = TestApp::spawn().await;
+    let positions = app.state().positions.clone();
+    let key = Positions::key("user", &Uuid::now_v7().to_string());
+    let js = async_nats::jetstream::new(
+        async_nats::connect(app.config.nats_url.clone())
+            .await
+            .expect("connect"),
+    );
+    let mut bucket = js
+        .get_stream(format!("KV_{}", aegis_streams::provision::POSITIONS_BUCKET))
+        .await
+        .expect("bucket");
+    let before = bucket.info().await.expect("info").state.last_sequence;
+    let written = futures::future::join_all((1..=16u64).map(|i| {
+        let (positions, key) = (positions.clone(), key.clone());
+        async move { positions.wrote(&key, 1_000 + i).await }
+    }))
+    .await;
+    assert!(written.iter().all(Result::is_ok), "{written:?}");
+    assert_eq!(positions.last(&key).await.expect("last"), Some(1_016));
+    let writes = bucket.info().await.expect("info").state.last_sequence - before;
+    assert!((1..16).contains(&writes), "{writes} writes for 16 answers");
+}

@@ -48,5 +48,6 @@ mod tenants;
 mod threat_intel;
 mod tracing;
 mod vault;
+mod vault_reads;
 mod versioned_secrets;
 mod webhooks;
