@@ -117,6 +117,26 @@ pub async fn connect_db(config: &Config) -> anyhow::Result<sqlx::PgPool> {
     Ok(pool)
 }
 
+/// The projectors' own connections. Their transactions commit without waiting for the WAL
+/// flush (`synchronous_commit = off`): a read model is derived from the log, and each batch
+/// writes its rows and its checkpoint in one transaction, so what a PostgreSQL crash takes back
+/// it takes back together, and the projector applies it again from the log. Visibility is not
+/// delayed (a committed batch is seen at once), only the fsync: at a small batch per command,
+/// a WAL flush per projection per batch was most of PostgreSQL's work. Everything else keeps
+/// synchronous commits.
+pub async fn connect_projector_db(config: &Config) -> anyhow::Result<sqlx::PgPool> {
+    let options: sqlx::postgres::PgConnectOptions = config
+        .database_url
+        .parse()
+        .context("parsing DATABASE_URL")?;
+    sqlx::postgres::PgPoolOptions::new()
+        // One per projection applying a batch at once, and the checkpoint advance.
+        .max_connections(12)
+        .connect_with(options.options([("synchronous_commit", "off")]))
+        .await
+        .context("connecting to PostgreSQL (DATABASE_URL) for the projectors")
+}
+
 /// The key store over the `AEGIS_KEYS` bucket, opened with the configured master keys.
 pub async fn open_keys(config: &Config, store: &EventStore) -> anyhow::Result<KeyStore> {
     let master = config.master_key_bytes().unwrap_or_else(|| {
@@ -219,7 +239,7 @@ impl Application {
 
         let health = state.supervision.clone();
         if roles.projectors {
-            let (pool, store) = (pool.clone(), store.clone());
+            let (pool, store) = (connect_projector_db(&state.config).await?, store.clone());
             supervise(
                 &mut tasks,
                 health.clone(),
