@@ -181,24 +181,56 @@ impl EventStore {
     pub async fn load(&self, agg: &AggregateRef, after: Expected) -> Result<History, StoreError> {
         let subject = agg.subject();
         let stream = self.stream_handle().await?;
-        // The subject's newest message and the first one after `after` are asked at once: for
-        // the common short history the second already is the whole of what is new, so a load
-        // costs one round trip, not two.
-        let (last, first) = tokio::join!(
-            stream.get_last_raw_message_by_subject(&subject),
-            stream.get_first_raw_message_by_subject(&subject, after.last_seq + 1)
-        );
-        let last = match last {
-            Ok(m) => m.sequence,
-            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => 0,
+        // From nothing, the subject's newest message and its first one after `after` are asked
+        // at once: for the common short history the second already is the whole of what is
+        // new, so a load costs one round trip, not two. From a cached state (usually current)
+        // the newest alone answers: it is the same commit, or the one commit after it.
+        let (newest, first) = if after.last_seq == 0 {
+            let (newest, first) = tokio::join!(
+                stream.get_last_raw_message_by_subject(&subject),
+                stream.get_first_raw_message_by_subject(&subject, after.last_seq + 1)
+            );
+            (newest, first.ok())
+        } else {
+            (stream.get_last_raw_message_by_subject(&subject).await, None)
+        };
+        let newest = match newest {
+            Ok(m) => Some(m),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => None,
             Err(e) => return Err(StoreError::nats(e)),
         };
+        let last = newest.as_ref().map_or(0, |m| m.sequence);
         if last <= after.last_seq {
             return Ok(History {
                 commits: Vec::new(),
                 expected: after,
             });
         }
+        let first = match (first, newest) {
+            (Some(first), _) => Some(first),
+            (None, Some(m)) => {
+                let commit = StoredCommit::decode(
+                    m.sequence,
+                    m.subject.as_str(),
+                    Some(&m.headers),
+                    &m.payload,
+                )?;
+                // The newest commit follows the cached one directly: it is all that is new.
+                if commit
+                    .events
+                    .first()
+                    .is_some_and(|e| e.aggregate_version == after.version + 1)
+                {
+                    let expected = commit.expected_after();
+                    return Ok(History {
+                        commits: vec![commit],
+                        expected,
+                    });
+                }
+                None
+            }
+            (None, None) => None,
+        };
         // Most aggregates hold a handful of commits: each is read straight from the stream
         // leader by subject (JetStream's per-subject index finds it without walking the log),
         // one round trip apiece. Creating a consumer costs several round trips and server-side
@@ -208,7 +240,7 @@ impl EventStore {
         // The two requests race a concurrent append: the first may have found nothing (the
         // subject's first commit landed between them) where the newest now exists. Whatever it
         // answered other than a message, the loop asks again, in order.
-        let mut next = first.ok();
+        let mut next = first;
         let mut from = after.last_seq + 1;
         for _ in 0..DIRECT_READS {
             let msg = match next.take() {
