@@ -17,6 +17,7 @@ pub mod rebuild;
 pub mod runner;
 pub mod vault;
 mod vault_leakage;
+mod vault_reads;
 
 pub use runner::{Projection, ProjectionError};
 

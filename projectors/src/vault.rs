@@ -112,6 +112,9 @@ impl Projection for VaultProjection {
         s: &str,
         commit: &StoredCommit,
     ) -> Result<(), ProjectionError> {
+        if crate::vault_reads::only_reads(commit) {
+            return crate::vault_reads::apply(tx, s, commit).await;
+        }
         let position = commit.position as i64;
         for (idx, env) in commit.events.iter().enumerate() {
             // A batch that holds vault events hands this projection every commit in it.
@@ -338,29 +341,8 @@ impl Projection for VaultProjection {
                         .await?;
                     one(r, env)?;
                 }
-                "credential.value_read.v1" => {
-                    let m: pb::ValueRead = decode(env)?;
-                    sqlx::query(&format!(
-                        "UPDATE vault_credentials{s} SET last_used_at = GREATEST(last_used_at, $3) \
-                         WHERE tenant_id = $1 AND name = $2"
-                    ))
-                    .bind(tenant)
-                    .bind(&m.name)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query(&format!(
-                        "INSERT INTO vault_credential_uses{s} (tenant_id, name, used_at, position, idx) \
-                         VALUES ($1, $2, $3, $4, $5)"
-                    ))
-                    .bind(tenant)
-                    .bind(&m.name)
-                    .bind(at)
-                    .bind(position)
-                    .bind(idx as i32)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                // A read is a commit of reads of its own: `crate::vault_reads` applied it.
+                "credential.value_read.v1" => {}
                 // The values are unreadable now; the rows keep what they said (names, history),
                 // and a read answers 410.
                 "tenant_key.destroyed.v1" => {}

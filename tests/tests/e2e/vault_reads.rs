@@ -143,6 +143,7 @@ async fn concurrent_reads_share_commits_and_each_is_recorded_with_its_own_actor(
                 .caught_up(*tenant, &format!("/credentials/{name}"))
                 .await;
             assert_eq!(detail["usage_stats"]["total_uses"], n, "{detail}");
+            assert!(detail["last_used_at"].is_string(), "{detail}");
         }
     }
 }
