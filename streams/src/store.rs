@@ -73,6 +73,11 @@ pub struct StoredCommit {
 }
 
 impl StoredCommit {
+    /// The commit a message read straight from the stream holds.
+    fn from_message(m: &jetstream::message::StreamMessage) -> Result<Self, StoreError> {
+        Self::decode(m.sequence, m.subject.as_str(), Some(&m.headers), &m.payload)
+    }
+
     fn decode(
         position: u64,
         subject: &str,
@@ -166,12 +171,7 @@ impl EventStore {
             .get_raw_message(position)
             .await
             .map_err(StoreError::nats)?;
-        StoredCommit::decode(
-            msg.sequence,
-            msg.subject.as_str(),
-            Some(&msg.headers),
-            &msg.payload,
-        )
+        StoredCommit::from_message(&msg)
     }
 
     /// Commits of `agg` after stream position `after` (0 for its whole history). The last
@@ -209,12 +209,7 @@ impl EventStore {
         let first = match (first, newest) {
             (Some(first), _) => Some(first),
             (None, Some(m)) => {
-                let commit = StoredCommit::decode(
-                    m.sequence,
-                    m.subject.as_str(),
-                    Some(&m.headers),
-                    &m.payload,
-                )?;
+                let commit = StoredCommit::from_message(&m)?;
                 // The newest commit follows the cached one directly: it is all that is new.
                 if commit
                     .events
@@ -250,12 +245,7 @@ impl EventStore {
                     .await
                     .map_err(StoreError::nats)?,
             };
-            let commit = StoredCommit::decode(
-                msg.sequence,
-                msg.subject.as_str(),
-                Some(&msg.headers),
-                &msg.payload,
-            )?;
+            let commit = StoredCommit::from_message(&msg)?;
             from = msg.sequence + 1;
             commits.push(commit);
             if msg.sequence >= last {
