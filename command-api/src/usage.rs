@@ -33,14 +33,16 @@ impl UsageBatches {
             ctx.meta.actor_kind,
             ctx.meta.actor_subject
         );
-        let agg = &agg;
         self.0
-            .record(key, record, |records| async move {
-                rt.executor
-                    .execute::<UsageAggregate>(agg, &records, ctx, false)
-                    .await
-                    .map(|outcome| outcome.position)
-                    .map_err(GroupError::new)
+            .record(key, record, |records| {
+                let (executor, agg, ctx) = (rt.executor.clone(), agg.clone(), ctx.clone());
+                async move {
+                    executor
+                        .execute::<UsageAggregate>(&agg, &records, &ctx, false)
+                        .await
+                        .map(|outcome| outcome.position)
+                        .map_err(GroupError::new)
+                }
             })
             .await
             .map(|_| ())

@@ -62,10 +62,13 @@ impl<T: Send> GroupCommit<T> {
     /// one commit and answers the commit's position; answers that position once it is durable.
     /// `write` may be called for records of other callers (and this one's record may be written
     /// by another caller's `write`): every caller with the same key must write the same way.
+    /// A write runs as a task of its own: a caller dropped meanwhile (its client went away)
+    /// neither stops it nor leaves the others in its commit without an answer.
     pub async fn record<F, Fut>(&self, key: String, record: T, write: F) -> Result<u64, GroupError>
     where
+        T: 'static,
         F: Fn(Vec<T>) -> Fut,
-        Fut: Future<Output = Result<u64, GroupError>>,
+        Fut: Future<Output = Result<u64, GroupError>> + Send + 'static,
     {
         let group = {
             let mut keys = self.keys.lock().map_err(GroupError::new)?;
@@ -94,11 +97,16 @@ impl<T: Send> GroupCommit<T> {
                     break;
                 }
                 let (records, answers): (Vec<T>, Vec<Answer>) = taken.into_iter().unzip();
-                let done = write(records).await;
-                for answer in answers {
-                    // A caller that gave up (its request was dropped) no longer listens.
-                    let _ = answer.send(done.clone());
-                }
+                let write = write(records);
+                let written = tokio::spawn(async move {
+                    let done = write.await;
+                    for answer in answers {
+                        // A caller that gave up (its request was dropped) no longer listens.
+                        let _ = answer.send(done.clone());
+                    }
+                });
+                // The turn is held until the commit is written: one commit in flight per key.
+                let _ = written.await;
             }
         }
         rx.await
@@ -156,9 +164,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_writer_dropped_mid_write_still_writes_and_answers_the_others_in_its_commit() {
+        let group = Arc::new(GroupCommit::<u32>::new(8));
+        let commits = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
+        let call = |i: u32| {
+            let (group, commits) = (group.clone(), commits.clone());
+            tokio::spawn(async move {
+                group
+                    .record("k".into(), i, move |records| {
+                        let commits = commits.clone();
+                        async move {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            let mut c = commits.lock().map_err(GroupError::new)?;
+                            c.push(records);
+                            Ok(c.len() as u64)
+                        }
+                    })
+                    .await
+            })
+        };
+        let pause = || tokio::time::sleep(Duration::from_millis(10));
+        // 0 writes alone; 1 and 2 queue behind it, and 1 writes both of theirs next.
+        let zero = call(0);
+        pause().await;
+        let one = call(1);
+        pause().await;
+        let two = call(2);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        // 1's client goes away while its commit (1 and 2) is being written.
+        one.abort();
+        assert_eq!(zero.await.expect("joined").expect("recorded"), 1);
+        assert_eq!(two.await.expect("joined").expect("recorded"), 2);
+        let commits = commits.lock().expect("lock").clone();
+        assert_eq!(commits, vec![vec![0], vec![1, 2]]);
+    }
+
+    #[tokio::test]
     async fn a_failed_write_is_every_member_s_answer_and_the_next_one_starts_afresh() {
         let group = GroupCommit::<u32>::new(8);
-        let calls = AtomicUsize::new(0);
+        let calls = Arc::new(AtomicUsize::new(0));
         let write = |_: Vec<u32>| {
             let n = calls.fetch_add(1, Ordering::SeqCst);
             async move {

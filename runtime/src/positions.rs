@@ -128,10 +128,13 @@ impl Positions {
             return Ok(());
         }
         self.group
-            .record(key.to_string(), position, |positions| async move {
-                let highest = positions.into_iter().max().unwrap_or_default();
-                self.store(key, highest).await.map_err(GroupError::new)?;
-                Ok(highest)
+            .record(key.to_string(), position, |positions| {
+                let (this, key) = (self.clone(), key.to_string());
+                async move {
+                    let highest = positions.into_iter().max().unwrap_or_default();
+                    this.store(&key, highest).await.map_err(GroupError::new)?;
+                    Ok(highest)
+                }
             })
             .await
             .map(|_| ())

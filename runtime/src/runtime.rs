@@ -99,18 +99,22 @@ impl Runtime {
         meta: Metadata,
     ) -> Result<u64, GroupError> {
         let key = format!("{tenant}.{}.{}", A::CONTEXT, A::AGGREGATE);
-        let store = self.executor.store();
+        let store = self.executor.store().clone();
         self.records
-            .record(key, (event, meta), |records| async move {
-                let agg =
-                    address::<A>(tenant, Uuid::now_v7().to_string()).map_err(GroupError::new)?;
-                let (events, metas): (Vec<NewEvent>, Vec<Metadata>) = records.into_iter().unzip();
-                let events = events.into_iter().zip(&metas).collect();
-                let appended = store
-                    .append_each(&agg, &Expected::NEW, events, None)
-                    .await
-                    .map_err(GroupError::new)?;
-                Ok(appended.position)
+            .record(key, (event, meta), |records| {
+                let store = store.clone();
+                async move {
+                    let agg = address::<A>(tenant, Uuid::now_v7().to_string())
+                        .map_err(GroupError::new)?;
+                    let (events, metas): (Vec<NewEvent>, Vec<Metadata>) =
+                        records.into_iter().unzip();
+                    let events = events.into_iter().zip(&metas).collect();
+                    let appended = store
+                        .append_each(&agg, &Expected::NEW, events, None)
+                        .await
+                        .map_err(GroupError::new)?;
+                    Ok(appended.position)
+                }
             })
             .await
     }
