@@ -120,27 +120,38 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
+    type Commits = Arc<Mutex<Vec<Vec<u32>>>>;
+
+    /// A caller recording `i` under one key through a write that takes `ms` and appends its
+    /// records to `commits`, answering how many commits there are.
+    fn slow_caller(
+        group: &Arc<GroupCommit<u32>>,
+        commits: &Commits,
+        i: u32,
+        ms: u64,
+    ) -> tokio::task::JoinHandle<Result<u64, GroupError>> {
+        let (group, commits) = (group.clone(), commits.clone());
+        tokio::spawn(async move {
+            group
+                .record("k".into(), i, move |records| {
+                    let commits = commits.clone();
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        let mut c = commits.lock().map_err(GroupError::new)?;
+                        c.push(records);
+                        Ok(c.len() as u64)
+                    }
+                })
+                .await
+        })
+    }
+
     #[tokio::test]
     async fn concurrent_records_share_commits_and_each_hears_its_own() {
         let group = Arc::new(GroupCommit::<u32>::new(4));
         let commits = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
-        let callers = (0..10u32).map(|i| {
-            let (group, commits) = (group.clone(), commits.clone());
-            tokio::spawn(async move {
-                group
-                    .record("k".into(), i, |records| {
-                        let commits = commits.clone();
-                        async move {
-                            // A slow write, so the others pile up behind it.
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            let mut c = commits.lock().map_err(GroupError::new)?;
-                            c.push(records);
-                            Ok(c.len() as u64)
-                        }
-                    })
-                    .await
-            })
-        });
+        // A slow write, so the others pile up behind it.
+        let callers = (0..10u32).map(|i| slow_caller(&group, &commits, i, 20));
         let positions: Vec<u64> = futures::future::join_all(callers)
             .await
             .into_iter()
@@ -167,22 +178,7 @@ mod tests {
     async fn a_writer_dropped_mid_write_still_writes_and_answers_the_others_in_its_commit() {
         let group = Arc::new(GroupCommit::<u32>::new(8));
         let commits = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
-        let call = |i: u32| {
-            let (group, commits) = (group.clone(), commits.clone());
-            tokio::spawn(async move {
-                group
-                    .record("k".into(), i, move |records| {
-                        let commits = commits.clone();
-                        async move {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            let mut c = commits.lock().map_err(GroupError::new)?;
-                            c.push(records);
-                            Ok(c.len() as u64)
-                        }
-                    })
-                    .await
-            })
-        };
+        let call = |i: u32| slow_caller(&group, &commits, i, 50);
         let pause = || tokio::time::sleep(Duration::from_millis(10));
         // 0 writes alone; 1 and 2 queue behind it, and 1 writes both of theirs next.
         let zero = call(0);
