@@ -126,22 +126,9 @@ async fn store_checkpoint(
     Ok(())
 }
 
-/// Moves the checkpoint over commits that change nothing here; never backwards (a rebuild's
-/// swap may have moved it further meanwhile).
-async fn advance_checkpoint(pool: &PgPool, name: &str, position: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE projector_checkpoints SET position = $2, updated_at = now() \
-         WHERE name = $1 AND position < $2 AND status = 'running'",
-    )
-    .bind(name)
-    .bind(position)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
 /// Moves the checkpoints of every projection in `names` over commits that change nothing in
-/// them, in one statement: most batches concern two or three projections, and a statement
+/// them, never backwards (a rebuild's swap may have moved one further meanwhile), in one
+/// statement: most batches concern two or three projections, and a statement
 /// (and a commit) per idle projection per batch cost PostgreSQL more than the work itself.
 async fn advance_checkpoints(
     pool: &PgPool,
@@ -203,7 +190,7 @@ pub async fn apply_batch<P: Projection>(
         let Some(last) = commits.last().map(|c| c.position) else {
             return Ok(0);
         };
-        advance_checkpoint(pool, P::NAME, last as i64)
+        advance_checkpoints(pool, &[P::NAME], last as i64)
             .await
             .map_err(|e| (first, e.into()))?;
         return Ok(last);
