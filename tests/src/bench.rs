@@ -201,12 +201,24 @@ impl Aegis {
         db: &TestDb,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
+        Self::start_role(nats, db, "serve", env).await
+    }
+
+    /// One role of Aegis (`serve`, `command-api`, `projectors`, `reactors`) as a process of its
+    /// own, so each role's CPU time can be told apart. Roles without the HTTP API are given
+    /// two seconds to start their consumers; their `base` is unusable.
+    pub async fn start_role(
+        nats: &NatsServer,
+        db: &TestDb,
+        role: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?.with_file_name("aegis-under-test");
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let mut cmd = Command::new(&exe);
-        cmd.arg("serve")
+        cmd.arg(role)
             .env("NATS_URL", nats.url())
             .env("DATABASE_URL", db.url())
             .env("AEGIS_HTTP_ADDR", format!("127.0.0.1:{port}"))
@@ -224,6 +236,10 @@ impl Aegis {
             .spawn()
             .with_context(|| format!("starting {}", exe.display()))?;
         let base = format!("http://127.0.0.1:{port}");
+        if !matches!(role, "serve" | "command-api") {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            return Ok(Self { child, base });
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         while reqwest::get(format!("{base}/health")).await.is_err() {
             if Instant::now() > deadline {
@@ -285,5 +301,79 @@ impl Drop for Aegis {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The figures of several runs of one benchmark, printed with their medians at the end: this
+/// machine's disk and CPU vary from run to run by more than most changes move a figure, so one
+/// run proves little. `BENCH_RUNS` (default 3) sets how many.
+#[derive(Default)]
+pub struct Runs {
+    figures: Vec<Figure>,
+}
+
+struct Figure {
+    name: String,
+    decimals: usize,
+    values: Vec<f64>,
+}
+
+impl Runs {
+    pub fn count() -> usize {
+        std::env::var("BENCH_RUNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(3)
+    }
+
+    /// Adds one run's `value` of the figure `name`, shown with `decimals` decimals.
+    pub fn record(&mut self, name: &str, decimals: usize, value: f64) {
+        match self.figures.iter_mut().find(|f| f.name == name) {
+            Some(f) => f.values.push(value),
+            None => self.figures.push(Figure {
+                name: name.to_string(),
+                decimals,
+                values: vec![value],
+            }),
+        }
+    }
+
+    /// One line per figure: every run's value, then the median.
+    pub fn print(&self) {
+        println!("\n== every run, then the median ==");
+        for f in &self.figures {
+            let d = f.decimals;
+            let runs: Vec<String> = f.values.iter().map(|v| format!("{v:.d$}")).collect();
+            println!(
+                "{:<52} {:<28} median {:.d$}",
+                f.name,
+                runs.join(", "),
+                median(&f.values)
+            );
+        }
+    }
+}
+
+/// The middle value (the mean of the two middle ones for an even count); 0 for none.
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
     }
 }

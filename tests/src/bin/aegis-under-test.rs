@@ -1,9 +1,8 @@
 //! The `aegis` binary, built inside this package so end-to-end tests can run it as a child
 //! process (and kill it) via `CARGO_BIN_EXE_aegis-under-test`.
-/// The allocator `aegis` ships with (see command-api/src/main.rs), so tests and benchmarks run
-/// what operators run.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// Linked for its global allocator, the one `aegis` ships with (an unnamed crate is not linked).
+use aegis_tests as _;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
