@@ -51,6 +51,27 @@ async fn apply_all<P: Projection>(
         .map_err(|source| RebuildError::Apply { position, source })
 }
 
+/// Reads the log into batches in a task of its own, up to two batches ahead, so the next batch
+/// is read and decoded while Postgres applies this one (read then apply in turn left each side
+/// idle half the time). The task ends at the end of the range, at the first error, or when the
+/// receiver is dropped.
+fn read_ahead(
+    commits: impl futures::Stream<Item = Result<StoredCommit, StoreError>> + Send + 'static,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<StoredCommit>, StoreError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        let mut batches = Box::pin(commits.chunks(REBUILD_BATCH));
+        while let Some(batch) = batches.next().await {
+            let batch: Result<Vec<StoredCommit>, StoreError> = batch.into_iter().collect();
+            let failed = batch.is_err();
+            if tx.send(batch).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Rebuilds projection `P` from the whole log, serving the old tables until the swap.
 pub async fn rebuild<P: Projection>(
     pool: &PgPool,
@@ -74,12 +95,13 @@ pub async fn rebuild<P: Projection>(
         position: 0,
     };
     let head = store.head().await?;
-    let commits = store
-        .read_range(vec![ALL_EVENTS.into()], 1, Some(head))
-        .await?;
-    let mut batches = Box::pin(commits.chunks(REBUILD_BATCH));
-    while let Some(batch) = batches.next().await {
-        let batch: Vec<StoredCommit> = batch.into_iter().collect::<Result<_, _>>()?;
+    let mut batches = read_ahead(
+        store
+            .read_range(vec![ALL_EVENTS.into()], 1, Some(head))
+            .await?,
+    );
+    while let Some(batch) = batches.recv().await {
+        let batch = batch?;
         let mut tx = pool.begin().await?;
         apply_all(&mut tx, projection, &batch).await?;
         tx.commit().await?;
