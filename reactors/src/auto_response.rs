@@ -106,24 +106,9 @@ impl AutoResponder {
     pub async fn follow_rule_changes(
         self: Arc<Self>,
         client: async_nats::Client,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> Result<(), async_nats::SubscribeError> {
-        let mut sub = client.subscribe(RULE_EVENTS).await?;
-        loop {
-            let msg = tokio::select! {
-                m = sub.next() => m,
-                _ = shutdown.changed() => return Ok(()),
-            };
-            let Some(msg) = msg else { return Ok(()) };
-            if let Some(tenant) = msg
-                .subject
-                .split('.')
-                .nth(2)
-                .and_then(|t| Uuid::parse_str(t).ok())
-            {
-                self.mark_dirty(tenant);
-            }
-        }
+        crate::follow::follow_tenants(client, RULE_EVENTS, shutdown, |t| self.mark_dirty(t)).await
     }
 
     fn mark_dirty(&self, tenant: Uuid) {

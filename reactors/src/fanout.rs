@@ -5,16 +5,16 @@
 //! others.
 //!
 //! Webhooks are read from the integrations read model once it has applied the event's own
-//! position, so a webhook saved just before an incident receives it.
+//! position, so a webhook saved just before an incident receives it; the copy is kept until
+//! the tenant's next webhook event (see `fanout_hooks.rs`).
 
 use crate::{Reactor, ReactorError};
 use aegis_auto_response::{ApprovalAggregate, RuleAggregate};
 use aegis_incidents::IncidentAggregate;
-use aegis_integrations::webhooks::{SealedSecrets, Topic, WebhookKind};
+use aegis_integrations::webhooks::{SealedSecrets, Topic, WebhookAggregate, WebhookKind};
 use aegis_integrations_services::dead_letters::{self, DeadLetter};
 use aegis_integrations_services::webhooks::{deliver, Notification, Secrets, Target};
-use aegis_projectors::integrations::IntegrationsProjection;
-use aegis_projectors::Projection;
+use aegis_kernel::Aggregate as _;
 use aegis_runtime::Runtime;
 use aegis_schemas::auto_response::v1 as ar_pb;
 use aegis_schemas::broker::v1 as broker_pb;
@@ -24,15 +24,35 @@ use aegis_schemas::vault::v1 as vault_pb;
 use aegis_schemas::Message;
 use aegis_streams::StoredCommit;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use uuid::Uuid;
+
+#[path = "fanout_hooks.rs"]
+mod hooks;
+pub use hooks::WEBHOOK_EVENTS;
+use hooks::{Hooks, Row};
 
 pub struct WebhookFanout {
     state: Runtime,
+    hooks: Arc<Hooks>,
 }
 
 impl WebhookFanout {
     pub fn new(state: Runtime) -> Self {
-        Self { state }
+        Self {
+            state,
+            hooks: Arc::default(),
+        }
+    }
+
+    /// Forgets a tenant's webhooks whenever another instance changes one of them (this
+    /// instance's own consumer hears of its share in log order).
+    pub async fn follow_webhook_changes(
+        self: Arc<Self>,
+        client: async_nats::Client,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), async_nats::SubscribeError> {
+        self.hooks.clone().follow_changes(client, shutdown).await
     }
 }
 
@@ -294,37 +314,6 @@ async fn notify_actions(
         .collect())
 }
 
-/// A webhook row with its secrets still sealed.
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: Uuid,
-    name: String,
-    kind: String,
-    topics: Vec<String>,
-    secret_version: i64,
-    secret_nonce: Vec<u8>,
-    secret_ciphertext: Vec<u8>,
-}
-
-/// The tenant's enabled webhooks, with their topics, as the read model has them.
-async fn webhooks(state: &Runtime, tenant: Uuid) -> Result<Vec<(Row, Vec<Topic>)>, ReactorError> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, name, kind, topics, secret_version, secret_nonce, secret_ciphertext \
-         FROM webhooks WHERE tenant_id = $1 AND NOT deleted AND enabled ORDER BY created_at",
-    )
-    .bind(tenant)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(fail)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let topics = r.topics.iter().filter_map(|t| Topic::parse(t)).collect();
-            (r, topics)
-        })
-        .collect())
-}
-
 /// Whether a webhook takes a notification: one that names it (by name or id) among its
 /// `channels` (a leak policy's, a workflow's), else by its topic, and for a `notify` that names a channel, only the webhook of
 /// that name.
@@ -412,6 +401,8 @@ impl Reactor for WebhookFanout {
             "aegis.evt.*.vault.leak_incident.>".into(),
             // Access requests: only a break-glass notifies.
             "aegis.evt.*.broker.request.>".into(),
+            // Not notified of: they only make this instance forget the tenant's webhooks.
+            WEBHOOK_EVENTS.into(),
         ]
     }
 
@@ -422,14 +413,17 @@ impl Reactor for WebhookFanout {
         let Ok(tenant) = Uuid::parse_str(&first.tenant_id) else {
             return Ok(());
         };
+        if first.context == WebhookAggregate::CONTEXT
+            && first.aggregate_type == WebhookAggregate::AGGREGATE
+        {
+            // A webhook changed: what follows it in the log must see the change.
+            self.hooks.forget(tenant);
+            return Ok(());
+        }
         if !commit.events.iter().any(may_notify) {
             return Ok(());
         }
-        self.state
-            .read_models_at(&[IntegrationsProjection::NAME], commit.position)
-            .await
-            .map_err(fail)?;
-        let hooks = webhooks(&self.state, tenant).await?;
+        let hooks = self.hooks.of(&self.state, tenant, commit.position).await?;
         // A tenant without webhooks costs no read of the log.
         if hooks.is_empty() {
             return Ok(());

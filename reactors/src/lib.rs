@@ -12,6 +12,7 @@ pub mod approval_expiry;
 pub mod audit_checkpoints;
 pub mod auto_response;
 pub mod fanout;
+pub mod follow;
 pub mod gitops_watch;
 pub mod leak_scans;
 pub mod lease_expiry;

@@ -72,6 +72,21 @@ pub fn start(tasks: &mut JoinSet<()>, rt: &Runtime, shutdown: watch::Receiver<bo
     );
     let js = rt.executor.store().jetstream().clone();
     let fanout = Arc::new(crate::fanout::WebhookFanout::new(rt.clone()));
+    let (f, c) = (fanout.clone(), rt.nats.clone());
+    supervise(
+        tasks,
+        health.clone(),
+        "webhook_changes",
+        shutdown.clone(),
+        move |stop| {
+            let follow = f.clone().follow_webhook_changes(c.clone(), stop);
+            async move {
+                if let Err(e) = follow.await {
+                    tracing::error!(error = %e, "webhook fan-out cannot follow webhook changes");
+                }
+            }
+        },
+    );
     supervise(
         tasks,
         health.clone(),

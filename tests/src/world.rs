@@ -538,6 +538,17 @@ impl TestApp {
         .expect("the incidents digest")
     }
 
+    /// The event log's stream, to ask JetStream about it (its consumers, say).
+    pub async fn log_stream(&self) -> async_nats::jetstream::stream::Stream {
+        self.state()
+            .executor
+            .store()
+            .jetstream()
+            .get_stream(aegis_streams::provision::events_stream_name())
+            .await
+            .expect("the event log's stream")
+    }
+
     /// The stream head: how many commits the log holds.
     pub async fn head(&self) -> u64 {
         self.state().executor.store().head().await.expect("head")

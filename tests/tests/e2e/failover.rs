@@ -225,14 +225,7 @@ async fn killing_one_of_two_instances_mid_work_loses_no_reaction_and_repeats_no_
         .collect();
     let runs_repeated = runs.len() - triggers.len();
     // What the dead instance held when it died, and JetStream handed to the survivor.
-    let log_stream = world
-        .state()
-        .executor
-        .store()
-        .jetstream()
-        .get_stream(aegis_streams::provision::events_stream_name())
-        .await
-        .unwrap();
+    let log_stream = world.log_stream().await;
     // Deliveries past one per commit on the consumer's subjects (the log was empty when
     // the consumers began) are the ones handed over again.
     let mut handed_over = 0;

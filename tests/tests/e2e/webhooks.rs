@@ -598,3 +598,78 @@ async fn slack_test_answers_slacks_status_and_rule_notifications_go_to_their_cha
     assert_eq!(action["outcome"], "done", "{runs}");
     assert_eq!(action["detail"], "handed to 1 webhook(s)");
 }
+
+/// The fan-out keeps each tenant's webhooks between events and forgets them on the tenant's
+/// next webhook event: a webhook created after the fan-out has seen the tenant with none
+/// receives the next incident, and a disabled one receives nothing more.
+#[tokio::test]
+async fn webhook_changes_reach_the_fanout_before_the_next_incident() {
+    let (first_url, first_seen) = slack().await;
+    let (second_url, second_seen) = slack().await;
+    let app = spawn().await;
+    let tenant = app.create_tenant("Changes").await;
+    let log = app.log_stream().await;
+    // The fan-out has settled an incident of the tenant while it had no webhook: it holds
+    // the tenant's (empty) webhooks from here on.
+    let (_, before, _) = app
+        .open_incident(tenant, incident("Before any webhook", "high"))
+        .await;
+    let settled = eventually(WITHIN, || async {
+        let log = log.clone();
+        log.consumer_info("webhook_fanout")
+            .await
+            .is_ok_and(|i| i.ack_floor.stream_sequence >= before)
+    })
+    .await;
+    assert!(settled, "the fan-out never settled the first incident");
+
+    let hook = create(
+        &app,
+        tenant,
+        json!({"name": "first", "kind": "slack", "url": first_url}),
+    )
+    .await;
+    app.open_incident(tenant, incident("After the first webhook", "high"))
+        .await;
+    let got = received(&first_seen, 1).await;
+    assert!(
+        got[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("After the first webhook"),
+        "{got:?}"
+    );
+
+    let path = format!("/webhooks/config/{}", hook["id"].as_str().unwrap());
+    let r = app
+        .admin(Method::PUT, &path, Some(tenant))
+        .header("If-Match", "\"1\"")
+        .json(&json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    create(
+        &app,
+        tenant,
+        json!({"name": "second", "kind": "slack", "url": second_url}),
+    )
+    .await;
+    app.open_incident(tenant, incident("After the change", "high"))
+        .await;
+    let got = received(&second_seen, 1).await;
+    assert!(
+        got[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("After the change"),
+        "{got:?}"
+    );
+    // The fan-out handles a tenant's events in order: the second webhook's delivery means
+    // the disabled one was passed over for the same incident.
+    assert_eq!(
+        first_seen.lock().unwrap().len(),
+        1,
+        "the disabled webhook was notified"
+    );
+}
