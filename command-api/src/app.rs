@@ -130,8 +130,9 @@ pub async fn connect_projector_db(config: &Config) -> anyhow::Result<sqlx::PgPoo
         .parse()
         .context("parsing DATABASE_URL")?;
     sqlx::postgres::PgPoolOptions::new()
-        // One per projection applying a batch at once, and the checkpoint advance.
-        .max_connections(12)
+        // Checkpoint reads and halts only: the runner applies batches on connections of its
+        // own (see `aegis_projectors::runner`), opened with these same options.
+        .max_connections(4)
         .connect_with(options.options([("synchronous_commit", "off")]))
         .await
         .context("connecting to PostgreSQL (DATABASE_URL) for the projectors")

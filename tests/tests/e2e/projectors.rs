@@ -482,7 +482,9 @@ async fn a_failing_batch_applies_what_precedes_the_bad_commit_and_names_it() {
     .into_iter()
     .map(Result::unwrap)
     .collect();
-    let result = aegis_projectors::runner::apply_batch(pool, &IncidentsProjection, &commits).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let result =
+        aegis_projectors::runner::apply_batch(&mut conn, &IncidentsProjection, &commits).await;
     let (position, error) = result.expect_err("the batch holds a commit that cannot be applied");
     assert_eq!(
         position, bad.position,
