@@ -108,6 +108,21 @@ pub async fn connect_store(config: &Config) -> anyhow::Result<(async_nats::Clien
 pub async fn connect_db(config: &Config) -> anyhow::Result<sqlx::PgPool> {
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(32)
+        // A connection is tested (one round trip) only when it has sat idle for a second or
+        // more, not every time it is taken: with sqlx's default a query was three round trips
+        // (a test when taken, the query, a test when given back, which sqlx always makes).
+        // One used within the last second and cut meanwhile (a PostgreSQL restart) fails its
+        // query once, as a database that is not there does: 503 with Retry-After, and the
+        // pool drops it.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= std::time::Duration::from_secs(1) {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect(&config.database_url)
         .await
         .context("connecting to PostgreSQL (DATABASE_URL)")?;
