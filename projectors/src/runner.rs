@@ -416,26 +416,22 @@ async fn run_once(
             let names: Vec<&'static str> = idle.iter().map(|(p, _)| p.name()).collect();
             advance_checkpoints(&mut idle_conn, &names, last.position as i64).await?;
         }
-        let (concerned, results): (Vec<_>, Vec<_>) = {
-            let names: Vec<Arc<dyn AnyProjection>> =
-                concerned.iter().map(|(p, _)| p.clone()).collect();
-            let applied = futures::future::join_all(
-                concerned
-                    .into_iter()
-                    .map(|(p, conn)| p.apply_batch(conn, &commits)),
-            )
-            .await;
-            (names, applied)
-        };
+        let names: Vec<&'static str> = concerned.iter().map(|(p, _)| p.name()).collect();
+        let results = futures::future::join_all(
+            concerned
+                .into_iter()
+                .map(|(p, conn)| p.apply_batch(conn, &commits)),
+        )
+        .await;
         let mut failed = Vec::new();
-        for (p, result) in concerned.iter().zip(results) {
+        for (name, result) in names.into_iter().zip(results) {
             match result {
-                Ok(position) => tracing::debug!(projection = p.name(), position, "applied"),
+                Ok(position) => tracing::debug!(projection = name, position, "applied"),
                 Err((_, e)) if e.is_transient() => return Err(e.into()),
                 Err((position, e)) => {
-                    tracing::error!(projection = p.name(), position, error = %e, "projection halted");
-                    checkpoint::halt(pool, p.name(), position, &e.to_string()).await?;
-                    failed.push(p.name());
+                    tracing::error!(projection = name, position, error = %e, "projection halted");
+                    checkpoint::halt(pool, name, position, &e.to_string()).await?;
+                    failed.push(name);
                 }
             }
         }

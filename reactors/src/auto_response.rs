@@ -107,7 +107,7 @@ impl AutoResponder {
         self: Arc<Self>,
         client: async_nats::Client,
         shutdown: watch::Receiver<bool>,
-    ) -> Result<(), async_nats::SubscribeError> {
+    ) {
         crate::follow::follow_tenants(client, RULE_EVENTS, shutdown, |t| self.mark_dirty(t)).await
     }
 

@@ -51,8 +51,9 @@ impl WebhookFanout {
         self: Arc<Self>,
         client: async_nats::Client,
         shutdown: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<(), async_nats::SubscribeError> {
-        self.hooks.clone().follow_changes(client, shutdown).await
+    ) {
+        crate::follow::follow_tenants(client, WEBHOOK_EVENTS, shutdown, |t| self.hooks.forget(t))
+            .await
     }
 }
 

@@ -17,7 +17,6 @@ use aegis_runtime::Runtime;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::watch;
 use uuid::Uuid;
 
 /// Every webhook event of every tenant.
@@ -82,15 +81,6 @@ impl Hooks {
             }
         }
         Ok(loaded)
-    }
-
-    /// Forgets a tenant's copy whenever any instance changes one of its webhooks.
-    pub async fn follow_changes(
-        self: Arc<Self>,
-        client: async_nats::Client,
-        shutdown: watch::Receiver<bool>,
-    ) -> Result<(), async_nats::SubscribeError> {
-        crate::follow::follow_tenants(client, WEBHOOK_EVENTS, shutdown, |t| self.forget(t)).await
     }
 }
 

@@ -7,19 +7,27 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 /// Calls `changed` with the tenant of every event published on `subject` until `shutdown`.
+/// A subscription that cannot be made is logged and ends the task (its supervisor starts it
+/// again).
 pub async fn follow_tenants(
     client: async_nats::Client,
     subject: &'static str,
     mut shutdown: watch::Receiver<bool>,
     changed: impl Fn(Uuid),
-) -> Result<(), async_nats::SubscribeError> {
-    let mut sub = client.subscribe(subject).await?;
+) {
+    let mut sub = match client.subscribe(subject).await {
+        Ok(sub) => sub,
+        Err(e) => {
+            tracing::error!(subject, error = %e, "cannot follow the changes published on this subject");
+            return;
+        }
+    };
     loop {
         let msg = tokio::select! {
             m = sub.next() => m,
-            _ = shutdown.changed() => return Ok(()),
+            _ = shutdown.changed() => return,
         };
-        let Some(msg) = msg else { return Ok(()) };
+        let Some(msg) = msg else { return };
         if let Some(tenant) = tenant_of(&msg.subject) {
             changed(tenant);
         }

@@ -46,14 +46,7 @@ pub fn start(tasks: &mut JoinSet<()>, rt: &Runtime, shutdown: watch::Receiver<bo
         health.clone(),
         "auto_response_rules",
         shutdown.clone(),
-        move |stop| {
-            let follow = r.clone().follow_rule_changes(c.clone(), stop);
-            async move {
-                if let Err(e) = follow.await {
-                    tracing::error!(error = %e, "auto-response cannot follow rule changes");
-                }
-            }
-        },
+        move |stop| r.clone().follow_rule_changes(c.clone(), stop),
     );
     let js = rt.executor.store().jetstream().clone();
     supervise(
@@ -78,14 +71,7 @@ pub fn start(tasks: &mut JoinSet<()>, rt: &Runtime, shutdown: watch::Receiver<bo
         health.clone(),
         "webhook_changes",
         shutdown.clone(),
-        move |stop| {
-            let follow = f.clone().follow_webhook_changes(c.clone(), stop);
-            async move {
-                if let Err(e) = follow.await {
-                    tracing::error!(error = %e, "webhook fan-out cannot follow webhook changes");
-                }
-            }
-        },
+        move |stop| f.clone().follow_webhook_changes(c.clone(), stop),
     );
     supervise(
         tasks,
